@@ -1,0 +1,235 @@
+/**
+ * Named errors with a stable `code`. `wireCode` is the original Python package's error code
+ * (E001…E006) that travels to clients; codes above E006 are ours.
+ */
+
+export type WireErrorCode = 'E001' | 'E002' | 'E003' | 'E004' | 'E005' | 'E006' | 'E007' | 'E008';
+
+/** The error as stored in the task record and pushed to clients. */
+export interface TaskErrorInfo {
+  type: string;
+  code: WireErrorCode;
+  message: string;
+  stack?: string;
+  details?: Record<string, unknown>;
+}
+
+export interface FieldIssue {
+  field: string;
+  message: string;
+}
+
+export class AiecsError extends Error {
+  readonly code: string = 'AIECS_ERROR';
+  readonly wireCode: WireErrorCode = 'E003';
+  /** Whether running the same task again may succeed. */
+  readonly retryable: boolean = false;
+  readonly details: Record<string, unknown>;
+
+  constructor(message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.details = details;
+  }
+
+  toInfo(): TaskErrorInfo {
+    return errorInfo(this);
+  }
+}
+
+/** A request or option failed validation; `issues` names each bad field. */
+export class ValidationError extends AiecsError {
+  override readonly code = 'VALIDATION_ERROR';
+  override readonly wireCode = 'E001';
+  readonly issues: FieldIssue[];
+  constructor(issues: FieldIssue[], prefix = 'invalid request') {
+    super(`${prefix}: ${issues.map((i) => `${i.field}: ${i.message}`).join('; ')}`, { issues });
+    this.issues = issues;
+  }
+}
+
+export class PayloadTooLargeError extends AiecsError {
+  override readonly code = 'PAYLOAD_TOO_LARGE';
+  override readonly wireCode = 'E001';
+  constructor(
+    readonly field: string,
+    readonly size: number,
+    readonly limit: number,
+  ) {
+    super(`${field} is ${size} bytes, over the limit of ${limit} bytes`, { field, size, limit });
+  }
+}
+
+export type TimeLimitKind = 'soft' | 'hard';
+
+export class TaskTimeoutError extends AiecsError {
+  override readonly code = 'TASK_TIMEOUT';
+  override readonly wireCode = 'E002';
+  constructor(
+    readonly limit: TimeLimitKind,
+    readonly seconds: number,
+    readonly taskId?: string,
+  ) {
+    super(`task exceeded its ${limit} time limit of ${seconds} s`, { limit, seconds, task_id: taskId });
+  }
+}
+
+export class TaskCancelledError extends AiecsError {
+  override readonly code = 'TASK_CANCELLED';
+  override readonly wireCode = 'E004';
+  constructor(
+    readonly taskId?: string,
+    reason = 'task was cancelled',
+  ) {
+    super(reason, { task_id: taskId });
+  }
+}
+
+/** The task ran and failed; `remote` is the error recorded by the worker. */
+export class TaskFailedError extends AiecsError {
+  override readonly code = 'TASK_FAILED';
+  override readonly wireCode = 'E003';
+  constructor(
+    readonly taskId: string,
+    readonly remote: TaskErrorInfo,
+  ) {
+    super(`task ${taskId} failed: ${remote.type}: ${remote.message}`, { task_id: taskId, remote });
+  }
+}
+
+export class RetriesExhaustedError extends AiecsError {
+  override readonly code = 'RETRIES_EXHAUSTED';
+  override readonly wireCode = 'E005';
+}
+
+export class StorageError extends AiecsError {
+  override readonly code = 'STORAGE_ERROR';
+  override readonly wireCode = 'E006';
+  override readonly retryable = true;
+}
+
+export class ServiceNotFoundError extends AiecsError {
+  override readonly code = 'SERVICE_NOT_FOUND';
+  override readonly wireCode = 'E007';
+  constructor(
+    readonly mode: string,
+    readonly service: string,
+    readonly taskName: string | undefined,
+    readonly registered: string[],
+    reason?: string,
+  ) {
+    super(
+      reason ??
+        `no service registered as ${mode}/${service}; registered: ${registered.length ? registered.join(', ') : '(none)'}`,
+      { mode, service, task_name: taskName, registered },
+    );
+  }
+}
+
+/** `get({ timeout })` gave up waiting; the task itself goes on. */
+export class WaitTimeoutError extends AiecsError {
+  override readonly code = 'WAIT_TIMEOUT';
+  override readonly wireCode = 'E002';
+  constructor(
+    readonly taskId: string,
+    readonly seconds: number,
+  ) {
+    super(`task ${taskId} did not finish within ${seconds} s of waiting`, { task_id: taskId, seconds });
+  }
+}
+
+export class TaskNotFoundError extends AiecsError {
+  override readonly code = 'TASK_NOT_FOUND';
+  override readonly wireCode = 'E001';
+  constructor(readonly taskId: string) {
+    super(`no task with id ${taskId}`, { task_id: taskId });
+  }
+}
+
+/** A task id was re-submitted with a different request. */
+export class TaskConflictError extends AiecsError {
+  override readonly code = 'TASK_CONFLICT';
+  override readonly wireCode = 'E001';
+  constructor(readonly taskId: string) {
+    super(`task ${taskId} already exists with a different request`, { task_id: taskId });
+  }
+}
+
+export class ResultNotSerializableError extends AiecsError {
+  override readonly code = 'RESULT_NOT_SERIALIZABLE';
+  override readonly wireCode = 'E003';
+}
+
+export class ConfigError extends AiecsError {
+  override readonly code = 'CONFIG_ERROR';
+  override readonly wireCode = 'E001';
+}
+
+export class StoreUnavailableError extends AiecsError {
+  override readonly code = 'STORE_UNAVAILABLE';
+  override readonly wireCode = 'E006';
+  override readonly retryable = true;
+}
+
+/** An error a service throws to say "try again later" (network, 429, 5xx). */
+export class RetryableError extends AiecsError {
+  override readonly code = 'RETRYABLE_ERROR';
+  override readonly retryable = true;
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, retryAfterMs === undefined ? {} : { retry_after_ms: retryAfterMs }, options);
+  }
+}
+
+const RETRYABLE_NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/** Network failures, 429 and 5xx are worth another attempt; everything else is not. */
+export function isRetryable(error: unknown): boolean {
+  if (error instanceof AiecsError) return error.retryable;
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as { retryable?: unknown; status?: unknown; statusCode?: unknown; code?: unknown; cause?: unknown };
+  if (typeof e.retryable === 'boolean') return e.retryable;
+  const status = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : undefined;
+  if (status !== undefined) return status === 429 || status === 408 || status >= 500;
+  if (typeof e.code === 'string' && RETRYABLE_NETWORK_CODES.has(e.code)) return true;
+  if (e.cause !== undefined && e.cause !== error) return isRetryable(e.cause);
+  return false;
+}
+
+/** The stored, wire-safe form of any thrown value. */
+export function errorInfo(error: unknown): TaskErrorInfo {
+  if (error instanceof AiecsError) {
+    const info: TaskErrorInfo = { type: error.name, code: error.wireCode, message: error.message };
+    if (error.stack) info.stack = error.stack;
+    if (Object.keys(error.details).length > 0) info.details = error.details;
+    return info;
+  }
+  if (error instanceof Error) {
+    const info: TaskErrorInfo = { type: error.name || 'Error', code: 'E003', message: error.message };
+    if (error.stack) info.stack = error.stack;
+    return info;
+  }
+  return { type: 'Error', code: 'E003', message: typeof error === 'string' ? error : safeString(error) };
+}
+
+function safeString(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

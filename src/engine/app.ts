@@ -1,0 +1,287 @@
+import type { Queue, QueueEvents } from 'bullmq';
+import type { AiecsConfig } from '../core/config.js';
+import { loadConfig } from '../core/config.js';
+import {
+  TaskCancelledError,
+  TaskConflictError,
+  TaskFailedError,
+  TaskNotFoundError,
+  TaskTimeoutError,
+  WaitTimeoutError,
+  ValidationError,
+  type TimeLimitKind,
+} from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { createLogger } from '../core/logger.js';
+import type { QueueKind, SubmitOptions, TaskJobData, TaskRecord, TaskRequest, WireSubmitOptions } from '../core/task.js';
+import {
+  FAST_QUEUE,
+  HEAVY_QUEUE,
+  QUEUE_KINDS,
+  TaskStatus,
+  isTerminal,
+  optionsToWire,
+  prepareSubmission,
+  requestToWire,
+  toBullPriority,
+} from '../core/task.js';
+import { encodeControl } from './control.js';
+import { ResultWaiter } from './result-waiter.js';
+import type { Store, WorkerHeartbeat } from './store.js';
+import { openStore } from './store.js';
+import type { BullState, ProgressPayload, ResultEnvelope, TaskJob } from './task-record.js';
+import { toTaskRecord } from './task-record.js';
+
+export interface AppOptions {
+  /** Store URL; default: AIECS_BROKER_URL, else CELERY_BROKER_URL, else `embedded:./.aiecs/data`. */
+  broker?: string;
+  /** Redis key prefix / PostgreSQL schema; default `aiecs`. Tests use one each. */
+  namespace?: string;
+  /** Settings; default: parsed from the environment. */
+  config?: AiecsConfig;
+  logger?: Logger;
+  /** An already open store to share (one process running app, worker and gateway). */
+  store?: Store;
+}
+
+export interface WaitOptions {
+  /** Seconds to wait; default: forever. */
+  timeout?: number;
+}
+
+export interface CancelResult {
+  task_id: string;
+  /** The task's status after the request (`running` until the worker confirms). */
+  status: TaskStatus;
+  /** False when the task had already ended. */
+  cancelled: boolean;
+}
+
+export interface TaskHandle {
+  readonly id: string;
+  readonly queue: QueueKind;
+  /** Resolves with the final record (its `result` is the service's result); rejects on failure. */
+  get(options?: WaitOptions): Promise<TaskRecord>;
+  status(): Promise<TaskRecord>;
+  cancel(): Promise<CancelResult>;
+}
+
+export interface TaskSubmitter {
+  delay(request: TaskRequest, options?: SubmitOptions): Promise<TaskHandle>;
+}
+
+type TaskQueue = Queue<TaskJobData, ResultEnvelope>;
+
+/** The producer side: submit, read, wait for and cancel tasks, from any process. */
+export class AiecsApp {
+  readonly config: AiecsConfig;
+  readonly logger: Logger;
+  readonly executeTask: TaskSubmitter;
+  readonly executeHeavyTask: TaskSubmitter;
+  private storePromise: Promise<Store> | undefined;
+  private readonly ownsStore: boolean;
+  private readonly queues = new Map<QueueKind, TaskQueue>();
+  private readonly waiters = new Map<QueueKind, Promise<{ events: QueueEvents; waiter: ResultWaiter }>>();
+  private closed = false;
+
+  constructor(private readonly options: AppOptions = {}) {
+    this.config = options.config ?? loadConfig();
+    this.logger = options.logger ?? createLogger(this.config.logLevel);
+    this.ownsStore = options.store === undefined;
+    if (options.store) this.storePromise = Promise.resolve(options.store);
+    this.executeTask = { delay: (request, opts) => this.submit(FAST_QUEUE, request, opts) };
+    this.executeHeavyTask = { delay: (request, opts) => this.submit(HEAVY_QUEUE, request, opts) };
+  }
+
+  get brokerUrl(): string {
+    return this.options.broker ?? this.config.brokerUrl;
+  }
+
+  /** Opens the store (once); every other call does this implicitly. */
+  store(): Promise<Store> {
+    if (this.closed) return Promise.reject(new Error('the app is closed'));
+    this.storePromise ??= openStore(this.brokerUrl, {
+      logger: this.logger,
+      role: 'producer',
+      ...(this.options.namespace !== undefined ? { namespace: this.options.namespace } : {}),
+    });
+    return this.storePromise;
+  }
+
+  async queue(kind: QueueKind): Promise<TaskQueue> {
+    const store = await this.store();
+    let queue = this.queues.get(kind);
+    if (!queue) {
+      queue = store.createQueue<TaskJobData, ResultEnvelope>(kind);
+      queue.on('error', (error) => this.logger.warn({ err: error.message, queue: kind }, 'queue error'));
+      this.queues.set(kind, queue);
+    }
+    return queue;
+  }
+
+  /** Submits a camelCase request from the library API. */
+  submit(kind: QueueKind, request: TaskRequest, options: SubmitOptions = {}): Promise<TaskHandle> {
+    if (typeof request !== 'object' || request === null) {
+      return Promise.reject(new ValidationError([{ field: '(root)', message: 'expected a task request object' }]));
+    }
+    return this.submitWire(kind, requestToWire(request), optionsToWire(options));
+  }
+
+  /** Submits a wire (snake_case) request: the HTTP API and the CLI come in here. */
+  async submitWire(kind: QueueKind, request: unknown, options?: WireSubmitOptions): Promise<TaskHandle> {
+    const prepared = prepareSubmission(kind, request, options, this.config.maxInputBytes);
+    const { data } = prepared;
+    const queue = await this.queue(kind);
+    const callerChoseId = typeof (request as { task_id?: unknown }).task_id === 'string';
+    await queue.add(data.task_name, data, {
+      jobId: data.task_id,
+      priority: toBullPriority(data.options.priority),
+      delay: prepared.delayMs,
+      attempts: prepared.attempts ?? this.config.maxAttempts,
+      backoff: { type: 'aiecs', delay: this.config.retryBackoffMs },
+      removeOnComplete: { age: this.config.retention.completedS },
+      removeOnFail: { age: this.config.retention.failedS },
+    });
+    if (callerChoseId) {
+      // An existing id makes the add a no-op: same request, same task; another request, a conflict.
+      const stored = await queue.getJob(data.task_id);
+      if (stored && stored.data.fingerprint !== data.fingerprint) throw new TaskConflictError(data.task_id);
+    }
+    return this.handle(data.task_id, kind);
+  }
+
+  handle(taskId: string, kind: QueueKind): TaskHandle {
+    return {
+      id: taskId,
+      queue: kind,
+      get: (opts) => this.waitFor(taskId, kind, opts),
+      status: async () => {
+        const record = await this.getTask(taskId, kind);
+        if (!record) throw new TaskNotFoundError(taskId);
+        return record;
+      },
+      cancel: () => this.cancel(taskId),
+    };
+  }
+
+  /** The record of a task by id, from whichever queue holds it. */
+  async getTask(taskId: string, kind?: QueueKind): Promise<TaskRecord | undefined> {
+    const found = await this.findJob(taskId, kind);
+    if (!found) return undefined;
+    const state = (await found.job.getState()) as BullState;
+    if (state === 'unknown') return undefined;
+    return toTaskRecord(found.job, state, found.kind);
+  }
+
+  private async findJob(taskId: string, kind?: QueueKind): Promise<{ job: TaskJob; kind: QueueKind } | undefined> {
+    const kinds = kind ? [kind] : QUEUE_KINDS;
+    const jobs = await Promise.all(kinds.map(async (k) => (await this.queue(k)).getJob(taskId)));
+    for (let i = 0; i < kinds.length; i++) {
+      const job = jobs[i];
+      if (job) return { job: job as TaskJob, kind: kinds[i] as QueueKind };
+    }
+    return undefined;
+  }
+
+  async waitFor(taskId: string, kind: QueueKind, options: WaitOptions = {}): Promise<TaskRecord> {
+    const timeoutS = options.timeout;
+    if (timeoutS !== undefined && !(timeoutS >= 0)) {
+      throw new ValidationError([{ field: 'timeout', message: 'must be a number of seconds >= 0' }]);
+    }
+    const { waiter } = await this.waiterFor(kind);
+    const record = await waiter.wait(taskId, timeoutS === undefined ? Infinity : timeoutS * 1000, () => new WaitTimeoutError(taskId, timeoutS ?? 0));
+    return settleRecord(record);
+  }
+
+  private waiterFor(kind: QueueKind): Promise<{ events: QueueEvents; waiter: ResultWaiter }> {
+    let entry = this.waiters.get(kind);
+    if (!entry) {
+      entry = (async () => {
+        const store = await this.store();
+        const events = store.createQueueEvents(kind);
+        events.on('error', (error) => this.logger.warn({ err: error.message, queue: kind }, 'queue events error'));
+        await events.waitUntilReady();
+        return { events, waiter: new ResultWaiter(events, (id) => this.getTask(id, kind)) };
+      })();
+      this.waiters.set(kind, entry);
+    }
+    return entry;
+  }
+
+  /**
+   * Cancels a task wherever it is. A running task's worker is told over the control channel; a
+   * pending one is marked so that no worker ever runs it.
+   */
+  async cancel(taskId: string): Promise<CancelResult> {
+    const found = await this.findJob(taskId);
+    if (!found) throw new TaskNotFoundError(taskId);
+    const { job } = found;
+    const state = (await job.getState()) as BullState;
+    const before = toTaskRecord(job, state, found.kind);
+    if (isTerminal(before.status)) return { task_id: taskId, status: before.status, cancelled: false };
+
+    const store = await this.store();
+    // Tell the workers first: a task that turns active right now is caught by the message.
+    await store.publish(encodeControl({ type: 'cancel', task_id: taskId }));
+    if (state === 'active') return { task_id: taskId, status: TaskStatus.RUNNING, cancelled: true };
+
+    const error = new TaskCancelledError(taskId, 'cancelled before it ran').toInfo();
+    delete error.stack;
+    const marker: ProgressPayload = {
+      status: TaskStatus.CANCELLED,
+      progress: 0,
+      message: 'cancelled before it ran',
+      attempt: before.attempt,
+      seq: 1,
+      timestamp: Date.now(),
+      error,
+    };
+    await job.updateProgress(marker as unknown as object);
+    // A delayed task would otherwise sit until its time; let a worker drain it now.
+    if (state === 'delayed') await job.promote().catch(() => undefined);
+    return { task_id: taskId, status: TaskStatus.CANCELLED, cancelled: true };
+  }
+
+  async listWorkers(): Promise<WorkerHeartbeat[]> {
+    return (await this.store()).listHeartbeats();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const entries = await Promise.allSettled([...this.waiters.values()]);
+    for (const entry of entries) {
+      if (entry.status !== 'fulfilled') continue;
+      entry.value.waiter.abortAll(new Error('the app was closed while waiting'));
+      await entry.value.events.close();
+    }
+    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
+    if (this.ownsStore && this.storePromise) {
+      const store = await this.storePromise.catch(() => undefined);
+      await store?.close();
+    }
+  }
+}
+
+/** Turns a terminal record into the caller's result, or into the error it stands for. */
+export function settleRecord(record: TaskRecord): TaskRecord {
+  const remote = record.error ?? { type: 'Error', code: 'E003' as const, message: 'task failed' };
+  switch (record.status) {
+    case TaskStatus.COMPLETED:
+      return record;
+    case TaskStatus.TIMED_OUT: {
+      const details = remote.details ?? {};
+      const limit: TimeLimitKind = details.limit === 'soft' ? 'soft' : 'hard';
+      const seconds = typeof details.seconds === 'number' ? details.seconds : 0;
+      throw Object.assign(new TaskTimeoutError(limit, seconds, record.task_id), { remote, record });
+    }
+    case TaskStatus.CANCELLED:
+      throw Object.assign(new TaskCancelledError(record.task_id, remote.message), { remote, record });
+    default:
+      throw Object.assign(new TaskFailedError(record.task_id, remote), { record });
+  }
+}
+
+export function createApp(options: AppOptions = {}): AiecsApp {
+  return new AiecsApp(options);
+}

@@ -1,0 +1,108 @@
+import { EventEmitter } from 'node:events';
+import type { PGlite } from '@electric-sql/pglite';
+
+/**
+ * A `pg.Pool`-shaped face over one PGlite instance, which is what BullMQ's PostgreSQL backend
+ * accepts as a caller-owned pool.
+ *
+ * PGlite is a single session: every "client" shares it. Two things follow:
+ * - a transaction (BEGIN … COMMIT/ROLLBACK) must own the session, so statements from other
+ *   clients wait until it ends;
+ * - notifications arrive once for the session and are fanned out to every checked-out client,
+ *   which filter by channel as they would on a real connection.
+ */
+
+interface QueryResult<R = Record<string, unknown>> {
+  rows: R[];
+  rowCount: number;
+}
+
+type Query = <R = Record<string, unknown>>(text: string, params?: readonly unknown[]) => Promise<QueryResult<R>>;
+
+type Owner = object;
+
+export interface PglitePool extends EventEmitter {
+  query: Query;
+  connect(): Promise<PglitePoolClient>;
+  end(): Promise<void>;
+  readonly db: PGlite;
+}
+
+export interface PglitePoolClient extends EventEmitter {
+  query: Query;
+  release(destroy?: boolean): void;
+}
+
+const TX_START = /^\s*(BEGIN|START\s+TRANSACTION)\b/i;
+const TX_END = /^\s*(COMMIT|ROLLBACK|END|ABORT)\b/i;
+
+export function createPglitePool(db: PGlite): PglitePool {
+  let txOwner: Owner | null = null;
+  let txDone: Promise<void> = Promise.resolve();
+  let releaseTx: (() => void) | null = null;
+  let ended = false;
+  const clients = new Set<PglitePoolClient>();
+
+  const unsubscribe = db.onNotification((channel, payload) => {
+    for (const client of clients) client.emit('notification', { channel, payload });
+  });
+
+  async function run(owner: Owner, text: string, params?: readonly unknown[]): Promise<QueryResult> {
+    if (ended) throw new Error('the embedded store is closed');
+    while (txOwner !== null && txOwner !== owner) await txDone;
+    const starts = TX_START.test(text);
+    if (starts) {
+      txOwner = owner;
+      txDone = new Promise((resolve) => (releaseTx = resolve));
+    }
+    try {
+      // Parameterless text may hold several statements (migrations): only `exec` runs those.
+      if (!params || params.length === 0) {
+        const results = await db.exec(text);
+        const last = results[results.length - 1];
+        return { rows: (last?.rows ?? []) as Record<string, unknown>[], rowCount: last?.affectedRows ?? last?.rows.length ?? 0 };
+      }
+      const result = await db.query<Record<string, unknown>>(text, params as unknown[]);
+      return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
+    } catch (error) {
+      if (starts) endTx(owner);
+      throw error;
+    } finally {
+      if (TX_END.test(text)) endTx(owner);
+    }
+  }
+
+  function endTx(owner: Owner): void {
+    if (txOwner !== owner) return;
+    txOwner = null;
+    releaseTx?.();
+    releaseTx = null;
+  }
+
+  const poolOwner: Owner = {};
+  const pool = Object.assign(new EventEmitter(), {
+    db,
+    query: ((text: string, params?: readonly unknown[]) => run(poolOwner, text, params)) as Query,
+    async connect(): Promise<PglitePoolClient> {
+      if (ended) throw new Error('the embedded store is closed');
+      const owner: Owner = {};
+      const client = Object.assign(new EventEmitter(), {
+        query: ((text: string, params?: readonly unknown[]) => run(owner, text, params)) as Query,
+        release(): void {
+          clients.delete(client);
+          // A client released mid-transaction must not hold the session forever.
+          if (txOwner === owner) void db.exec('ROLLBACK').finally(() => endTx(owner));
+        },
+      });
+      clients.add(client);
+      return client;
+    },
+    async end(): Promise<void> {
+      if (ended) return;
+      ended = true;
+      unsubscribe();
+      clients.clear();
+    },
+  });
+  return pool;
+}

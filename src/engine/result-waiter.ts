@@ -1,0 +1,96 @@
+import type { QueueEvents } from 'bullmq';
+import { TaskNotFoundError } from '../core/errors.js';
+import type { TaskRecord } from '../core/task.js';
+import { TaskStatus, isTerminal } from '../core/task.js';
+
+type Settle = (record: TaskRecord) => void;
+
+interface Waiter {
+  settle: Settle;
+  fail: (error: unknown) => void;
+}
+
+/**
+ * One listener per queue dispatches terminal events to the callers waiting on each task, so a
+ * thousand `get()` calls cost one subscription, not a thousand.
+ */
+export class ResultWaiter {
+  private readonly waiters = new Map<string, Set<Waiter>>();
+
+  constructor(
+    events: QueueEvents,
+    private readonly load: (taskId: string) => Promise<TaskRecord | undefined>,
+    /** A safety net for an event lost between subscribing and reading: a rare re-read, not the mechanism. */
+    private readonly recheckMs = 5_000,
+  ) {
+    const onFinished = ({ jobId }: { jobId: string }) => this.check(jobId);
+    events.on('completed', onFinished);
+    events.on('failed', onFinished);
+    events.on('progress', ({ jobId, data }: { jobId: string; data: unknown }) => {
+      // A pending task cancelled by any process announces itself through its progress.
+      if (typeof data === 'object' && data !== null && (data as { status?: unknown }).status === TaskStatus.CANCELLED) {
+        this.check(jobId);
+      }
+    });
+  }
+
+  get pending(): number {
+    return this.waiters.size;
+  }
+
+  /** Resolves with the terminal record, or rejects after `timeoutMs`. */
+  wait(taskId: string, timeoutMs: number, onTimeout: () => Error): Promise<TaskRecord> {
+    return new Promise<TaskRecord>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      let recheck: NodeJS.Timeout | undefined;
+      const waiter: Waiter = {
+        settle: (record) => {
+          done();
+          resolve(record);
+        },
+        fail: (error) => {
+          done();
+          reject(error);
+        },
+      };
+      const done = () => {
+        clearTimeout(timer);
+        clearInterval(recheck);
+        const set = this.waiters.get(taskId);
+        set?.delete(waiter);
+        if (set?.size === 0) this.waiters.delete(taskId);
+      };
+      let set = this.waiters.get(taskId);
+      if (!set) this.waiters.set(taskId, (set = new Set()));
+      set.add(waiter);
+      if (Number.isFinite(timeoutMs)) timer = setTimeout(() => waiter.fail(onTimeout()), timeoutMs);
+      recheck = setInterval(() => this.check(taskId), this.recheckMs);
+      recheck.unref();
+      // Subscribed first, then read: a task that finished before we subscribed is seen here.
+      this.check(taskId);
+    });
+  }
+
+  /** Rejects every waiter (on close). */
+  abortAll(error: Error): void {
+    for (const set of [...this.waiters.values()]) for (const w of [...set]) w.fail(error);
+  }
+
+  private check(taskId: string): void {
+    const set = this.waiters.get(taskId);
+    if (!set || set.size === 0) return;
+    this.load(taskId).then(
+      (record) => {
+        if (!record) {
+          for (const w of [...(this.waiters.get(taskId) ?? [])]) w.fail(new TaskNotFoundError(taskId));
+          return;
+        }
+        if (!isTerminal(record.status)) return;
+        for (const w of [...(this.waiters.get(taskId) ?? [])]) w.settle(record);
+      },
+      (error: unknown) => {
+        for (const w of [...(this.waiters.get(taskId) ?? [])]) w.fail(error);
+      },
+    );
+  }
+}

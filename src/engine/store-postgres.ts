@@ -1,0 +1,160 @@
+import pg from 'pg';
+import {
+  Queue,
+  QueueEvents,
+  QueueEventsProducer,
+  Worker,
+  createPostgresBackend,
+  quoteSchemaName,
+  type PgPool,
+} from 'bullmq';
+import { StoreUnavailableError } from '../core/errors.js';
+import type { ControlHandler, Store, StoreKind, StoreOptions, WorkerHeartbeat } from './store.js';
+import { checkNamespace, redactUrl } from './store.js';
+
+/** The part of a pg pool our own queries need; both pg.Pool and the PGlite pool fit. */
+export interface PgLike {
+  query(text: string, params?: readonly unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+  connect(): Promise<PgListenerClient>;
+}
+
+export interface PgListenerClient {
+  query(text: string, params?: readonly unknown[]): Promise<unknown>;
+  on(event: 'notification', listener: (msg: { channel: string; payload?: string }) => void): unknown;
+  removeListener(event: 'notification', listener: (msg: { channel: string; payload?: string }) => void): unknown;
+  release(): void;
+}
+
+type ExtrasPart = Pick<Store, 'publish' | 'subscribe' | 'putHeartbeat' | 'removeHeartbeat' | 'listHeartbeats' | 'ping'> & {
+  closeExtras(): Promise<void>;
+};
+
+/** Control channel on LISTEN/NOTIFY and heartbeats in a small table, in the store's schema. */
+export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart> {
+  const quoted = quoteSchemaName(schema);
+  const table = `${quoted}.aiecs_worker`;
+  await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
+  await pool.query(
+    `CREATE TABLE IF NOT EXISTS ${table} (id text PRIMARY KEY, beat jsonb NOT NULL, expires_at_ms bigint NOT NULL)`,
+  );
+  // LISTEN channels are database-wide: the schema keeps deployments (and tests) apart.
+  const channel = `aiecs_ctl_${schema}`;
+  const handlers = new Set<ControlHandler>();
+  let listener: PgListenerClient | undefined;
+  const onNotification = (msg: { channel: string; payload?: string }) => {
+    if (msg.channel !== channel || msg.payload === undefined) return;
+    for (const handler of handlers) handler(msg.payload);
+  };
+
+  return {
+    async publish(message) {
+      await pool.query('SELECT pg_notify($1, $2)', [channel, message]);
+    },
+    async subscribe(handler) {
+      if (!listener) {
+        listener = await pool.connect();
+        listener.on('notification', onNotification);
+        await listener.query(`LISTEN ${channel}`);
+      }
+      handlers.add(handler);
+      return async () => {
+        handlers.delete(handler);
+      };
+    },
+    async putHeartbeat(beat, ttlMs) {
+      await pool.query(
+        `INSERT INTO ${table} (id, beat, expires_at_ms) VALUES ($1, $2, $3)
+         ON CONFLICT (id) DO UPDATE SET beat = EXCLUDED.beat, expires_at_ms = EXCLUDED.expires_at_ms`,
+        [beat.id, JSON.stringify(beat), Date.now() + ttlMs],
+      );
+    },
+    async removeHeartbeat(id) {
+      await pool.query(`DELETE FROM ${table} WHERE id = $1`, [id]);
+    },
+    async listHeartbeats() {
+      const now = Date.now();
+      await pool.query(`DELETE FROM ${table} WHERE expires_at_ms < $1`, [now - 60_000]);
+      const { rows } = await pool.query(`SELECT beat FROM ${table} WHERE expires_at_ms >= $1 ORDER BY id`, [now]);
+      return rows.map((r) => (typeof r.beat === 'string' ? JSON.parse(r.beat) : r.beat) as WorkerHeartbeat);
+    },
+    async ping() {
+      await pool.query('SELECT 1');
+    },
+    async closeExtras() {
+      handlers.clear();
+      if (listener) {
+        listener.removeListener('notification', onNotification);
+        await listener.query(`UNLISTEN ${channel}`).catch(() => undefined);
+        listener.release();
+        listener = undefined;
+      }
+    },
+  };
+}
+
+/** The BullMQ half of a PostgreSQL-backed store, given what to pass as `connection`. */
+export function bullOnPostgres(connection: unknown): Pick<
+  Store,
+  'createQueue' | 'createWorker' | 'createQueueEvents' | 'createEventsProducer'
+> {
+  // BullMQ's constructors are typed for Redis by default; the backend factory makes them PostgreSQL.
+  const opts = { connection } as never;
+  const factory = createPostgresBackend as never;
+  return {
+    createQueue: (name) => new Queue(name, opts, factory),
+    createWorker: (name, processor, workerOpts) =>
+      new Worker(name, processor, { ...workerOpts, connection } as never, factory),
+    createQueueEvents: (name) => new QueueEvents(name, { connection, autorun: true } as never, factory),
+    createEventsProducer: (name) => new QueueEventsProducer(name, opts, factory),
+  };
+}
+
+export async function openPostgresStore(url: string, options: StoreOptions): Promise<Store> {
+  const schema = checkNamespace(options.namespace ?? 'aiecs');
+  const pool = new pg.Pool({ connectionString: url, max: 3 });
+  pool.on('error', (error) => options.logger.warn({ err: error.message }, 'PostgreSQL pool error'));
+  let extras: ExtrasPart;
+  try {
+    extras = await pgExtras(pool as unknown as PgLike, schema);
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw new StoreUnavailableError(
+      `cannot use PostgreSQL at ${redactUrl(url)}: ${(error as Error).message}`,
+      {},
+      { cause: error },
+    );
+  }
+  // BullMQ builds its own small pools from this config, with search_path pinned to the schema.
+  const connection = { connectionString: url, schema, migrate: true, max: 4 };
+  return storeFrom('postgres', redactUrl(url), schema, bullOnPostgres(connection), extras, async () => {
+    await pool.end();
+  });
+}
+
+export function storeFrom(
+  kind: StoreKind,
+  displayUrl: string,
+  namespace: string,
+  bull: ReturnType<typeof bullOnPostgres>,
+  extras: ExtrasPart,
+  closeRest: () => Promise<void>,
+): Store {
+  let closing: Promise<void> | undefined;
+  const { closeExtras, ...control } = extras;
+  return {
+    kind,
+    displayUrl,
+    namespace,
+    ...bull,
+    ...control,
+    close() {
+      closing ??= (async () => {
+        await closeExtras();
+        await closeRest();
+      })();
+      return closing;
+    },
+  };
+}
+
+export type { PgPool };

@@ -1,0 +1,136 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { Queue, QueueEvents, QueueEventsProducer, Worker } from 'bullmq';
+import { StoreUnavailableError } from '../core/errors.js';
+import type { Store, StoreOptions, WorkerHeartbeat } from './store.js';
+import { checkNamespace, redactUrl } from './store.js';
+
+const CONNECT_TIMEOUT_MS = 5_000;
+
+/** Workers wait for Redis forever; producers are told at once that it is down. */
+function clientOptions(role: 'producer' | 'worker' | 'blocking'): RedisOptions {
+  const base: RedisOptions = { connectTimeout: CONNECT_TIMEOUT_MS, lazyConnect: false };
+  if (role === 'producer') {
+    return { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 200, 2_000) };
+  }
+  return { ...base, maxRetriesPerRequest: null, retryStrategy: (n) => Math.min(1_000 * 2 ** Math.min(n, 4), 20_000) };
+}
+
+async function connected(client: Redis, url: string): Promise<void> {
+  if (client.status === 'ready') return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new StoreUnavailableError(`cannot reach Redis at ${redactUrl(url)} within ${CONNECT_TIMEOUT_MS} ms`));
+    }, CONNECT_TIMEOUT_MS);
+    const onReady = () => {
+      cleanup();
+      resolve();
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+    };
+    client.on('ready', onReady);
+  });
+}
+
+export async function openRedisStore(url: string, options: StoreOptions): Promise<Store> {
+  const namespace = checkNamespace(options.namespace ?? 'aiecs');
+  const role = options.role ?? 'producer';
+  const log = options.logger;
+  const clients: Redis[] = [];
+  const newClient = (kind: 'producer' | 'worker' | 'blocking') => {
+    const client = new Redis(url, clientOptions(kind));
+    // ioredis reports every failed reconnect; one line per outage is enough.
+    let down = false;
+    client.on('error', (error: Error) => {
+      if (!down) log.warn({ err: error.message, store: redactUrl(url) }, 'Redis connection error; reconnecting');
+      down = true;
+    });
+    client.on('ready', () => (down = false));
+    clients.push(client);
+    return client;
+  };
+
+  const command = newClient(role === 'producer' ? 'producer' : 'worker');
+  const subscriber = newClient('blocking');
+  try {
+    await connected(command, url);
+  } catch (error) {
+    clients.forEach((c) => c.disconnect());
+    throw error;
+  }
+
+  try {
+    const policy = (await command.config('GET', 'maxmemory-policy')) as string[];
+    if (policy[1] && policy[1] !== 'noeviction') {
+      log.warn(
+        { policy: policy[1] },
+        'Redis maxmemory-policy is not noeviction: Redis may evict queue keys under memory pressure and lose tasks',
+      );
+    }
+  } catch {
+    // CONFIG may be disabled on managed Redis; nothing to check then.
+  }
+
+  const controlChannel = `${namespace}:aiecs:control`;
+  const beatPrefix = `${namespace}:aiecs:worker:`;
+  const bull = { connection: command, prefix: namespace };
+  // Workers and QueueEvents block on their connection: each gets its own, with worker options.
+  const blockingConnection = () => ({ prefix: namespace, connection: newClient('worker') });
+
+  let closed = false;
+  return {
+    kind: 'redis',
+    displayUrl: redactUrl(url),
+    namespace,
+    createQueue: (name) => new Queue(name, bull),
+    createWorker: (name, processor, opts) => new Worker(name, processor, { ...opts, ...blockingConnection() }),
+    createQueueEvents: (name) => new QueueEvents(name, { ...blockingConnection(), autorun: true }),
+    createEventsProducer: (name) => new QueueEventsProducer(name, bull),
+
+    async publish(message) {
+      await command.publish(controlChannel, message);
+    },
+    async subscribe(handler) {
+      const listener = (channel: string, message: string) => {
+        if (channel === controlChannel) handler(message);
+      };
+      subscriber.on('message', listener);
+      await subscriber.subscribe(controlChannel);
+      return async () => {
+        subscriber.off('message', listener);
+        if (subscriber.listenerCount('message') === 0 && !closed) await subscriber.unsubscribe(controlChannel);
+      };
+    },
+
+    async putHeartbeat(beat, ttlMs) {
+      await command.set(beatPrefix + beat.id, JSON.stringify(beat), 'PX', ttlMs);
+    },
+    async removeHeartbeat(id) {
+      await command.del(beatPrefix + id);
+    },
+    async listHeartbeats() {
+      const keys: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, batch] = await command.scan(cursor, 'MATCH', `${beatPrefix}*`, 'COUNT', 200);
+        cursor = next;
+        keys.push(...batch);
+      } while (cursor !== '0');
+      if (keys.length === 0) return [];
+      const values = await command.mget(...keys);
+      return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as WorkerHeartbeat);
+    },
+
+    async ping() {
+      await command.ping();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.allSettled(clients.map((c) => c.quit()));
+      clients.forEach((c) => c.disconnect());
+    },
+  };
+}

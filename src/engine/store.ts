@@ -1,0 +1,111 @@
+import type { Job, Processor, QueueEvents, QueueEventsProducer, WorkerOptions } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
+import { ConfigError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+
+export type StoreKind = 'embedded' | 'postgres' | 'redis';
+
+export interface WorkerHeartbeat {
+  id: string;
+  hostname: string;
+  pid: number;
+  queues: string[];
+  concurrency: Record<string, number>;
+  pool: Record<string, string>;
+  active: number;
+  processed: number;
+  failed: number;
+  started_at: number;
+  last_seen: number;
+  version: string;
+}
+
+export type ControlHandler = (message: string) => void;
+
+/**
+ * One store behind one URL: what BullMQ needs to build queues, plus the two small things aiecs
+ * adds on the same store: a control channel (cancel from anywhere) and worker heartbeats.
+ */
+export interface Store {
+  readonly kind: StoreKind;
+  /** The URL with any password hidden, for logs. */
+  readonly displayUrl: string;
+  /** Redis key prefix or PostgreSQL schema that isolates this deployment. */
+  readonly namespace: string;
+
+  createQueue<D, R>(name: string, opts?: { producer?: boolean }): Queue<D, R>;
+  createWorker<D, R>(name: string, processor: Processor<D, R>, opts: Omit<WorkerOptions, 'connection'>): Worker<D, R>;
+  createQueueEvents(name: string): QueueEvents;
+  createEventsProducer(name: string): QueueEventsProducer;
+
+  publish(message: string): Promise<void>;
+  /** Resolves once subscribed; returns the unsubscribe function. */
+  subscribe(handler: ControlHandler): Promise<() => Promise<void>>;
+
+  putHeartbeat(beat: WorkerHeartbeat, ttlMs: number): Promise<void>;
+  removeHeartbeat(id: string): Promise<void>;
+  listHeartbeats(): Promise<WorkerHeartbeat[]>;
+
+  /** Throws when the store cannot be reached. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface StoreOptions {
+  /** Redis key prefix / PostgreSQL schema. Default `aiecs` (the embedded store always uses `bullmq`). */
+  namespace?: string;
+  logger: Logger;
+  /** Producers fail fast when the store is down; workers wait and reconnect. */
+  role?: 'producer' | 'worker';
+}
+
+export type ParsedBrokerUrl =
+  | { kind: 'embedded'; dir: string }
+  | { kind: 'postgres'; url: string }
+  | { kind: 'redis'; url: string };
+
+export function parseBrokerUrl(url: string): ParsedBrokerUrl {
+  if (url.startsWith('embedded:')) {
+    const dir = url.slice('embedded:'.length).replace(/^\/\/(?=\/)/, '');
+    if (!dir) throw new ConfigError(`broker URL ${url}: embedded:<dir> needs a directory`);
+    return { kind: 'embedded', dir };
+  }
+  if (/^postgres(ql)?:\/\//.test(url)) return { kind: 'postgres', url };
+  if (/^rediss?:\/\//.test(url)) return { kind: 'redis', url };
+  throw new ConfigError(
+    `broker URL ${JSON.stringify(redactUrl(url))} is not supported; expected embedded:<dir>, postgres://…, redis://… or rediss://…`,
+  );
+}
+
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
+}
+
+export const NAMESPACE_PATTERN = /^[a-z_][a-z0-9_]{0,40}$/;
+
+export function checkNamespace(namespace: string): string {
+  if (!NAMESPACE_PATTERN.test(namespace)) {
+    throw new ConfigError(`namespace ${JSON.stringify(namespace)} must match ${NAMESPACE_PATTERN}`);
+  }
+  return namespace;
+}
+
+export async function openStore(url: string, options: StoreOptions): Promise<Store> {
+  const parsed = parseBrokerUrl(url);
+  switch (parsed.kind) {
+    case 'redis': {
+      const { openRedisStore } = await import('./store-redis.js');
+      return openRedisStore(parsed.url, options);
+    }
+    case 'postgres': {
+      const { openPostgresStore } = await import('./store-postgres.js');
+      return openPostgresStore(parsed.url, options);
+    }
+    case 'embedded': {
+      const { openEmbeddedStore } = await import('./store-embedded.js');
+      return openEmbeddedStore(parsed.dir, options);
+    }
+  }
+}
+
+export type { Job };

@@ -1,0 +1,114 @@
+import type { Job } from 'bullmq';
+import type { TaskErrorInfo } from '../core/errors.js';
+import type { QueueKind, TaskJobData, TaskRecord, TrackedResources } from '../core/task.js';
+import { TaskStatus } from '../core/task.js';
+
+/**
+ * What a worker writes with `job.updateProgress` (and what `progress` events carry): the live
+ * state of a task between the states BullMQ itself records.
+ */
+export interface ProgressPayload {
+  status: TaskStatus;
+  progress: number;
+  message: string;
+  attempt: number;
+  seq: number;
+  timestamp: number;
+  error?: TaskErrorInfo;
+  resources?: TrackedResources;
+  worker?: string;
+}
+
+/** A completed job's return value: the service's result plus what the task used. */
+export interface ResultEnvelope {
+  result: unknown;
+  resources: TrackedResources;
+  seq: number;
+  attempt: number;
+  message: string;
+  worker: string;
+}
+
+/** Progress events of one attempt sort after the previous attempt's. */
+export const SEQ_PER_ATTEMPT = 1_000_000;
+
+export type BullState = 'completed' | 'failed' | 'delayed' | 'active' | 'waiting' | 'waiting-children' | 'prioritized' | 'unknown';
+
+export type TaskJob = Job<TaskJobData, ResultEnvelope>;
+
+export function progressPayload(job: Pick<TaskJob, 'progress'>): ProgressPayload | undefined {
+  const p = job.progress as unknown;
+  return typeof p === 'object' && p !== null && 'status' in p ? (p as ProgressPayload) : undefined;
+}
+
+const FAILURE_STATUSES: ReadonlySet<string> = new Set([TaskStatus.FAILED, TaskStatus.TIMED_OUT, TaskStatus.CANCELLED]);
+
+/** Terminal states never change: BullMQ's state decides first, the worker's payload refines it. */
+export function deriveStatus(state: BullState | string, progress: ProgressPayload | undefined): TaskStatus {
+  switch (state) {
+    case 'completed':
+      return TaskStatus.COMPLETED;
+    case 'failed':
+      return progress && FAILURE_STATUSES.has(progress.status) ? progress.status : TaskStatus.FAILED;
+    case 'active':
+      return TaskStatus.RUNNING;
+    default:
+      return progress?.status === TaskStatus.CANCELLED ? TaskStatus.CANCELLED : TaskStatus.PENDING;
+  }
+}
+
+const iso = (ms: number | undefined | null) => (ms ? new Date(ms).toISOString() : null);
+
+export function toTaskRecord(job: TaskJob, state: BullState | string, queue: QueueKind): TaskRecord {
+  const data = job.data;
+  const progress = progressPayload(job);
+  const status = deriveStatus(state, progress);
+  const envelope = status === TaskStatus.COMPLETED ? (job.returnvalue as ResultEnvelope | null) : null;
+  const finished = status !== TaskStatus.PENDING && status !== TaskStatus.RUNNING;
+  const maxAttempts = job.opts.attempts ?? 1;
+
+  let attempt = Math.max(1, job.attemptsStarted ?? job.attemptsMade ?? 0);
+  if (envelope?.attempt) attempt = envelope.attempt;
+  else if (progress?.attempt) attempt = Math.max(attempt, progress.attempt);
+  if (status === TaskStatus.PENDING && (job.attemptsStarted ?? 0) === 0) attempt = 0;
+
+  let error: TaskErrorInfo | null = null;
+  if (status === TaskStatus.FAILED || status === TaskStatus.TIMED_OUT || status === TaskStatus.CANCELLED) {
+    error = progress?.error ?? {
+      type: 'Error',
+      code: status === TaskStatus.CANCELLED ? 'E004' : 'E003',
+      message: job.failedReason || 'task failed',
+      ...(job.stacktrace?.length ? { stack: job.stacktrace[job.stacktrace.length - 1] } : {}),
+    };
+  } else if (status === TaskStatus.PENDING && progress?.error) {
+    error = progress.error; // the last attempt's error while a retry waits
+  }
+
+  const startedAt = job.processedOn ?? null;
+  const finishedAt = finished ? (job.finishedOn ?? progress?.timestamp ?? null) : null;
+  return {
+    task_id: data.task_id,
+    task_name: data.task_name,
+    user_id: data.user_id,
+    step: data.step,
+    mode: data.mode,
+    service: data.service,
+    queue,
+    status,
+    progress: status === TaskStatus.COMPLETED ? 100 : (progress?.progress ?? 0),
+    message: envelope?.message ?? progress?.message ?? (status === TaskStatus.PENDING ? 'queued' : ''),
+    attempt,
+    max_attempts: maxAttempts,
+    priority: data.options.priority,
+    input_data: data.input_data,
+    context: data.context,
+    created_at: iso(job.timestamp) ?? new Date(data.submitted_at).toISOString(),
+    started_at: iso(startedAt),
+    finished_at: iso(finishedAt),
+    duration_ms: startedAt && finishedAt ? Math.max(0, finishedAt - startedAt) : null,
+    result: envelope ? envelope.result : null,
+    error,
+    resources: envelope?.resources ?? progress?.resources ?? null,
+    worker: envelope?.worker ?? progress?.worker ?? job.processedBy ?? null,
+  };
+}

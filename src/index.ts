@@ -1,0 +1,34 @@
+/** The public API of aiecs. */
+export { createApp, AiecsApp, settleRecord } from './engine/app.js';
+export type { AppOptions, TaskHandle, TaskSubmitter, WaitOptions, CancelResult } from './engine/app.js';
+export { AiecsWorker, startWorker } from './worker/worker.js';
+export type { WorkerOptions } from './worker/worker.js';
+export { registerService, registry, ServiceRegistry } from './registry/registry.js';
+export type { ServiceImpl, ServiceOptions, ServiceDescription } from './registry/registry.js';
+export type { TaskContext, TaskLogger, ResourceTracker, ServiceMethod } from './registry/task-context.js';
+export { loadServiceModules } from './registry/service-loader.js';
+export { registerBuiltinServices } from './services/builtin.js';
+export { loadConfig, DEFAULT_BROKER_URL } from './core/config.js';
+export type { AiecsConfig, WorkerSettings, PoolKind } from './core/config.js';
+export { openStore, parseBrokerUrl } from './engine/store.js';
+export type { Store, StoreKind, WorkerHeartbeat } from './engine/store.js';
+export type { ProgressPayload, ResultEnvelope } from './engine/task-record.js';
+export {
+  TaskStatus,
+  FAST_QUEUE,
+  HEAVY_QUEUE,
+  taskRequestSchema,
+  submitOptionsSchema,
+} from './core/task.js';
+export type {
+  TaskRequest,
+  SubmitOptions,
+  TaskRecord,
+  TrackedResources,
+  ModelUsage,
+  QueueKind,
+  WireTaskRequest,
+  WireSubmitOptions,
+} from './core/task.js';
+export * from './core/errors.js';
+export { StoreLockedError } from './engine/store-embedded.js';

@@ -1,0 +1,57 @@
+import type { ModelUsage, FileTouch } from '../core/task.js';
+
+/** The logger a service receives: pino's call shape (`log.info({ obj }, 'msg')` or `log.info('msg')`). */
+export interface TaskLogger {
+  debug(obj: unknown, msg?: string): void;
+  info(obj: unknown, msg?: string): void;
+  warn(obj: unknown, msg?: string): void;
+  error(obj: unknown, msg?: string): void;
+}
+
+export interface ResourceTracker {
+  /** Records a file the task read or wrote. */
+  file(path: string, operation: FileTouch['operation'], bytes?: number): void;
+  /** Records one model call; cost is summed into the task's totals. */
+  modelUsage(usage: Omit<ModelUsage, 'cost_usd' | 'latency_ms'> & Partial<ModelUsage>): void;
+  /** Adds `ms` to a named timing. */
+  timing(name: string, ms: number): void;
+  /** Runs `fn` and records how long it took under `name`. */
+  time<T>(name: string, fn: () => Promise<T> | T): Promise<T>;
+}
+
+/**
+ * What a service method receives as its third argument: everything it needs to behave well
+ * under time limits and cancel, and to report progress.
+ */
+export interface TaskContext {
+  readonly taskId: string;
+  readonly taskName: string;
+  readonly userId: string;
+  readonly step: number;
+  readonly mode: string;
+  readonly service: string;
+  /** 1 for the first run, raised on each retry. */
+  readonly attempt: number;
+  /** Aborts at the soft time limit and on cancel; pass it to every fetch/SDK call. */
+  readonly signal: AbortSignal;
+  /** Reports progress 0–100 with a message; pushed to the user as a `progress` event. */
+  progress(percent: number, message?: string): void;
+  /** Streams output (LLM tokens) to the user as `stream` events, in order. */
+  stream(delta: string): void;
+  readonly log: TaskLogger;
+  readonly resources: ResourceTracker;
+}
+
+export type ServiceMethod = (
+  inputData: Record<string, unknown>,
+  context: Record<string, unknown>,
+  task: TaskContext,
+) => unknown;
+
+/** The original's fallback: a service without a method of the task's name gets the call here. */
+export type ExecuteTaskMethod = (
+  taskName: string,
+  inputData: Record<string, unknown>,
+  context: Record<string, unknown>,
+  task: TaskContext,
+) => unknown;

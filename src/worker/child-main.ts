@@ -1,0 +1,81 @@
+/**
+ * Entry point of a process-pool child: loads the services, then runs one task at a time for its
+ * parent worker. It exits when the parent goes away, so a killed worker leaves no child behind
+ * to finish a task a second time.
+ */
+import { loadServiceModules } from '../registry/service-loader.js';
+import type { TaskLogger } from '../registry/task-context.js';
+import { registerBuiltinServices } from '../services/builtin.js';
+import type { ChildMessage, LogLevel, ParentMessage } from './child-protocol.js';
+import { CHILD_BUILTINS_ENV, CHILD_SERVICES_ENV } from './child-protocol.js';
+import { failureInfo, runService } from './execute-service.js';
+
+function send(message: ChildMessage): void {
+  if (process.connected) process.send?.(message);
+}
+
+process.on('disconnect', () => process.exit(0));
+
+let current: { runId: number; controller: AbortController } | undefined;
+
+function ipcLogger(runId: number): TaskLogger {
+  const at =
+    (level: LogLevel) =>
+    (obj: unknown, msg?: string): void => {
+      const entry: ChildMessage = { type: 'log', runId, level, obj: typeof obj === 'string' ? {} : obj };
+      const text = typeof obj === 'string' ? obj : msg;
+      if (text !== undefined) entry.msg = text;
+      send(entry);
+    };
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+async function run(message: Extract<ParentMessage, { type: 'run' }>): Promise<void> {
+  const controller = new AbortController();
+  current = { runId: message.runId, controller };
+  const { runId } = message;
+  const execution = runService(
+    message.data,
+    message.attempt,
+    controller.signal,
+    {
+      progress: (percent, text) => send({ type: 'progress', runId, percent, message: text }),
+      stream: (delta) => send({ type: 'stream', runId, delta }),
+    },
+    ipcLogger(runId),
+  );
+  const outcome = await execution.outcome;
+  current = undefined;
+  send({ type: 'done', runId, outcome, rssBytes: process.memoryUsage().rss });
+}
+
+process.on('message', (message: ParentMessage) => {
+  switch (message.type) {
+    case 'run':
+      void run(message);
+      break;
+    case 'abort':
+      if (current?.runId === message.runId) current.controller.abort(new Error(message.reason));
+      break;
+    case 'exit':
+      process.exit(0);
+  }
+});
+
+// A stray rejection in a service must not take the child (and its task) down.
+process.on('unhandledRejection', (reason) => {
+  if (current) send({ type: 'log', runId: current.runId, level: 'warn', obj: { err: String(reason) }, msg: 'unhandled rejection in service' });
+});
+process.on('uncaughtException', (error) => {
+  send({ type: 'fatal', error: failureInfo(error) });
+  process.exit(1);
+});
+
+try {
+  if (process.env[CHILD_BUILTINS_ENV] !== '0') registerBuiltinServices();
+  await loadServiceModules(JSON.parse(process.env[CHILD_SERVICES_ENV] ?? '[]') as string[]);
+  send({ type: 'ready', pid: process.pid });
+} catch (error) {
+  send({ type: 'fatal', error: failureInfo(error) });
+  process.exit(1);
+}

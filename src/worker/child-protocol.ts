@@ -1,0 +1,23 @@
+import type { TaskJobData } from '../core/task.js';
+import type { ExecOutcome, FailureInfo } from './execute-service.js';
+
+/** Messages between a worker and the child processes of its process pool (over IPC). */
+export type ParentMessage =
+  | { type: 'run'; runId: number; data: TaskJobData; attempt: number }
+  | { type: 'abort'; runId: number; reason: string }
+  | { type: 'exit' };
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export type ChildMessage =
+  | { type: 'ready'; pid: number }
+  | { type: 'fatal'; error: FailureInfo }
+  | { type: 'progress'; runId: number; percent: number; message: string }
+  | { type: 'stream'; runId: number; delta: string }
+  | { type: 'log'; runId: number; level: LogLevel; obj: unknown; msg?: string }
+  | { type: 'done'; runId: number; outcome: ExecOutcome; rssBytes: number };
+
+/** Environment variable naming the service modules a child must load (JSON array of paths). */
+export const CHILD_SERVICES_ENV = 'AIECS_CHILD_SERVICES';
+/** Set to "0" to start children without the built-in services. */
+export const CHILD_BUILTINS_ENV = 'AIECS_CHILD_BUILTINS';

@@ -1,0 +1,46 @@
+import type { PoolKind } from '../core/config.js';
+import type { TaskJobData } from '../core/task.js';
+import type { TaskLogger } from '../registry/task-context.js';
+import type { ExecOutcome, FailureInfo, TaskSink } from './execute-service.js';
+import { runService } from './execute-service.js';
+
+/** One task under way in some pool. */
+export interface Execution {
+  readonly outcome: Promise<ExecOutcome>;
+  /** Aborts the task's signal so it can clean up (soft limit, cancel, shutdown). */
+  abort(reason: Error): void;
+  /** Ends the task now (hard limit, cancel grace over); `outcome` resolves with `reason`. */
+  kill(reason: FailureInfo): void;
+}
+
+export interface Executor {
+  readonly kind: PoolKind;
+  start(data: TaskJobData, attempt: number, sink: TaskSink, log: TaskLogger): Promise<Execution>;
+  close(): Promise<void>;
+}
+
+/**
+ * Runs tasks in this process's event loop: right for I/O-bound AI calls, hundreds at once. A task
+ * past its hard limit cannot be stopped here, so it is detached: its result and progress are ignored.
+ */
+export class AsyncExecutor implements Executor {
+  readonly kind = 'async' as const;
+
+  async start(data: TaskJobData, attempt: number, sink: TaskSink, log: TaskLogger): Promise<Execution> {
+    const controller = new AbortController();
+    const run = runService(data, attempt, controller.signal, sink, log);
+    let killWith: ((outcome: ExecOutcome) => void) | undefined;
+    const killed = new Promise<ExecOutcome>((resolve) => (killWith = resolve));
+    return {
+      outcome: Promise.race([run.outcome, killed]),
+      abort: (reason) => controller.abort(reason),
+      kill: (reason) => {
+        if (!controller.signal.aborted) controller.abort(new Error(reason.message));
+        run.detach();
+        killWith?.({ ok: false, error: reason, resources: run.resources() });
+      },
+    };
+  }
+
+  async close(): Promise<void> {}
+}

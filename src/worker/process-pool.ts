@@ -1,0 +1,263 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../core/logger.js';
+import type { TaskJobData } from '../core/task.js';
+import type { TaskLogger } from '../registry/task-context.js';
+import type { ChildMessage, ParentMessage } from './child-protocol.js';
+import { CHILD_BUILTINS_ENV, CHILD_SERVICES_ENV } from './child-protocol.js';
+import type { ExecOutcome, FailureInfo, TaskSink } from './execute-service.js';
+import type { Execution, Executor } from './executor.js';
+
+export interface ProcessPoolOptions {
+  /** Most children alive at once (the queue's concurrency). */
+  size: number;
+  /** Replace a child after this many tasks; 0 = never. */
+  maxTasksPerChild: number;
+  /** Replace a child whose resident memory passed this many KiB after a task; 0 = never. */
+  maxMemoryPerChildKiB: number;
+  /** Service modules every child loads. */
+  services: string[];
+  /** Load the built-in services in children (default true). */
+  builtins?: boolean;
+  logger: Logger;
+}
+
+interface Run {
+  runId: number;
+  sink: TaskSink;
+  log: TaskLogger;
+  resolve: (outcome: ExecOutcome) => void;
+}
+
+interface Child {
+  proc: ChildProcess;
+  ready: Promise<void>;
+  tasks: number;
+  run?: Run;
+  retiring: boolean;
+  /** Resident memory the child reported after its last task. */
+  rssKiB: number;
+}
+
+/** Children run compiled JavaScript: under a TypeScript test runner, point at the build. */
+function childEntry(): string {
+  const here = fileURLToPath(import.meta.url);
+  const sibling = here.replace(/process-pool\.(ts|js)$/, 'child-main.js');
+  if (here.endsWith('.js')) return sibling;
+  const built = sibling.replace(/([\\/])src([\\/])worker([\\/])child-main\.js$/, '$1dist$2worker$3child-main.js');
+  if (!existsSync(built)) throw new Error(`process pool needs the build (${built}); run \`npm run build\``);
+  return built;
+}
+
+const crashed = (message: string): FailureInfo => ({
+  type: 'WorkerProcessError',
+  code: 'E003',
+  message,
+  retryable: true,
+});
+
+/**
+ * Heavy tasks run in child processes: a CPU-bound task cannot stall the worker's event loop (so
+ * its lock keeps being renewed), and a task past its hard limit is killed for good.
+ */
+export class ProcessExecutor implements Executor {
+  readonly kind = 'process' as const;
+  private readonly children = new Set<Child>();
+  private readonly idle: Child[] = [];
+  private readonly waiting: Array<(child: Child) => void> = [];
+  private nextRunId = 1;
+  private closed = false;
+  private readonly entry = childEntry();
+
+  constructor(private readonly options: ProcessPoolOptions) {}
+
+  get size(): number {
+    return this.children.size;
+  }
+
+  pids(): number[] {
+    return [...this.children].map((c) => c.proc.pid ?? -1);
+  }
+
+  async start(data: TaskJobData, attempt: number, sink: TaskSink, log: TaskLogger): Promise<Execution> {
+    const child = await this.acquire();
+    const runId = this.nextRunId++;
+    let settle!: (outcome: ExecOutcome) => void;
+    const outcome = new Promise<ExecOutcome>((resolve) => (settle = resolve));
+    const run: Run = { runId, sink, log, resolve: settle };
+    child.run = run;
+    this.post(child, { type: 'run', runId, data, attempt });
+    return {
+      outcome,
+      abort: (reason) => {
+        if (child.run === run) this.post(child, { type: 'abort', runId, reason: reason.message });
+      },
+      kill: (reason) => {
+        if (child.run !== run) return;
+        child.run = undefined;
+        settle({ ok: false, error: reason, resources: emptyResources() });
+        this.destroy(child, 'SIGKILL');
+      },
+    };
+  }
+
+  private post(child: Child, message: ParentMessage): void {
+    if (child.proc.connected) child.proc.send(message);
+  }
+
+  private async acquire(): Promise<Child> {
+    if (this.closed) throw new Error('process pool is closed');
+    const idle = this.idle.pop();
+    if (idle) return idle;
+    if (this.children.size < this.options.size) {
+      const child = this.spawn();
+      try {
+        await child.ready;
+      } catch (error) {
+        this.destroy(child, 'SIGKILL');
+        throw error;
+      }
+      return child;
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(child: Child): void {
+    const memoryKiB = child.rssKiB;
+    const { maxTasksPerChild, maxMemoryPerChildKiB } = this.options;
+    if (
+      (maxTasksPerChild > 0 && child.tasks >= maxTasksPerChild) ||
+      (maxMemoryPerChildKiB > 0 && memoryKiB > maxMemoryPerChildKiB)
+    ) {
+      this.options.logger.info({ pid: child.proc.pid, tasks: child.tasks, rss_kib: memoryKiB }, 'recycling child process');
+      child.retiring = true;
+      this.post(child, { type: 'exit' });
+      this.children.delete(child);
+      this.handOver();
+      return;
+    }
+    const waiter = this.waiting.shift();
+    if (waiter) waiter(child);
+    else this.idle.push(child);
+  }
+
+  /** A slot freed up without a child to give: start a fresh one for the next waiter. */
+  private handOver(): void {
+    const waiter = this.waiting.shift();
+    if (!waiter || this.closed) return;
+    const child = this.spawn();
+    child.ready.then(
+      () => waiter(child),
+      () => {
+        this.destroy(child, 'SIGKILL');
+        this.waiting.unshift(waiter);
+        setTimeout(() => this.handOver(), 1_000).unref();
+      },
+    );
+  }
+
+  private spawn(): Child {
+    const proc = fork(this.entry, [], {
+      env: {
+        ...process.env,
+        [CHILD_SERVICES_ENV]: JSON.stringify(this.options.services),
+        [CHILD_BUILTINS_ENV]: this.options.builtins === false ? '0' : '1',
+      },
+      execArgv: [],
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const child: Child = { proc, tasks: 0, retiring: false, rssKiB: 0, ready: Promise.resolve() };
+    this.children.add(child);
+    child.ready = new Promise<void>((resolve, reject) => {
+      proc.on('message', (message: ChildMessage) => {
+        switch (message.type) {
+          case 'ready':
+            resolve();
+            break;
+          case 'fatal':
+            reject(new Error(`child process failed: ${message.error.message}`));
+            this.finishRun(child, { ok: false, error: message.error, resources: emptyResources() });
+            break;
+          default:
+            this.onRunMessage(child, message);
+        }
+      });
+      proc.on('exit', (code, signal) => {
+        reject(new Error(`child process exited (${signal ?? code}) before it was ready`));
+        this.children.delete(child);
+        const at = this.idle.indexOf(child);
+        if (at >= 0) this.idle.splice(at, 1);
+        if (child.run) {
+          this.finishRun(child, {
+            ok: false,
+            error: crashed(`worker child process ${proc.pid} died (${signal ?? `exit ${code}`}) during the task`),
+            resources: emptyResources(),
+          });
+        }
+        if (!child.retiring) this.handOver();
+      });
+    });
+    child.ready.catch(() => undefined);
+    return child;
+  }
+
+  private onRunMessage(child: Child, message: Exclude<ChildMessage, { type: 'ready' | 'fatal' }>): void {
+    const run = child.run;
+    if (!run || run.runId !== message.runId) return;
+    switch (message.type) {
+      case 'progress':
+        run.sink.progress(message.percent, message.message);
+        break;
+      case 'stream':
+        run.sink.stream(message.delta);
+        break;
+      case 'log':
+        run.log[message.level](message.obj, message.msg);
+        break;
+      case 'done':
+        child.tasks++;
+        child.rssKiB = Math.round(message.rssBytes / 1024);
+        this.finishRun(child, message.outcome);
+        this.release(child);
+        break;
+    }
+  }
+
+  private finishRun(child: Child, outcome: ExecOutcome): void {
+    const run = child.run;
+    child.run = undefined;
+    run?.resolve(outcome);
+  }
+
+  private destroy(child: Child, signal: NodeJS.Signals): void {
+    child.retiring = true;
+    this.children.delete(child);
+    const at = this.idle.indexOf(child);
+    if (at >= 0) this.idle.splice(at, 1);
+    child.proc.kill(signal);
+    this.handOver();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const exits = [...this.children].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.proc.exitCode !== null || child.proc.signalCode !== null) return resolve();
+          child.proc.once('exit', () => resolve());
+          child.retiring = true;
+          this.post(child, { type: 'exit' });
+          setTimeout(() => child.proc.kill('SIGKILL'), 2_000).unref();
+        }),
+    );
+    this.children.clear();
+    this.idle.length = 0;
+    await Promise.all(exits);
+  }
+}
+
+function emptyResources(): ExecOutcome['resources'] {
+  return { files: [], model_usage: [], timings: {}, totals: { input_tokens: 0, output_tokens: 0, cost_usd: 0 } };
+}

@@ -1,0 +1,130 @@
+import type { QueueEventsProducer } from 'bullmq';
+import type { Logger } from '../core/logger.js';
+import { TaskStatus } from '../core/task.js';
+import type { ProgressPayload, TaskJob } from '../engine/task-record.js';
+import { SEQ_PER_ATTEMPT } from '../engine/task-record.js';
+import type { TaskSink } from './execute-service.js';
+
+/** The `stream` event that carries output deltas through the store's event stream. */
+export interface StreamEvent {
+  eventName: 'stream';
+  task_id: string;
+  user_id: string;
+  seq: number;
+  delta: string;
+}
+
+export const STREAM_EVENT = 'stream';
+
+/**
+ * Writes one task's progress to its job and its stream deltas to the queue's event stream.
+ * Progress writes never pile up (while one is in flight only the latest waits), stream deltas are
+ * coalesced into a few messages a second, and both keep one sequence so clients can order them.
+ */
+export class TaskReporter implements TaskSink {
+  private seq: number;
+  private pendingProgress: ProgressPayload | undefined;
+  private progressChain: Promise<void> = Promise.resolve();
+  private progressLoop: Promise<void> | undefined;
+  private streamBuffer = '';
+  private streamTimer: NodeJS.Timeout | undefined;
+  private streamChain: Promise<void> = Promise.resolve();
+  private lastPercent = 0;
+  private closed = false;
+
+  constructor(
+    private readonly job: TaskJob,
+    private readonly attempt: number,
+    private readonly worker: string,
+    private readonly producer: QueueEventsProducer | undefined,
+    private readonly log: Logger,
+    private readonly streamIntervalMs = 50,
+  ) {
+    this.seq = attempt * SEQ_PER_ATTEMPT;
+  }
+
+  nextSeq(): number {
+    return ++this.seq;
+  }
+
+  progress(percent: number, message: string): void {
+    if (this.closed) return;
+    this.lastPercent = percent;
+    this.flushStreamNow();
+    this.pendingProgress = this.payload(TaskStatus.RUNNING, percent, message);
+    this.progressLoop ??= this.drainProgress();
+  }
+
+  private async drainProgress(): Promise<void> {
+    while (this.pendingProgress) {
+      const next = this.pendingProgress;
+      this.pendingProgress = undefined;
+      await this.write(next);
+    }
+    this.progressLoop = undefined;
+  }
+
+  private async write(payload: ProgressPayload): Promise<void> {
+    try {
+      await this.job.updateProgress(payload as unknown as object);
+    } catch (error) {
+      this.log.warn({ err: (error as Error).message }, 'could not record task progress');
+    }
+  }
+
+  stream(delta: string): void {
+    if (this.closed || !this.producer) return;
+    this.streamBuffer += delta;
+    this.streamTimer ??= setTimeout(() => this.flushStreamNow(), this.streamIntervalMs);
+  }
+
+  private flushStreamNow(): void {
+    clearTimeout(this.streamTimer);
+    this.streamTimer = undefined;
+    if (!this.streamBuffer || !this.producer) return;
+    const event: StreamEvent = {
+      eventName: STREAM_EVENT,
+      task_id: this.job.data.task_id,
+      user_id: this.job.data.user_id,
+      seq: this.nextSeq(),
+      delta: this.streamBuffer,
+    };
+    this.streamBuffer = '';
+    const producer = this.producer;
+    // Chained, so a slow store makes bigger batches rather than reordered ones.
+    this.streamChain = this.streamChain.then(() =>
+      producer.publishEvent(event).catch((error: Error) => this.log.warn({ err: error.message }, 'could not publish stream delta')),
+    );
+  }
+
+  /** Waits until everything reported so far is stored. */
+  async flush(): Promise<void> {
+    this.flushStreamNow();
+    await this.streamChain;
+    await this.progressLoop;
+  }
+
+  payload(status: TaskStatus, percent: number, message: string): ProgressPayload {
+    return {
+      status,
+      progress: percent,
+      message,
+      attempt: this.attempt,
+      seq: this.nextSeq(),
+      timestamp: Date.now(),
+      worker: this.worker,
+    };
+  }
+
+  /** Writes the task's last word for this attempt, after everything before it. */
+  async final(payload: Omit<ProgressPayload, 'seq' | 'timestamp' | 'attempt' | 'worker' | 'progress'>): Promise<void> {
+    await this.flush();
+    this.closed = true;
+    await this.write({ ...this.payload(payload.status, this.lastPercent, payload.message), ...payload });
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.streamTimer);
+  }
+}

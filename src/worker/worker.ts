@@ -1,0 +1,192 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { QueueEventsProducer, Worker } from 'bullmq';
+import type { AiecsConfig, WorkerSettings } from '../core/config.js';
+import { loadConfig } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import { createLogger } from '../core/logger.js';
+import type { QueueKind, TaskJobData } from '../core/task.js';
+import { decodeControl } from '../engine/control.js';
+import type { Store, WorkerHeartbeat } from '../engine/store.js';
+import { openStore } from '../engine/store.js';
+import type { ResultEnvelope } from '../engine/task-record.js';
+import { absoluteServicePaths, loadServiceModules } from '../registry/service-loader.js';
+import { CancelRegistry } from './cancel-registry.js';
+import type { Executor } from './executor.js';
+import { AsyncExecutor } from './executor.js';
+import { ProcessExecutor } from './process-pool.js';
+import { createTaskProcessor, retryDelay } from './task-runner.js';
+
+export const VERSION = '0.1.0';
+
+export interface WorkerOptions {
+  broker?: string;
+  namespace?: string;
+  config?: AiecsConfig;
+  /** Overrides of the config's worker settings (CLI flags). */
+  worker?: Partial<WorkerSettings>;
+  logger?: Logger;
+  /** An already open store to share (`aiecs up`). */
+  store?: Store;
+  /** Load the built-in services in process-pool children (default true). */
+  builtins?: boolean;
+}
+
+/**
+ * A worker process: consumes the fast and heavy queues with their own concurrency and pool,
+ * listens on the control channel for cancels, and announces itself with heartbeats.
+ */
+export class AiecsWorker {
+  readonly id: string;
+  readonly config: AiecsConfig;
+  readonly settings: WorkerSettings;
+  readonly logger: Logger;
+  private store: Store | undefined;
+  private readonly workers = new Map<QueueKind, Worker<TaskJobData, ResultEnvelope>>();
+  private readonly executors = new Map<QueueKind, Executor>();
+  private readonly producers: QueueEventsProducer[] = [];
+  private readonly cancels = new CancelRegistry();
+  private unsubscribe: (() => Promise<void>) | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private readonly startedAt = Date.now();
+  private processed = 0;
+  private failed = 0;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: WorkerOptions = {}) {
+    this.config = options.config ?? loadConfig();
+    this.settings = { ...this.config.worker, ...options.worker };
+    this.id = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    this.logger = (options.logger ?? createLogger(this.config.logLevel)).child({ worker: this.id });
+  }
+
+  /** Connects, loads the service modules and starts consuming. */
+  async start(): Promise<this> {
+    const services = absoluteServicePaths(this.settings.services);
+    await loadServiceModules(services);
+    const store =
+      this.options.store ??
+      (await openStore(this.options.broker ?? this.config.brokerUrl, {
+        logger: this.logger,
+        role: 'worker',
+        ...(this.options.namespace !== undefined ? { namespace: this.options.namespace } : {}),
+      }));
+    this.store = store;
+    this.unsubscribe = await store.subscribe((raw) => {
+      const message = decodeControl(raw);
+      if (message?.type === 'cancel' && this.cancels.cancel(message.task_id)) {
+        this.logger.info({ task_id: message.task_id }, 'cancelling running task');
+      }
+    });
+
+    for (const queue of this.settings.queues) {
+      const concurrency = this.settings.concurrency[queue];
+      const executor: Executor =
+        this.settings.pool[queue] === 'process'
+          ? new ProcessExecutor({
+              size: concurrency,
+              maxTasksPerChild: this.settings.maxTasksPerChild,
+              maxMemoryPerChildKiB: this.settings.maxMemoryPerChildKiB,
+              services,
+              builtins: this.options.builtins ?? true,
+              logger: this.logger,
+            })
+          : new AsyncExecutor();
+      this.executors.set(queue, executor);
+      const producer = store.createEventsProducer(queue);
+      this.producers.push(producer);
+      const processor = createTaskProcessor({
+        executor,
+        producer,
+        workerId: this.id,
+        config: this.config,
+        logger: this.logger,
+        cancels: this.cancels,
+        onFinished: (ok) => (ok ? this.processed++ : this.failed++),
+      });
+      const worker = store.createWorker<TaskJobData, ResultEnvelope>(queue, processor, {
+        name: this.id,
+        concurrency,
+        lockDuration: this.config.lockDurationMs,
+        stalledInterval: this.config.stalledIntervalMs,
+        maxStalledCount: 2,
+        settings: { backoffStrategy: retryDelay(this.config.retryBackoffMs) },
+        autorun: false,
+      });
+      worker.on('error', (error) => this.logger.warn({ err: error.message, queue }, 'worker error'));
+      this.workers.set(queue, worker);
+    }
+    for (const worker of this.workers.values()) void worker.run();
+    await Promise.all([...this.workers.values()].map((w) => w.waitUntilReady()));
+    await this.beat();
+    this.heartbeatTimer = setInterval(() => void this.beat(), this.config.heartbeatIntervalMs);
+    this.heartbeatTimer.unref();
+    this.logger.info(
+      { store: store.displayUrl, queues: this.settings.queues, concurrency: this.settings.concurrency, pool: this.settings.pool },
+      'worker ready',
+    );
+    return this;
+  }
+
+  get activeTasks(): number {
+    return this.cancels.size;
+  }
+
+  heartbeat(): WorkerHeartbeat {
+    return {
+      id: this.id,
+      hostname: hostname(),
+      pid: process.pid,
+      queues: this.settings.queues,
+      concurrency: this.settings.concurrency,
+      pool: this.settings.pool,
+      active: this.cancels.size,
+      processed: this.processed,
+      failed: this.failed,
+      started_at: this.startedAt,
+      last_seen: Date.now(),
+      version: VERSION,
+    };
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      await this.store?.putHeartbeat(this.heartbeat(), this.config.heartbeatIntervalMs * 3);
+    } catch (error) {
+      this.logger.warn({ err: (error as Error).message }, 'could not record heartbeat');
+    }
+  }
+
+  /** Child process ids of the process pools (for tests and inspection). */
+  childPids(): number[] {
+    return [...this.executors.values()].flatMap((e) => (e instanceof ProcessExecutor ? e.pids() : []));
+  }
+
+  /**
+   * Graceful stop: take no new tasks, let running ones finish until the deadline, then send the
+   * rest back to the queue for another worker. Nothing is lost.
+   */
+  close(deadlineS = this.config.shutdownTimeoutS): Promise<void> {
+    this.closing ??= (async () => {
+      clearInterval(this.heartbeatTimer);
+      const draining = Promise.all([...this.workers.values()].map((w) => w.close()));
+      const deadline = new Promise<'deadline'>((resolve) => setTimeout(() => resolve('deadline'), deadlineS * 1000).unref());
+      if ((await Promise.race([draining.then(() => 'drained' as const), deadline])) === 'deadline') {
+        const left = this.cancels.shutdownAll();
+        this.logger.warn({ tasks: left }, 'drain deadline passed; returning running tasks to the queue');
+        await draining;
+      }
+      await Promise.all([...this.executors.values()].map((e) => e.close()));
+      await Promise.allSettled(this.producers.map((p) => p.close()));
+      await this.unsubscribe?.();
+      await this.store?.removeHeartbeat(this.id).catch(() => undefined);
+      if (!this.options.store) await this.store?.close();
+      this.logger.info({ processed: this.processed, failed: this.failed }, 'worker stopped');
+    })();
+    return this.closing;
+  }
+}
+
+export async function startWorker(options: WorkerOptions = {}): Promise<AiecsWorker> {
+  return new AiecsWorker(options).start();
+}

@@ -1,0 +1,158 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { loadConfig, type AiecsConfig } from '../src/core/config.js';
+import { silentLogger } from '../src/core/logger.js';
+import { AiecsApp } from '../src/engine/app.js';
+import { openStore, type Store, type StoreKind } from '../src/engine/store.js';
+import { AiecsWorker, type WorkerOptions } from '../src/worker/worker.js';
+
+export const STORE_KINDS: StoreKind[] = ['embedded', 'postgres', 'redis'];
+export const PROBE_SERVICES = fileURLToPath(new URL('./fixtures/probe-services.mjs', import.meta.url));
+const WORKER_PROCESS = fileURLToPath(new URL('./fixtures/worker-process.mjs', import.meta.url));
+
+/** Short limits so failure paths take milliseconds, not minutes. */
+export const TEST_ENV: Record<string, string> = {
+  AIECS_LOG_LEVEL: 'silent',
+  AIECS_LOCK_DURATION_MS: '2000',
+  AIECS_STALLED_INTERVAL_MS: '500',
+  AIECS_RETRY_BACKOFF_MS: '50',
+  AIECS_CANCEL_GRACE_MS: '300',
+  AIECS_HEARTBEAT_INTERVAL_MS: '200',
+  AIECS_SHUTDOWN_TIMEOUT_S: '5',
+  CELERY_WORKER_CONCURRENCY: 'fast_tasks=20,heavy_tasks=2',
+};
+
+export function testConfig(overrides: Record<string, string> = {}): AiecsConfig {
+  return loadConfig({ ...TEST_ENV, ...overrides });
+}
+
+/**
+ * One isolated deployment on one store: its own Redis prefix, PostgreSQL schema or embedded
+ * directory. Everything it opens is closed and removed by `cleanup()`.
+ */
+export class TestEnv {
+  private sharedStore: Store | undefined;
+  private readonly apps: AiecsApp[] = [];
+  private readonly workers: AiecsWorker[] = [];
+  private readonly procs: ChildProcess[] = [];
+
+  private constructor(
+    readonly kind: StoreKind,
+    readonly brokerUrl: string,
+    readonly namespace: string,
+    readonly config: AiecsConfig,
+    private readonly dir?: string,
+  ) {}
+
+  static async create(kind: StoreKind, overrides: Record<string, string> = {}): Promise<TestEnv> {
+    const namespace = `t_${randomBytes(5).toString('hex')}`;
+    const config = testConfig(overrides);
+    if (kind === 'embedded') {
+      const dir = mkdtempSync(join(tmpdir(), 'aiecs-test-'));
+      const env = new TestEnv(kind, `embedded:${dir}`, namespace, config, dir);
+      env.sharedStore = await openStore(env.brokerUrl, { logger: silentLogger, role: 'worker' });
+      return env;
+    }
+    const url = kind === 'redis' ? inject('redisUrl') : inject('postgresUrl');
+    return new TestEnv(kind, url, namespace, config);
+  }
+
+  /** Whether separate processes can share this store (the embedded one belongs to one process). */
+  get shared(): boolean {
+    return this.kind !== 'embedded';
+  }
+
+  app(): AiecsApp {
+    const app = new AiecsApp({
+      broker: this.brokerUrl,
+      namespace: this.namespace,
+      config: this.config,
+      logger: silentLogger,
+      ...(this.sharedStore ? { store: this.sharedStore } : {}),
+    });
+    this.apps.push(app);
+    return app;
+  }
+
+  async worker(options: Partial<WorkerOptions> = {}): Promise<AiecsWorker> {
+    const worker = new AiecsWorker({
+      broker: this.brokerUrl,
+      namespace: this.namespace,
+      config: this.config,
+      logger: silentLogger,
+      ...(this.sharedStore ? { store: this.sharedStore } : {}),
+      ...options,
+      worker: { services: [PROBE_SERVICES], ...options.worker },
+    });
+    this.workers.push(worker);
+    return worker.start();
+  }
+
+  /** A worker in its own process (shared stores only). Resolves once it consumes. */
+  async workerProcess(env: Record<string, string> = {}): Promise<{ proc: ChildProcess; id: string; output: () => string }> {
+    if (!this.shared) throw new Error('the embedded store cannot be shared between processes');
+    const proc = spawn(process.execPath, [WORKER_PROCESS], {
+      env: { ...process.env, ...TEST_ENV, BROKER: this.brokerUrl, NAMESPACE: this.namespace, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.procs.push(proc);
+    let out = '';
+    let err = '';
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const id = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`worker process did not start: ${err}`)), 30_000);
+      proc.stdout!.on('data', () => {
+        const m = /ready (\S+)/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      });
+      proc.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`worker process exited with ${code}: ${err}`));
+      });
+    });
+    return { proc, id, output: () => out };
+  }
+
+  async cleanup(): Promise<void> {
+    for (const proc of this.procs) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await Promise.allSettled(this.workers.map((w) => w.close(1)));
+    await Promise.allSettled(this.apps.map((a) => a.close()));
+    await this.sharedStore?.close();
+    if (this.kind === 'redis') {
+      const redis = new Redis(this.brokerUrl);
+      const keys = await redis.keys(`${this.namespace}:*`);
+      if (keys.length) await redis.del(...keys);
+      redis.disconnect();
+    } else if (this.kind === 'postgres') {
+      const client = new pg.Client({ connectionString: this.brokerUrl });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS "${this.namespace}" CASCADE`);
+      await client.end();
+    }
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until `check` returns a value (test helper: waiting on another process's effect). */
+export async function until<T>(check: () => Promise<T | undefined | false>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
