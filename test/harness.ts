@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,20 @@ export function testConfig(overrides: Record<string, string> = {}): AiecsConfig 
   return loadConfig({ ...TEST_ENV, ...overrides });
 }
 
+let template: Promise<string> | undefined;
+
+/** initdb takes seconds; a copy of a migrated, closed data directory takes milliseconds. */
+function embeddedTemplate(): Promise<string> {
+  template ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aiecs-template-'));
+    const store = await openStore(`embedded:${dir}`, { logger: silentLogger });
+    await store.close();
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    return dir;
+  })();
+  return template;
+}
+
 /**
  * One isolated deployment on one store: its own Redis prefix, PostgreSQL schema or embedded
  * directory. Everything it opens is closed and removed by `cleanup()`.
@@ -56,6 +70,7 @@ export class TestEnv {
     const config = testConfig(overrides);
     if (kind === 'embedded') {
       const dir = mkdtempSync(join(tmpdir(), 'aiecs-test-'));
+      cpSync(await embeddedTemplate(), dir, { recursive: true });
       const env = new TestEnv(kind, `embedded:${dir}`, namespace, config, dir);
       env.sharedStore = await openStore(env.brokerUrl, { logger: silentLogger, role: 'worker' });
       return env;

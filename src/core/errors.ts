@@ -219,8 +219,15 @@ export function errorInfo(error: unknown): TaskErrorInfo {
     return info;
   }
   if (error instanceof Error) {
-    const info: TaskErrorInfo = { type: error.name || 'Error', code: 'E003', message: error.message };
+    // Our errors from another copy of the package (a services module bundling its own) fail
+    // instanceof: recognise them by shape.
+    const e = error as Error & { wireCode?: unknown; details?: unknown };
+    const code = typeof e.wireCode === 'string' && /^E\d{3}$/.test(e.wireCode) ? (e.wireCode as WireErrorCode) : 'E003';
+    const info: TaskErrorInfo = { type: error.name || 'Error', code, message: error.message };
     if (error.stack) info.stack = error.stack;
+    if (e.details && typeof e.details === 'object' && Object.keys(e.details).length) {
+      info.details = e.details as Record<string, unknown>;
+    }
     return info;
   }
   return { type: 'Error', code: 'E003', message: typeof error === 'string' ? error : safeString(error) };

@@ -3,7 +3,7 @@ import type { FieldIssue } from './errors.js';
 
 /** Turns zod issues into `{ field, message }` pairs with dotted field paths. */
 export function zodIssues(error: z.ZodError, prefix?: string): FieldIssue[] {
-  return error.issues.map((issue) => {
+  const issues = error.issues.map((issue): FieldIssue => {
     const path = issue.path.map(String);
     if (issue.code === 'unrecognized_keys') {
       return {
@@ -14,4 +14,7 @@ export function zodIssues(error: z.ZodError, prefix?: string): FieldIssue[] {
     const field = [prefix, ...path].filter(Boolean).join('.') || prefix || '(root)';
     return { field, message: issue.message };
   });
+  // One message per field: the first check that failed says the most.
+  const seen = new Set<string>();
+  return issues.filter((i) => !seen.has(i.field) && seen.add(i.field));
 }

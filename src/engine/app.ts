@@ -166,10 +166,15 @@ export class AiecsApp {
 
   /** The record of a task by id, from whichever queue holds it. */
   async getTask(taskId: string, kind?: QueueKind): Promise<TaskRecord | undefined> {
-    const found = await this.findJob(taskId, kind);
+    let found = await this.findJob(taskId, kind);
     if (!found) return undefined;
     const state = (await found.job.getState()) as BullState;
     if (state === 'unknown') return undefined;
+    // The job and its state are two reads: one that finished in between needs a fresh snapshot.
+    if ((state === 'completed' || state === 'failed') && !found.job.finishedOn) {
+      found = await this.findJob(taskId, found.kind);
+      if (!found) return undefined;
+    }
     return toTaskRecord(found.job, state, found.kind);
   }
 

@@ -7,7 +7,7 @@ import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
 import { progressPayload } from '../engine/task-record.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import type { FailureInfo } from './execute-service.js';
-import type { Executor } from './executor.js';
+import type { Execution, Executor } from './executor.js';
 import { TaskReporter } from './task-reporter.js';
 
 export interface RunnerDeps {
@@ -67,31 +67,52 @@ export function createTaskProcessor(deps: RunnerDeps) {
     }
 
     const limits = taskLimits(data.options, config);
-    const started = Date.now();
+    const startedAt = Date.now();
     log.debug({ attempt, limits }, 'task started');
-    const execution = await deps.executor.start(data, attempt, reporter, log);
     let stop: StopReason | undefined;
+    let execution: Execution | undefined;
     const timers: NodeJS.Timeout[] = [];
     const softError = new TaskTimeoutError('soft', limits.softS, data.task_id);
     const hardError = new TaskTimeoutError('hard', limits.hardS, data.task_id);
 
-    const stopWith = (reason: Exclude<StopReason, 'soft_timeout' | 'hard_timeout'>) => {
+    // Cancel and shutdown may arrive while a child process is still starting: remember, apply once running.
+    const applyStop = (reason: 'cancel' | 'shutdown') => {
+      if (!execution) return;
+      const running = execution;
+      const error =
+        reason === 'cancel'
+          ? new TaskCancelledError(data.task_id)
+          : new Error('worker is shutting down; the task goes back to the queue');
+      running.abort(error);
+      const killInfo: FailureInfo =
+        reason === 'cancel'
+          ? info(error as TaskCancelledError)
+          : { type: 'ShutdownError', code: 'E003', message: error.message, retryable: true };
+      timers.push(setTimeout(() => running.kill(killInfo), config.cancelGraceMs));
+    };
+    const unregister = cancels.register(data.task_id, (reason) => {
       if (stop) return;
       stop = reason;
-      const error =
-        reason === 'cancel' ? new TaskCancelledError(data.task_id) : new Error('worker is shutting down; the task goes back to the queue');
-      execution.abort(error);
-      const killInfo = reason === 'cancel' ? info(error as TaskCancelledError) : { type: 'ShutdownError', code: 'E003' as const, message: error.message, retryable: true };
-      timers.push(setTimeout(() => execution.kill(killInfo), config.cancelGraceMs));
-    };
-    const unregister = cancels.register(data.task_id, stopWith);
+      applyStop(reason);
+    });
+    if (cancels.wasCancelled(data.task_id)) stop = 'cancel';
+
+    try {
+      execution = await deps.executor.start(data, attempt, reporter, log);
+    } catch (error) {
+      // No child could be started: BullMQ retries the attempt like any other failure.
+      unregister();
+      throw error;
+    }
+    const started = execution;
+    if (stop === 'cancel' || stop === 'shutdown') applyStop(stop);
 
     if (limits.softS < limits.hardS) {
       timers.push(
         setTimeout(() => {
           if (stop) return;
           stop = 'soft_timeout';
-          execution.abort(softError);
+          started.abort(softError);
         }, limits.softS * 1000),
       );
     }
@@ -99,15 +120,15 @@ export function createTaskProcessor(deps: RunnerDeps) {
       setTimeout(() => {
         if (stop !== 'soft_timeout' && stop !== undefined) return;
         stop = 'hard_timeout';
-        execution.abort(hardError);
-        execution.kill(info(hardError));
+        started.abort(hardError);
+        started.kill(info(hardError));
       }, limits.hardS * 1000),
     );
 
-    const outcome = await execution.outcome;
+    const outcome = await started.outcome;
     timers.forEach(clearTimeout);
     unregister();
-    outcome.resources.timings.total_ms = Date.now() - started;
+    outcome.resources.timings.total_ms = Date.now() - startedAt;
 
     switch (stop) {
       case 'soft_timeout':
