@@ -2,7 +2,12 @@ import { mkdtempSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TaskCancelledError, TaskFailedError, TaskTimeoutError, WaitTimeoutError } from '../src/core/errors.js';
+import {
+  TaskCancelledError,
+  TaskFailedError,
+  TaskTimeoutError,
+  WaitTimeoutError,
+} from '../src/core/errors.js';
 import type { QueueKind, TaskRequest } from '../src/core/task.js';
 import type { AiecsApp } from '../src/engine/app.js';
 import { STORE_KINDS, TestEnv, until } from './harness.js';
@@ -16,7 +21,9 @@ const probe = (taskName: string, inputData: Record<string, unknown> = {}): TaskR
 });
 
 const submit = (app: AiecsApp, queue: QueueKind, request: TaskRequest, options = {}) =>
-  queue === 'fast_tasks' ? app.executeTask.delay(request, options) : app.executeHeavyTask.delay(request, options);
+  queue === 'fast_tasks'
+    ? app.executeTask.delay(request, options)
+    : app.executeHeavyTask.delay(request, options);
 
 const running = (app: AiecsApp, id: string) =>
   until(async () => (await app.getTask(id))?.status === 'running', 20_000, `task ${id} running`);
@@ -30,25 +37,34 @@ describe.each(STORE_KINDS)('time limits, cancel and retries on %s', (kind) => {
     dir = undefined;
   });
 
-  it.each(['fast_tasks', 'heavy_tasks'] as const)('soft limit aborts the signal and lets the task clean up (%s)', async (queue) => {
-    env = await TestEnv.create(kind);
-    await env.worker();
-    const app = env.app();
-    const handle = await submit(app, queue, probe('soft_cleanup', { ms: 10_000 }), { softTimeLimit: 0.3, timeLimit: 5 });
-    const error = await handle.get({ timeout: 20 }).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(TaskTimeoutError);
-    expect(error).toMatchObject({ limit: 'soft', seconds: 0.3 });
-    const record = await handle.status();
-    expect(record).toMatchObject({ status: 'timed_out', attempt: 1, progress: 99 });
-    expect(record.error).toMatchObject({ type: 'TaskTimeoutError', code: 'E002' });
-    expect(record.duration_ms).toBeLessThan(4_000);
-  });
+  it.each(['fast_tasks', 'heavy_tasks'] as const)(
+    'soft limit aborts the signal and lets the task clean up (%s)',
+    async (queue) => {
+      env = await TestEnv.create(kind);
+      await env.worker();
+      const app = env.app();
+      const handle = await submit(app, queue, probe('soft_cleanup', { ms: 10_000 }), {
+        softTimeLimit: 0.3,
+        timeLimit: 5,
+      });
+      const error = await handle.get({ timeout: 20 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TaskTimeoutError);
+      expect(error).toMatchObject({ limit: 'soft', seconds: 0.3 });
+      const record = await handle.status();
+      expect(record).toMatchObject({ status: 'timed_out', attempt: 1, progress: 99 });
+      expect(record.error).toMatchObject({ type: 'TaskTimeoutError', code: 'E002' });
+      expect(record.duration_ms).toBeLessThan(4_000);
+    },
+  );
 
   it('hard limit ends a fast task that ignores its signal', async () => {
     env = await TestEnv.create(kind);
     await env.worker();
     const app = env.app();
-    const handle = await app.executeTask.delay(probe('ignore_signal', { ms: 8_000 }), { softTimeLimit: 0.2, timeLimit: 0.6 });
+    const handle = await app.executeTask.delay(probe('ignore_signal', { ms: 8_000 }), {
+      softTimeLimit: 0.2,
+      timeLimit: 0.6,
+    });
     const error = await handle.get({ timeout: 20 }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'TASK_TIMEOUT', limit: 'hard', seconds: 0.6 });
     const loose = await app.executeTask.delay(probe('ignore_signal', { ms: 8_000 }), { timeLimit: 0.5 });
@@ -63,7 +79,10 @@ describe.each(STORE_KINDS)('time limits, cancel and retries on %s', (kind) => {
     const app = env.app();
     const first = await (await app.executeHeavyTask.delay(probe('echo'))).get({ timeout: 20 });
     const childPid = (first.result as { pid: number }).pid;
-    const stuck = await app.executeHeavyTask.delay(probe('spin', { ms: 20_000 }), { softTimeLimit: 0.3, timeLimit: 0.8 });
+    const stuck = await app.executeHeavyTask.delay(probe('spin', { ms: 20_000 }), {
+      softTimeLimit: 0.3,
+      timeLimit: 0.8,
+    });
     const error = await stuck.get({ timeout: 20 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TaskTimeoutError);
     expect(error).toMatchObject({ limit: 'hard', seconds: 0.8 });
@@ -91,7 +110,10 @@ describe.each(STORE_KINDS)('time limits, cancel and retries on %s', (kind) => {
     await expect(delayed.get({ timeout: 20 })).rejects.toBeInstanceOf(TaskCancelledError);
     await expect(waiting.get({ timeout: 20 })).rejects.toBeInstanceOf(TaskCancelledError);
     const record = await delayed.status();
-    expect(record).toMatchObject({ status: 'cancelled', error: { type: 'TaskCancelledError', code: 'E004' } });
+    expect(record).toMatchObject({
+      status: 'cancelled',
+      error: { type: 'TaskCancelledError', code: 'E004' },
+    });
     expect(existsSync(log)).toBe(false);
     // Terminal states never change.
     expect(await waiting.cancel()).toEqual({ task_id: waiting.id, status: 'cancelled', cancelled: false });
@@ -156,7 +178,11 @@ describe.each(STORE_KINDS)('time limits, cancel and retries on %s', (kind) => {
     const handle = await app.executeTask.delay(probe('fail', { message: 'bad input' }), { attempts: 5 });
     const error = await handle.get({ timeout: 20 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TaskFailedError);
-    expect((error as TaskFailedError).remote).toMatchObject({ type: 'TypeError', code: 'E003', message: 'bad input' });
+    expect((error as TaskFailedError).remote).toMatchObject({
+      type: 'TypeError',
+      code: 'E003',
+      message: 'bad input',
+    });
     expect((error as TaskFailedError).remote.stack).toContain('probe-services.mjs');
     const record = await handle.status();
     expect(record).toMatchObject({ status: 'failed', attempt: 1 });
@@ -164,7 +190,9 @@ describe.each(STORE_KINDS)('time limits, cancel and retries on %s', (kind) => {
     const v = await validation.get({ timeout: 20 }).catch((e: unknown) => e);
     expect((v as TaskFailedError).remote).toMatchObject({ type: 'ValidationError', code: 'E001' });
     // The worker is still serving after every failure.
-    expect((await (await app.executeTask.delay(probe('echo'))).get({ timeout: 20 })).status).toBe('completed');
+    expect((await (await app.executeTask.delay(probe('echo'))).get({ timeout: 20 })).status).toBe(
+      'completed',
+    );
   });
 
   it('rejects get() with WaitTimeoutError while the task goes on', async () => {

@@ -9,7 +9,11 @@ import {
 import type { TaskRequest } from '../src/core/task.js';
 import { STORE_KINDS, TestEnv, sleep, until } from './harness.js';
 
-const probe = (taskName: string, inputData: Record<string, unknown> = {}, extra: Partial<TaskRequest> = {}): TaskRequest => ({
+const probe = (
+  taskName: string,
+  inputData: Record<string, unknown> = {},
+  extra: Partial<TaskRequest> = {},
+): TaskRequest => ({
   taskName,
   userId: 'user-1',
   mode: 'test',
@@ -44,13 +48,28 @@ describe.each(STORE_KINDS)('task lifecycle on %s', (kind) => {
     await until(async () => seen.includes('completed'), 5_000, 'completed event');
     await events.close();
 
-    expect(record).toMatchObject({ status: 'completed', progress: 100, attempt: 1, task_name: 'progress_steps', user_id: 'user-1', queue: 'fast_tasks' });
+    expect(record).toMatchObject({
+      status: 'completed',
+      progress: 100,
+      attempt: 1,
+      task_name: 'progress_steps',
+      user_id: 'user-1',
+      queue: 'fast_tasks',
+    });
     expect(record.result).toEqual({ steps: 4 });
     expect(record.started_at).not.toBeNull();
     expect(Date.parse(record.finished_at!)).toBeGreaterThanOrEqual(Date.parse(record.started_at!));
     expect(record.duration_ms).toBeGreaterThanOrEqual(60);
     expect(record.resources?.timings.service_ms).toBeGreaterThan(0);
-    expect(seen).toEqual(['pending', 'running', 'progress:25', 'progress:50', 'progress:75', 'progress:100', 'completed']);
+    expect(seen).toEqual([
+      'pending',
+      'running',
+      'progress:25',
+      'progress:50',
+      'progress:75',
+      'progress:100',
+      'completed',
+    ]);
   });
 
   it('refuses invalid requests at submit, naming each bad field', async () => {
@@ -62,17 +81,34 @@ describe.each(STORE_KINDS)('task lifecycle on %s', (kind) => {
     const fields = (error as ValidationError).issues.map((i) => i.field).sort();
     expect(fields).toEqual(['step', 'task_name']);
 
-    const wire = await app.submitWire('fast_tasks', { task_name: 'echo', user_id: 'u', mode: 'test', service: 'probe', extra: 1, task_id: '123' }).catch((e: unknown) => e);
+    const wire = await app
+      .submitWire('fast_tasks', {
+        task_name: 'echo',
+        user_id: 'u',
+        mode: 'test',
+        service: 'probe',
+        extra: 1,
+        task_id: '123',
+      })
+      .catch((e: unknown) => e);
     expect((wire as ValidationError).issues.map((i) => i.field).sort()).toEqual(['(root)', 'task_id']);
     expect((wire as ValidationError).message).toMatch(/unknown field\(s\): extra/);
 
-    const opts = await app.executeTask.delay(probe('echo'), { timeLimit: -1, priority: 500 }).catch((e: unknown) => e);
-    expect((opts as ValidationError).issues.map((i) => i.field).sort()).toEqual(['options.priority', 'options.time_limit']);
+    const opts = await app.executeTask
+      .delay(probe('echo'), { timeLimit: -1, priority: 500 })
+      .catch((e: unknown) => e);
+    expect((opts as ValidationError).issues.map((i) => i.field).sort()).toEqual([
+      'options.priority',
+      'options.time_limit',
+    ]);
   });
 
   it('refuses input over 1 MiB with PayloadTooLargeError', async () => {
     env = await TestEnv.create(kind);
-    const error = await env.app().executeTask.delay(probe('echo', { blob: 'x'.repeat(1024 * 1024 + 10) })).catch((e: unknown) => e);
+    const error = await env
+      .app()
+      .executeTask.delay(probe('echo', { blob: 'x'.repeat(1024 * 1024 + 10) }))
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PayloadTooLargeError);
     expect((error as PayloadTooLargeError).limit).toBe(1024 * 1024);
   });
@@ -84,7 +120,9 @@ describe.each(STORE_KINDS)('task lifecycle on %s', (kind) => {
     const first = await app.executeTask.delay(request);
     const second = await app.executeTask.delay(request);
     expect(second.id).toBe(first.id);
-    await expect(app.executeTask.delay({ ...request, inputData: { n: 2 } })).rejects.toBeInstanceOf(TaskConflictError);
+    await expect(app.executeTask.delay({ ...request, inputData: { n: 2 } })).rejects.toBeInstanceOf(
+      TaskConflictError,
+    );
     await env.worker();
     const record = await second.get({ timeout: 20 });
     expect(record.result).toMatchObject({ echo: { n: 1 } });
@@ -106,29 +144,54 @@ describe.each(STORE_KINDS)('task lifecycle on %s', (kind) => {
 
     const unknownMethod = await app.executeTask.delay(probe('no_such_method'));
     const e2 = await unknownMethod.get({ timeout: 20 }).catch((e: unknown) => e);
-    expect((e2 as TaskFailedError).remote.message).toMatch(/has no method no_such_method; its methods: .*echo/);
+    expect((e2 as TaskFailedError).remote.message).toMatch(
+      /has no method no_such_method; its methods: .*echo/,
+    );
     expect(ServiceNotFoundError.name).toBe('ServiceNotFoundError');
   });
 
   it('calls execute_task(task_name, …) on a service without a method of that name', async () => {
     env = await TestEnv.create(kind);
     await env.worker();
-    const handle = await env.app().executeTask.delay({ taskName: 'anything', userId: 'u', mode: 'test', service: 'fallback', inputData: { q: 1 } });
-    expect((await handle.get({ timeout: 20 })).result).toEqual({ via: 'execute_task', taskName: 'anything', input: { q: 1 } });
+    const handle = await env.app().executeTask.delay({
+      taskName: 'anything',
+      userId: 'u',
+      mode: 'test',
+      service: 'fallback',
+      inputData: { q: 1 },
+    });
+    expect((await handle.get({ timeout: 20 })).result).toEqual({
+      via: 'execute_task',
+      taskName: 'anything',
+      input: { q: 1 },
+    });
   });
 
   it('keeps results that are not plain JSON, and fails a result that refers to itself', async () => {
     env = await TestEnv.create(kind);
     await env.worker();
     const app = env.app();
-    const odd = await (await app.executeTask.delay(probe('odd_result', { kind: 'map' }))).get({ timeout: 20 });
+    const odd = await (
+      await app.executeTask.delay(probe('odd_result', { kind: 'map' }))
+    ).get({ timeout: 20 });
     expect(odd.result).toEqual({ m: { k: 1 }, s: [1, 2], d: '1970-01-01T00:00:00.000Z' });
-    const big = await (await app.executeTask.delay(probe('odd_result', { kind: 'bigint' }))).get({ timeout: 20 });
+    const big = await (
+      await app.executeTask.delay(probe('odd_result', { kind: 'bigint' }))
+    ).get({ timeout: 20 });
     expect(big.result).toEqual({ big: '100000000000000000000' });
-    const none = await (await app.executeTask.delay(probe('odd_result', { kind: 'none' }))).get({ timeout: 20 });
+    const none = await (
+      await app.executeTask.delay(probe('odd_result', { kind: 'none' }))
+    ).get({ timeout: 20 });
     expect(none.result).toBeNull();
-    const circular = await (await app.executeTask.delay(probe('odd_result', { kind: 'circular' }))).get({ timeout: 20 }).catch((e: unknown) => e);
-    expect((circular as TaskFailedError).remote).toMatchObject({ type: 'ResultNotSerializableError', code: 'E003' });
+    const circular = await (
+      await app.executeTask.delay(probe('odd_result', { kind: 'circular' }))
+    )
+      .get({ timeout: 20 })
+      .catch((e: unknown) => e);
+    expect((circular as TaskFailedError).remote).toMatchObject({
+      type: 'ResultNotSerializableError',
+      code: 'E003',
+    });
   });
 
   it('runs higher priorities first and honours countdown', async () => {
@@ -140,11 +203,15 @@ describe.each(STORE_KINDS)('task lifecycle on %s', (kind) => {
     const later = await app.executeTask.delay(probe('echo', { p: 'later' }), { countdown: 1, priority: 100 });
     await env.worker();
     const records = await Promise.all([low, high, normal, later].map((h) => h.get({ timeout: 20 })));
-    const order = [...records].sort((a, b) => Date.parse(a.started_at!) - Date.parse(b.started_at!) || 0).map((r) => (r.input_data as { p: string }).p);
+    const order = [...records]
+      .sort((a, b) => Date.parse(a.started_at!) - Date.parse(b.started_at!) || 0)
+      .map((r) => (r.input_data as { p: string }).p);
     expect(order.slice(0, 3)).toEqual(['high', 'default', 'low']);
     expect(records[1]!.priority).toBe(90);
     expect(records[2]!.priority).toBe(10);
-    expect(Date.parse(records[3]!.started_at!) - Date.parse(records[3]!.created_at)).toBeGreaterThanOrEqual(900);
+    expect(Date.parse(records[3]!.started_at!) - Date.parse(records[3]!.created_at)).toBeGreaterThanOrEqual(
+      900,
+    );
   });
 
   it('stores tracked resources and streams output in order through the event stream', async () => {
@@ -159,14 +226,24 @@ describe.each(STORE_KINDS)('task lifecycle on %s', (kind) => {
     await sleep(200);
     const handle = await app.executeTask.delay(probe('stream_tokens', { tokens: 30, ms: 3 }));
     const record = await handle.get({ timeout: 20 });
-    await until(async () => deltas.map((d) => d.delta).join('').split(' ').length > 30, 5_000, 'stream deltas');
+    await until(
+      async () =>
+        deltas
+          .map((d) => d.delta)
+          .join('')
+          .split(' ').length > 30,
+      5_000,
+      'stream deltas',
+    );
     await events.close();
     const seqs = deltas.map((d) => Number(d.seq));
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     expect(deltas.map((d) => d.delta).join('')).toBe(Array.from({ length: 30 }, (_, i) => `t${i} `).join(''));
     expect(deltas.length).toBeLessThan(30); // coalesced
     expect(record.resources).toMatchObject({
-      model_usage: [{ provider: 'fake', model: 'probe-1', input_tokens: 10, output_tokens: 30, cost_usd: 0.001 }],
+      model_usage: [
+        { provider: 'fake', model: 'probe-1', input_tokens: 10, output_tokens: 30, cost_usd: 0.001 },
+      ],
       totals: { input_tokens: 10, output_tokens: 30, cost_usd: 0.001 },
       files: [{ path: '/tmp/probe.txt', operation: 'read', bytes: 12 }],
     });
@@ -178,7 +255,11 @@ describe.each(STORE_KINDS)('task lifecycle on %s', (kind) => {
     const app = env.app();
     const listed = await app.listWorkers();
     expect(listed.map((w) => w.id)).toContain(worker.id);
-    expect(listed.find((w) => w.id === worker.id)).toMatchObject({ pid: process.pid, queues: ['fast_tasks', 'heavy_tasks'], concurrency: { fast_tasks: 20, heavy_tasks: 2 } });
+    expect(listed.find((w) => w.id === worker.id)).toMatchObject({
+      pid: process.pid,
+      queues: ['fast_tasks', 'heavy_tasks'],
+      concurrency: { fast_tasks: 20, heavy_tasks: 2 },
+    });
     await worker.close(1);
     expect((await app.listWorkers()).map((w) => w.id)).not.toContain(worker.id);
   });

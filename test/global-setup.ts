@@ -18,7 +18,9 @@ function freePort(): Promise<number> {
     const server = createServer();
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -27,7 +29,13 @@ async function waitForRedis(port: number, proc: ChildProcess): Promise<void> {
   const { Redis } = await import('ioredis');
   for (let i = 0; i < 100; i++) {
     if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}`);
-    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const client = new Redis({
+      port,
+      host: '127.0.0.1',
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     try {
       await client.connect();
       await client.ping();
@@ -51,11 +59,17 @@ export default async function setup(project: TestProject): Promise<() => Promise
   let redisUrl = process.env.AIECS_TEST_REDIS_URL;
   if (!redisUrl) {
     const port = await freePort();
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
-      stdio: 'ignore',
-    });
+    redis = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+      {
+        stdio: 'ignore',
+      },
+    );
     const failed = new Promise<never>((_, reject) =>
-      redis!.once('error', (e) => reject(new Error(`cannot start redis-server (${e.message}); install it or set AIECS_TEST_REDIS_URL`))),
+      redis!.once('error', (e) =>
+        reject(new Error(`cannot start redis-server (${e.message}); install it or set AIECS_TEST_REDIS_URL`)),
+      ),
     );
     await Promise.race([waitForRedis(port, redis), failed]);
     redisUrl = `redis://127.0.0.1:${port}`;
@@ -66,7 +80,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await client.connect();
     await client.query('SELECT 1');
   } catch (error) {
-    throw new Error(`PostgreSQL is not reachable at ${postgresUrl} (${(error as Error).message}); start it or set AIECS_TEST_POSTGRES_URL`);
+    throw new Error(
+      `PostgreSQL is not reachable at ${postgresUrl} (${(error as Error).message}); start it or set AIECS_TEST_POSTGRES_URL`,
+      { cause: error },
+    );
   } finally {
     await client.end().catch(() => undefined);
   }

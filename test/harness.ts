@@ -111,7 +111,9 @@ export class TestEnv {
   }
 
   /** A worker in its own process (shared stores only). Resolves once it consumes. */
-  async workerProcess(env: Record<string, string> = {}): Promise<{ proc: ChildProcess; id: string; output: () => string }> {
+  async workerProcess(
+    env: Record<string, string> = {},
+  ): Promise<{ proc: ChildProcess; id: string; output: () => string }> {
     if (!this.shared) throw new Error('the embedded store cannot be shared between processes');
     const proc = spawn(process.execPath, [WORKER_PROCESS], {
       env: { ...process.env, ...TEST_ENV, BROKER: this.brokerUrl, NAMESPACE: this.namespace, ...env },
@@ -140,7 +142,8 @@ export class TestEnv {
   }
 
   async cleanup(): Promise<void> {
-    for (const proc of this.procs) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    for (const proc of this.procs)
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     await Promise.allSettled(this.workers.map((w) => w.close(1)));
     await Promise.allSettled(this.apps.map((a) => a.close()));
     await this.sharedStore?.close();
@@ -162,7 +165,11 @@ export class TestEnv {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls until `check` returns a value (test helper: waiting on another process's effect). */
-export async function until<T>(check: () => Promise<T | undefined | false>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+export async function until<T>(
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

@@ -142,7 +142,12 @@ export function loadConfig(env: EnvInput = process.env): AiecsConfig {
       `CELERY_TASK_SOFT_TIME_LIMIT=${e.CELERY_TASK_SOFT_TIME_LIMIT} must not exceed CELERY_TASK_TIME_LIMIT=${e.CELERY_TASK_TIME_LIMIT}`,
     );
   }
-  const perQueue = <T>(name: string, raw: string | undefined, parse: (v: string) => T | undefined, what: string) => {
+  const perQueue = <T>(
+    name: string,
+    raw: string | undefined,
+    parse: (v: string) => T | undefined,
+    what: string,
+  ) => {
     if (raw === undefined || raw.trim() === '') return {};
     try {
       return parsePerQueue(raw, parse, what);
@@ -150,7 +155,12 @@ export function loadConfig(env: EnvInput = process.env): AiecsConfig {
       throw new ConfigError(`${name}=${JSON.stringify(raw)}: ${(error as Error).message}`);
     }
   };
-  const concurrency = perQueue('CELERY_WORKER_CONCURRENCY', e.CELERY_WORKER_CONCURRENCY, parseIntValue, 'a whole number >= 1');
+  const concurrency = perQueue(
+    'CELERY_WORKER_CONCURRENCY',
+    e.CELERY_WORKER_CONCURRENCY,
+    parseIntValue,
+    'a whole number >= 1',
+  );
   const pool = perQueue('AIECS_WORKER_POOL', e.AIECS_WORKER_POOL, parsePoolValue, 'async or process');
 
   const config: AiecsConfig = {

@@ -201,9 +201,16 @@ const RETRYABLE_NETWORK_CODES = new Set([
 export function isRetryable(error: unknown): boolean {
   if (error instanceof AiecsError) return error.retryable;
   if (typeof error !== 'object' || error === null) return false;
-  const e = error as { retryable?: unknown; status?: unknown; statusCode?: unknown; code?: unknown; cause?: unknown };
+  const e = error as {
+    retryable?: unknown;
+    status?: unknown;
+    statusCode?: unknown;
+    code?: unknown;
+    cause?: unknown;
+  };
   if (typeof e.retryable === 'boolean') return e.retryable;
-  const status = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : undefined;
+  const status =
+    typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : undefined;
   if (status !== undefined) return status === 429 || status === 408 || status >= 500;
   if (typeof e.code === 'string' && RETRYABLE_NETWORK_CODES.has(e.code)) return true;
   if (e.cause !== undefined && e.cause !== error) return isRetryable(e.cause);
@@ -222,7 +229,8 @@ export function errorInfo(error: unknown): TaskErrorInfo {
     // Our errors from another copy of the package (a services module bundling its own) fail
     // instanceof: recognise them by shape.
     const e = error as Error & { wireCode?: unknown; details?: unknown };
-    const code = typeof e.wireCode === 'string' && /^E\d{3}$/.test(e.wireCode) ? (e.wireCode as WireErrorCode) : 'E003';
+    const code =
+      typeof e.wireCode === 'string' && /^E\d{3}$/.test(e.wireCode) ? (e.wireCode as WireErrorCode) : 'E003';
     const info: TaskErrorInfo = { type: error.name || 'Error', code, message: error.message };
     if (error.stack) info.stack = error.stack;
     if (e.details && typeof e.details === 'object' && Object.keys(e.details).length) {

@@ -67,10 +67,22 @@ export type WireTaskRequest = z.input<typeof taskRequestSchema>;
 /** Per-submission options; all optional. Seconds, as in Celery. */
 export const submitOptionsSchema = z.strictObject({
   priority: z.number().int().min(1).max(MAX_PRIORITY).optional(),
-  countdown: z.number().min(0).max(365 * 86400).optional(),
+  countdown: z
+    .number()
+    .min(0)
+    .max(365 * 86400)
+    .optional(),
   eta: z.union([z.date(), z.iso.datetime({ offset: true })]).optional(),
-  time_limit: z.number().positive().max(7 * 86400).optional(),
-  soft_time_limit: z.number().positive().max(7 * 86400).optional(),
+  time_limit: z
+    .number()
+    .positive()
+    .max(7 * 86400)
+    .optional(),
+  soft_time_limit: z
+    .number()
+    .positive()
+    .max(7 * 86400)
+    .optional(),
   attempts: z.number().int().min(1).max(100).optional(),
 });
 export type WireSubmitOptions = z.input<typeof submitOptionsSchema>;
@@ -172,7 +184,8 @@ export function prepareSubmission(
   const opts = options.data;
 
   const inputBytes = jsonSize('input_data', req.input_data) + jsonSize('context', req.context);
-  if (inputBytes > maxInputBytes) throw new PayloadTooLargeError('input_data+context', inputBytes, maxInputBytes);
+  if (inputBytes > maxInputBytes)
+    throw new PayloadTooLargeError('input_data+context', inputBytes, maxInputBytes);
   if (opts.countdown !== undefined && opts.eta !== undefined) {
     throw new ValidationError([{ field: 'options.eta', message: 'give countdown or eta, not both' }]);
   }
@@ -205,7 +218,13 @@ export function prepareSubmission(
     .update(JSON.stringify([queue, body, taskOptions]))
     .digest('base64url');
   return {
-    data: { ...body, task_id: req.task_id ?? randomUUID(), options: taskOptions, submitted_at: now, fingerprint },
+    data: {
+      ...body,
+      task_id: req.task_id ?? randomUUID(),
+      options: taskOptions,
+      submitted_at: now,
+      fingerprint,
+    },
     delayMs,
     attempts: opts.attempts,
   };
@@ -215,7 +234,9 @@ function jsonSize(field: string, value: unknown): number {
   try {
     return Buffer.byteLength(JSON.stringify(value));
   } catch (error) {
-    throw new ValidationError([{ field, message: `must be JSON-serializable (${(error as Error).message})` }]);
+    throw new ValidationError([
+      { field, message: `must be JSON-serializable (${(error as Error).message})` },
+    ]);
   }
 }
 

@@ -13,7 +13,14 @@ import {
 } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { createLogger } from '../core/logger.js';
-import type { QueueKind, SubmitOptions, TaskJobData, TaskRecord, TaskRequest, WireSubmitOptions } from '../core/task.js';
+import type {
+  QueueKind,
+  SubmitOptions,
+  TaskJobData,
+  TaskRecord,
+  TaskRequest,
+  WireSubmitOptions,
+} from '../core/task.js';
 import {
   FAST_QUEUE,
   HEAVY_QUEUE,
@@ -122,7 +129,9 @@ export class AiecsApp {
   /** Submits a camelCase request from the library API. */
   submit(kind: QueueKind, request: TaskRequest, options: SubmitOptions = {}): Promise<TaskHandle> {
     if (typeof request !== 'object' || request === null) {
-      return Promise.reject(new ValidationError([{ field: '(root)', message: 'expected a task request object' }]));
+      return Promise.reject(
+        new ValidationError([{ field: '(root)', message: 'expected a task request object' }]),
+      );
     }
     return this.submitWire(kind, requestToWire(request), optionsToWire(options));
   }
@@ -178,7 +187,10 @@ export class AiecsApp {
     return toTaskRecord(found.job, state, found.kind);
   }
 
-  private async findJob(taskId: string, kind?: QueueKind): Promise<{ job: TaskJob; kind: QueueKind } | undefined> {
+  private async findJob(
+    taskId: string,
+    kind?: QueueKind,
+  ): Promise<{ job: TaskJob; kind: QueueKind } | undefined> {
     const kinds = kind ? [kind] : QUEUE_KINDS;
     const jobs = await Promise.all(kinds.map(async (k) => (await this.queue(k)).getJob(taskId)));
     for (let i = 0; i < kinds.length; i++) {
@@ -194,7 +206,11 @@ export class AiecsApp {
       throw new ValidationError([{ field: 'timeout', message: 'must be a number of seconds >= 0' }]);
     }
     const { waiter } = await this.waiterFor(kind);
-    const record = await waiter.wait(taskId, timeoutS === undefined ? Infinity : timeoutS * 1000, () => new WaitTimeoutError(taskId, timeoutS ?? 0));
+    const record = await waiter.wait(
+      taskId,
+      timeoutS === undefined ? Infinity : timeoutS * 1000,
+      () => new WaitTimeoutError(taskId, timeoutS ?? 0),
+    );
     return settleRecord(record);
   }
 
@@ -204,7 +220,9 @@ export class AiecsApp {
       entry = (async () => {
         const store = await this.store();
         const events = store.createQueueEvents(kind);
-        events.on('error', (error) => this.logger.warn({ err: error.message, queue: kind }, 'queue events error'));
+        events.on('error', (error) =>
+          this.logger.warn({ err: error.message, queue: kind }, 'queue events error'),
+        );
         await events.waitUntilReady();
         return { events, waiter: new ResultWaiter(events, (id) => this.getTask(id, kind)) };
       })();

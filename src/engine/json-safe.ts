@@ -21,7 +21,8 @@ export function toJsonSafe(value: unknown, path = 'result', seen = new Set<objec
       return null;
   }
   const obj = value as object;
-  if (seen.has(obj)) throw new ResultNotSerializableError(`${path} refers back to itself; a result must be a tree`);
+  if (seen.has(obj))
+    throw new ResultNotSerializableError(`${path} refers back to itself; a result must be a tree`);
   if (obj instanceof Date) return Number.isNaN(obj.getTime()) ? null : obj.toISOString();
   if (Buffer.isBuffer(obj)) return obj.toString('base64');
   if (ArrayBuffer.isView(obj)) return Array.from(obj as unknown as ArrayLike<number>);
@@ -34,7 +35,8 @@ export function toJsonSafe(value: unknown, path = 'result', seen = new Set<objec
       return Array.from(obj as Iterable<unknown>, (v, i) => toJsonSafe(v, `${path}[${i}]`, seen));
     }
     const out: Record<string, unknown> = {};
-    const entries = obj instanceof Map ? [...obj.entries()].map(([k, v]) => [String(k), v] as const) : Object.entries(obj);
+    const entries =
+      obj instanceof Map ? [...obj.entries()].map(([k, v]) => [String(k), v] as const) : Object.entries(obj);
     for (const [key, v] of entries) {
       if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
       out[key] = toJsonSafe(v, `${path}.${key}`, seen);

@@ -17,7 +17,10 @@ interface QueryResult<R = Record<string, unknown>> {
   rowCount: number;
 }
 
-type Query = <R = Record<string, unknown>>(text: string, params?: readonly unknown[]) => Promise<QueryResult<R>>;
+type Query = <R = Record<string, unknown>>(
+  text: string,
+  params?: readonly unknown[],
+) => Promise<QueryResult<R>>;
 
 type Owner = object;
 
@@ -60,7 +63,10 @@ export function createPglitePool(db: PGlite): PglitePool {
       if (!params || params.length === 0) {
         const results = await db.exec(text);
         const last = results[results.length - 1];
-        return { rows: (last?.rows ?? []) as Record<string, unknown>[], rowCount: last?.affectedRows ?? last?.rows.length ?? 0 };
+        return {
+          rows: (last?.rows ?? []) as Record<string, unknown>[],
+          rowCount: last?.affectedRows ?? last?.rows.length ?? 0,
+        };
       }
       const result = await db.query<Record<string, unknown>>(text, params as unknown[]);
       return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };

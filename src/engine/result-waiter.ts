@@ -28,7 +28,11 @@ export class ResultWaiter {
     events.on('failed', onFinished);
     events.on('progress', ({ jobId, data }: { jobId: string; data: unknown }) => {
       // A pending task cancelled by any process announces itself through its progress.
-      if (typeof data === 'object' && data !== null && (data as { status?: unknown }).status === TaskStatus.CANCELLED) {
+      if (
+        typeof data === 'object' &&
+        data !== null &&
+        (data as { status?: unknown }).status === TaskStatus.CANCELLED
+      ) {
         this.check(jobId);
       }
     });
@@ -42,7 +46,8 @@ export class ResultWaiter {
   wait(taskId: string, timeoutMs: number, onTimeout: () => Error): Promise<TaskRecord> {
     return new Promise<TaskRecord>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
-      let recheck: NodeJS.Timeout | undefined;
+      const recheck = setInterval(() => this.check(taskId), this.recheckMs);
+      recheck.unref();
       const waiter: Waiter = {
         settle: (record) => {
           done();
@@ -64,8 +69,6 @@ export class ResultWaiter {
       if (!set) this.waiters.set(taskId, (set = new Set()));
       set.add(waiter);
       if (Number.isFinite(timeoutMs)) timer = setTimeout(() => waiter.fail(onTimeout()), timeoutMs);
-      recheck = setInterval(() => this.check(taskId), this.recheckMs);
-      recheck.unref();
       // Subscribed first, then read: a task that finished before we subscribed is seen here.
       this.check(taskId);
     });

@@ -43,7 +43,8 @@ async function takeLock(dir: string): Promise<() => Promise<void>> {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const pid = Number((await readFile(lockFile, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) throw new StoreLockedError(dir, pid);
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid))
+        throw new StoreLockedError(dir, pid);
       // A stale lock from a process that died: take it over.
       await rm(lockFile, { force: true });
     }
@@ -72,11 +73,19 @@ export async function openEmbeddedStore(dirInput: string, options: StoreOptions)
     await db.exec(`SET search_path TO ${DEFAULT_SCHEMA}, public`);
     const extras = await pgExtras(pool as unknown as PgLike, DEFAULT_SCHEMA);
     const openedDb = db;
-    return storeFrom('embedded', `embedded:${dir}`, DEFAULT_SCHEMA, bullOnPostgres(pool), extras, async () => {
-      await pool.end();
-      await openedDb.close();
-      await unlock();
-    });
+    options.logger.debug({ dir }, 'embedded store open');
+    return storeFrom(
+      'embedded',
+      `embedded:${dir}`,
+      DEFAULT_SCHEMA,
+      bullOnPostgres(pool),
+      extras,
+      async () => {
+        await pool.end();
+        await openedDb.close();
+        await unlock();
+      },
+    );
   } catch (error) {
     await db?.close().catch(() => undefined);
     await unlock();

@@ -21,11 +21,17 @@ export interface PgLike {
 export interface PgListenerClient {
   query(text: string, params?: readonly unknown[]): Promise<unknown>;
   on(event: 'notification', listener: (msg: { channel: string; payload?: string }) => void): unknown;
-  removeListener(event: 'notification', listener: (msg: { channel: string; payload?: string }) => void): unknown;
+  removeListener(
+    event: 'notification',
+    listener: (msg: { channel: string; payload?: string }) => void,
+  ): unknown;
   release(): void;
 }
 
-type ExtrasPart = Pick<Store, 'publish' | 'subscribe' | 'putHeartbeat' | 'removeHeartbeat' | 'listHeartbeats' | 'ping'> & {
+type ExtrasPart = Pick<
+  Store,
+  'publish' | 'subscribe' | 'putHeartbeat' | 'removeHeartbeat' | 'listHeartbeats' | 'ping'
+> & {
   closeExtras(): Promise<void>;
 };
 
@@ -74,7 +80,9 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
     async listHeartbeats() {
       const now = Date.now();
       await pool.query(`DELETE FROM ${table} WHERE expires_at_ms < $1`, [now - 60_000]);
-      const { rows } = await pool.query(`SELECT beat FROM ${table} WHERE expires_at_ms >= $1 ORDER BY id`, [now]);
+      const { rows } = await pool.query(`SELECT beat FROM ${table} WHERE expires_at_ms >= $1 ORDER BY id`, [
+        now,
+      ]);
       return rows.map((r) => (typeof r.beat === 'string' ? JSON.parse(r.beat) : r.beat) as WorkerHeartbeat);
     },
     async ping() {
@@ -93,10 +101,9 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
 }
 
 /** The BullMQ half of a PostgreSQL-backed store, given what to pass as `connection`. */
-export function bullOnPostgres(connection: unknown): Pick<
-  Store,
-  'createQueue' | 'createWorker' | 'createQueueEvents' | 'createEventsProducer'
-> {
+export function bullOnPostgres(
+  connection: unknown,
+): Pick<Store, 'createQueue' | 'createWorker' | 'createQueueEvents' | 'createEventsProducer'> {
   // BullMQ's constructors are typed for Redis by default; the backend factory makes them PostgreSQL.
   const opts = { connection } as never;
   const factory = createPostgresBackend as never;

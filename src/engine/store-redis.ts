@@ -10,9 +10,18 @@ const CONNECT_TIMEOUT_MS = 5_000;
 function clientOptions(role: 'producer' | 'worker' | 'blocking'): RedisOptions {
   const base: RedisOptions = { connectTimeout: CONNECT_TIMEOUT_MS, lazyConnect: false };
   if (role === 'producer') {
-    return { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 200, 2_000) };
+    return {
+      ...base,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      retryStrategy: (n) => Math.min(n * 200, 2_000),
+    };
   }
-  return { ...base, maxRetriesPerRequest: null, retryStrategy: (n) => Math.min(1_000 * 2 ** Math.min(n, 4), 20_000) };
+  return {
+    ...base,
+    maxRetriesPerRequest: null,
+    retryStrategy: (n) => Math.min(1_000 * 2 ** Math.min(n, 4), 20_000),
+  };
 }
 
 async function connected(client: Redis, url: string): Promise<void> {
@@ -20,7 +29,9 @@ async function connected(client: Redis, url: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
-      reject(new StoreUnavailableError(`cannot reach Redis at ${redactUrl(url)} within ${CONNECT_TIMEOUT_MS} ms`));
+      reject(
+        new StoreUnavailableError(`cannot reach Redis at ${redactUrl(url)} within ${CONNECT_TIMEOUT_MS} ms`),
+      );
     }, CONNECT_TIMEOUT_MS);
     const onReady = () => {
       cleanup();
@@ -44,7 +55,8 @@ export async function openRedisStore(url: string, options: StoreOptions): Promis
     // ioredis reports every failed reconnect; one line per outage is enough.
     let down = false;
     client.on('error', (error: Error) => {
-      if (!down) log.warn({ err: error.message, store: redactUrl(url) }, 'Redis connection error; reconnecting');
+      if (!down)
+        log.warn({ err: error.message, store: redactUrl(url) }, 'Redis connection error; reconnecting');
       down = true;
     });
     client.on('ready', () => (down = false));
@@ -85,7 +97,8 @@ export async function openRedisStore(url: string, options: StoreOptions): Promis
     displayUrl: redactUrl(url),
     namespace,
     createQueue: (name) => new Queue(name, bull),
-    createWorker: (name, processor, opts) => new Worker(name, processor, { ...opts, ...blockingConnection() }),
+    createWorker: (name, processor, opts) =>
+      new Worker(name, processor, { ...opts, ...blockingConnection() }),
     createQueueEvents: (name) => new QueueEvents(name, { ...blockingConnection(), autorun: true }),
     createEventsProducer: (name) => new QueueEventsProducer(name, bull),
 
@@ -100,7 +113,8 @@ export async function openRedisStore(url: string, options: StoreOptions): Promis
       await subscriber.subscribe(controlChannel);
       return async () => {
         subscriber.off('message', listener);
-        if (subscriber.listenerCount('message') === 0 && !closed) await subscriber.unsubscribe(controlChannel);
+        if (subscriber.listenerCount('message') === 0 && !closed)
+          await subscriber.unsubscribe(controlChannel);
       };
     },
 

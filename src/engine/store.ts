@@ -1,5 +1,5 @@
 import type { Job, Processor, QueueEvents, QueueEventsProducer, WorkerOptions } from 'bullmq';
-import { Queue, Worker } from 'bullmq';
+import type { Queue, Worker } from 'bullmq';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 
@@ -34,7 +34,11 @@ export interface Store {
   readonly namespace: string;
 
   createQueue<D, R>(name: string, opts?: { producer?: boolean }): Queue<D, R>;
-  createWorker<D, R>(name: string, processor: Processor<D, R>, opts: Omit<WorkerOptions, 'connection'>): Worker<D, R>;
+  createWorker<D, R>(
+    name: string,
+    processor: Processor<D, R>,
+    opts: Omit<WorkerOptions, 'connection'>,
+  ): Worker<D, R>;
   createQueueEvents(name: string): QueueEvents;
   createEventsProducer(name: string): QueueEventsProducer;
 
@@ -60,9 +64,7 @@ export interface StoreOptions {
 }
 
 export type ParsedBrokerUrl =
-  | { kind: 'embedded'; dir: string }
-  | { kind: 'postgres'; url: string }
-  | { kind: 'redis'; url: string };
+  { kind: 'embedded'; dir: string } | { kind: 'postgres'; url: string } | { kind: 'redis'; url: string };
 
 export function parseBrokerUrl(url: string): ParsedBrokerUrl {
   if (url.startsWith('embedded:')) {

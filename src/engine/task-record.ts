@@ -32,7 +32,8 @@ export interface ResultEnvelope {
 /** Progress events of one attempt sort after the previous attempt's. */
 export const SEQ_PER_ATTEMPT = 1_000_000;
 
-export type BullState = 'completed' | 'failed' | 'delayed' | 'active' | 'waiting' | 'waiting-children' | 'prioritized' | 'unknown';
+export type BullState =
+  'completed' | 'failed' | 'delayed' | 'active' | 'waiting' | 'waiting-children' | 'prioritized' | 'unknown';
 
 export type TaskJob = Job<TaskJobData, ResultEnvelope>;
 
@@ -41,7 +42,11 @@ export function progressPayload(job: Pick<TaskJob, 'progress'>): ProgressPayload
   return typeof p === 'object' && p !== null && 'status' in p ? (p as ProgressPayload) : undefined;
 }
 
-const FAILURE_STATUSES: ReadonlySet<string> = new Set([TaskStatus.FAILED, TaskStatus.TIMED_OUT, TaskStatus.CANCELLED]);
+const FAILURE_STATUSES: ReadonlySet<string> = new Set([
+  TaskStatus.FAILED,
+  TaskStatus.TIMED_OUT,
+  TaskStatus.CANCELLED,
+]);
 
 /** Terminal states never change: BullMQ's state decides first, the worker's payload refines it. */
 export function deriveStatus(state: BullState | string, progress: ProgressPayload | undefined): TaskStatus {

@@ -37,7 +37,11 @@ function isClass(impl: ServiceImpl): impl is new () => object {
 /** Public callable names on an object or a class prototype, own and inherited (not Object's). */
 function methodNames(target: object): string[] {
   const names = new Set<string>();
-  for (let o: object | null = target; o && o !== Object.prototype; o = Object.getPrototypeOf(o) as object | null) {
+  for (
+    let o: object | null = target;
+    o && o !== Object.prototype;
+    o = Object.getPrototypeOf(o) as object | null
+  ) {
     for (const key of Object.getOwnPropertyNames(o)) {
       if (HIDDEN.has(key) || key.startsWith('_')) continue;
       const desc = Object.getOwnPropertyDescriptor(o, key);
@@ -52,7 +56,8 @@ export class ServiceRegistry {
 
   register(mode: string, service: string, impl: ServiceImpl, options: ServiceOptions = {}): ServiceEntry {
     const issues = [];
-    if (typeof mode !== 'string' || !NAME.test(mode)) issues.push({ field: 'mode', message: 'must be a name' });
+    if (typeof mode !== 'string' || !NAME.test(mode))
+      issues.push({ field: 'mode', message: 'must be a name' });
     if (typeof service !== 'string' || !NAME.test(service))
       issues.push({ field: 'service', message: 'must be a name' });
     if ((typeof impl !== 'object' && typeof impl !== 'function') || impl === null)
@@ -121,9 +126,16 @@ export class ServiceRegistry {
   }
 
   /** Resolves the call for one task: a fresh instance per task for classes. */
-  resolve(mode: string, service: string, taskName: string): (input: Record<string, unknown>, ctx: Record<string, unknown>, task: TaskContext) => unknown {
+  resolve(
+    mode: string,
+    service: string,
+    taskName: string,
+  ): (input: Record<string, unknown>, ctx: Record<string, unknown>, task: TaskContext) => unknown {
     const entry = this.check(mode, service, taskName);
-    const target = (entry.isClass ? new (entry.impl as new () => object)() : entry.impl) as Record<string, unknown>;
+    const target = (entry.isClass ? new (entry.impl as new () => object)() : entry.impl) as Record<
+      string,
+      unknown
+    >;
     if (entry.methods.includes(taskName)) {
       const method = target[taskName] as ServiceMethod;
       return (input, ctx, task) => method.call(target, input, ctx, task);
@@ -144,6 +156,11 @@ const holder = globalThis as unknown as Record<symbol, ServiceRegistry | undefin
 export const registry: ServiceRegistry = (holder[GLOBAL_KEY] ??= new ServiceRegistry());
 
 /** Registers a service under `(mode, service)`; its methods are the task names. */
-export function registerService(mode: string, service: string, impl: ServiceImpl, options?: ServiceOptions): void {
+export function registerService(
+  mode: string,
+  service: string,
+  impl: ServiceImpl,
+  options?: ServiceOptions,
+): void {
   registry.register(mode, service, impl, options);
 }

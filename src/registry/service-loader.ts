@@ -9,11 +9,16 @@ import { ConfigError } from '../core/errors.js';
  */
 export async function loadServiceModules(paths: readonly string[], cwd = process.cwd()): Promise<void> {
   for (const path of paths) {
-    const url = /^[a-z]+:/i.test(path) && !/^[a-z]:[\\/]/i.test(path) ? path : pathToFileURL(resolve(cwd, path)).href;
+    const url =
+      /^[a-z]+:/i.test(path) && !/^[a-z]:[\\/]/i.test(path) ? path : pathToFileURL(resolve(cwd, path)).href;
     try {
       await import(url);
     } catch (error) {
-      throw new ConfigError(`cannot load services module ${path}: ${(error as Error).message}`, { path }, { cause: error });
+      throw new ConfigError(
+        `cannot load services module ${path}: ${(error as Error).message}`,
+        { path },
+        { cause: error },
+      );
     }
   }
 }

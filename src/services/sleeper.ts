@@ -43,12 +43,16 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
  * to show (and test) time limits and cancel: it stops the moment its signal aborts.
  */
 export const sleeper = {
-  async sleep(input: Record<string, unknown>, _ctx: Record<string, unknown>, task: TaskContext): Promise<SleepResult> {
+  async sleep(
+    input: Record<string, unknown>,
+    _ctx: Record<string, unknown>,
+    task: TaskContext,
+  ): Promise<SleepResult> {
     const seconds = requireSeconds(input);
     const started = Date.now();
     const totalMs = seconds * 1000;
     task.progress(0, `sleeping ${seconds} s`);
-    for (let elapsed = 0; elapsed < totalMs; ) {
+    for (let elapsed = 0; elapsed < totalMs;) {
       const step = Math.min(1000, totalMs - elapsed);
       await pause(step, task.signal);
       elapsed += step;

@@ -64,7 +64,14 @@ process.on('message', (message: ParentMessage) => {
 
 // A stray rejection in a service must not take the child (and its task) down.
 process.on('unhandledRejection', (reason) => {
-  if (current) send({ type: 'log', runId: current.runId, level: 'warn', obj: { err: String(reason) }, msg: 'unhandled rejection in service' });
+  if (current)
+    send({
+      type: 'log',
+      runId: current.runId,
+      level: 'warn',
+      obj: { err: String(reason) },
+      msg: 'unhandled rejection in service',
+    });
 });
 process.on('uncaughtException', (error) => {
   send({ type: 'fatal', error: failureInfo(error) });

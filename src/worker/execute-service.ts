@@ -110,7 +110,8 @@ export function runService(
       sink.progress(Number.isFinite(p) ? Math.min(100, Math.max(0, p)) : 0, String(message));
     },
     stream(delta) {
-      if (attached && delta !== undefined && delta !== null && String(delta) !== '') sink.stream(String(delta));
+      if (attached && delta !== undefined && delta !== null && String(delta) !== '')
+        sink.stream(String(delta));
     },
     log,
     resources,

@@ -38,6 +38,8 @@ interface Child {
   retiring: boolean;
   /** Resident memory the child reported after its last task. */
   rssKiB: number;
+  /** What the child said before it died of an uncaught error. */
+  fatal?: FailureInfo;
 }
 
 /** Children run compiled JavaScript: under a TypeScript test runner, point at the build. */
@@ -45,7 +47,10 @@ function childEntry(): string {
   const here = fileURLToPath(import.meta.url);
   const sibling = here.replace(/process-pool\.(ts|js)$/, 'child-main.js');
   if (here.endsWith('.js')) return sibling;
-  const built = sibling.replace(/([\\/])src([\\/])worker([\\/])child-main\.js$/, '$1dist$2worker$3child-main.js');
+  const built = sibling.replace(
+    /([\\/])src([\\/])worker([\\/])child-main\.js$/,
+    '$1dist$2worker$3child-main.js',
+  );
   if (!existsSync(built)) throw new Error(`process pool needs the build (${built}); run \`npm run build\``);
   return built;
 }
@@ -130,7 +135,10 @@ export class ProcessExecutor implements Executor {
       (maxTasksPerChild > 0 && child.tasks >= maxTasksPerChild) ||
       (maxMemoryPerChildKiB > 0 && memoryKiB > maxMemoryPerChildKiB)
     ) {
-      this.options.logger.info({ pid: child.proc.pid, tasks: child.tasks, rss_kib: memoryKiB }, 'recycling child process');
+      this.options.logger.info(
+        { pid: child.proc.pid, tasks: child.tasks, rss_kib: memoryKiB },
+        'recycling child process',
+      );
       child.retiring = true;
       this.post(child, { type: 'exit' });
       this.children.delete(child);
@@ -170,6 +178,10 @@ export class ProcessExecutor implements Executor {
     });
     const child: Child = { proc, tasks: 0, retiring: false, rssKiB: 0, ready: Promise.resolve() };
     this.children.add(child);
+    // Sending to a child that just died raises EPIPE here; its exit handler does the cleanup.
+    proc.on('error', (error) =>
+      this.options.logger.debug({ err: error.message, pid: proc.pid }, 'child process error'),
+    );
     child.ready = new Promise<void>((resolve, reject) => {
       proc.on('message', (message: ChildMessage) => {
         switch (message.type) {
@@ -177,8 +189,9 @@ export class ProcessExecutor implements Executor {
             resolve();
             break;
           case 'fatal':
+            // The child exits right after this; the exit handler fails the run with it.
+            child.fatal = message.error;
             reject(new Error(`child process failed: ${message.error.message}`));
-            this.finishRun(child, { ok: false, error: message.error, resources: emptyResources() });
             break;
           default:
             this.onRunMessage(child, message);
@@ -192,7 +205,10 @@ export class ProcessExecutor implements Executor {
         if (child.run) {
           this.finishRun(child, {
             ok: false,
-            error: crashed(`worker child process ${proc.pid} died (${signal ?? `exit ${code}`}) during the task`),
+            error: crashed(
+              `worker child process ${proc.pid} died (${signal ?? `exit ${code}`}) during the task` +
+                (child.fatal ? `: ${child.fatal.type}: ${child.fatal.message}` : ''),
+            ),
             resources: emptyResources(),
           });
         }
@@ -259,5 +275,10 @@ export class ProcessExecutor implements Executor {
 }
 
 function emptyResources(): ExecOutcome['resources'] {
-  return { files: [], model_usage: [], timings: {}, totals: { input_tokens: 0, output_tokens: 0, cost_usd: 0 } };
+  return {
+    files: [],
+    model_usage: [],
+    timings: {},
+    totals: { input_tokens: 0, output_tokens: 0, cost_usd: 0 },
+  };
 }

@@ -93,7 +93,9 @@ export class TaskReporter implements TaskSink {
     const producer = this.producer;
     // Chained, so a slow store makes bigger batches rather than reordered ones.
     this.streamChain = this.streamChain.then(() =>
-      producer.publishEvent(event).catch((error: Error) => this.log.warn({ err: error.message }, 'could not publish stream delta')),
+      producer
+        .publishEvent(event)
+        .catch((error: Error) => this.log.warn({ err: error.message }, 'could not publish stream delta')),
     );
   }
 
@@ -117,7 +119,9 @@ export class TaskReporter implements TaskSink {
   }
 
   /** Writes the task's last word for this attempt, after everything before it. */
-  async final(payload: Omit<ProgressPayload, 'seq' | 'timestamp' | 'attempt' | 'worker' | 'progress'>): Promise<void> {
+  async final(
+    payload: Omit<ProgressPayload, 'seq' | 'timestamp' | 'attempt' | 'worker' | 'progress'>,
+  ): Promise<void> {
     await this.flush();
     this.closed = true;
     await this.write({ ...this.payload(payload.status, this.lastPercent, payload.message), ...payload });

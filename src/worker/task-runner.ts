@@ -1,6 +1,11 @@
 import { UnrecoverableError, WaitingError, type QueueEventsProducer } from 'bullmq';
 import type { AiecsConfig } from '../core/config.js';
-import { RetriesExhaustedError, TaskCancelledError, TaskTimeoutError, type TaskErrorInfo } from '../core/errors.js';
+import {
+  RetriesExhaustedError,
+  TaskCancelledError,
+  TaskTimeoutError,
+  type TaskErrorInfo,
+} from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { TaskStatus } from '../core/task.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
@@ -27,7 +32,10 @@ export interface TaskLimits {
   hardS: number;
 }
 
-export function taskLimits(options: { time_limit?: number; soft_time_limit?: number }, config: AiecsConfig): TaskLimits {
+export function taskLimits(
+  options: { time_limit?: number; soft_time_limit?: number },
+  config: AiecsConfig,
+): TaskLimits {
   const hardS = options.time_limit ?? config.timeLimitS;
   const softS = options.soft_time_limit ?? Math.min(config.softTimeLimitS, hardS);
   return { softS: Math.min(softS, hardS), hardS };
@@ -50,10 +58,19 @@ export function createTaskProcessor(deps: RunnerDeps) {
     const data = job.data;
     const attempt = Math.max(job.attemptsStarted ?? 0, (job.attemptsMade ?? 0) + 1, 1);
     const maxAttempts = job.opts.attempts ?? 1;
-    const log = deps.logger.child({ task_id: data.task_id, task_name: data.task_name, user_id: data.user_id, worker: deps.workerId });
+    const log = deps.logger.child({
+      task_id: data.task_id,
+      task_name: data.task_name,
+      user_id: data.user_id,
+      worker: deps.workerId,
+    });
     const reporter = new TaskReporter(job, attempt, deps.workerId, deps.producer, log);
 
-    const finishFailed = async (status: TaskStatus, error: FailureInfo, resources?: ResultEnvelope['resources']) => {
+    const finishFailed = async (
+      status: TaskStatus,
+      error: FailureInfo,
+      resources?: ResultEnvelope['resources'],
+    ) => {
       const { retryable: _r, retryAfterMs: _a, ...stored } = error;
       const payload = { status, message: error.message, error: stored, ...(resources ? { resources } : {}) };
       await reporter.final(payload);
@@ -63,7 +80,10 @@ export function createTaskProcessor(deps: RunnerDeps) {
     };
 
     if (progressPayload(job)?.status === TaskStatus.CANCELLED || cancels.wasCancelled(data.task_id)) {
-      return finishFailed(TaskStatus.CANCELLED, info(new TaskCancelledError(data.task_id, 'cancelled before it ran')));
+      return finishFailed(
+        TaskStatus.CANCELLED,
+        info(new TaskCancelledError(data.task_id, 'cancelled before it ran')),
+      );
     }
 
     const limits = taskLimits(data.options, config);
@@ -136,7 +156,11 @@ export function createTaskProcessor(deps: RunnerDeps) {
       case 'hard_timeout':
         return finishFailed(TaskStatus.TIMED_OUT, info(hardError), outcome.resources);
       case 'cancel':
-        return finishFailed(TaskStatus.CANCELLED, info(new TaskCancelledError(data.task_id)), outcome.resources);
+        return finishFailed(
+          TaskStatus.CANCELLED,
+          info(new TaskCancelledError(data.task_id)),
+          outcome.resources,
+        );
       case 'shutdown':
         reporter.close();
         log.info('task returned to the queue for another worker');
@@ -177,7 +201,11 @@ export function createTaskProcessor(deps: RunnerDeps) {
         attempts: attempt,
         last_error: { type: error.type, message: error.message },
       });
-      return finishFailed(TaskStatus.FAILED, { ...info(exhausted), ...(error.stack ? { stack: error.stack } : {}) }, outcome.resources);
+      return finishFailed(
+        TaskStatus.FAILED,
+        { ...info(exhausted), ...(error.stack ? { stack: error.stack } : {}) },
+        outcome.resources,
+      );
     }
     return finishFailed(TaskStatus.FAILED, error, outcome.resources);
   };

@@ -11,6 +11,7 @@ import type { Store, WorkerHeartbeat } from '../engine/store.js';
 import { openStore } from '../engine/store.js';
 import type { ResultEnvelope } from '../engine/task-record.js';
 import { absoluteServicePaths, loadServiceModules } from '../registry/service-loader.js';
+import { registerBuiltinServices } from '../services/builtin.js';
 import { CancelRegistry } from './cancel-registry.js';
 import type { Executor } from './executor.js';
 import { AsyncExecutor } from './executor.js';
@@ -28,7 +29,7 @@ export interface WorkerOptions {
   logger?: Logger;
   /** An already open store to share (`aiecs up`). */
   store?: Store;
-  /** Load the built-in services in process-pool children (default true). */
+  /** Register the built-in services, here and in process-pool children (default true). */
   builtins?: boolean;
 }
 
@@ -63,6 +64,7 @@ export class AiecsWorker {
   /** Connects, loads the service modules and starts consuming. */
   async start(): Promise<this> {
     const services = absoluteServicePaths(this.settings.services);
+    if (this.options.builtins ?? true) registerBuiltinServices();
     await loadServiceModules(services);
     const store =
       this.options.store ??
@@ -122,7 +124,12 @@ export class AiecsWorker {
     this.heartbeatTimer = setInterval(() => void this.beat(), this.config.heartbeatIntervalMs);
     this.heartbeatTimer.unref();
     this.logger.info(
-      { store: store.displayUrl, queues: this.settings.queues, concurrency: this.settings.concurrency, pool: this.settings.pool },
+      {
+        store: store.displayUrl,
+        queues: this.settings.queues,
+        concurrency: this.settings.concurrency,
+        pool: this.settings.pool,
+      },
       'worker ready',
     );
     return this;
@@ -170,7 +177,9 @@ export class AiecsWorker {
     this.closing ??= (async () => {
       clearInterval(this.heartbeatTimer);
       const draining = Promise.all([...this.workers.values()].map((w) => w.close()));
-      const deadline = new Promise<'deadline'>((resolve) => setTimeout(() => resolve('deadline'), deadlineS * 1000).unref());
+      const deadline = new Promise<'deadline'>((resolve) =>
+        setTimeout(() => resolve('deadline'), deadlineS * 1000).unref(),
+      );
       if ((await Promise.race([draining.then(() => 'drained' as const), deadline])) === 'deadline') {
         const left = this.cancels.shutdownAll();
         this.logger.warn({ tasks: left }, 'drain deadline passed; returning running tasks to the queue');

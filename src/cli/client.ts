@@ -1,0 +1,166 @@
+/**
+ * How the client commands (submit, status, cancel, workers) reach the engine. Today that is the
+ * store itself; an HttpClient that talks to a running `aiecs up` implements the same interface,
+ * so the commands do not change when the gateway arrives.
+ */
+import type { AiecsConfig } from '../core/config.js';
+import { AiecsError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { createLogger } from '../core/logger.js';
+import type { QueueKind, TaskRecord, TaskStatus, WireSubmitOptions } from '../core/task.js';
+import { TaskStatus as Status } from '../core/task.js';
+import type { CancelResult } from '../engine/app.js';
+import { AiecsApp } from '../engine/app.js';
+import type { WorkerHeartbeat } from '../engine/store.js';
+import type { GlobalOptions } from './options.js';
+import { clientLogLevel, cliConfig } from './options.js';
+
+export interface SubmitResult {
+  task_id: string;
+  queue: QueueKind;
+  status: TaskStatus;
+}
+
+export interface TaskClient {
+  /** Set when no worker can ever run a task submitted through this client while it is open. */
+  readonly cannotWait?: string;
+  /** Submits a wire (snake_case) request; validation errors come back as ValidationError. */
+  submit(queue: QueueKind, request: unknown, options: WireSubmitOptions): Promise<SubmitResult>;
+  /** The task's record, or undefined for an unknown id. */
+  get(taskId: string): Promise<TaskRecord | undefined>;
+  /**
+   * The terminal record, whatever the outcome (failed tasks resolve too); rejects with
+   * WaitTimeoutError when `timeoutS` passes first.
+   */
+  wait(taskId: string, queue: QueueKind, timeoutS?: number): Promise<TaskRecord>;
+  /** Rejects with TaskNotFoundError for an unknown id. */
+  cancel(taskId: string): Promise<CancelResult>;
+  workers(): Promise<WorkerHeartbeat[]>;
+  close(): Promise<void>;
+}
+
+/** The embedded store is held by another process (a running `aiecs up`). */
+export class StoreBusyError extends AiecsError {
+  override readonly code = 'STORE_BUSY';
+  constructor(
+    readonly dir: string,
+    readonly pid: number,
+  ) {
+    super(
+      `the embedded store ${dir} is owned by the running \`aiecs up\`` +
+        `${pid > 0 ? ` (pid ${pid})` : ''}; talking to it over HTTP arrives with the gateway ` +
+        '(until then use a shared store: --broker redis://… or postgres://…)',
+      { dir, pid },
+    );
+  }
+}
+
+/** A terminal record carried by the errors `handle.get()` rejects with (see settleRecord). */
+function recordOf(error: unknown): TaskRecord | undefined {
+  const record = (error as { record?: unknown } | null)?.record;
+  return typeof record === 'object' && record !== null && 'task_id' in record
+    ? (record as TaskRecord)
+    : undefined;
+}
+
+/** TaskClient over an AiecsApp on the store (embedded, PostgreSQL or Redis). */
+export class StoreClient implements TaskClient {
+  readonly cannotWait: string | undefined;
+
+  private constructor(
+    private readonly app: AiecsApp,
+    kind: string,
+  ) {
+    // This process holds the embedded store's lock, so neither `aiecs up` nor a worker can start.
+    this.cannotWait =
+      kind === 'embedded'
+        ? 'no worker can run tasks while this command holds the embedded store; ' +
+          'submit without --wait and start `aiecs up`, or use --broker redis://… or postgres://…'
+        : undefined;
+  }
+
+  /** Opens the store now, so a busy embedded store is reported before any work is done. */
+  static async open(options: {
+    config: AiecsConfig;
+    namespace?: string;
+    logger: Logger;
+  }): Promise<StoreClient> {
+    const app = new AiecsApp({
+      config: options.config,
+      logger: options.logger,
+      ...(options.namespace !== undefined ? { namespace: options.namespace } : {}),
+    });
+    let kind: string;
+    try {
+      kind = (await app.store()).kind;
+    } catch (error) {
+      await app.close().catch(() => undefined);
+      // By code, not class: importing the embedded store here would load PGlite for every command.
+      const locked = error as { code?: unknown; dir?: unknown; pid?: unknown };
+      if (locked.code === 'STORE_LOCKED') throw new StoreBusyError(String(locked.dir), Number(locked.pid));
+      throw error;
+    }
+    return new StoreClient(app, kind);
+  }
+
+  async submit(queue: QueueKind, request: unknown, options: WireSubmitOptions): Promise<SubmitResult> {
+    const handle = await this.app.submitWire(queue, request, options);
+    // A fast worker may already have picked it up; the record says where it is now.
+    const record = await this.app.getTask(handle.id, queue).catch(() => undefined);
+    return { task_id: handle.id, queue: handle.queue, status: record?.status ?? Status.PENDING };
+  }
+
+  get(taskId: string): Promise<TaskRecord | undefined> {
+    return this.app.getTask(taskId);
+  }
+
+  async wait(taskId: string, queue: QueueKind, timeoutS?: number): Promise<TaskRecord> {
+    try {
+      return await this.app.handle(taskId, queue).get(timeoutS === undefined ? {} : { timeout: timeoutS });
+    } catch (error) {
+      // get() rejects for failed, timed out and cancelled tasks; the CLI prints those records too.
+      const record = recordOf(error);
+      if (record) return record;
+      throw error;
+    }
+  }
+
+  cancel(taskId: string): Promise<CancelResult> {
+    return this.app.cancel(taskId);
+  }
+
+  workers(): Promise<WorkerHeartbeat[]> {
+    return this.app.listWorkers();
+  }
+
+  close(): Promise<void> {
+    return this.app.close();
+  }
+}
+
+/** The client for the configured store. The place to choose HttpClient once the gateway exists. */
+export function openClient(options: {
+  config: AiecsConfig;
+  namespace?: string;
+  logger: Logger;
+}): Promise<TaskClient> {
+  return StoreClient.open(options);
+}
+
+/** Opens the client for a command's global flags, runs `fn`, and always closes it. */
+export async function withClient<T>(
+  globals: GlobalOptions,
+  fn: (client: TaskClient) => Promise<T>,
+): Promise<T> {
+  const config = cliConfig(globals);
+  const client = await openClient({
+    config,
+    logger: createLogger(clientLogLevel(config)),
+    ...(globals.namespace !== undefined ? { namespace: globals.namespace } : {}),
+  });
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}

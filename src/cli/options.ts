@@ -1,0 +1,201 @@
+/**
+ * Flag parsing shared by the commands. Parsers throw commander's InvalidArgumentError (commander
+ * turns it into a one-line usage error) or UsageError (thrown from actions); both exit with 2.
+ */
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError, type Command } from 'commander';
+import type { AiecsConfig, PoolKind, WorkerSettings } from '../core/config.js';
+import { loadConfig, parsePerQueue } from '../core/config.js';
+import type { EnvInput } from '../core/config.js';
+import type { QueueKind } from '../core/task.js';
+import { QUEUE_KINDS } from '../core/task.js';
+
+/** A mistake in how the command was called: printed as one line, exit code 2. */
+export class UsageError extends Error {
+  readonly code = 'USAGE_ERROR';
+  readonly exitCode = 2;
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export const EXIT_USAGE = 2;
+/** What shells report for a process ended by Ctrl-C (128 + SIGINT). */
+export const EXIT_INTERRUPTED = 130;
+
+export interface GlobalOptions {
+  broker?: string;
+  namespace?: string;
+}
+
+/** The environment's settings with the global flags on top (flags win). */
+export function cliConfig(globals: GlobalOptions, env: EnvInput = process.env): AiecsConfig {
+  const config = loadConfig(env);
+  if (globals.broker !== undefined) config.brokerUrl = globals.broker;
+  return config;
+}
+
+/**
+ * Client commands (submit, status, …) print their answer on stdout; the engine's info lines on
+ * stderr would be noise there, so they log warnings only unless AIECS_LOG_LEVEL asks for more.
+ */
+export function clientLogLevel(config: AiecsConfig, env: EnvInput = process.env): string {
+  return env.AIECS_LOG_LEVEL ? config.logLevel : 'warn';
+}
+
+const parseIntValue = (v: string): number | undefined =>
+  /^\d+$/.test(v) && Number(v) >= 1 ? Number(v) : undefined;
+const parsePoolValue = (v: string): PoolKind | undefined =>
+  v === 'async' || v === 'process' ? v : undefined;
+
+// Commander names the flag in its message ("option '-c …' argument 'x' is invalid. <ours>"), so
+// the parsers' own messages only say what was expected.
+function perQueue<T>(raw: string, parse: (v: string) => T | undefined, expected: string) {
+  try {
+    return parsePerQueue(raw, parse, expected);
+  } catch (error) {
+    throw new InvalidArgumentError(`${(error as Error).message}.`);
+  }
+}
+
+/** `-c 8` (both queues) or `-c fast_tasks=200,heavy_tasks=4`. */
+export function parseConcurrency(raw: string): Partial<Record<QueueKind, number>> {
+  return perQueue(raw, parseIntValue, 'a whole number >= 1');
+}
+
+/** `--pool process` (both queues) or `--pool fast_tasks=async,heavy_tasks=process`. */
+export function parsePool(raw: string): Partial<Record<QueueKind, PoolKind>> {
+  return perQueue(raw, parsePoolValue, 'async or process');
+}
+
+/** `-Q fast_tasks,heavy_tasks`: known queue names, each once. */
+export function parseQueues(raw: string): QueueKind[] {
+  const names = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (!names.length) throw new InvalidArgumentError(`name at least one of ${QUEUE_KINDS.join(', ')}.`);
+  const queues: QueueKind[] = [];
+  for (const name of names) {
+    const queue = QUEUE_KINDS.find((q) => q === name);
+    if (!queue) throw new InvalidArgumentError(`unknown queue "${name}"; known: ${QUEUE_KINDS.join(', ')}.`);
+    if (!queues.includes(queue)) queues.push(queue);
+  }
+  return queues;
+}
+
+/** Collects a repeatable, comma-separated list flag (`--services a.js,b.js --services c.js`). */
+export function collectList(raw: string, previous: string[] = []): string[] {
+  return [
+    ...previous,
+    ...raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  ];
+}
+
+/** A commander argParser for whole numbers >= `min`. */
+export function intFlag(min = 0): (raw: string) => number {
+  return (raw) => {
+    const text = raw.trim();
+    if (!/^-?\d+$/.test(text) || Number(text) < min || !Number.isSafeInteger(Number(text))) {
+      throw new InvalidArgumentError(`Expected a whole number >= ${min}.`);
+    }
+    return Number(text);
+  };
+}
+
+/** A commander argParser for numbers >= `min` (seconds and the like). */
+export function numberFlag(min = 0): (raw: string) => number {
+  return (raw) => {
+    const text = raw.trim();
+    const value = text === '' ? NaN : Number(text);
+    if (!Number.isFinite(value) || value < min) {
+      throw new InvalidArgumentError(`Expected a number >= ${min}.`);
+    }
+    return value;
+  };
+}
+
+/**
+ * Parses a flag's JSON object; the error names the flag and never echoes a long value. `@path`
+ * reads the JSON from a file and `-` from stdin: real inputs (a CSV) outgrow the argument limit.
+ */
+export function parseJsonObject(flag: string, raw: string, read = readText): Record<string, unknown> {
+  let text = raw;
+  if (raw === '-' || raw.startsWith('@')) {
+    const source = raw === '-' ? 'stdin' : raw.slice(1);
+    try {
+      text = read(raw === '-' ? 0 : source);
+    } catch (error) {
+      throw new UsageError(`${flag}: cannot read ${source}: ${(error as Error).message}`);
+    }
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(`${flag} is not valid JSON: ${(error as Error).message.replace(/\s+/g, ' ')}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new UsageError(`${flag} must be a JSON object like {"text": "..."}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+const readText = (source: string | number): string => readFileSync(source, 'utf8');
+
+/** The worker flags as commander hands them over. */
+export interface WorkerFlags {
+  queues?: QueueKind[];
+  concurrency?: Partial<Record<QueueKind, number>>;
+  pool?: Partial<Record<QueueKind, PoolKind>>;
+  maxTasksPerChild?: number;
+  maxMemoryPerChild?: number;
+  services?: string[];
+}
+
+/**
+ * Worker settings from the flags over the config's. Per-queue maps are merged, so
+ * `-c heavy_tasks=4` keeps the configured fast concurrency.
+ */
+export function workerOverrides(flags: WorkerFlags, base: WorkerSettings): Partial<WorkerSettings> {
+  const out: Partial<WorkerSettings> = {};
+  if (flags.queues) out.queues = flags.queues;
+  if (flags.concurrency) out.concurrency = { ...base.concurrency, ...flags.concurrency };
+  if (flags.pool) out.pool = { ...base.pool, ...flags.pool };
+  if (flags.maxTasksPerChild !== undefined) out.maxTasksPerChild = flags.maxTasksPerChild;
+  if (flags.maxMemoryPerChild !== undefined) out.maxMemoryPerChildKiB = flags.maxMemoryPerChild;
+  if (flags.services?.length) out.services = flags.services;
+  return out;
+}
+
+/** The flags `aiecs worker` and `aiecs up` share. */
+export function addWorkerFlags(command: Command): Command {
+  return command
+    .option(
+      '-Q, --queues <list>',
+      `queues to consume, comma-separated (${QUEUE_KINDS.join(',')})`,
+      parseQueues,
+    )
+    .option(
+      '-c, --concurrency <n|queue=n,…>',
+      'tasks at once: N for every queue, or fast_tasks=200,heavy_tasks=4',
+      parseConcurrency,
+    )
+    .option('--pool <kind|queue=kind,…>', 'async or process, for every queue or per queue', parsePool)
+    .option('--max-tasks-per-child <n>', 'replace a process-pool child after N tasks (0 = never)', intFlag())
+    .option(
+      '--max-memory-per-child <KiB>',
+      'replace a process-pool child above this resident memory (0 = never)',
+      intFlag(),
+    )
+    .option('--services <paths>', 'service modules to load (repeatable or comma-separated)', collectList);
+}
+
+/** One-line description of what a worker consumes, for ready lines. */
+export function describeQueues(settings: WorkerSettings): string {
+  return settings.queues.map((q) => `${q}(${settings.pool[q]} x${settings.concurrency[q]})`).join(' ');
+}

@@ -1,0 +1,155 @@
+/** `aiecs submit`: build a wire request from flags, submit it, optionally wait for the end. */
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import type { QueueKind, TaskRecord, WireSubmitOptions } from '../core/task.js';
+import { FAST_QUEUE, HEAVY_QUEUE, TaskStatus, isTerminal } from '../core/task.js';
+import { WaitTimeoutError } from '../core/errors.js';
+import type { TaskClient } from './client.js';
+import { withClient } from './client.js';
+import type { GlobalOptions } from './options.js';
+import { UsageError, intFlag, numberFlag, parseJsonObject } from './options.js';
+import { formatRecord, jsonLine } from './output.js';
+
+export interface SubmitFlags {
+  mode: string;
+  service: string;
+  task: string;
+  input: string;
+  context?: string;
+  user: string;
+  taskId?: string;
+  step?: number;
+  heavy?: boolean;
+  priority?: number;
+  countdown?: number;
+  timeLimit?: number;
+  softTimeLimit?: number;
+  wait?: boolean;
+  timeout?: number;
+  json?: boolean;
+}
+
+/** The wire request and options the flags describe; throws UsageError for bad JSON. */
+export function buildSubmission(flags: SubmitFlags): {
+  queue: QueueKind;
+  request: Record<string, unknown>;
+  options: WireSubmitOptions;
+} {
+  const request: Record<string, unknown> = {
+    task_name: flags.task,
+    user_id: flags.user,
+    mode: flags.mode,
+    service: flags.service,
+    input_data: parseJsonObject('--input', flags.input),
+  };
+  if (flags.context !== undefined) request.context = parseJsonObject('--context', flags.context);
+  if (flags.taskId !== undefined) request.task_id = flags.taskId;
+  if (flags.step !== undefined) request.step = flags.step;
+  const options: WireSubmitOptions = {};
+  if (flags.priority !== undefined) options.priority = flags.priority;
+  if (flags.countdown !== undefined) options.countdown = flags.countdown;
+  if (flags.timeLimit !== undefined) options.time_limit = flags.timeLimit;
+  if (flags.softTimeLimit !== undefined) options.soft_time_limit = flags.softTimeLimit;
+  return { queue: flags.heavy ? HEAVY_QUEUE : FAST_QUEUE, request, options };
+}
+
+/** Exit code for a finished task: 0 only when it completed. */
+export function exitCodeFor(record: TaskRecord): number {
+  return record.status === TaskStatus.COMPLETED ? 0 : 1;
+}
+
+/**
+ * Waits for the end with `handle.get()` (one event, no polling); on a terminal a progress bar
+ * on stderr follows the record, read every 200 ms for display only.
+ */
+async function waitWithProgress(
+  client: TaskClient,
+  taskId: string,
+  queue: QueueKind,
+  timeoutS: number | undefined,
+  showBar: boolean,
+): Promise<TaskRecord> {
+  if (!showBar) return client.wait(taskId, queue, timeoutS);
+  const bar = new cliProgress.SingleBar(
+    { format: ' {bar} {percentage}% | {status} | {message}', hideCursor: true, clearOnComplete: false },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(100, 0, { status: TaskStatus.PENDING, message: 'queued' });
+  let polling = false;
+  const timer = setInterval(() => {
+    if (polling) return;
+    polling = true;
+    client
+      .get(taskId)
+      .then((record) => {
+        if (record && !isTerminal(record.status)) {
+          bar.update(Math.round(record.progress), { status: record.status, message: record.message });
+        }
+      })
+      .catch(() => undefined) // a missed frame is fine; the wait below decides the outcome
+      .finally(() => (polling = false));
+  }, 200);
+  try {
+    const record = await client.wait(taskId, queue, timeoutS);
+    bar.update(Math.round(record.progress), { status: record.status, message: record.message });
+    return record;
+  } finally {
+    clearInterval(timer);
+    bar.stop();
+  }
+}
+
+export function registerSubmitCommand(program: Command): void {
+  program
+    .command('submit')
+    .description('submit a task; prints its id, or with --wait its final record')
+    .requiredOption('--mode <mode>', 'service mode, e.g. chat')
+    .requiredOption('--service <service>', 'service name, e.g. text_analyzer')
+    .requiredOption('--task <task>', 'task (method) name, e.g. analyze_text')
+    .requiredOption('--input <json>', 'input_data: a JSON object, @file.json or - (stdin)')
+    .option('--context <json>', 'context: a JSON object, @file.json or - (stdin)')
+    .option('--user <user>', 'user id', 'cli')
+    .option('--task-id <id>', 'your own task id (re-submitting the same request is a no-op)')
+    .option('--step <n>', 'step number', intFlag())
+    .option('--heavy', 'submit to the heavy queue (process pool) instead of the fast one')
+    .option('--priority <n>', 'priority 1-100, higher runs first', intFlag(1))
+    .option('--countdown <s>', 'seconds to wait before the task may run', numberFlag())
+    .option('--time-limit <s>', 'hard time limit in seconds', numberFlag())
+    .option('--soft-time-limit <s>', 'soft time limit in seconds', numberFlag())
+    .option('--wait', 'wait for the task to end and print its record')
+    .option('--timeout <s>', 'with --wait: give up waiting after this many seconds', numberFlag())
+    .option('--json', 'print one JSON line')
+    .action(async (flags: SubmitFlags, cmd: Command) => {
+      // Flags first: a usage error should not wait for the store to open.
+      const { queue, request, options } = buildSubmission(flags);
+      await withClient(cmd.optsWithGlobals<GlobalOptions>(), async (client) => {
+        // Refuse before submitting: the wait could never end.
+        if (flags.wait && client.cannotWait) throw new UsageError(`--wait: ${client.cannotWait}`);
+        const submitted = await client.submit(queue, request, options);
+        if (!flags.wait) {
+          console.log(flags.json ? jsonLine(submitted) : submitted.task_id);
+          return;
+        }
+        let record: TaskRecord;
+        try {
+          record = await waitWithProgress(
+            client,
+            submitted.task_id,
+            queue,
+            flags.timeout,
+            Boolean(process.stderr.isTTY),
+          );
+        } catch (error) {
+          if (!(error instanceof WaitTimeoutError)) throw error;
+          // The task goes on; show where it is and say why we stopped.
+          const current = await client.get(submitted.task_id);
+          if (current) console.log(flags.json ? jsonLine(current) : formatRecord(current));
+          console.error(`aiecs: ${error.message}`);
+          process.exitCode = 1;
+          return;
+        }
+        console.log(flags.json ? jsonLine(record) : formatRecord(record));
+        process.exitCode = exitCodeFor(record);
+      });
+    });
+}

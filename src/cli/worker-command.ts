@@ -1,0 +1,80 @@
+/** `aiecs worker`: consume the queues until SIGTERM/SIGINT, then drain gracefully. */
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { Logger } from '../core/logger.js';
+import { createLogger } from '../core/logger.js';
+import { parseBrokerUrl, redactUrl } from '../engine/store.js';
+import { registerBuiltinServices } from '../services/builtin.js';
+import { registerSleeper } from '../services/sleeper.js';
+import { AiecsWorker } from '../worker/worker.js';
+import type { GlobalOptions, WorkerFlags } from './options.js';
+import { EXIT_INTERRUPTED, addWorkerFlags, cliConfig, describeQueues, workerOverrides } from './options.js';
+
+/**
+ * The async pool runs services in this process, so the built-ins must be registered here too
+ * (process-pool children register their own). Registering again only replaces the entries.
+ */
+export function registerCliServices(): void {
+  registerBuiltinServices();
+  registerSleeper();
+}
+
+/** The broker URL as the ready line shows it: password hidden, embedded path absolute. */
+export function displayBroker(url: string, namespace?: string): string {
+  const parsed = parseBrokerUrl(url);
+  const shown = parsed.kind === 'embedded' ? `embedded:${resolve(parsed.dir)}` : redactUrl(url);
+  return namespace && parsed.kind !== 'embedded' ? `${shown} (namespace ${namespace})` : shown;
+}
+
+/**
+ * Resolves once `stop` has finished after the first SIGTERM/SIGINT. A second signal means
+ * "now": exit 130 without waiting for running tasks (they return to the queue when their locks
+ * expire, so nothing is lost).
+ */
+export function untilShutdown(stop: () => Promise<void>, logger: Logger): Promise<void> {
+  return new Promise<void>((resolveDone, reject) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(EXIT_INTERRUPTED);
+      }
+      stopping = true;
+      logger.info({ signal }, 'stopping: draining running tasks (send the signal again to exit now)');
+      stop().then(resolveDone, reject);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+export function registerWorkerCommand(program: Command): void {
+  const command = program
+    .command('worker')
+    .description('run a worker that consumes the fast and heavy queues until SIGTERM/SIGINT');
+  addWorkerFlags(command).action(async (flags: WorkerFlags, cmd: Command) => {
+    const globals = cmd.optsWithGlobals<GlobalOptions>();
+    const config = cliConfig(globals);
+    const logger = createLogger(config.logLevel);
+    registerCliServices();
+    const worker = new AiecsWorker({
+      config,
+      logger,
+      worker: workerOverrides(flags, config.worker),
+      ...(globals.namespace !== undefined ? { namespace: globals.namespace } : {}),
+    });
+    // A signal during start-up stops the worker once it is up, not half-way through starting.
+    let starting: Promise<unknown> = Promise.resolve();
+    const stopped = untilShutdown(async () => {
+      await starting.catch(() => undefined);
+      await worker.close();
+    }, logger);
+    starting = worker.start();
+    await starting;
+    console.log(
+      `aiecs worker: store ${displayBroker(config.brokerUrl, globals.namespace)}, worker ${worker.id}, ` +
+        `queues ${describeQueues(worker.settings)}`,
+    );
+    await stopped;
+  });
+}

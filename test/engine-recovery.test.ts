@@ -1,0 +1,203 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { TaskFailedError } from '../src/core/errors.js';
+import type { TaskRecord, TaskRequest } from '../src/core/task.js';
+import { STORE_KINDS, TEST_ENV, TestEnv, sleep, until } from './harness.js';
+
+const EMBEDDED_PROCESS = fileURLToPath(new URL('./fixtures/embedded-process.mjs', import.meta.url));
+
+const probe = (taskName: string, inputData: Record<string, unknown> = {}): TaskRequest => ({
+  taskName,
+  userId: 'user-1',
+  mode: 'test',
+  service: 'probe',
+  inputData,
+});
+
+/** Lines the probe's `sleep` wrote: `start <task> <pid>` / `finish <task> <pid>`. */
+function runs(log: string): Array<{ event: string; pid: number }> {
+  if (!existsSync(log)) return [];
+  return readFileSync(log, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [event, , pid] = line.split(' ');
+      return { event: event!, pid: Number(pid) };
+    });
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe.each(STORE_KINDS)('recovery on %s', (kind) => {
+  let env: TestEnv | undefined;
+  let dir: string;
+  afterEach(async () => {
+    await env?.cleanup();
+    env = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const track = async (created: Promise<TestEnv>) => (env = await created);
+
+  it.each(['fast_tasks', 'heavy_tasks'] as const)(
+    'runs a task again elsewhere when its worker is SIGKILLed mid-task, and never finishes it twice (%s)',
+    async (queue) => {
+      dir = mkdtempSync(join(tmpdir(), 'aiecs-kill-'));
+      const log = join(dir, 'runs.log');
+      const request = {
+        task_name: 'sleep',
+        user_id: 'u',
+        mode: 'test',
+        service: 'probe',
+        task_id: `kill-${queue}`,
+        input_data: { ms: 2_500, log },
+      };
+      const heavy = queue === 'heavy_tasks' ? '1' : '0';
+      let record: TaskRecord;
+      let victimPid: number;
+
+      if (kind === 'embedded') {
+        // The embedded store belongs to one process: kill that process, start another on the same directory.
+        const broker = `embedded:${join(dir, 'store')}`;
+        const first = spawn(process.execPath, [EMBEDDED_PROCESS], {
+          env: { ...process.env, ...TEST_ENV, BROKER: broker, SUBMIT: JSON.stringify(request), HEAVY: heavy },
+          stdio: 'ignore',
+        });
+        await until(async () => runs(log).length > 0, 60_000, 'task start');
+        victimPid = first.pid!;
+        first.kill('SIGKILL');
+        await new Promise((r) => first.once('exit', r));
+        const second = spawn(process.execPath, [EMBEDDED_PROCESS], {
+          env: { ...process.env, ...TEST_ENV, BROKER: broker, WAIT_ID: request.task_id, HEAVY: heavy },
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        let out = '';
+        second.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+        await new Promise((r) => second.once('exit', r));
+        const line = out.split('\n').find((l) => l.startsWith('record '));
+        expect(line, out).toBeDefined();
+        record = JSON.parse(line!.slice('record '.length)) as TaskRecord;
+      } else {
+        const shared = (env = await TestEnv.create(kind));
+        const app = shared.app();
+        const victim = await shared.workerProcess();
+        victimPid = victim.proc.pid!;
+        const handle = await app.submitWire(queue, request);
+        await until(async () => runs(log).length > 0, 20_000, 'task start');
+        victim.proc.kill('SIGKILL');
+        await new Promise((r) => victim.proc.once('exit', r));
+        await shared.worker();
+        record = await handle.get({ timeout: 30 });
+      }
+
+      expect(record.status).toBe('completed');
+      const lines = runs(log);
+      const firstRun = lines[0]!;
+      if (queue === 'fast_tasks') expect(firstRun.pid).toBe(victimPid);
+      // The first run (in the killed worker or its child) never finished; its child died with it.
+      expect(lines.filter((l) => l.event === 'finish')).toHaveLength(1);
+      expect(lines.filter((l) => l.event === 'finish' && l.pid === firstRun.pid)).toHaveLength(0);
+      await sleep(3_000);
+      expect(alive(firstRun.pid)).toBe(false);
+      expect(runs(log).filter((l) => l.event === 'finish')).toHaveLength(1);
+    },
+  );
+
+  it('drains on shutdown: running tasks finish, later ones stay queued for another worker', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'aiecs-drain-'));
+    const env = await track(
+      TestEnv.create(kind, { CELERY_WORKER_CONCURRENCY: 'fast_tasks=1,heavy_tasks=1' }),
+    );
+    const app = env.app();
+    const first = await app.executeTask.delay(probe('sleep', { ms: 800 }));
+    const second = await app.executeTask.delay(probe('sleep', { ms: 10 }));
+    if (env.shared) {
+      const worker = await env.workerProcess({ CELERY_WORKER_CONCURRENCY: 'fast_tasks=1,heavy_tasks=1' });
+      await until(async () => (await app.getTask(first.id))?.status === 'running', 20_000, 'first running');
+      worker.proc.kill('SIGTERM');
+      const code = await new Promise((r) => worker.proc.once('exit', r));
+      expect(code).toBe(0);
+      expect(worker.output()).toContain('stopped');
+    } else {
+      const worker = await env.worker();
+      await until(async () => (await app.getTask(first.id))?.status === 'running', 20_000, 'first running');
+      await worker.close();
+    }
+    expect((await first.status()).status).toBe('completed');
+    expect((await second.status()).status).toBe('pending');
+    await env.worker();
+    expect((await second.get({ timeout: 20 })).status).toBe('completed');
+  });
+
+  it('returns tasks still running at the drain deadline to the queue, losing nothing', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'aiecs-deadline-'));
+    const log = join(dir, 'runs.log');
+    const env = await track(TestEnv.create(kind));
+    const app = env.app();
+    const handle = await app.executeHeavyTask.delay(probe('sleep', { ms: 3_000, log }));
+    const first = await env.worker();
+    await until(async () => runs(log).length > 0, 20_000, 'task start');
+    await first.close(0.3);
+    const back = await handle.status();
+    expect(back.status).toBe('pending');
+    await env.worker();
+    const record = await handle.get({ timeout: 30 });
+    expect(record.status).toBe('completed');
+    expect(runs(log).map((l) => l.event)).toEqual(['start', 'start', 'finish']);
+  });
+
+  it('survives a child process that crashes mid-task: the task is retried, then fails', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'aiecs-crash-'));
+    const env = await track(TestEnv.create(kind));
+    await env.worker();
+    const app = env.app();
+    const handle = await app.executeHeavyTask.delay(probe('crash_child'), { attempts: 2 });
+    const error = await handle.get({ timeout: 30 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TaskFailedError);
+    expect((error as TaskFailedError).remote).toMatchObject({ type: 'RetriesExhaustedError', code: 'E005' });
+    expect((error as TaskFailedError).remote.message).toMatch(/child process \d+ died/);
+    expect((await (await app.executeHeavyTask.delay(probe('echo'))).get({ timeout: 20 })).status).toBe(
+      'completed',
+    );
+  });
+
+  it('recycles child processes after --max-tasks-per-child and past --max-memory-per-child', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'aiecs-recycle-'));
+    const env = await track(
+      TestEnv.create(kind, { CELERY_WORKER_CONCURRENCY: 'fast_tasks=1,heavy_tasks=1' }),
+    );
+    const pidsOf = async (n: number) => {
+      const app = env.app();
+      const pids: number[] = [];
+      for (let i = 0; i < n; i++)
+        pids.push(
+          (
+            (await (await app.executeHeavyTask.delay(probe('echo'))).get({ timeout: 20 })).result as {
+              pid: number;
+            }
+          ).pid,
+        );
+      return pids;
+    };
+    const byCount = await env.worker({ worker: { maxTasksPerChild: 2 } });
+    const counted = await pidsOf(4);
+    expect(counted[0]).toBe(counted[1]);
+    expect(counted[2]).toBe(counted[3]);
+    expect(counted[1]).not.toBe(counted[2]);
+    await byCount.close(1);
+    await env.worker({ worker: { maxMemoryPerChildKiB: 1 } });
+    const byMemory = await pidsOf(3);
+    expect(new Set(byMemory).size).toBe(3);
+  });
+});
