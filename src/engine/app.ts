@@ -2,6 +2,7 @@ import type { Queue, QueueEvents } from 'bullmq';
 import type { AiecsConfig } from '../core/config.js';
 import { loadConfig } from '../core/config.js';
 import {
+  PayloadTooLargeError,
   TaskCancelledError,
   TaskConflictError,
   TaskFailedError,
@@ -9,6 +10,7 @@ import {
   TaskTimeoutError,
   WaitTimeoutError,
   ValidationError,
+  type FieldIssue,
   type TimeLimitKind,
 } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -142,21 +144,71 @@ export class AiecsApp {
     const { data } = prepared;
     const queue = await this.queue(kind);
     const callerChoseId = typeof (request as { task_id?: unknown }).task_id === 'string';
-    await queue.add(data.task_name, data, {
-      jobId: data.task_id,
-      priority: toBullPriority(data.options.priority),
-      delay: prepared.delayMs,
-      attempts: prepared.attempts ?? this.config.maxAttempts,
-      backoff: { type: 'aiecs', delay: this.config.retryBackoffMs },
-      removeOnComplete: { age: this.config.retention.completedS },
-      removeOnFail: { age: this.config.retention.failedS },
-    });
+    await queue.add(data.task_name, data, this.jobOptions(prepared));
     if (callerChoseId) {
       // An existing id makes the add a no-op: same request, same task; another request, a conflict.
       const stored = await queue.getJob(data.task_id);
       if (stored && stored.data.fingerprint !== data.fingerprint) throw new TaskConflictError(data.task_id);
     }
     return this.handle(data.task_id, kind);
+  }
+
+  /**
+   * Submits many wire requests at once: all are validated before any is queued, so a batch is
+   * accepted whole or refused whole (errors name the item: `[3].task_name`).
+   */
+  async submitBulkWire(
+    kind: QueueKind,
+    items: ReadonlyArray<{ request: unknown; options?: WireSubmitOptions }>,
+  ): Promise<TaskHandle[]> {
+    const issues: FieldIssue[] = [];
+    const prepared = items.map((item, i) => {
+      try {
+        return prepareSubmission(kind, item.request, item.options, this.config.maxInputBytes);
+      } catch (error) {
+        if (error instanceof ValidationError)
+          issues.push(...error.issues.map((x) => ({ field: `[${i}].${x.field}`, message: x.message })));
+        else if (error instanceof PayloadTooLargeError)
+          issues.push({ field: `[${i}].${error.field}`, message: error.message });
+        else throw error;
+        return undefined;
+      }
+    });
+    if (issues.length) throw new ValidationError(issues, 'invalid batch');
+    const ready = prepared as NonNullable<(typeof prepared)[number]>[];
+    const ids = new Set<string>();
+    for (const [i, p] of ready.entries()) {
+      if (ids.has(p.data.task_id))
+        throw new ValidationError([{ field: `[${i}].task_id`, message: 'appears twice in the batch' }]);
+      ids.add(p.data.task_id);
+    }
+    const queue = await this.queue(kind);
+    await queue.addBulk(
+      ready.map((p) => ({ name: p.data.task_name, data: p.data, opts: this.jobOptions(p) })),
+    );
+    const chosen = ready.filter(
+      (_, i) => typeof (items[i]?.request as { task_id?: unknown }).task_id === 'string',
+    );
+    if (chosen.length) {
+      const stored = await Promise.all(chosen.map((p) => queue.getJob(p.data.task_id)));
+      stored.forEach((job, i) => {
+        const p = chosen[i]!;
+        if (job && job.data.fingerprint !== p.data.fingerprint) throw new TaskConflictError(p.data.task_id);
+      });
+    }
+    return ready.map((p) => this.handle(p.data.task_id, kind));
+  }
+
+  private jobOptions(prepared: ReturnType<typeof prepareSubmission>) {
+    return {
+      jobId: prepared.data.task_id,
+      priority: toBullPriority(prepared.data.options.priority),
+      delay: prepared.delayMs,
+      attempts: prepared.attempts ?? this.config.maxAttempts,
+      backoff: { type: 'aiecs', delay: this.config.retryBackoffMs },
+      removeOnComplete: { age: this.config.retention.completedS },
+      removeOnFail: { age: this.config.retention.failedS },
+    };
   }
 
   handle(taskId: string, kind: QueueKind): TaskHandle {

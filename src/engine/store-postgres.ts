@@ -30,7 +30,15 @@ export interface PgListenerClient {
 
 type ExtrasPart = Pick<
   Store,
-  'publish' | 'subscribe' | 'putHeartbeat' | 'removeHeartbeat' | 'listHeartbeats' | 'ping'
+  | 'publish'
+  | 'subscribe'
+  | 'tryHit'
+  | 'acquireLease'
+  | 'releaseLease'
+  | 'putHeartbeat'
+  | 'removeHeartbeat'
+  | 'listHeartbeats'
+  | 'ping'
 > & {
   closeExtras(): Promise<void>;
 };
@@ -43,6 +51,7 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
   await pool.query(
     `CREATE TABLE IF NOT EXISTS ${table} (id text PRIMARY KEY, beat jsonb NOT NULL, expires_at_ms bigint NOT NULL)`,
   );
+  await ensureLimitTables(pool, quoted);
   // LISTEN channels are database-wide: the schema keeps deployments (and tests) apart.
   const channel = `aiecs_ctl_${schema}`;
   const handlers = new Set<ControlHandler>();
@@ -66,6 +75,36 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
       return async () => {
         handlers.delete(handler);
       };
+    },
+    async tryHit(key, limit, windowMs) {
+      const now = Date.now();
+      const window = Math.floor(now / windowMs);
+      // One statement: the row lock of ON CONFLICT makes concurrent hits count exactly.
+      const { rows } = await pool.query(
+        `INSERT INTO ${quoted}.aiecs_counter AS c (key, win, count, expires_at_ms) VALUES ($1, $2, 1, $3)
+         ON CONFLICT (key, win) DO UPDATE SET count = c.count + 1 WHERE c.count < $4 RETURNING count`,
+        [key, window, (window + 2) * windowMs, limit],
+      );
+      if (Math.random() < 0.01)
+        void pool
+          .query(`DELETE FROM ${quoted}.aiecs_counter WHERE expires_at_ms < $1`, [now])
+          .catch(() => undefined);
+      return rows.length
+        ? { ok: true, retryAfterMs: 0 }
+        : { ok: false, retryAfterMs: Math.max(1, (window + 1) * windowMs - now) };
+    },
+    async acquireLease(key, holder, limit, leaseMs) {
+      const { rows } = await pool.query(`SELECT ${quoted}.aiecs_acquire_lease($1, $2, $3, $4, $5) AS ok`, [
+        key,
+        holder,
+        limit,
+        Date.now(),
+        leaseMs,
+      ]);
+      return rows[0]?.ok === true;
+    },
+    async releaseLease(key, holder) {
+      await pool.query(`DELETE FROM ${quoted}.aiecs_lease WHERE key = $1 AND holder = $2`, [key, holder]);
     },
     async putHeartbeat(beat, ttlMs) {
       await pool.query(
@@ -98,6 +137,41 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
       }
     },
   };
+}
+
+/** Tables and the one function behind tryHit/acquireLease; safe when several processes start at once. */
+async function ensureLimitTables(pool: PgLike, quoted: string): Promise<void> {
+  await pool.query(
+    `CREATE TABLE IF NOT EXISTS ${quoted}.aiecs_counter (key text, win bigint, count integer NOT NULL, expires_at_ms bigint NOT NULL, PRIMARY KEY (key, win))`,
+  );
+  await pool.query(
+    `CREATE TABLE IF NOT EXISTS ${quoted}.aiecs_lease (key text, holder text, expires_at_ms bigint NOT NULL, PRIMARY KEY (key, holder))`,
+  );
+  const { rows } = await pool.query(`SELECT to_regprocedure($1) IS NOT NULL AS present`, [
+    `${quoted}.aiecs_acquire_lease(text,text,integer,bigint,bigint)`,
+  ]);
+  if (rows[0]?.present === true) return;
+  // The advisory lock makes count-then-insert atomic per key across every process.
+  const create = `CREATE OR REPLACE FUNCTION ${quoted}.aiecs_acquire_lease(p_key text, p_holder text, p_limit integer, p_now bigint, p_lease bigint)
+    RETURNS boolean LANGUAGE plpgsql AS $fn$
+    BEGIN
+      PERFORM pg_advisory_xact_lock(hashtext('aiecs:lease:' || p_key));
+      DELETE FROM ${quoted}.aiecs_lease WHERE key = p_key AND expires_at_ms < p_now;
+      UPDATE ${quoted}.aiecs_lease SET expires_at_ms = p_now + p_lease WHERE key = p_key AND holder = p_holder;
+      IF FOUND THEN RETURN true; END IF;
+      IF (SELECT count(*) FROM ${quoted}.aiecs_lease WHERE key = p_key) >= p_limit THEN RETURN false; END IF;
+      INSERT INTO ${quoted}.aiecs_lease (key, holder, expires_at_ms) VALUES (p_key, p_holder, p_now + p_lease);
+      RETURN true;
+    END $fn$`;
+  try {
+    await pool.query(create);
+  } catch (error) {
+    // Another process created it at the same moment ("tuple concurrently updated"): fine.
+    const again = await pool.query(`SELECT to_regprocedure($1) IS NOT NULL AS present`, [
+      `${quoted}.aiecs_acquire_lease(text,text,integer,bigint,bigint)`,
+    ]);
+    if (again.rows[0]?.present !== true) throw error;
+  }
 }
 
 /** The BullMQ half of a PostgreSQL-backed store, given what to pass as `connection`. */

@@ -6,6 +6,26 @@ import { checkNamespace, redactUrl } from './store.js';
 
 const CONNECT_TIMEOUT_MS = 5_000;
 
+// Leases are a sorted set scored by expiry: drop the expired, renew or add if there is room.
+const ACQUIRE_LEASE = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local expires = tonumber(ARGV[1]) + tonumber(ARGV[3])
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) then
+  redis.call('ZADD', KEYS[1], expires, ARGV[4])
+elseif redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+else
+  redis.call('ZADD', KEYS[1], expires, ARGV[4])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1`;
+
+const TRY_HIT = `
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count >= tonumber(ARGV[1]) then return {0, redis.call('PTTL', KEYS[1])} end
+if redis.call('INCR', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return {1, 0}`;
+
 /** Workers wait for Redis forever; producers are told at once that it is down. */
 function clientOptions(role: 'producer' | 'worker' | 'blocking'): RedisOptions {
   const base: RedisOptions = { connectTimeout: CONNECT_TIMEOUT_MS, lazyConnect: false };
@@ -87,6 +107,7 @@ export async function openRedisStore(url: string, options: StoreOptions): Promis
 
   const controlChannel = `${namespace}:aiecs:control`;
   const beatPrefix = `${namespace}:aiecs:worker:`;
+  const limitPrefix = `${namespace}:aiecs:limit:`;
   const bull = { connection: command, prefix: namespace };
   // Workers and QueueEvents block on their connection: each gets its own, with worker options.
   const blockingConnection = () => ({ prefix: namespace, connection: newClient('worker') });
@@ -116,6 +137,33 @@ export async function openRedisStore(url: string, options: StoreOptions): Promis
         if (subscriber.listenerCount('message') === 0 && !closed)
           await subscriber.unsubscribe(controlChannel);
       };
+    },
+
+    async tryHit(key, limit, windowMs) {
+      const window = Math.floor(Date.now() / windowMs);
+      const [ok, ttl] = (await command.eval(
+        TRY_HIT,
+        1,
+        `${limitPrefix}hit:${key}:${window}`,
+        limit,
+        windowMs,
+      )) as [number, number];
+      return { ok: ok === 1, retryAfterMs: ok === 1 ? 0 : Math.max(1, ttl) };
+    },
+    async acquireLease(key, holder, limit, leaseMs) {
+      const ok = await command.eval(
+        ACQUIRE_LEASE,
+        1,
+        `${limitPrefix}lease:${key}`,
+        Date.now(),
+        limit,
+        leaseMs,
+        holder,
+      );
+      return ok === 1;
+    },
+    async releaseLease(key, holder) {
+      await command.zrem(`${limitPrefix}lease:${key}`, holder);
     },
 
     async putHeartbeat(beat, ttlMs) {

@@ -46,6 +46,15 @@ export interface Store {
   /** Resolves once subscribed; returns the unsubscribe function. */
   subscribe(handler: ControlHandler): Promise<() => Promise<void>>;
 
+  /**
+   * Counts one use in the current `windowMs` window of `key` if fewer than `limit` were counted;
+   * otherwise says how long until the window ends. Shared by every process on the store.
+   */
+  tryHit(key: string, limit: number, windowMs: number): Promise<{ ok: boolean; retryAfterMs: number }>;
+  /** Takes (or renews) one of `limit` slots of `key` for `leaseMs`; an expired lease frees its slot. */
+  acquireLease(key: string, holder: string, limit: number, leaseMs: number): Promise<boolean>;
+  releaseLease(key: string, holder: string): Promise<void>;
+
   putHeartbeat(beat: WorkerHeartbeat, ttlMs: number): Promise<void>;
   removeHeartbeat(id: string): Promise<void>;
   listHeartbeats(): Promise<WorkerHeartbeat[]>;

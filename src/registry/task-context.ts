@@ -19,6 +19,21 @@ export interface ResourceTracker {
   time<T>(name: string, fn: () => Promise<T> | T): Promise<T>;
 }
 
+export interface LimitSpec {
+  /** Most requests in flight at once, across every worker on the store. */
+  concurrency?: number;
+  /** Most requests started per minute, across every worker on the store. */
+  perMinute?: number;
+}
+
+export interface SharedLimits {
+  /**
+   * Waits for a slot of `key` (e.g. `provider:openai`) under `spec`; resolves with the function
+   * that gives it back. Rejects when the task is cancelled or times out while waiting.
+   */
+  acquire(key: string, spec: LimitSpec): Promise<() => void>;
+}
+
 /**
  * What a service method receives as its third argument: everything it needs to behave well
  * under time limits and cancel, and to report progress.
@@ -40,6 +55,8 @@ export interface TaskContext {
   stream(delta: string): void;
   readonly log: TaskLogger;
   readonly resources: ResourceTracker;
+  /** Limits shared by all workers (provider rate limits); slots still held are freed when the task ends. */
+  readonly limits: SharedLimits;
 }
 
 export type ServiceMethod = (

@@ -87,6 +87,8 @@ export function createTestTaskContext(options: TestTaskOptions = {}): TestTaskCo
         }
       },
     },
+    // Unit tests of services run alone: every slot is granted at once.
+    limits: { acquire: async () => () => undefined },
   };
   return { task, controller, progress, streamed, logs, files, usages, timings };
 }

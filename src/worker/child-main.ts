@@ -4,7 +4,7 @@
  * to finish a task a second time.
  */
 import { loadServiceModules } from '../registry/service-loader.js';
-import type { TaskLogger } from '../registry/task-context.js';
+import type { SharedLimits, TaskLogger } from '../registry/task-context.js';
 import { registerBuiltinServices } from '../services/builtin.js';
 import type { ChildMessage, LogLevel, ParentMessage } from './child-protocol.js';
 import { CHILD_BUILTINS_ENV, CHILD_SERVICES_ENV } from './child-protocol.js';
@@ -17,6 +17,31 @@ function send(message: ChildMessage): void {
 process.on('disconnect', () => process.exit(0));
 
 let current: { runId: number; controller: AbortController } | undefined;
+let nextReqId = 1;
+const pendingAcquires = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+
+/** Shared limits live in the parent, which owns the store connection: ask it over IPC. */
+function ipcLimits(runId: number): SharedLimits {
+  return {
+    acquire(key, spec) {
+      const reqId = nextReqId++;
+      return new Promise<() => void>((resolve, reject) => {
+        pendingAcquires.set(reqId, {
+          resolve: () => {
+            let released = false;
+            resolve(() => {
+              if (released) return;
+              released = true;
+              send({ type: 'release', runId, reqId });
+            });
+          },
+          reject,
+        });
+        send({ type: 'acquire', runId, reqId, key, spec });
+      });
+    },
+  };
+}
 
 function ipcLogger(runId: number): TaskLogger {
   const at =
@@ -43,6 +68,7 @@ async function run(message: Extract<ParentMessage, { type: 'run' }>): Promise<vo
       stream: (delta) => send({ type: 'stream', runId, delta }),
     },
     ipcLogger(runId),
+    ipcLimits(runId),
   );
   const outcome = await execution.outcome;
   current = undefined;
@@ -57,6 +83,19 @@ process.on('message', (message: ParentMessage) => {
     case 'abort':
       if (current?.runId === message.runId) current.controller.abort(new Error(message.reason));
       break;
+    case 'acquired':
+      pendingAcquires.get(message.reqId)?.resolve();
+      pendingAcquires.delete(message.reqId);
+      break;
+    case 'acquire_failed': {
+      const error = Object.assign(new Error(message.error.message), {
+        name: message.error.type,
+        retryable: message.error.retryable,
+      });
+      pendingAcquires.get(message.reqId)?.reject(error);
+      pendingAcquires.delete(message.reqId);
+      break;
+    }
     case 'exit':
       process.exit(0);
   }

@@ -1,10 +1,13 @@
 import type { TaskJobData } from '../core/task.js';
+import type { LimitSpec } from '../registry/task-context.js';
 import type { ExecOutcome, FailureInfo } from './execute-service.js';
 
 /** Messages between a worker and the child processes of its process pool (over IPC). */
 export type ParentMessage =
   | { type: 'run'; runId: number; data: TaskJobData; attempt: number }
   | { type: 'abort'; runId: number; reason: string }
+  | { type: 'acquired'; runId: number; reqId: number }
+  | { type: 'acquire_failed'; runId: number; reqId: number; error: FailureInfo }
   | { type: 'exit' };
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -15,6 +18,8 @@ export type ChildMessage =
   | { type: 'progress'; runId: number; percent: number; message: string }
   | { type: 'stream'; runId: number; delta: string }
   | { type: 'log'; runId: number; level: LogLevel; obj: unknown; msg?: string }
+  | { type: 'acquire'; runId: number; reqId: number; key: string; spec: LimitSpec }
+  | { type: 'release'; runId: number; reqId: number }
   | { type: 'done'; runId: number; outcome: ExecOutcome; rssBytes: number };
 
 /** Environment variable naming the service modules a child must load (JSON array of paths). */

@@ -3,7 +3,7 @@ import { errorInfo, isRetryable } from '../core/errors.js';
 import type { FileTouch, ModelUsage, TaskJobData, TrackedResources } from '../core/task.js';
 import { toJsonSafe } from '../engine/json-safe.js';
 import { registry } from '../registry/registry.js';
-import type { ResourceTracker, TaskContext, TaskLogger } from '../registry/task-context.js';
+import type { ResourceTracker, SharedLimits, TaskContext, TaskLogger } from '../registry/task-context.js';
 
 /** Where a running task's progress and stream go: the job in-process, or the parent over IPC. */
 export interface TaskSink {
@@ -92,6 +92,7 @@ export function runService(
   signal: AbortSignal,
   sink: TaskSink,
   log: TaskLogger,
+  limits: SharedLimits,
 ): ServiceRun {
   const resources = new Resources();
   let attached = true;
@@ -115,6 +116,7 @@ export function runService(
     },
     log,
     resources,
+    limits,
   };
   const start = performance.now();
   const outcome = (async (): Promise<ExecOutcome> => {

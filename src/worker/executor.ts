@@ -1,6 +1,6 @@
 import type { PoolKind } from '../core/config.js';
 import type { TaskJobData } from '../core/task.js';
-import type { TaskLogger } from '../registry/task-context.js';
+import type { SharedLimits, TaskLogger } from '../registry/task-context.js';
 import type { ExecOutcome, FailureInfo, TaskSink } from './execute-service.js';
 import { runService } from './execute-service.js';
 
@@ -15,7 +15,13 @@ export interface Execution {
 
 export interface Executor {
   readonly kind: PoolKind;
-  start(data: TaskJobData, attempt: number, sink: TaskSink, log: TaskLogger): Promise<Execution>;
+  start(
+    data: TaskJobData,
+    attempt: number,
+    sink: TaskSink,
+    log: TaskLogger,
+    limits: SharedLimits,
+  ): Promise<Execution>;
   close(): Promise<void>;
 }
 
@@ -26,9 +32,15 @@ export interface Executor {
 export class AsyncExecutor implements Executor {
   readonly kind = 'async' as const;
 
-  async start(data: TaskJobData, attempt: number, sink: TaskSink, log: TaskLogger): Promise<Execution> {
+  async start(
+    data: TaskJobData,
+    attempt: number,
+    sink: TaskSink,
+    log: TaskLogger,
+    limits: SharedLimits,
+  ): Promise<Execution> {
     const controller = new AbortController();
-    const run = runService(data, attempt, controller.signal, sink, log);
+    const run = runService(data, attempt, controller.signal, sink, log, limits);
     let killWith: ((outcome: ExecOutcome) => void) | undefined;
     const killed = new Promise<ExecOutcome>((resolve) => (killWith = resolve));
     return {

@@ -3,10 +3,11 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../core/logger.js';
 import type { TaskJobData } from '../core/task.js';
-import type { TaskLogger } from '../registry/task-context.js';
+import type { SharedLimits, TaskLogger } from '../registry/task-context.js';
 import type { ChildMessage, ParentMessage } from './child-protocol.js';
 import { CHILD_BUILTINS_ENV, CHILD_SERVICES_ENV } from './child-protocol.js';
 import type { ExecOutcome, FailureInfo, TaskSink } from './execute-service.js';
+import { failureInfo } from './execute-service.js';
 import type { Execution, Executor } from './executor.js';
 
 export interface ProcessPoolOptions {
@@ -27,6 +28,9 @@ interface Run {
   runId: number;
   sink: TaskSink;
   log: TaskLogger;
+  limits: SharedLimits;
+  /** Slots the child holds, by request id; freed if the child never gives them back. */
+  held: Map<number, () => void>;
   resolve: (outcome: ExecOutcome) => void;
 }
 
@@ -85,12 +89,18 @@ export class ProcessExecutor implements Executor {
     return [...this.children].map((c) => c.proc.pid ?? -1);
   }
 
-  async start(data: TaskJobData, attempt: number, sink: TaskSink, log: TaskLogger): Promise<Execution> {
+  async start(
+    data: TaskJobData,
+    attempt: number,
+    sink: TaskSink,
+    log: TaskLogger,
+    limits: SharedLimits,
+  ): Promise<Execution> {
     const child = await this.acquire();
     const runId = this.nextRunId++;
     let settle!: (outcome: ExecOutcome) => void;
     const outcome = new Promise<ExecOutcome>((resolve) => (settle = resolve));
-    const run: Run = { runId, sink, log, resolve: settle };
+    const run: Run = { runId, sink, log, limits, held: new Map(), resolve: settle };
     child.run = run;
     this.post(child, { type: 'run', runId, data, attempt });
     return {
@@ -100,8 +110,7 @@ export class ProcessExecutor implements Executor {
       },
       kill: (reason) => {
         if (child.run !== run) return;
-        child.run = undefined;
-        settle({ ok: false, error: reason, resources: emptyResources() });
+        this.finishRun(child, { ok: false, error: reason, resources: emptyResources() });
         this.destroy(child, 'SIGKILL');
       },
     };
@@ -232,6 +241,28 @@ export class ProcessExecutor implements Executor {
       case 'log':
         run.log[message.level](message.obj, message.msg);
         break;
+      case 'acquire':
+        run.limits.acquire(message.key, message.spec).then(
+          (release) => {
+            if (child.run !== run) return release();
+            run.held.set(message.reqId, release);
+            this.post(child, { type: 'acquired', runId: run.runId, reqId: message.reqId });
+          },
+          (error: unknown) => {
+            if (child.run === run)
+              this.post(child, {
+                type: 'acquire_failed',
+                runId: run.runId,
+                reqId: message.reqId,
+                error: failureInfo(error),
+              });
+          },
+        );
+        break;
+      case 'release':
+        run.held.get(message.reqId)?.();
+        run.held.delete(message.reqId);
+        break;
       case 'done':
         child.tasks++;
         child.rssKiB = Math.round(message.rssBytes / 1024);
@@ -244,6 +275,7 @@ export class ProcessExecutor implements Executor {
   private finishRun(child: Child, outcome: ExecOutcome): void {
     const run = child.run;
     child.run = undefined;
+    run?.held.forEach((release) => release());
     run?.resolve(outcome);
   }
 

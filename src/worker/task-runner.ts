@@ -13,6 +13,7 @@ import { progressPayload } from '../engine/task-record.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import type { FailureInfo } from './execute-service.js';
 import type { Execution, Executor } from './executor.js';
+import type { LimitGate } from './limit-gate.js';
 import { TaskReporter } from './task-reporter.js';
 
 export interface RunnerDeps {
@@ -22,6 +23,7 @@ export interface RunnerDeps {
   config: AiecsConfig;
   logger: Logger;
   cancels: CancelRegistry;
+  gate: LimitGate;
   onFinished?: (ok: boolean) => void;
 }
 
@@ -95,6 +97,10 @@ export function createTaskProcessor(deps: RunnerDeps) {
     const softError = new TaskTimeoutError('soft', limits.softS, data.task_id);
     const hardError = new TaskTimeoutError('hard', limits.hardS, data.task_id);
 
+    // Waits for shared limits end when the task stops; slots it still holds are freed at its end.
+    const gateStop = new AbortController();
+    const shared = deps.gate.forTask(gateStop.signal);
+
     // Cancel and shutdown may arrive while a child process is still starting: remember, apply once running.
     const applyStop = (reason: 'cancel' | 'shutdown') => {
       if (!execution) return;
@@ -104,6 +110,7 @@ export function createTaskProcessor(deps: RunnerDeps) {
           ? new TaskCancelledError(data.task_id)
           : new Error('worker is shutting down; the task goes back to the queue');
       running.abort(error);
+      gateStop.abort(error);
       const killInfo: FailureInfo =
         reason === 'cancel'
           ? info(error as TaskCancelledError)
@@ -118,7 +125,7 @@ export function createTaskProcessor(deps: RunnerDeps) {
     if (cancels.wasCancelled(data.task_id)) stop = 'cancel';
 
     try {
-      execution = await deps.executor.start(data, attempt, reporter, log);
+      execution = await deps.executor.start(data, attempt, reporter, log, shared.limits);
     } catch (error) {
       // No child could be started: BullMQ retries the attempt like any other failure.
       unregister();
@@ -133,6 +140,7 @@ export function createTaskProcessor(deps: RunnerDeps) {
           if (stop) return;
           stop = 'soft_timeout';
           started.abort(softError);
+          gateStop.abort(softError);
         }, limits.softS * 1000),
       );
     }
@@ -141,6 +149,7 @@ export function createTaskProcessor(deps: RunnerDeps) {
         if (stop !== 'soft_timeout' && stop !== undefined) return;
         stop = 'hard_timeout';
         started.abort(hardError);
+        gateStop.abort(hardError);
         started.kill(info(hardError));
       }, limits.hardS * 1000),
     );
@@ -148,6 +157,7 @@ export function createTaskProcessor(deps: RunnerDeps) {
     const outcome = await started.outcome;
     timers.forEach(clearTimeout);
     unregister();
+    shared.releaseAll();
     outcome.resources.timings.total_ms = Date.now() - startedAt;
 
     switch (stop) {

@@ -13,6 +13,7 @@ import type { ResultEnvelope } from '../engine/task-record.js';
 import { absoluteServicePaths, loadServiceModules } from '../registry/service-loader.js';
 import { registerBuiltinServices } from '../services/builtin.js';
 import { CancelRegistry } from './cancel-registry.js';
+import { LimitGate } from './limit-gate.js';
 import type { Executor } from './executor.js';
 import { AsyncExecutor } from './executor.js';
 import { ProcessExecutor } from './process-pool.js';
@@ -81,6 +82,7 @@ export class AiecsWorker {
       }
     });
 
+    const gate = new LimitGate(store, this.id);
     for (const queue of this.settings.queues) {
       const concurrency = this.settings.concurrency[queue];
       const executor: Executor =
@@ -104,6 +106,7 @@ export class AiecsWorker {
         config: this.config,
         logger: this.logger,
         cancels: this.cancels,
+        gate,
         onFinished: (ok) => (ok ? this.processed++ : this.failed++),
       });
       const worker = store.createWorker<TaskJobData, ResultEnvelope>(queue, processor, {

@@ -1,0 +1,104 @@
+import { ValidationError } from '../core/errors.js';
+import type { Store } from '../engine/store.js';
+import type { LimitSpec, SharedLimits } from '../registry/task-context.js';
+
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason as Error);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason as Error);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function checkSpec(spec: LimitSpec): void {
+  const bad = (['concurrency', 'perMinute'] as const).filter(
+    (k) => spec[k] !== undefined && !(Number.isInteger(spec[k]) && (spec[k] as number) >= 1),
+  );
+  if (bad.length)
+    throw new ValidationError(
+      bad.map((k) => ({ field: `limits.${k}`, message: 'must be a whole number >= 1' })),
+    );
+}
+
+/**
+ * Limits that hold across every worker on the store (concurrent requests and requests per minute
+ * to one provider, say). A crashed holder's slot frees itself when its lease runs out.
+ */
+export class LimitGate {
+  private seq = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly holderPrefix: string,
+    private readonly leaseMs = 60_000,
+  ) {}
+
+  async acquire(key: string, spec: LimitSpec, signal: AbortSignal): Promise<() => void> {
+    checkSpec(spec);
+    const holder = `${this.holderPrefix}:${++this.seq}`;
+    let backoff = 20;
+    for (;;) {
+      signal.throwIfAborted();
+      let leased = false;
+      if (spec.concurrency) {
+        leased = await this.store.acquireLease(key, holder, spec.concurrency, this.leaseMs);
+        if (!leased) {
+          await pause(backoff + Math.random() * backoff, signal);
+          backoff = Math.min(backoff * 1.5, 500);
+          continue;
+        }
+      }
+      if (spec.perMinute) {
+        const hit = await this.store.tryHit(key, spec.perMinute, 60_000);
+        if (!hit.ok) {
+          // Do not sit on a concurrency slot while waiting for the next minute.
+          if (leased) await this.store.releaseLease(key, holder);
+          await pause(Math.min(hit.retryAfterMs, 5_000) + Math.random() * 50, signal);
+          continue;
+        }
+      }
+      break;
+    }
+    const renew = spec.concurrency
+      ? setInterval(
+          () =>
+            void this.store.acquireLease(key, holder, spec.concurrency!, this.leaseMs).catch(() => undefined),
+          this.leaseMs / 3,
+        )
+      : undefined;
+    renew?.unref();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      clearInterval(renew);
+      if (spec.concurrency) void this.store.releaseLease(key, holder).catch(() => undefined);
+    };
+  }
+
+  /** The task-scoped face: waits end when the task stops, and every slot is freed at its end. */
+  forTask(signal: AbortSignal): { limits: SharedLimits; releaseAll(): void } {
+    const held = new Set<() => void>();
+    return {
+      limits: {
+        acquire: async (key, spec) => {
+          const release = await this.acquire(key, spec, signal);
+          const once = () => {
+            held.delete(once);
+            release();
+          };
+          held.add(once);
+          return once;
+        },
+      },
+      releaseAll: () => [...held].forEach((r) => r()),
+    };
+  }
+}
