@@ -78,7 +78,51 @@ const envSchema = z.object({
   VERTEX_PROJECT_ID: z.string().optional(),
   VERTEX_LOCATION: z.string().default('us-central1'),
   GOOGLE_APPLICATION_CREDENTIALS: z.string().optional(),
+  AIECS_XAI_BASE_URL: z.string().url().default('https://api.x.ai/v1'),
+  AIECS_VERTEX_BASE_URL: z.string().url().optional(),
+  AIECS_DEFAULT_PROVIDER: z.enum(['openai', 'xai', 'vertex']).default('openai'),
+  AIECS_DEFAULT_MODEL: z.string().min(1).optional(),
+  AIECS_OPENAI_MODEL: z.string().min(1).default('gpt-4o-mini'),
+  AIECS_XAI_MODEL: z.string().min(1).default('grok-3-mini'),
+  AIECS_VERTEX_MODEL: z.string().min(1).default('gemini-2.0-flash'),
+  AIECS_MODEL_PRICES: z
+    .string()
+    .optional()
+    .transform((raw, ctx): Record<string, { input: number; output: number }> => {
+      if (raw === undefined || raw.trim() === '') return {};
+      const expected = 'expected JSON {"model": {"input": USD per 1M tokens, "output": USD per 1M tokens}}';
+      let json: unknown;
+      try {
+        json = JSON.parse(raw);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `${expected}; not JSON` });
+        return z.NEVER;
+      }
+      const price = z.strictObject({ input: z.number().min(0), output: z.number().min(0) });
+      const parsed = z.record(z.string().min(1), price).safeParse(json);
+      if (!parsed.success) {
+        ctx.addIssue({ code: 'custom', message: expected });
+        return z.NEVER;
+      }
+      return parsed.data;
+    }),
+  AIECS_PROVIDER_MAX_RETRIES: nonNegativeInt.max(20).default(2),
+  AIECS_PROVIDER_RETRY_BASE_MS: positiveInt.default(500),
+  AIECS_PROVIDER_RETRY_MAX_WAIT_MS: positiveInt.default(30_000),
+  AIECS_PROVIDER_TIMEOUT_MS: positiveInt.default(120_000),
+  AIECS_OPENAI_MAX_CONCURRENCY: nonNegativeInt.default(50),
+  AIECS_OPENAI_RPM: nonNegativeInt.default(3000),
+  AIECS_XAI_MAX_CONCURRENCY: nonNegativeInt.default(50),
+  AIECS_XAI_RPM: nonNegativeInt.default(3000),
+  AIECS_VERTEX_MAX_CONCURRENCY: nonNegativeInt.default(50),
+  AIECS_VERTEX_RPM: nonNegativeInt.default(3000),
   AIECS_JWT_SECRET: z.string().optional(),
+  AIECS_RATE_LIMIT_PER_S: z.coerce.number().min(0).default(50),
+  AIECS_RATE_LIMIT_BURST: positiveInt.default(100),
+  AIECS_WS_MAX_MESSAGE_BYTES: positiveInt.default(64 * 1024),
+  AIECS_WS_MAX_BUFFERED_PACKETS: positiveInt.default(5_000),
+  AIECS_WS_MAX_BUFFERED_BYTES: positiveInt.default(8 * 1024 * 1024),
+  AIECS_WS_MESSAGES_PER_S: positiveInt.default(20),
   AIECS_JWKS_URL: z.string().url().optional(),
 });
 
@@ -116,11 +160,38 @@ export interface AiecsConfig {
     openaiApiKey?: string;
     openaiBaseUrl?: string;
     xaiApiKey?: string;
+    xaiBaseUrl: string;
     vertexProjectId?: string;
     vertexLocation: string;
+    /** Endpoint override for Vertex AI (private endpoints, tests). */
+    vertexBaseUrl?: string;
     googleCredentials?: string;
+    /** Used when a task names neither a provider nor a model the provider can be told from. */
+    defaultProvider: 'openai' | 'xai' | 'vertex';
+    /** The model used for each provider when a task names none. */
+    defaultModels: Record<'openai' | 'xai' | 'vertex', string>;
+    /** AIECS_MODEL_PRICES (USD per 1M tokens), merged over the built-in price table. */
+    modelPrices: Record<string, { input: number; output: number }>;
+    /** Retries inside one call (429, 5xx, network, timeouts) before the task-level retry takes over. */
+    maxRetries: number;
+    retryBaseMs: number;
+    /** Longest wait between in-call retries; a longer Retry-After goes to the task-level retry. */
+    retryMaxWaitMs: number;
+    /** Per HTTP request, streams included. */
+    timeoutMs: number;
+    /** Per provider, across every worker on the store; 0 = unlimited. */
+    limits: Record<'openai' | 'xai' | 'vertex', { concurrency: number; perMinute: number }>;
   };
   auth: { jwtSecret?: string; jwksUrl?: string };
+  gateway: {
+    /** Requests per second per user on one gateway node (0 = no limit). */
+    rateLimitPerS: number;
+    rateLimitBurst: number;
+    wsMaxMessageBytes: number;
+    wsMaxBufferedPackets: number;
+    wsMaxBufferedBytes: number;
+    wsMessagesPerS: number;
+  };
 }
 
 export const DEFAULT_BROKER_URL = 'embedded:./.aiecs/data';
@@ -197,8 +268,37 @@ export function loadConfig(env: EnvInput = process.env): AiecsConfig {
     shutdownTimeoutS: e.AIECS_SHUTDOWN_TIMEOUT_S,
     heartbeatIntervalMs: e.AIECS_HEARTBEAT_INTERVAL_MS,
     retention: { completedS: e.AIECS_RETENTION_COMPLETED_S, failedS: e.AIECS_RETENTION_FAILED_S },
-    providers: { vertexLocation: e.VERTEX_LOCATION },
+    providers: {
+      xaiBaseUrl: e.AIECS_XAI_BASE_URL,
+      vertexLocation: e.VERTEX_LOCATION,
+      defaultProvider: e.AIECS_DEFAULT_PROVIDER,
+      defaultModels: {
+        openai: e.AIECS_OPENAI_MODEL,
+        xai: e.AIECS_XAI_MODEL,
+        vertex: e.AIECS_VERTEX_MODEL,
+        // AIECS_DEFAULT_MODEL is the default provider's model.
+        ...(e.AIECS_DEFAULT_MODEL ? { [e.AIECS_DEFAULT_PROVIDER]: e.AIECS_DEFAULT_MODEL } : {}),
+      },
+      modelPrices: e.AIECS_MODEL_PRICES,
+      maxRetries: e.AIECS_PROVIDER_MAX_RETRIES,
+      retryBaseMs: e.AIECS_PROVIDER_RETRY_BASE_MS,
+      retryMaxWaitMs: e.AIECS_PROVIDER_RETRY_MAX_WAIT_MS,
+      timeoutMs: e.AIECS_PROVIDER_TIMEOUT_MS,
+      limits: {
+        openai: { concurrency: e.AIECS_OPENAI_MAX_CONCURRENCY, perMinute: e.AIECS_OPENAI_RPM },
+        xai: { concurrency: e.AIECS_XAI_MAX_CONCURRENCY, perMinute: e.AIECS_XAI_RPM },
+        vertex: { concurrency: e.AIECS_VERTEX_MAX_CONCURRENCY, perMinute: e.AIECS_VERTEX_RPM },
+      },
+    },
     auth: {},
+    gateway: {
+      rateLimitPerS: e.AIECS_RATE_LIMIT_PER_S,
+      rateLimitBurst: e.AIECS_RATE_LIMIT_BURST,
+      wsMaxMessageBytes: e.AIECS_WS_MAX_MESSAGE_BYTES,
+      wsMaxBufferedPackets: e.AIECS_WS_MAX_BUFFERED_PACKETS,
+      wsMaxBufferedBytes: e.AIECS_WS_MAX_BUFFERED_BYTES,
+      wsMessagesPerS: e.AIECS_WS_MESSAGES_PER_S,
+    },
   };
   const p = config.providers;
   if (e.OPENAI_API_KEY) p.openaiApiKey = e.OPENAI_API_KEY;
@@ -207,6 +307,7 @@ export function loadConfig(env: EnvInput = process.env): AiecsConfig {
   if (xai) p.xaiApiKey = xai;
   if (e.VERTEX_PROJECT_ID) p.vertexProjectId = e.VERTEX_PROJECT_ID;
   if (e.GOOGLE_APPLICATION_CREDENTIALS) p.googleCredentials = e.GOOGLE_APPLICATION_CREDENTIALS;
+  if (e.AIECS_VERTEX_BASE_URL) p.vertexBaseUrl = e.AIECS_VERTEX_BASE_URL;
   if (e.AIECS_JWT_SECRET) config.auth.jwtSecret = e.AIECS_JWT_SECRET;
   if (e.AIECS_JWKS_URL) config.auth.jwksUrl = e.AIECS_JWKS_URL;
   return config;

@@ -248,3 +248,26 @@ function safeString(value: unknown): string {
     return String(value);
   }
 }
+
+/** No token, or a token that is expired, forged or malformed. */
+export class UnauthorizedError extends AiecsError {
+  override readonly code = 'UNAUTHORIZED';
+  override readonly wireCode = 'E001';
+}
+
+/** A valid user asking for something that is not theirs to do. */
+export class ForbiddenError extends AiecsError {
+  override readonly code = 'FORBIDDEN';
+  override readonly wireCode = 'E001';
+}
+
+export class RateLimitedError extends AiecsError {
+  override readonly code = 'RATE_LIMITED';
+  override readonly wireCode = 'E001';
+  constructor(
+    message: string,
+    readonly retryAfterS: number,
+  ) {
+    super(message, { retry_after_s: retryAfterS });
+  }
+}

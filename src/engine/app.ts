@@ -36,7 +36,7 @@ import {
 } from '../core/task.js';
 import { encodeControl } from './control.js';
 import { ResultWaiter } from './result-waiter.js';
-import type { Store, WorkerHeartbeat } from './store.js';
+import type { IndexedTask, Store, WorkerHeartbeat } from './store.js';
 import { openStore } from './store.js';
 import type { BullState, ProgressPayload, ResultEnvelope, TaskJob } from './task-record.js';
 import { toTaskRecord } from './task-record.js';
@@ -69,6 +69,8 @@ export interface CancelResult {
 export interface TaskHandle {
   readonly id: string;
   readonly queue: QueueKind;
+  /** False when the task id already existed and this submit was a no-op. */
+  readonly created: boolean;
   /** Resolves with the final record (its `result` is the service's result); rejects on failure. */
   get(options?: WaitOptions): Promise<TaskRecord>;
   status(): Promise<TaskRecord>;
@@ -144,13 +146,20 @@ export class AiecsApp {
     const { data } = prepared;
     const queue = await this.queue(kind);
     const callerChoseId = typeof (request as { task_id?: unknown }).task_id === 'string';
-    await queue.add(data.task_name, data, this.jobOptions(prepared));
+    const store = await this.store();
+    // The index write rides along with the add rather than after it.
+    await Promise.all([
+      queue.add(data.task_name, data, this.jobOptions(prepared)),
+      store.indexTasks([indexEntry(kind, data)], this.retentionMs),
+    ]);
+    let created = true;
     if (callerChoseId) {
       // An existing id makes the add a no-op: same request, same task; another request, a conflict.
       const stored = await queue.getJob(data.task_id);
       if (stored && stored.data.fingerprint !== data.fingerprint) throw new TaskConflictError(data.task_id);
+      created = stored?.data.submitted_at === data.submitted_at;
     }
-    return this.handle(data.task_id, kind);
+    return this.handle(data.task_id, kind, created);
   }
 
   /**
@@ -199,6 +208,37 @@ export class AiecsApp {
     return ready.map((p) => this.handle(p.data.task_id, kind));
   }
 
+  private get retentionMs(): number {
+    return Math.max(this.config.retention.completedS, this.config.retention.failedS) * 1000;
+  }
+
+  /** A page of a user's tasks (all users' without one), newest first, as records. */
+  async listTasks(
+    userId: string | undefined,
+    options: { limit?: number; cursor?: string; status?: TaskStatus; taskName?: string } = {},
+  ): Promise<{ tasks: TaskRecord[]; next_cursor?: string }> {
+    const limit = options.limit ?? 50;
+    const store = await this.store();
+    const tasks: TaskRecord[] = [];
+    let cursor = options.cursor;
+    // Filters apply to records, so a page may need several index pages; a few are enough.
+    for (let round = 0; round < 10; round++) {
+      const page = await store.listTasks(userId, limit - tasks.length, cursor);
+      const records = await Promise.all(
+        page.items.map((item) => this.getTask(item.task_id, item.queue as QueueKind)),
+      );
+      for (const record of records) {
+        if (!record) continue; // removed by retention
+        if (options.status && record.status !== options.status) continue;
+        if (options.taskName && record.task_name !== options.taskName) continue;
+        tasks.push(record);
+      }
+      cursor = page.next_cursor;
+      if (!cursor || tasks.length >= limit) break;
+    }
+    return cursor ? { tasks, next_cursor: cursor } : { tasks };
+  }
+
   private jobOptions(prepared: ReturnType<typeof prepareSubmission>) {
     return {
       jobId: prepared.data.task_id,
@@ -211,10 +251,11 @@ export class AiecsApp {
     };
   }
 
-  handle(taskId: string, kind: QueueKind): TaskHandle {
+  handle(taskId: string, kind: QueueKind, created = true): TaskHandle {
     return {
       id: taskId,
       queue: kind,
+      created,
       get: (opts) => this.waitFor(taskId, kind, opts),
       status: async () => {
         const record = await this.getTask(taskId, kind);
@@ -355,6 +396,10 @@ export function settleRecord(record: TaskRecord): TaskRecord {
     default:
       throw Object.assign(new TaskFailedError(record.task_id, remote), { record });
   }
+}
+
+function indexEntry(kind: QueueKind, data: TaskJobData): IndexedTask {
+  return { task_id: data.task_id, user_id: data.user_id, queue: kind, created_at: data.submitted_at };
 }
 
 export function createApp(options: AppOptions = {}): AiecsApp {

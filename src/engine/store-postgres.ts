@@ -10,7 +10,7 @@ import {
 } from 'bullmq';
 import { StoreUnavailableError } from '../core/errors.js';
 import type { ControlHandler, Store, StoreKind, StoreOptions, WorkerHeartbeat } from './store.js';
-import { checkNamespace, redactUrl } from './store.js';
+import { checkNamespace, decodeCursor, encodeCursor, redactUrl } from './store.js';
 
 /** The part of a pg pool our own queries need; both pg.Pool and the PGlite pool fit. */
 export interface PgLike {
@@ -28,17 +28,17 @@ export interface PgListenerClient {
   release(): void;
 }
 
-type ExtrasPart = Pick<
+/** Everything of a store that is not BullMQ's: the same SQL serves PostgreSQL and PGlite. */
+type ExtrasPart = Omit<
   Store,
-  | 'publish'
-  | 'subscribe'
-  | 'tryHit'
-  | 'acquireLease'
-  | 'releaseLease'
-  | 'putHeartbeat'
-  | 'removeHeartbeat'
-  | 'listHeartbeats'
-  | 'ping'
+  | 'kind'
+  | 'displayUrl'
+  | 'namespace'
+  | 'createQueue'
+  | 'createWorker'
+  | 'createQueueEvents'
+  | 'createEventsProducer'
+  | 'close'
 > & {
   closeExtras(): Promise<void>;
 };
@@ -52,6 +52,16 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
     `CREATE TABLE IF NOT EXISTS ${table} (id text PRIMARY KEY, beat jsonb NOT NULL, expires_at_ms bigint NOT NULL)`,
   );
   await ensureLimitTables(pool, quoted);
+  const index = `${quoted}.aiecs_task_index`;
+  await pool.query(
+    `CREATE TABLE IF NOT EXISTS ${index} (task_id text PRIMARY KEY, user_id text NOT NULL, queue text NOT NULL, created_at_ms bigint NOT NULL)`,
+  );
+  await pool.query(
+    `CREATE INDEX IF NOT EXISTS aiecs_task_index_user ON ${index} (user_id, created_at_ms DESC, task_id DESC)`,
+  );
+  await pool.query(
+    `CREATE INDEX IF NOT EXISTS aiecs_task_index_time ON ${index} (created_at_ms DESC, task_id DESC)`,
+  );
   // LISTEN channels are database-wide: the schema keeps deployments (and tests) apart.
   const channel = `aiecs_ctl_${schema}`;
   const handlers = new Set<ControlHandler>();
@@ -105,6 +115,48 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
     },
     async releaseLease(key, holder) {
       await pool.query(`DELETE FROM ${quoted}.aiecs_lease WHERE key = $1 AND holder = $2`, [key, holder]);
+    },
+    async indexTasks(tasks, retentionMs) {
+      if (tasks.length === 0) return;
+      await pool.query(
+        `INSERT INTO ${index} (task_id, user_id, queue, created_at_ms)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) ON CONFLICT (task_id) DO NOTHING`,
+        [
+          tasks.map((t) => t.task_id),
+          tasks.map((t) => t.user_id),
+          tasks.map((t) => t.queue),
+          tasks.map((t) => t.created_at),
+        ],
+      );
+      if (Math.random() < 0.01) {
+        void pool
+          .query(`DELETE FROM ${index} WHERE created_at_ms < $1`, [Date.now() - retentionMs])
+          .catch(() => undefined);
+      }
+    },
+    async listTasks(userId, limit, cursor) {
+      const after = cursor ? decodeCursor(cursor) : undefined;
+      const params: unknown[] = [limit + 1];
+      const where: string[] = [];
+      if (userId !== undefined) where.push(`user_id = $${params.push(userId)}`);
+      if (after)
+        where.push(`(created_at_ms, task_id) < ($${params.push(after[0])}, $${params.push(after[1])})`);
+      const { rows } = await pool.query(
+        `SELECT task_id, user_id, queue, created_at_ms FROM ${index} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+         ORDER BY created_at_ms DESC, task_id DESC LIMIT $1`,
+        params,
+      );
+      const items = rows.map((r) => ({
+        task_id: String(r.task_id),
+        user_id: String(r.user_id),
+        queue: String(r.queue),
+        created_at: Number(r.created_at_ms),
+      }));
+      const page = items.slice(0, limit);
+      const last = page[page.length - 1];
+      return items.length > limit && last
+        ? { items: page, next_cursor: encodeCursor(last.created_at, last.task_id) }
+        : { items: page };
     },
     async putHeartbeat(beat, ttlMs) {
       await pool.query(

@@ -1,8 +1,8 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { Queue, QueueEvents, QueueEventsProducer, Worker } from 'bullmq';
 import { StoreUnavailableError } from '../core/errors.js';
-import type { Store, StoreOptions, WorkerHeartbeat } from './store.js';
-import { checkNamespace, redactUrl } from './store.js';
+import type { IndexedTask, Store, StoreOptions, WorkerHeartbeat } from './store.js';
+import { checkNamespace, decodeCursor, encodeCursor, redactUrl } from './store.js';
 
 const CONNECT_TIMEOUT_MS = 5_000;
 
@@ -108,6 +108,7 @@ export async function openRedisStore(url: string, options: StoreOptions): Promis
   const controlChannel = `${namespace}:aiecs:control`;
   const beatPrefix = `${namespace}:aiecs:worker:`;
   const limitPrefix = `${namespace}:aiecs:limit:`;
+  const indexPrefix = `${namespace}:aiecs:index:`;
   const bull = { connection: command, prefix: namespace };
   // Workers and QueueEvents block on their connection: each gets its own, with worker options.
   const blockingConnection = () => ({ prefix: namespace, connection: newClient('worker') });
@@ -164,6 +165,53 @@ export async function openRedisStore(url: string, options: StoreOptions): Promis
     },
     async releaseLease(key, holder) {
       await command.zrem(`${limitPrefix}lease:${key}`, holder);
+    },
+
+    async indexTasks(tasks, retentionMs) {
+      if (tasks.length === 0) return;
+      const pipeline = command.pipeline();
+      for (const t of tasks) {
+        const member = JSON.stringify([t.task_id, t.user_id, t.queue]);
+        pipeline.zadd(`${indexPrefix}user:${t.user_id}`, t.created_at, member);
+        pipeline.zadd(`${indexPrefix}all`, t.created_at, member);
+      }
+      // Trimming every write would double the cost; now and then is enough to bound the index.
+      if (Math.random() < 0.01)
+        pipeline.zremrangebyscore(`${indexPrefix}all`, '-inf', Date.now() - retentionMs);
+      await pipeline.exec();
+    },
+    async listTasks(userId, limit, cursor) {
+      const key = userId === undefined ? `${indexPrefix}all` : `${indexPrefix}user:${userId}`;
+      const after = cursor ? decodeCursor(cursor) : undefined;
+      const items: IndexedTask[] = [];
+      let max = after ? String(after[0]) : '+inf';
+      let skipping = after !== undefined;
+      // Same-score members come back in reverse lexical order: skip up to and including the cursor's.
+      for (let round = 0; round < 20 && items.length <= limit; round++) {
+        const batch = await command.zrevrangebyscore(key, max, '-inf', 'WITHSCORES', 'LIMIT', 0, limit + 50);
+        if (batch.length === 0) break;
+        for (let i = 0; i < batch.length; i += 2) {
+          const [taskId, user, queue] = JSON.parse(batch[i]!) as [string, string, string];
+          const createdAt = Number(batch[i + 1]);
+          if (skipping) {
+            if (createdAt < after![0]) skipping = false;
+            else {
+              if (taskId === after![1]) skipping = false;
+              continue;
+            }
+          }
+          items.push({ task_id: taskId, user_id: user, queue, created_at: createdAt });
+          if (items.length > limit) break;
+        }
+        const lastScore = Number(batch[batch.length - 1]);
+        if (batch.length < (limit + 50) * 2) break;
+        max = String(lastScore);
+      }
+      const page = items.slice(0, limit);
+      const last = page[page.length - 1];
+      return items.length > limit && last
+        ? { items: page, next_cursor: encodeCursor(last.created_at, last.task_id) }
+        : { items: page };
     },
 
     async putHeartbeat(beat, ttlMs) {

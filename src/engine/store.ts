@@ -18,9 +18,24 @@ export interface WorkerHeartbeat {
   started_at: number;
   last_seen: number;
   version: string;
+  /** What this worker can run: the union over live workers is what the gateway accepts. */
+  services: Array<{ mode: string; service: string; methods: string[]; accepts_any_task: boolean }>;
 }
 
 export type ControlHandler = (message: string) => void;
+
+export interface IndexedTask {
+  task_id: string;
+  user_id: string;
+  queue: string;
+  created_at: number;
+}
+
+export interface TaskPage {
+  items: IndexedTask[];
+  /** Pass back to get the next (older) page; absent on the last page. */
+  next_cursor?: string;
+}
 
 /**
  * One store behind one URL: what BullMQ needs to build queues, plus the two small things aiecs
@@ -55,6 +70,11 @@ export interface Store {
   acquireLease(key: string, holder: string, limit: number, leaseMs: number): Promise<boolean>;
   releaseLease(key: string, holder: string): Promise<void>;
 
+  /** Records tasks under their user, newest first, so a user's tasks can be listed. */
+  indexTasks(tasks: IndexedTask[], retentionMs: number): Promise<void>;
+  /** One page of a user's tasks (or everyone's, without a user), newest first. */
+  listTasks(userId: string | undefined, limit: number, cursor?: string): Promise<TaskPage>;
+
   putHeartbeat(beat: WorkerHeartbeat, ttlMs: number): Promise<void>;
   removeHeartbeat(id: string): Promise<void>;
   listHeartbeats(): Promise<WorkerHeartbeat[]>;
@@ -86,6 +106,22 @@ export function parseBrokerUrl(url: string): ParsedBrokerUrl {
   throw new ConfigError(
     `broker URL ${JSON.stringify(redactUrl(url))} is not supported; expected embedded:<dir>, postgres://…, redis://… or rediss://…`,
   );
+}
+
+/** Cursors are opaque to callers: created time and id of the last item seen. */
+export function encodeCursor(createdAt: number, taskId: string): string {
+  return Buffer.from(JSON.stringify([createdAt, taskId])).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): [number, string] | undefined {
+  try {
+    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as unknown;
+    if (Array.isArray(value) && typeof value[0] === 'number' && typeof value[1] === 'string')
+      return [value[0], value[1]];
+  } catch {
+    // fall through
+  }
+  return undefined;
 }
 
 export function redactUrl(url: string): string {

@@ -10,6 +10,7 @@ import { decodeControl } from '../engine/control.js';
 import type { Store, WorkerHeartbeat } from '../engine/store.js';
 import { openStore } from '../engine/store.js';
 import type { ResultEnvelope } from '../engine/task-record.js';
+import { registry } from '../registry/registry.js';
 import { absoluteServicePaths, loadServiceModules } from '../registry/service-loader.js';
 import { registerBuiltinServices } from '../services/builtin.js';
 import { CancelRegistry } from './cancel-registry.js';
@@ -156,6 +157,14 @@ export class AiecsWorker {
       started_at: this.startedAt,
       last_seen: Date.now(),
       version: VERSION,
+      services: registry
+        .list()
+        .map(({ mode, service, methods, accepts_any_task }) => ({
+          mode,
+          service,
+          methods,
+          accepts_any_task,
+        })),
     };
   }
 

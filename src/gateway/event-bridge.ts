@@ -1,0 +1,358 @@
+import { EventEmitter } from 'node:events';
+import type { QueueEvents } from 'bullmq';
+import type { Logger } from '../core/logger.js';
+import type { QueueKind, TaskRecord } from '../core/task.js';
+import { QUEUE_KINDS, TaskStatus, isTerminal } from '../core/task.js';
+import type { AiecsApp } from '../engine/app.js';
+import type { ProgressPayload, ResultEnvelope } from '../engine/task-record.js';
+import { SEQ_PER_ATTEMPT } from '../engine/task-record.js';
+import type { Store } from '../engine/store.js';
+
+/** The original's `progress` payload, extended as DESIGN §3 says. */
+export interface ProgressEvent {
+  status: TaskStatus;
+  step: number;
+  task: string;
+  message: string;
+  result?: unknown;
+  error?: string;
+  task_id: string;
+  user_id: string;
+  progress: number;
+  error_code?: string;
+  attempt: number;
+  seq: number;
+  timestamp: number;
+}
+
+export interface StreamEvent {
+  task_id: string;
+  seq: number;
+  delta: string;
+}
+
+export type BridgeEvent =
+  | { kind: 'progress'; userId: string; taskId: string; seq: number; payload: ProgressEvent }
+  | { kind: 'stream'; userId: string; taskId: string; seq: number; payload: StreamEvent };
+
+interface Meta {
+  userId: string;
+  taskName: string;
+  step: number;
+  attempt: number;
+  /** The attempt the record showed when this node first read it, and active events seen since. */
+  fetchedAttempt: number;
+  activeSeen: number;
+  progress: number;
+  /** The worker's last word, held until BullMQ confirms the job failed. */
+  pendingTerminal?: ProgressPayload;
+  terminalSent: boolean;
+}
+
+interface Replay {
+  events: BridgeEvent[];
+  touched: number;
+}
+
+export interface BridgeOptions {
+  /** Events kept per task for `subscribe { after_seq }`. */
+  replayPerTask?: number;
+  /** Tasks whose events are kept. */
+  replayTasks?: number;
+}
+
+/**
+ * Turns the store's event streams (QueueEvents: BullMQ's events and the workers' progress and
+ * stream events) into the realtime payloads. Every gateway node runs one and sees every event,
+ * so no routing between nodes is needed. Events of one task are handled strictly in order.
+ */
+export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
+  private readonly events: QueueEvents[] = [];
+  private readonly meta = new Map<string, Meta>();
+  private readonly replay = new Map<string, Replay>();
+  private readonly chains = new Map<string, Promise<void>>();
+  private readonly replayPerTask: number;
+  private readonly replayTasks: number;
+
+  constructor(
+    private readonly app: AiecsApp,
+    private readonly store: Store,
+    private readonly logger: Logger,
+    options: BridgeOptions = {},
+  ) {
+    super();
+    this.replayPerTask = options.replayPerTask ?? 2_000;
+    this.replayTasks = options.replayTasks ?? 20_000;
+  }
+
+  async start(): Promise<void> {
+    for (const queue of QUEUE_KINDS) {
+      const events = this.store.createQueueEvents(queue);
+      events.on('error', (error) => this.logger.warn({ err: error.message, queue }, 'queue events error'));
+      this.attach(events, queue);
+      this.events.push(events);
+    }
+    await Promise.all(this.events.map((e) => e.waitUntilReady()));
+  }
+
+  private attach(events: QueueEvents, queue: QueueKind): void {
+    const on = (taskId: string, fn: () => Promise<void> | void) => this.serial(taskId, fn);
+    events.on('added', ({ jobId }) => on(jobId, () => this.onPending(jobId, queue)));
+    events.on('active', ({ jobId }) => on(jobId, () => this.onActive(jobId, queue)));
+    events.on('progress', ({ jobId, data }) => on(jobId, () => this.onProgress(jobId, queue, data)));
+    events.on('completed', ({ jobId, returnvalue }) =>
+      on(jobId, () => this.onCompleted(jobId, queue, returnvalue)),
+    );
+    events.on('failed', ({ jobId }) => on(jobId, () => this.onFailed(jobId, queue)));
+    events.on('removed', ({ jobId }) => on(jobId, () => void this.meta.delete(jobId)));
+    events.on('stream' as 'added', (raw: unknown) => {
+      const e = raw as { task_id?: unknown; user_id?: unknown; seq?: unknown; delta?: unknown };
+      if (typeof e.task_id !== 'string' || typeof e.user_id !== 'string' || typeof e.delta !== 'string')
+        return;
+      const taskId = e.task_id;
+      const payload: StreamEvent = { task_id: taskId, seq: Number(e.seq), delta: e.delta };
+      on(taskId, () =>
+        this.publish({ kind: 'stream', userId: e.user_id as string, taskId, seq: payload.seq, payload }),
+      );
+    });
+  }
+
+  /** One promise chain per task: an event waiting for a store read holds back the next. */
+  private serial(taskId: string, fn: () => Promise<void> | void): void {
+    const next = (this.chains.get(taskId) ?? Promise.resolve())
+      .then(fn)
+      .catch((error: Error) =>
+        this.logger.warn({ err: error.message, task_id: taskId }, 'could not relay task event'),
+      );
+    this.chains.set(taskId, next);
+    void next.then(() => {
+      if (this.chains.get(taskId) === next) this.chains.delete(taskId);
+    });
+  }
+
+  private async metaFor(taskId: string, queue: QueueKind): Promise<Meta | undefined> {
+    const known = this.meta.get(taskId);
+    if (known) return known;
+    const record = await this.app.getTask(taskId, queue);
+    if (!record) return undefined;
+    const meta: Meta = {
+      userId: record.user_id,
+      taskName: record.task_name,
+      step: record.step,
+      attempt: record.attempt,
+      fetchedAttempt: record.attempt,
+      activeSeen: 0,
+      progress: record.progress,
+      terminalSent: false,
+    };
+    this.remember(taskId, meta);
+    return meta;
+  }
+
+  private remember(taskId: string, meta: Meta): void {
+    this.meta.set(taskId, meta);
+    if (this.meta.size > this.replayTasks) {
+      const oldest = this.meta.keys().next().value;
+      if (oldest !== undefined) this.meta.delete(oldest);
+    }
+  }
+
+  private progressEvent(
+    taskId: string,
+    meta: Meta,
+    fields: Partial<ProgressEvent> & Pick<ProgressEvent, 'status' | 'seq'>,
+  ): ProgressEvent {
+    return {
+      status: fields.status,
+      step: meta.step,
+      task: meta.taskName,
+      message: fields.message ?? '',
+      task_id: taskId,
+      user_id: meta.userId,
+      progress: fields.progress ?? meta.progress,
+      attempt: fields.attempt ?? meta.attempt,
+      seq: fields.seq,
+      timestamp: fields.timestamp ?? Date.now(),
+      ...(fields.result !== undefined ? { result: fields.result } : {}),
+      ...(fields.error !== undefined ? { error: fields.error } : {}),
+      ...(fields.error_code !== undefined ? { error_code: fields.error_code } : {}),
+    };
+  }
+
+  private emitProgress(
+    taskId: string,
+    meta: Meta,
+    fields: Parameters<EventBridge['progressEvent']>[2],
+  ): void {
+    const payload = this.progressEvent(taskId, meta, fields);
+    meta.progress = payload.progress;
+    if (isTerminal(payload.status)) meta.terminalSent = true;
+    this.publish({ kind: 'progress', userId: meta.userId, taskId, seq: payload.seq, payload });
+  }
+
+  private async onPending(taskId: string, queue: QueueKind): Promise<void> {
+    const meta = await this.metaFor(taskId, queue);
+    if (meta)
+      this.emitProgress(taskId, meta, { status: TaskStatus.PENDING, seq: 0, message: 'queued', progress: 0 });
+  }
+
+  private async onActive(taskId: string, queue: QueueKind): Promise<void> {
+    const meta = await this.metaFor(taskId, queue);
+    if (!meta) return;
+    // Read late, the record may already count the attempt this event starts.
+    meta.activeSeen += 1;
+    meta.attempt = meta.activeSeen === 1 ? Math.max(1, meta.fetchedAttempt) : meta.attempt + 1;
+    this.emitProgress(taskId, meta, {
+      status: TaskStatus.RUNNING,
+      seq: meta.attempt * SEQ_PER_ATTEMPT,
+      message: 'started',
+      progress: 0,
+      attempt: meta.attempt,
+    });
+  }
+
+  private async onProgress(taskId: string, queue: QueueKind, data: unknown): Promise<void> {
+    if (typeof data !== 'object' || data === null || !('status' in data)) return;
+    const payload = data as ProgressPayload;
+    const meta = await this.metaFor(taskId, queue);
+    if (!meta) return;
+    meta.attempt = Math.max(meta.attempt, payload.attempt);
+    const fields = {
+      status: payload.status,
+      seq: payload.seq,
+      message: payload.message,
+      progress: payload.progress,
+      attempt: payload.attempt,
+      timestamp: payload.timestamp,
+      ...(payload.error ? { error: payload.error.message, error_code: payload.error.code } : {}),
+    };
+    // A worker's final word comes just before BullMQ moves the job: announce it when the move lands.
+    // A pending task cancelled by a caller (seq below the first attempt's) ends right here.
+    if (isTerminal(payload.status) && payload.seq >= SEQ_PER_ATTEMPT) {
+      meta.pendingTerminal = payload;
+      return;
+    }
+    if (meta.terminalSent) return;
+    this.emitProgress(taskId, meta, fields);
+  }
+
+  private async onCompleted(taskId: string, queue: QueueKind, raw: unknown): Promise<void> {
+    const meta = await this.metaFor(taskId, queue);
+    if (!meta || meta.terminalSent) return;
+    const envelope = (typeof raw === 'string' ? safeJson(raw) : raw) as ResultEnvelope | undefined;
+    this.emitProgress(taskId, meta, {
+      status: TaskStatus.COMPLETED,
+      seq: envelope?.seq ?? meta.attempt * SEQ_PER_ATTEMPT + SEQ_PER_ATTEMPT - 1,
+      message: envelope?.message ?? 'completed',
+      progress: 100,
+      attempt: envelope?.attempt ?? meta.attempt,
+      result: envelope?.result ?? null,
+    });
+  }
+
+  private async onFailed(taskId: string, queue: QueueKind): Promise<void> {
+    const meta = await this.metaFor(taskId, queue);
+    if (!meta || meta.terminalSent) return;
+    const last = meta.pendingTerminal;
+    if (last) {
+      this.emitProgress(taskId, meta, {
+        status: last.status,
+        seq: last.seq,
+        message: last.message,
+        progress: last.progress,
+        attempt: last.attempt,
+        timestamp: last.timestamp,
+        ...(last.error ? { error: last.error.message, error_code: last.error.code } : {}),
+      });
+      return;
+    }
+    // Failed without a word from a worker (stalled too often): the record says why.
+    const record = await this.app.getTask(taskId, queue);
+    if (record && isTerminal(record.status)) this.emitRecord(meta, record);
+  }
+
+  private emitRecord(meta: Meta, record: TaskRecord): void {
+    this.emitProgress(record.task_id, meta, recordFields(record));
+  }
+
+  private publish(event: BridgeEvent): void {
+    let replay = this.replay.get(event.taskId);
+    if (!replay) {
+      replay = { events: [], touched: Date.now() };
+      this.replay.set(event.taskId, replay);
+      if (this.replay.size > this.replayTasks) {
+        const oldest = this.replay.keys().next().value;
+        if (oldest !== undefined) this.replay.delete(oldest);
+      }
+    }
+    replay.events.push(event);
+    replay.touched = Date.now();
+    if (replay.events.length > this.replayPerTask)
+      replay.events.splice(0, replay.events.length - this.replayPerTask);
+    this.emit('event', event);
+  }
+
+  /**
+   * What a client that last saw `afterSeq` missed. When this node no longer holds (or never saw)
+   * the task's early events, the current record stands in for them as one progress event.
+   */
+  async missed(record: TaskRecord, afterSeq: number): Promise<BridgeEvent[]> {
+    const kept = this.replay.get(record.task_id)?.events ?? [];
+    const covers = kept.length > 0 && (kept[0]!.seq <= afterSeq + 1 || kept[0]!.seq === 0);
+    const after = kept.filter((e) => e.seq > afterSeq);
+    if (covers) return after;
+    const meta = (await this.metaFor(record.task_id, record.queue)) ?? {
+      userId: record.user_id,
+      taskName: record.task_name,
+      step: record.step,
+      attempt: record.attempt,
+      fetchedAttempt: record.attempt,
+      activeSeen: 0,
+      progress: record.progress,
+      terminalSent: false,
+    };
+    const fields = recordFields(record);
+    if (fields.seq <= afterSeq) return after;
+    const snapshot: BridgeEvent = {
+      kind: 'progress',
+      userId: record.user_id,
+      taskId: record.task_id,
+      seq: fields.seq,
+      payload: this.progressEvent(record.task_id, meta, fields),
+    };
+    return [snapshot, ...after.filter((e) => e.seq > fields.seq)];
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.events.map((e) => e.close()));
+    this.removeAllListeners();
+  }
+}
+
+/** A record as the progress event of its current state. */
+function recordFields(record: TaskRecord): Partial<ProgressEvent> & Pick<ProgressEvent, 'status' | 'seq'> {
+  const base = record.attempt * SEQ_PER_ATTEMPT;
+  const seq =
+    record.status === TaskStatus.PENDING && record.attempt === 0
+      ? 0
+      : isTerminal(record.status)
+        ? base + SEQ_PER_ATTEMPT - 1
+        : base;
+  return {
+    status: record.status,
+    seq,
+    message: record.message,
+    progress: record.progress,
+    attempt: record.attempt,
+    ...(record.status === TaskStatus.COMPLETED ? { result: record.result } : {}),
+    ...(record.error ? { error: record.error.message, error_code: record.error.code } : {}),
+  };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

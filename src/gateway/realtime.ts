@@ -1,0 +1,179 @@
+import type { Server as HttpServer } from 'node:http';
+import { Server, type Socket } from 'socket.io';
+import type { Logger } from '../core/logger.js';
+import { taskIdSchema } from '../core/task.js';
+import type { AiecsApp } from '../engine/app.js';
+import type { Principal, Verifier } from './auth.js';
+import { bearer } from './auth.js';
+import type { BridgeEvent, EventBridge } from './event-bridge.js';
+import { TokenBucket } from './rate-limit.js';
+
+export interface RealtimeOptions {
+  corsOrigins: string[];
+  /** Largest message a client may send (bytes); larger ones close its connection. */
+  maxMessageBytes: number;
+  /** Packets a slow client may have waiting before it is disconnected (it catches up by replay). */
+  maxBufferedPackets: number;
+  /** Bytes a slow client may have waiting in its socket before it is disconnected. */
+  maxBufferedBytes: number;
+  /** Client → server messages per second per socket (burst twice that). */
+  messagesPerSecond: number;
+}
+
+interface SocketData {
+  principal: Principal;
+  bucket: TokenBucket;
+  refused: number;
+}
+
+type Ack = (reply: unknown) => void;
+
+const userRoom = (userId: string) => `user:${userId}`;
+const taskRoom = (taskId: string) => `task:${taskId}`;
+
+/**
+ * socket.io on the gateway's HTTP server. A socket joins its own user's room and nothing else; the
+ * bridge's events go to the owner's room (and to the task's room, where an admin may listen).
+ */
+export class Realtime {
+  readonly io: Server;
+  private readonly sweep: NodeJS.Timeout;
+  private readonly onEvent: (event: BridgeEvent) => void;
+
+  constructor(
+    server: HttpServer,
+    private readonly app: AiecsApp,
+    private readonly bridge: EventBridge,
+    verify: Verifier,
+    private readonly options: RealtimeOptions,
+    private readonly logger: Logger,
+  ) {
+    this.io = new Server(server, {
+      cors: { origin: options.corsOrigins, credentials: true },
+      maxHttpBufferSize: options.maxMessageBytes,
+      // Browsers send Origin; a socket from a page on another origin is refused at the handshake.
+      allowRequest: (req, callback) => {
+        const origin = req.headers.origin;
+        callback(null, origin === undefined || options.corsOrigins.includes(origin));
+      },
+      serveClient: false,
+    });
+    this.io.use((socket, next) => {
+      const auth = socket.handshake.auth as { token?: unknown };
+      const token =
+        typeof auth?.token === 'string' ? auth.token : bearer(socket.handshake.headers.authorization);
+      verify(token).then(
+        (principal) => {
+          const data = socket.data as SocketData;
+          data.principal = principal;
+          data.bucket = new TokenBucket(options.messagesPerSecond, options.messagesPerSecond * 2);
+          data.refused = 0;
+          next();
+        },
+        (error: Error) => next(Object.assign(new Error(error.message), { data: { code: 'UNAUTHORIZED' } })),
+      );
+    });
+    this.io.on('connection', (socket) => this.onConnection(socket));
+    this.onEvent = (event) => {
+      const rooms = [userRoom(event.userId), taskRoom(event.taskId)];
+      this.io.to(rooms).emit(event.kind, event.payload);
+    };
+    bridge.on('event', this.onEvent);
+    this.sweep = setInterval(() => this.dropSlowClients(), 250);
+    this.sweep.unref();
+  }
+
+  private onConnection(socket: Socket): void {
+    const data = socket.data as SocketData;
+    void socket.join(userRoom(data.principal.userId));
+    // Every client message spends a token; a client that keeps flooding is let go.
+    socket.use((_packet, next) => {
+      if (data.bucket.take()) return next();
+      data.refused += 1;
+      socket.emit('error', { code: 'RATE_LIMITED', message: 'too many messages; slow down' });
+      if (data.refused > this.options.messagesPerSecond * 10) socket.disconnect(true);
+    });
+    socket.on('ping', (...args: unknown[]) => {
+      const ack = args.find((a) => typeof a === 'function') as Ack | undefined;
+      if (ack) ack('pong');
+      else socket.emit('pong');
+    });
+    socket.on('register', (payload: unknown, ack?: Ack) => {
+      const userId = (payload as { user_id?: unknown } | null)?.user_id;
+      const ok = userId === data.principal.userId;
+      const reply = ok
+        ? { ok: true, user_id: userId }
+        : { ok: false, error: { code: 'FORBIDDEN', message: 'register must name the user of the token' } };
+      if (typeof ack === 'function') ack(reply);
+      else if (!ok) socket.emit('error', reply.error);
+    });
+    socket.on('subscribe', (payload: unknown, ack?: Ack) => {
+      void this.subscribe(socket, payload).then(
+        (reply) => (typeof ack === 'function' ? ack(reply) : undefined),
+        (error: Error) => {
+          this.logger.warn({ err: error.message }, 'subscribe failed');
+          if (typeof ack === 'function')
+            ack({ ok: false, error: { code: 'INTERNAL', message: 'subscribe failed' } });
+        },
+      );
+    });
+  }
+
+  /** Replays what the client missed of one of its tasks, then keeps it posted. */
+  private async subscribe(socket: Socket, payload: unknown): Promise<unknown> {
+    const data = socket.data as SocketData;
+    const p = (payload ?? {}) as { task_id?: unknown; after_seq?: unknown };
+    const id = taskIdSchema.safeParse(p.task_id);
+    const afterSeq = p.after_seq === undefined ? -1 : Number(p.after_seq);
+    if (!id.success || !Number.isFinite(afterSeq)) {
+      return {
+        ok: false,
+        error: { code: 'VALIDATION_ERROR', message: 'subscribe needs { task_id, after_seq? (number) }' },
+      };
+    }
+    const record = await this.app.getTask(id.data);
+    // Another user's task answers exactly like a missing one.
+    if (!record || (record.user_id !== data.principal.userId && !data.principal.admin)) {
+      return { ok: false, error: { code: 'TASK_NOT_FOUND', message: `no task with id ${id.data}` } };
+    }
+    if (record.user_id !== data.principal.userId) await socket.join(taskRoom(record.task_id));
+    const missed = await this.bridge.missed(record, afterSeq);
+    for (const event of missed) socket.emit(event.kind, event.payload);
+    return { ok: true, task_id: record.task_id, status: record.status, replayed: missed.length };
+  }
+
+  /** A client that stops reading must not grow our memory: past the cap it is let go. */
+  private dropSlowClients(): void {
+    for (const socket of this.io.sockets.sockets.values()) {
+      const conn = socket.conn as unknown as {
+        writeBuffer?: unknown[];
+        transport?: { socket?: { bufferedAmount?: number; _socket?: { writableLength?: number } } };
+      };
+      const packets = conn.writeBuffer?.length ?? 0;
+      const ws = conn.transport?.socket;
+      const bytes = (ws?.bufferedAmount ?? 0) + (ws?._socket?.writableLength ?? 0);
+      if (packets > this.options.maxBufferedPackets || bytes > this.options.maxBufferedBytes) {
+        this.logger.warn(
+          { user_id: (socket.data as SocketData).principal.userId, packets, bytes },
+          'disconnecting a client that stopped reading',
+        );
+        conn.writeBuffer?.splice(0);
+        socket.disconnect(true);
+      }
+    }
+  }
+
+  get connections(): number {
+    return this.io.sockets.sockets.size;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweep);
+    this.bridge.off('event', this.onEvent);
+    this.io.disconnectSockets(true);
+    await new Promise<void>((resolve) => {
+      this.io.close(() => resolve());
+      setTimeout(resolve, 1_000).unref();
+    });
+  }
+}

@@ -1,0 +1,222 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import {
+  ForbiddenError,
+  RateLimitedError,
+  ServiceNotFoundError,
+  TaskNotFoundError,
+  ValidationError,
+} from '../core/errors.js';
+import type { QueueKind, TaskRecord, WireSubmitOptions } from '../core/task.js';
+import { prepareSubmission, taskIdSchema } from '../core/task.js';
+import type { AiecsApp } from '../engine/app.js';
+import type { Store } from '../engine/store.js';
+import type { ServiceDescription } from '../registry/registry.js';
+import { registry } from '../registry/registry.js';
+import type { Principal, Verifier } from './auth.js';
+import { bearer } from './auth.js';
+import type { UserRateLimiter } from './rate-limit.js';
+import {
+  httpBatchSchema,
+  httpTaskSchema,
+  listQuerySchema,
+  openApiDocument,
+  parseOrThrow,
+  splitTask,
+} from './schemas.js';
+
+export interface RouteDeps {
+  app: AiecsApp;
+  store: Store;
+  verify: Verifier;
+  limiter: UserRateLimiter;
+  version: string;
+  /** Largest task body (bytes): the input limit plus room for the request's other fields. */
+  taskBodyLimit: number;
+  batchBodyLimit: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+function principal(request: FastifyRequest): Principal {
+  if (!request.principal) throw new Error('route is missing its auth hook');
+  return request.principal;
+}
+
+/** What can run: this process's registry and every live worker's (from heartbeats). */
+class ServiceCatalog {
+  private cached: { at: number; services: ServiceDescription[] } | undefined;
+  constructor(private readonly store: Store) {}
+
+  async list(): Promise<ServiceDescription[]> {
+    if (this.cached && Date.now() - this.cached.at < 2_000) return this.cached.services;
+    const byKey = new Map<string, ServiceDescription>();
+    for (const s of registry.list()) byKey.set(`${s.mode}/${s.service}`, s);
+    for (const beat of await this.store.listHeartbeats()) {
+      for (const s of beat.services ?? []) {
+        const known = byKey.get(`${s.mode}/${s.service}`);
+        const methods = [...new Set([...(known?.methods ?? []), ...s.methods])].sort();
+        byKey.set(`${s.mode}/${s.service}`, {
+          ...known,
+          ...s,
+          methods,
+          accepts_any_task: s.accepts_any_task || (known?.accepts_any_task ?? false),
+        });
+      }
+    }
+    const services = [...byKey.values()].sort((a, b) =>
+      `${a.mode}/${a.service}`.localeCompare(`${b.mode}/${b.service}`),
+    );
+    this.cached = { at: Date.now(), services };
+    return services;
+  }
+
+  /** 422 before queueing: a task no worker can run would only fail later. */
+  async check(mode: string, service: string, taskName: string): Promise<void> {
+    const services = await this.list();
+    const entry = services.find((s) => s.mode === mode && s.service === service);
+    const names = services.map((s) => `${s.mode}/${s.service}`);
+    if (!entry) throw new ServiceNotFoundError(mode, service, taskName, names);
+    if (!entry.methods.includes(taskName) && !entry.accepts_any_task) {
+      throw new ServiceNotFoundError(
+        mode,
+        service,
+        taskName,
+        names,
+        `service ${mode}/${service} has no method ${taskName}; its methods: ${entry.methods.join(', ')}`,
+      );
+    }
+  }
+}
+
+export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void {
+  const { app, store, verify, limiter } = deps;
+  const catalog = new ServiceCatalog(store);
+  const document = openApiDocument(deps.version);
+
+  fastify.get('/healthz', async () => ({ status: 'ok' }));
+  fastify.get('/readyz', async (_request, reply) => {
+    try {
+      await store.ping();
+      return { status: 'ready', store: store.kind };
+    } catch (error) {
+      return reply
+        .code(503)
+        .send({ status: 'unavailable', store: store.kind, error: (error as Error).message });
+    }
+  });
+  fastify.get('/openapi.json', async () => document);
+
+  fastify.register(
+    async (api) => {
+      api.addHook('onRequest', async (request, reply) => {
+        request.principal = await verify(bearer(request.headers.authorization));
+        const wait = limiter.check(request.principal.userId);
+        if (wait > 0) {
+          void reply.header('retry-after', String(wait));
+          throw new RateLimitedError('too many requests; slow down', wait);
+        }
+      });
+
+      /** Validates one HTTP task and checks who may submit it and that it can run. */
+      const admit = async (raw: unknown, who: Principal, prefix?: string) => {
+        const task = parseOrThrow(httpTaskSchema, raw, prefix);
+        if (task.user_id !== undefined && task.user_id !== who.userId && !who.admin) {
+          throw new ForbiddenError(`cannot submit tasks as user ${task.user_id}`);
+        }
+        await catalog.check(task.mode, task.service, task.task_name);
+        return splitTask(task, who.userId);
+      };
+
+      const visible = async (id: string, who: Principal): Promise<TaskRecord> => {
+        const parsed = taskIdSchema.safeParse(id);
+        if (!parsed.success) throw new TaskNotFoundError(id);
+        const record = await app.getTask(parsed.data);
+        // Another user's task answers exactly like a missing one: its existence is not revealed.
+        if (!record || (record.user_id !== who.userId && !who.admin)) throw new TaskNotFoundError(id);
+        return record;
+      };
+
+      api.post('/tasks', { bodyLimit: deps.taskBodyLimit }, async (request, reply) => {
+        const who = principal(request);
+        const { queue, request: task, options } = await admit(request.body, who);
+        const handle = await app.submitWire(queue, task, options);
+        if (!handle.created) {
+          const record = await visible(handle.id, who);
+          return reply
+            .code(200)
+            .send({ task_id: record.task_id, status: record.status, queue: record.queue });
+        }
+        return reply.code(202).send({ task_id: handle.id, status: 'pending', queue });
+      });
+
+      api.post('/tasks/batch', { bodyLimit: deps.batchBodyLimit }, async (request, reply) => {
+        const who = principal(request);
+        const { tasks } = parseOrThrow(httpBatchSchema, request.body);
+        const admitted: Array<{
+          queue: QueueKind;
+          request: Record<string, unknown>;
+          options: WireSubmitOptions;
+        }> = [];
+        const issues = [];
+        for (const [i, raw] of tasks.entries()) {
+          try {
+            const one = await admit(raw, who, `tasks[${i}]`);
+            // Dry run of the engine's own checks, so nothing is queued unless everything would be.
+            prepareSubmission(one.queue, one.request, one.options, app.config.maxInputBytes);
+            admitted.push(one);
+          } catch (error) {
+            if (!(error instanceof ValidationError)) throw error;
+            issues.push(...error.issues);
+          }
+        }
+        if (issues.length) throw new ValidationError(issues, 'invalid batch');
+        const results: Array<{ task_id: string; status: string; queue: QueueKind }> = [];
+        for (const queue of ['fast_tasks', 'heavy_tasks'] as const) {
+          const items = admitted
+            .filter((a) => a.queue === queue)
+            .map((a) => ({ request: a.request, options: a.options }));
+          if (items.length === 0) continue;
+          const handles = await app.submitBulkWire(queue, items);
+          results.push(...handles.map((h) => ({ task_id: h.id, status: 'pending', queue })));
+        }
+        return reply.code(202).send({ tasks: results });
+      });
+
+      api.get('/tasks/:id', async (request) =>
+        visible((request.params as { id: string }).id, principal(request)),
+      );
+
+      api.post('/tasks/:id/cancel', async (request) => {
+        const record = await visible((request.params as { id: string }).id, principal(request));
+        return app.cancel(record.task_id);
+      });
+
+      api.get('/tasks', async (request) => {
+        const who = principal(request);
+        const query = parseOrThrow(listQuerySchema, request.query);
+        if (query.user_id !== undefined && query.user_id !== who.userId && !who.admin) {
+          throw new ForbiddenError("only admins may list other users' tasks");
+        }
+        const userId = who.admin ? query.user_id : who.userId;
+        return app.listTasks(userId, {
+          limit: query.limit,
+          ...(query.cursor !== undefined ? { cursor: query.cursor } : {}),
+          ...(query.status !== undefined ? { status: query.status } : {}),
+          ...(query.task_name !== undefined ? { taskName: query.task_name } : {}),
+        });
+      });
+
+      api.get('/services', async () => ({ services: await catalog.list() }));
+
+      api.get('/workers', async (request) => {
+        if (!principal(request).admin) throw new ForbiddenError('only admins may list workers');
+        return { workers: await store.listHeartbeats() };
+      });
+    },
+    { prefix: '/api' },
+  );
+}

@@ -1,0 +1,184 @@
+import { z } from 'zod';
+import { ValidationError } from '../core/errors.js';
+import type { QueueKind, WireSubmitOptions } from '../core/task.js';
+import { FAST_QUEUE, HEAVY_QUEUE, TaskStatus, submitOptionsSchema, taskRequestSchema } from '../core/task.js';
+import { zodIssues } from '../core/zod-issues.js';
+
+/** Over HTTP `eta` is an ISO date-time string; everything else is the engine's own schema. */
+const httpOptions = submitOptionsSchema.extend({
+  eta: z.iso.datetime({ offset: true }).optional().describe('earliest start, ISO 8601 with offset'),
+});
+const OPTION_KEYS = Object.keys(httpOptions.shape) as Array<keyof typeof httpOptions.shape>;
+
+/** POST /api/tasks: the task request, `heavy` to route to heavy_tasks, and submit options. */
+export const httpTaskSchema = taskRequestSchema
+  .extend({
+    user_id: taskRequestSchema.shape.user_id.optional().describe("the owner; defaults to the token's user"),
+    heavy: z.boolean().default(false).describe('run on heavy_tasks (process pool)'),
+  })
+  .extend(httpOptions.shape);
+export type HttpTask = z.output<typeof httpTaskSchema>;
+
+export const MAX_BATCH = 1000;
+export const httpBatchSchema = z.strictObject({ tasks: z.array(z.unknown()).min(1).max(MAX_BATCH) });
+
+export const listQuerySchema = z.strictObject({
+  status: z.enum(Object.values(TaskStatus) as [TaskStatus, ...TaskStatus[]]).optional(),
+  task_name: z.string().max(128).optional(),
+  user_id: z.string().max(256).optional().describe('admins only: whose tasks'),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().max(512).optional(),
+});
+
+export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, prefix?: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new ValidationError(zodIssues(result.error, prefix));
+  return result.data;
+}
+
+/** Splits an HTTP task into the engine's request, options and queue. */
+export function splitTask(
+  task: HttpTask,
+  userId: string,
+): { queue: QueueKind; request: Record<string, unknown>; options: WireSubmitOptions } {
+  const request: Record<string, unknown> = {};
+  const options: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(task)) {
+    if (value === undefined || key === 'heavy') continue;
+    if ((OPTION_KEYS as string[]).includes(key)) options[key] = value;
+    else request[key] = value;
+  }
+  request.user_id ??= userId;
+  return { queue: task.heavy ? HEAVY_QUEUE : FAST_QUEUE, request, options: options as WireSubmitOptions };
+}
+
+const errorSchema = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) }),
+});
+
+const json = (schema: z.ZodType, io: 'input' | 'output' = 'output') =>
+  z.toJSONSchema(schema, { io, unrepresentable: 'any' });
+
+function errors(...statuses: number[]) {
+  return Object.fromEntries(
+    statuses.map((s) => [
+      String(s),
+      { description: 'error', content: { 'application/json': { schema: json(errorSchema) } } },
+    ]),
+  );
+}
+
+/** The OpenAPI document, generated from the same schemas the handlers validate with. */
+export function openApiDocument(version: string): Record<string, unknown> {
+  const record = { type: 'object', description: 'a task record (see TaskRecord)' };
+  const accepted = z.object({
+    task_id: z.string(),
+    status: z.string(),
+    queue: z.enum([FAST_QUEUE, HEAVY_QUEUE]),
+  });
+  const body = (schema: z.ZodType) => ({
+    required: true,
+    content: { 'application/json': { schema: json(schema, 'input') } },
+  });
+  const ok = (schema: Record<string, unknown>, description = 'ok') => ({
+    description,
+    content: { 'application/json': { schema } },
+  });
+  const idParam = [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }];
+  return {
+    openapi: '3.1.0',
+    info: { title: 'aiecs gateway', version },
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    security: [{ bearer: [] }],
+    paths: {
+      '/api/tasks': {
+        post: {
+          summary: 'submit a task',
+          requestBody: body(httpTaskSchema),
+          responses: {
+            '202': ok(json(accepted), 'accepted'),
+            '200': ok(json(accepted), 'existing task id'),
+            ...errors(400, 401, 403, 409, 413, 422, 429),
+          },
+        },
+        get: {
+          summary: 'list own tasks (all tasks for admins), newest first',
+          parameters: Object.entries(
+            json(listQuerySchema, 'input').properties as Record<string, unknown>,
+          ).map(([name, schema]) => ({
+            name,
+            in: 'query',
+            schema,
+          })),
+          responses: {
+            '200': ok({
+              type: 'object',
+              properties: { tasks: { type: 'array', items: record }, next_cursor: { type: 'string' } },
+            }),
+            ...errors(400, 401),
+          },
+        },
+      },
+      '/api/tasks/batch': {
+        post: {
+          summary: `submit up to ${MAX_BATCH} tasks: all accepted or none`,
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['tasks'],
+                  properties: {
+                    tasks: { type: 'array', maxItems: MAX_BATCH, items: json(httpTaskSchema, 'input') },
+                  },
+                },
+              },
+            },
+          },
+          responses: {
+            '202': ok(
+              { type: 'object', properties: { tasks: { type: 'array', items: json(accepted) } } },
+              'accepted',
+            ),
+            ...errors(400, 401, 403, 409, 413, 422, 429),
+          },
+        },
+      },
+      '/api/tasks/{id}': {
+        get: {
+          summary: 'one task',
+          parameters: idParam,
+          responses: { '200': ok(record), ...errors(401, 404) },
+        },
+      },
+      '/api/tasks/{id}/cancel': {
+        post: {
+          summary: 'cancel a pending or running task',
+          parameters: idParam,
+          responses: { '200': ok({ type: 'object' }), ...errors(401, 404) },
+        },
+      },
+      '/api/services': {
+        get: {
+          summary: 'the registry: modes, services, methods',
+          responses: { '200': ok({ type: 'object' }), ...errors(401) },
+        },
+      },
+      '/api/workers': {
+        get: {
+          summary: 'live workers (admins)',
+          responses: { '200': ok({ type: 'object' }), ...errors(401, 403) },
+        },
+      },
+      '/healthz': { get: { summary: 'alive', security: [], responses: { '200': ok({ type: 'object' }) } } },
+      '/readyz': {
+        get: {
+          summary: 'store reachable',
+          security: [],
+          responses: { '200': ok({ type: 'object' }), '503': ok({ type: 'object' }, 'store unreachable') },
+        },
+      },
+    },
+  };
+}

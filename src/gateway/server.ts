@@ -1,0 +1,143 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { AiecsConfig } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import type { AiecsApp } from '../engine/app.js';
+import type { Store } from '../engine/store.js';
+import { registerBuiltinServices } from '../services/builtin.js';
+import { createVerifier, type Verifier } from './auth.js';
+import { EventBridge } from './event-bridge.js';
+import { toHttpError } from './http-errors.js';
+import { UserRateLimiter } from './rate-limit.js';
+import { Realtime } from './realtime.js';
+import { registerRoutes } from './routes.js';
+
+export const GATEWAY_VERSION = '0.1.0';
+
+export interface GatewayOptions {
+  app: AiecsApp;
+  store: Store;
+  config: AiecsConfig;
+  logger: Logger;
+  /** Token check; default: from the config's AIECS_JWT_SECRET / AIECS_JWKS_URL. */
+  verify?: Verifier;
+}
+
+/** The gateway: Fastify for HTTP with socket.io on the same server, fed by the store's events. */
+export class Gateway {
+  readonly fastify: FastifyInstance;
+  private realtime: Realtime | undefined;
+  private readonly bridge: EventBridge;
+  private readonly limiter: UserRateLimiter;
+  private readonly verify: Verifier;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: GatewayOptions) {
+    const { config, logger } = options;
+    this.verify =
+      options.verify ??
+      createVerifier({
+        ...(config.auth.jwtSecret ? { secret: config.auth.jwtSecret } : {}),
+        ...(config.auth.jwksUrl ? { jwksUrl: config.auth.jwksUrl } : {}),
+      });
+    this.limiter = new UserRateLimiter(config.gateway.rateLimitPerS, config.gateway.rateLimitBurst);
+    this.bridge = new EventBridge(options.app, options.store, logger);
+    this.fastify = Fastify({
+      loggerInstance: logger.child({ component: 'gateway' }) as unknown as FastifyBaseLogger,
+      logController: new LogController({ disableRequestLogging: true }),
+      bodyLimit: config.maxInputBytes + 64 * 1024,
+    }) as unknown as FastifyInstance;
+    this.fastify.setErrorHandler((error, request, reply) => {
+      const { status, body, internal } = toHttpError(error);
+      if (internal) request.log.error({ err: error }, 'unhandled error in request');
+      void reply.code(status).send(body);
+    });
+    this.fastify.setNotFoundHandler((request, reply) => {
+      void reply
+        .code(404)
+        .send({
+          error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}`, details: {} },
+        });
+    });
+    this.fastify.addHook('onRequest', async (request, reply) => {
+      const origin = request.headers.origin;
+      if (origin === undefined) return;
+      // CORS_ALLOWED_ORIGINS governs HTTP as it does socket.io; never `*`.
+      if (!config.corsOrigins.includes(origin)) {
+        return reply
+          .code(403)
+          .send({ error: { code: 'FORBIDDEN', message: `origin ${origin} is not allowed`, details: {} } });
+      }
+      void reply
+        .header('access-control-allow-origin', origin)
+        .header('vary', 'Origin')
+        .header('access-control-allow-credentials', 'true');
+      if (request.method === 'OPTIONS') {
+        return reply
+          .code(204)
+          .header('access-control-allow-methods', 'GET, POST, OPTIONS')
+          .header('access-control-allow-headers', 'authorization, content-type')
+          .header('access-control-max-age', '600')
+          .send();
+      }
+    });
+    // The gateway lists and accepts the built-in services even when it runs alone.
+    registerBuiltinServices();
+    registerRoutes(this.fastify, {
+      app: options.app,
+      store: options.store,
+      verify: this.verify,
+      limiter: this.limiter,
+      version: GATEWAY_VERSION,
+      taskBodyLimit: config.maxInputBytes + 64 * 1024,
+      batchBodyLimit: Math.max(16 * 1024 * 1024, config.maxInputBytes * 2),
+    });
+  }
+
+  /** Starts listening; resolves with the URL. */
+  async listen(port = this.options.config.port, host = this.options.config.host): Promise<string> {
+    await this.bridge.start();
+    await this.fastify.ready();
+    const g = this.options.config.gateway;
+    this.realtime = new Realtime(
+      this.fastify.server,
+      this.options.app,
+      this.bridge,
+      this.verify,
+      {
+        corsOrigins: this.options.config.corsOrigins,
+        maxMessageBytes: g.wsMaxMessageBytes,
+        maxBufferedPackets: g.wsMaxBufferedPackets,
+        maxBufferedBytes: g.wsMaxBufferedBytes,
+        messagesPerSecond: g.wsMessagesPerS,
+      },
+      this.options.logger,
+    );
+    await this.fastify.listen({ port, host });
+    const address = this.fastify.server.address();
+    const actualPort = typeof address === 'object' && address ? address.port : port;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+  }
+
+  get connections(): number {
+    return this.realtime?.connections ?? 0;
+  }
+
+  /** Stops taking requests and sockets, then lets go of the store's events. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.realtime?.close();
+      await this.fastify.close();
+      await this.bridge.close();
+      this.limiter.close();
+    })();
+    return this.closing;
+  }
+}
+
+export async function startGateway(
+  options: GatewayOptions & { port?: number; host?: string },
+): Promise<{ gateway: Gateway; url: string }> {
+  const gateway = new Gateway(options);
+  const url = await gateway.listen(options.port, options.host);
+  return { gateway, url };
+}
