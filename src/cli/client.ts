@@ -1,7 +1,6 @@
 /**
- * How the client commands (submit, status, cancel, workers) reach the engine. Today that is the
- * store itself; an HttpClient that talks to a running `aiecs up` implements the same interface,
- * so the commands do not change when the gateway arrives.
+ * How the client commands (submit, status, cancel, workers) reach the engine: the store itself,
+ * or, when a running `aiecs up` owns the embedded store, that process's gateway over HTTP.
  */
 import type { AiecsConfig } from '../core/config.js';
 import { AiecsError } from '../core/errors.js';
@@ -12,6 +11,10 @@ import { TaskStatus as Status } from '../core/task.js';
 import type { CancelResult } from '../engine/app.js';
 import { AiecsApp } from '../engine/app.js';
 import type { WorkerHeartbeat } from '../engine/store.js';
+import { parseBrokerUrl } from '../engine/store.js';
+import { mintToken } from '../gateway/auth.js';
+import { HttpClient } from './http-client.js';
+import { findGateway, localSecret } from './local-gateway.js';
 import type { GlobalOptions } from './options.js';
 import { clientLogLevel, cliConfig } from './options.js';
 
@@ -48,8 +51,8 @@ export class StoreBusyError extends AiecsError {
   ) {
     super(
       `the embedded store ${dir} is owned by the running \`aiecs up\`` +
-        `${pid > 0 ? ` (pid ${pid})` : ''}; talking to it over HTTP arrives with the gateway ` +
-        '(until then use a shared store: --broker redis://… or postgres://…)',
+        `${pid > 0 ? ` (pid ${pid})` : ''}, and its gateway could not be found in that directory; ` +
+        'wait for it to finish starting, or use a shared store (--broker redis://… or postgres://…)',
       { dir, pid },
     );
   }
@@ -138,12 +141,22 @@ export class StoreClient implements TaskClient {
   }
 }
 
-/** The client for the configured store. The place to choose HttpClient once the gateway exists. */
-export function openClient(options: {
+/**
+ * The client for the configured store: over HTTP when a running `aiecs up` owns the embedded
+ * store (it left its address and secret in the data directory), else on the store directly.
+ */
+export async function openClient(options: {
   config: AiecsConfig;
   namespace?: string;
   logger: Logger;
 }): Promise<TaskClient> {
+  if (parseBrokerUrl(options.config.brokerUrl).kind === 'embedded') {
+    const running = findGateway(options.config);
+    const secret = localSecret(options.config, false);
+    // An admin token: this user can read the data directory, so they own the deployment.
+    if (running && secret)
+      return new HttpClient(running.url, await mintToken(secret, 'cli', { admin: true, ttlS: 600 }));
+  }
   return StoreClient.open(options);
 }
 

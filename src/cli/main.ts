@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../worker/worker.js';
 import { registerDemoCommand } from './demo.js';
+import { registerGatewayCommands } from './gateway-command.js';
 import { EXIT_USAGE } from './options.js';
 import { registerStatusCommands } from './status.js';
 import { registerSubmitCommand } from './submit.js';
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerSubmitCommand(program);
   registerStatusCommands(program);
   registerDemoCommand(program);
+  registerGatewayCommands(program);
   return program;
 }
 

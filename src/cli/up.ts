@@ -1,7 +1,7 @@
 /**
- * `aiecs up`: the whole engine in one process: one store, a worker and an app sharing it (and,
- * later, the HTTP gateway). With the embedded store this is the only process that may open the
- * data directory, so everything that needs the store lives here.
+ * `aiecs up`: the whole engine in one process: one store, a worker, an app and the gateway
+ * sharing it. With the embedded store this is the only process that may open the data
+ * directory, so everything that needs the store lives here; other commands reach it over HTTP.
  */
 import type { Command } from 'commander';
 import type { AiecsConfig, WorkerSettings } from '../core/config.js';
@@ -11,9 +11,12 @@ import type { AiecsApp } from '../engine/app.js';
 import { createApp } from '../engine/app.js';
 import type { Store } from '../engine/store.js';
 import { openStore } from '../engine/store.js';
+import { mintToken } from '../gateway/auth.js';
+import { Gateway } from '../gateway/server.js';
 import { AiecsWorker } from '../worker/worker.js';
+import { localSecret, writeGatewayFile } from './local-gateway.js';
 import type { GlobalOptions, WorkerFlags } from './options.js';
-import { addWorkerFlags, cliConfig, describeQueues, workerOverrides } from './options.js';
+import { addWorkerFlags, cliConfig, describeQueues, intFlag, workerOverrides } from './options.js';
 import { registerCliServices, untilShutdown } from './worker-command.js';
 
 export interface UpOptions {
@@ -23,12 +26,19 @@ export interface UpOptions {
   namespace?: string;
   /** Overrides of the config's worker settings (the worker flags). */
   worker?: Partial<WorkerSettings>;
+  /** Where the gateway listens (default: the config's PORT and AIECS_HOST); false: no gateway. */
+  gateway?: { port?: number; host?: string } | false;
 }
 
 export interface UpHandle {
   app: AiecsApp;
   worker: AiecsWorker;
   store: Store;
+  gateway?: Gateway;
+  /** The gateway's URL, when it runs. */
+  url?: string;
+  /** A token for the data directory's secret (when the secret is ours, not a JWKS). */
+  token?: string;
   /** Graceful stop: running tasks get `deadlineS` (default: the config's) to finish. */
   close(deadlineS?: number): Promise<void>;
 }
@@ -43,6 +53,10 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
   const store = await openStore(config.brokerUrl, { logger, role: 'worker', ...namespace });
   let worker: AiecsWorker | undefined;
   let app: AiecsApp | undefined;
+  let gateway: Gateway | undefined;
+  let url: string | undefined;
+  let token: string | undefined;
+  let forgetGateway: (() => void) | undefined;
   try {
     worker = new AiecsWorker({
       config,
@@ -53,14 +67,21 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
     await worker.start();
     app = createApp({ config, logger, store, ...namespace });
 
-    // ---------------------------------------------------------------------------------------
-    // GATEWAY HOOK: start the HTTP/WebSocket gateway here, on this `app` and `store` (one
-    // process owns the embedded store, so the gateway must live in this one). Keep its close
-    // function and call it first in close() below, before the worker drains, so no new work
-    // arrives while running tasks finish. Add it to UpHandle so `aiecs up` can print its
-    // address in the ready line.
-    // ---------------------------------------------------------------------------------------
+    if (options.gateway !== false) {
+      // With no secret or JWKS configured, the data directory keeps one, so tokens survive restarts.
+      const secret = config.auth.jwksUrl ? config.auth.jwtSecret : localSecret(config, true);
+      const gatewayConfig: AiecsConfig = {
+        ...config,
+        auth: { ...config.auth, ...(secret ? { jwtSecret: secret } : {}) },
+      };
+      gateway = new Gateway({ app, store, config: gatewayConfig, logger });
+      url = await gateway.listen(options.gateway?.port ?? config.port, options.gateway?.host ?? config.host);
+      forgetGateway = writeGatewayFile(config, { url, pid: process.pid });
+      if (secret) token = await mintToken(secret, 'you', { ttlS: 24 * 3600 });
+    }
   } catch (error) {
+    forgetGateway?.();
+    await gateway?.close().catch(() => undefined);
     await worker?.close(0).catch(() => undefined);
     await store.close().catch(() => undefined);
     throw error;
@@ -72,9 +93,14 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
     app,
     worker,
     store,
+    ...(gateway ? { gateway } : {}),
+    ...(url ? { url } : {}),
+    ...(token ? { token } : {}),
     close(deadlineS?: number) {
       closing ??= (async () => {
-        // GATEWAY HOOK: close the gateway here, first.
+        // No new work while running tasks finish: the gateway goes first.
+        forgetGateway?.();
+        await gateway?.close();
         await started.worker.close(deadlineS);
         await started.app.close();
         await store.close();
@@ -88,26 +114,44 @@ export function registerUpCommand(program: Command): void {
   const command = program
     .command('up')
     .description('run the whole engine in this process (store, worker, app) until SIGTERM/SIGINT');
-  addWorkerFlags(command).action(async (flags: WorkerFlags, cmd: Command) => {
-    const globals = cmd.optsWithGlobals<GlobalOptions>();
-    const config = cliConfig(globals);
-    const logger = createLogger(config.logLevel);
-    registerCliServices();
-    let starting: Promise<UpHandle> | undefined = undefined;
-    const stopped = untilShutdown(async () => {
-      const up = await starting?.catch(() => undefined);
-      await up?.close();
-    }, logger);
-    starting = startUp({
-      config,
-      logger,
-      worker: workerOverrides(flags, config.worker),
-      ...(globals.namespace !== undefined ? { namespace: globals.namespace } : {}),
-    });
-    const up = await starting;
-    console.log(
-      `aiecs up: store ${up.store.displayUrl}, worker ${up.worker.id}, queues ${describeQueues(up.worker.settings)}`,
-    );
-    await stopped;
-  });
+  addWorkerFlags(command)
+    .option('--port <n>', 'gateway port (default: PORT, 8000)', intFlag(0))
+    .option('--host <host>', 'gateway address (default: AIECS_HOST, 127.0.0.1)')
+    .option('--no-gateway', 'run without the HTTP/WebSocket gateway');
+  command.action(
+    async (flags: WorkerFlags & { port?: number; host?: string; gateway?: boolean }, cmd: Command) => {
+      const globals = cmd.optsWithGlobals<GlobalOptions>();
+      const config = cliConfig(globals);
+      const logger = createLogger(config.logLevel);
+      registerCliServices();
+      let starting: Promise<UpHandle> | undefined = undefined;
+      const stopped = untilShutdown(async () => {
+        const up = await starting?.catch(() => undefined);
+        await up?.close();
+      }, logger);
+      starting = startUp({
+        config,
+        logger,
+        gateway:
+          flags.gateway === false
+            ? false
+            : {
+                ...(flags.port !== undefined ? { port: flags.port } : {}),
+                ...(flags.host !== undefined ? { host: flags.host } : {}),
+              },
+        worker: workerOverrides(flags, config.worker),
+        ...(globals.namespace !== undefined ? { namespace: globals.namespace } : {}),
+      });
+      const up = await starting;
+      console.log(
+        `aiecs up: store ${up.store.displayUrl}, worker ${up.worker.id}, queues ${describeQueues(up.worker.settings)}` +
+          (up.url ? `, gateway ${up.url}` : ''),
+      );
+      if (up.url && up.token) {
+        console.log(`  try:   curl -H "Authorization: Bearer ${up.token}" ${up.url}/api/services`);
+        console.log(`  token: ${up.token}  (user "you", 24 h; mint others with \`aiecs token --user U\`)`);
+      }
+      await stopped;
+    },
+  );
 }

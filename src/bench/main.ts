@@ -1,0 +1,145 @@
+/**
+ * `npm run bench`: the same workloads through aiecs and through raw BullMQ on the same store in one
+ * run, with their ratio. The machine may be shared and noisy, so only ratios within one run count.
+ *
+ *   npm run bench [-- --json] [-- --quick] [-- --only redis,embedded,latency,io,rss,startup]
+ *
+ * Tables go to stdout, progress to stderr; with --json the last stdout line is one JSON object.
+ * Everything talks to 127.0.0.1 only, and every child process and temp dir is removed at the end,
+ * on error, on the watchdog and on Ctrl-C.
+ */
+import { upStartup, workerIdleRss } from './children.js';
+import { killEverything, killEverythingAndWait } from './lifecycle.js';
+import { startRedis, type RedisServer } from './redis-server.js';
+import { figures, renderTables, type Results } from './report.js';
+import { registerBenchServices } from './targets.js';
+import { ioWall, latency, throughput } from './workloads.js';
+
+const SECTIONS = ['redis', 'embedded', 'latency', 'io', 'rss', 'startup'] as const;
+type Section = (typeof SECTIONS)[number];
+const NEEDS_REDIS: ReadonlySet<Section> = new Set(['redis', 'latency', 'io', 'rss']);
+
+interface Options {
+  json: boolean;
+  quick: boolean;
+  only: Section[];
+}
+
+const USAGE = `usage: node dist/bench/main.js [--json] [--quick] [--only ${SECTIONS.join(',')}]`;
+
+function parseArgs(argv: string[]): Options {
+  const options: Options = { json: false, quick: false, only: [...SECTIONS] };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === '--json') options.json = true;
+    else if (arg === '--quick') options.quick = true;
+    else if (arg === '--only' || arg.startsWith('--only=')) {
+      const list = arg === '--only' ? argv[++i] : arg.slice('--only='.length);
+      const names = (list ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      const unknown = names.filter((n) => !(SECTIONS as readonly string[]).includes(n));
+      if (names.length === 0 || unknown.length)
+        throw new Error(`--only: unknown section(s) ${unknown.join(', ') || '(none)'}\n${USAGE}`);
+      options.only = SECTIONS.filter((s) => names.includes(s));
+    } else if (arg === '--help' || arg === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    } else throw new Error(`unknown argument ${arg}\n${USAGE}`);
+  }
+  return options;
+}
+
+/** Task counts: full runs as specified, --quick for a smoke run that still exercises every path. */
+function sizes(quick: boolean) {
+  return quick
+    ? { redis: 1_000, embedded: 500, latency: 100, io: 200, rounds: 2 }
+    : { redis: 10_000, embedded: 3_000, latency: 500, io: 2_000, rounds: 2 };
+}
+
+const IO_WAIT_MS = 500;
+const IDLE_MS = 2_000;
+
+const progress = (line: string) => console.error(line);
+
+let bailing = false;
+/** Exits without waiting for the workloads: kills and reaps our children, removes our temp dirs. */
+function bail(code: number, why: string): void {
+  bailing = true;
+  console.error(`bench: ${why}`);
+  void killEverythingAndWait().finally(() => process.exit(code));
+}
+
+async function run(options: Options): Promise<number> {
+  const n = sizes(options.quick);
+  const results: Results = { quick: options.quick };
+  let failures = 0;
+  let redis: RedisServer | undefined;
+  registerBenchServices();
+  try {
+    if (options.only.some((s) => NEEDS_REDIS.has(s))) {
+      redis = await startRedis();
+      progress(`bench: redis-server on ${redis.url}`);
+    }
+    const url = redis?.url ?? '';
+    const steps: Record<Section, () => Promise<void>> = {
+      redis: async () => void (results.redis = await throughput(url, n.redis, n.rounds, progress)),
+      embedded: async () =>
+        void (results.embedded = await throughput(undefined, n.embedded, n.rounds, progress)),
+      latency: async () => void (results.latency = await latency(url, n.latency, progress)),
+      io: async () => void (results.io = await ioWall(url, n.io, IO_WAIT_MS, progress)),
+      rss: async () => void (results.rss = await workerIdleRss(url, IDLE_MS, progress)),
+      startup: async () => void (results.startup = await upStartup(progress)),
+    };
+    for (const section of options.only) {
+      progress(`bench: ${section}…`);
+      try {
+        await steps[section]();
+      } catch (error) {
+        // One broken section should not hide the others' figures; the exit code still says it failed.
+        failures += 1;
+        progress(`bench: ${section} failed: ${(error as Error).stack ?? String(error)}`);
+      }
+    }
+  } finally {
+    await redis?.stop();
+  }
+  if (bailing) return 1;
+  console.log(renderTables(results));
+  if (options.json) console.log(JSON.stringify(figures(results)));
+  return failures ? 1 : 0;
+}
+
+async function main(): Promise<void> {
+  let options: Options;
+  try {
+    options = parseArgs(process.argv.slice(2));
+  } catch (error) {
+    console.error((error as Error).message);
+    process.exit(2);
+  }
+  // Ctrl-C (or a kill) must not leave redis-server or an aiecs child running.
+  process.once('SIGINT', () => bail(130, 'interrupted; stopped child processes and removed temp dirs'));
+  process.once('SIGTERM', () => bail(143, 'terminated; stopped child processes and removed temp dirs'));
+  // Whatever else goes wrong, nothing we started may outlive us.
+  process.on('exit', () => killEverything());
+  // A hung store call or child would otherwise hold the run forever.
+  const budgetMs = (options.quick ? 6 : 25) * 60_000;
+  setTimeout(
+    () => bail(1, `watchdog: the run took longer than ${budgetMs / 60_000} minutes`),
+    budgetMs,
+  ).unref();
+
+  const code = await run(options).catch((error: unknown) => {
+    console.error(`bench: ${(error as Error).stack ?? String(error)}`);
+    return 1;
+  });
+  // bail() owns the exit once it has started: it is still reaping the children.
+  if (bailing) return;
+  // Explicit exit: a connection a library left open must not keep a finished benchmark alive.
+  killEverything();
+  process.exit(code);
+}
+
+void main();

@@ -1,0 +1,67 @@
+/**
+ * A private redis-server for one benchmark run: its own free port on 127.0.0.1, no persistence
+ * (so disk speed does not enter the figures), its own temp dir, stopped at the end.
+ */
+import { Redis } from 'ioredis';
+import { freePort, makeTempDir, removeTempDir, sleep, spawnTracked, stopChild } from './lifecycle.js';
+
+export interface RedisServer {
+  port: number;
+  url: string;
+  stop(): Promise<void>;
+}
+
+const START_TIMEOUT_MS = 10_000;
+
+async function answers(port: number): Promise<boolean> {
+  const client = new Redis({
+    host: '127.0.0.1',
+    port,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  // ioredis reports refused connections as 'error' events too; they are expected while starting.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return (await client.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+export async function startRedis(): Promise<RedisServer> {
+  const port = await freePort();
+  const dir = makeTempDir('redis');
+  const child = spawnTracked(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    { stdio: 'ignore' },
+  );
+  let spawnError: Error | undefined;
+  child.once('error', (error) => (spawnError = error));
+
+  const stop = async () => {
+    await stopChild(child, 5_000);
+    removeTempDir(dir);
+  };
+
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (spawnError) {
+      removeTempDir(dir);
+      throw new Error(`cannot start redis-server (${spawnError.message}); is it installed and on PATH?`);
+    }
+    if (child.exitCode !== null) {
+      removeTempDir(dir);
+      throw new Error(`redis-server exited with code ${child.exitCode} (port ${port} taken?)`);
+    }
+    if (await answers(port)) return { port, url: `redis://127.0.0.1:${port}`, stop };
+    await sleep(100);
+  }
+  await stop();
+  throw new Error(`redis-server did not answer on 127.0.0.1:${port} within ${START_TIMEOUT_MS} ms`);
+}

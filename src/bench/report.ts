@@ -1,0 +1,207 @@
+/**
+ * Turns results into the tables people read and the one JSON object machines read. The JSON keys
+ * are a contract (CI and the docs quote them); the tables may change freely.
+ */
+import { availableParallelism } from 'node:os';
+import type { RssResult, StartupResult } from './children.js';
+import { meets, ratio, round } from './stats.js';
+import type { IoResult, LatencyResult, ThroughputResult } from './workloads.js';
+
+export interface Results {
+  quick: boolean;
+  redis?: ThroughputResult;
+  embedded?: ThroughputResult;
+  latency?: LatencyResult;
+  io?: IoResult;
+  rss?: RssResult;
+  startup?: StartupResult;
+}
+
+/**
+ * Goals from the brief: aiecs may cost at most a fifth of BullMQ's throughput, and so on. They are
+ * judged on the figures as printed and as in the JSON, so a shown 0.80 never reads MISS.
+ */
+export const GOALS = {
+  ratio: { atLeast: 0.8 },
+  ioWallS: { below: 3 },
+  idleRssMb: { atMost: 80 },
+} as const;
+
+type Cell = string | number | undefined;
+
+const fmt = (value: number | undefined, digits = 0): string =>
+  value === undefined
+    ? '-'
+    : value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+const verdict = (ok: boolean | undefined): string => (ok === undefined ? '' : ok ? 'PASS' : 'MISS');
+
+function table(title: string, header: string[], rows: Cell[][]): string {
+  const cells = [header, ...rows.map((r) => r.map((c) => (c === undefined ? '-' : String(c))))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  const rule = widths
+    .map((w) => '-'.repeat(w))
+    .join('  ')
+    .trimEnd();
+  return [title, line(cells[0] ?? []), rule, ...cells.slice(1).map(line)].join('\n');
+}
+
+const HEADER = ['', 'aiecs', 'BullMQ', 'aiecs/BullMQ', 'goal', ''];
+
+function throughputTable(title: string, r: ThroughputResult): string {
+  const q = ratio(r.aiecs, r.bullmq);
+  const runs = (xs: number[]) => xs.map((x) => fmt(x)).join(', ');
+  return table(
+    `${title} (${fmt(r.count)} no-op tasks, best of ${r.runs.aiecs.length}; higher is better)`,
+    HEADER,
+    [
+      [
+        'jobs/s',
+        fmt(r.aiecs),
+        fmt(r.bullmq),
+        fmt(q, 2),
+        'ratio >= 0.8',
+        verdict(meets(round(q, 2), GOALS.ratio)),
+      ],
+      ['all runs', runs(r.runs.aiecs), runs(r.runs.bullmq), '', '', ''],
+      [
+        'CPU us/task',
+        fmt(r.cpuUsPerTask.aiecs),
+        fmt(r.cpuUsPerTask.bullmq),
+        fmt(ratio(r.cpuUsPerTask.aiecs, r.cpuUsPerTask.bullmq), 2),
+        '',
+        '',
+      ],
+    ],
+  );
+}
+
+/** The readable report, one table per section that ran. */
+export function renderTables(results: Results): string {
+  const parts: string[] = [];
+  if (results.redis) parts.push(throughputTable('Redis throughput', results.redis));
+  if (results.embedded) parts.push(throughputTable('Embedded throughput (PGlite)', results.embedded));
+  const l = results.latency;
+  if (l) {
+    parts.push(
+      table(`Redis latency, submit to result (${fmt(l.count)} sequential tasks; lower is better)`, HEADER, [
+        [
+          'p50 ms',
+          fmt(l.aiecs.p50, 2),
+          fmt(l.bullmq.p50, 2),
+          fmt(ratio(l.aiecs.p50, l.bullmq.p50), 2),
+          '',
+          '',
+        ],
+        [
+          'p99 ms',
+          fmt(l.aiecs.p99, 2),
+          fmt(l.bullmq.p99, 2),
+          fmt(ratio(l.aiecs.p99, l.bullmq.p99), 2),
+          '',
+          '',
+        ],
+        [
+          'mean ms',
+          fmt(l.aiecs.mean, 2),
+          fmt(l.bullmq.mean, 2),
+          fmt(ratio(l.aiecs.mean, l.bullmq.mean), 2),
+          '',
+          '',
+        ],
+      ]),
+    );
+  }
+  const io = results.io;
+  if (io) {
+    parts.push(
+      table(
+        `I/O-bound (${fmt(io.count)} tasks x ${io.waitMs} ms, concurrency ${fmt(io.count)}; lower is better)`,
+        HEADER,
+        [
+          [
+            'wall s',
+            fmt(io.aiecsS, 2),
+            fmt(io.bullmqS, 2),
+            fmt(ratio(io.aiecsS, io.bullmqS), 2),
+            'aiecs < 3 s',
+            verdict(meets(round(io.aiecsS, 2), GOALS.ioWallS)),
+          ],
+        ],
+      ),
+    );
+  }
+  const rss = results.rss;
+  if (rss) {
+    parts.push(
+      table('Idle worker memory (VmRSS after 2 s idle; lower is better)', HEADER, [
+        [
+          'RSS MB',
+          fmt(rss.aiecs, 1),
+          fmt(rss.bullmq, 1),
+          fmt(ratio(rss.aiecs, rss.bullmq), 2),
+          'aiecs <= 80 MB',
+          verdict(meets(round(rss.aiecs, 1), GOALS.idleRssMb)),
+        ],
+      ]),
+    );
+  }
+  const s = results.startup;
+  if (s) {
+    parts.push(
+      table('`aiecs up` start-up on the embedded store (spawn to ready line)', HEADER, [
+        ['first start ms', fmt(s.firstMs), '-', '-', '', ''],
+        ['second start ms', fmt(s.secondMs), '-', '-', '', ''],
+      ]),
+    );
+  }
+  return parts.join('\n\n');
+}
+
+/** The named figures, rounded to what the noise allows; sections that did not run are left out. */
+export function figures(results: Results): Record<string, number | string | boolean> {
+  const out: Record<string, number | string | boolean | undefined> = {};
+  const { redis, embedded, latency, io, rss, startup } = results;
+  if (redis) {
+    out.redis_aiecs_jobs_s = round(redis.aiecs);
+    out.redis_bullmq_jobs_s = round(redis.bullmq);
+    out.redis_ratio_vs_bullmq = round(ratio(redis.aiecs, redis.bullmq), 2);
+  }
+  if (embedded) {
+    out.embedded_aiecs_jobs_s = round(embedded.aiecs);
+    out.embedded_bullmq_jobs_s = round(embedded.bullmq);
+    out.embedded_ratio_vs_bullmq = round(ratio(embedded.aiecs, embedded.bullmq), 2);
+  }
+  if (latency) {
+    out.redis_latency_p50_ms = round(latency.aiecs.p50, 2);
+    out.redis_latency_p99_ms = round(latency.aiecs.p99, 2);
+    out.bullmq_latency_p50_ms = round(latency.bullmq.p50, 2);
+    out.bullmq_latency_p99_ms = round(latency.bullmq.p99, 2);
+  }
+  if (io) {
+    out.io_2000x500ms_wall_s = round(io.aiecsS, 2);
+    out.io_2000x500ms_bullmq_wall_s = round(io.bullmqS, 2);
+  }
+  if (rss) {
+    out.worker_idle_rss_mb = round(rss.aiecs, 1);
+    out.bullmq_worker_idle_rss_mb = round(rss.bullmq, 1);
+  }
+  if (startup) {
+    out.up_startup_ms = round(startup.secondMs);
+    out.up_first_start_ms = round(startup.firstMs);
+  }
+  out.node = process.version;
+  out.cpus = availableParallelism();
+  out.date = new Date().toISOString();
+  // Quick runs use smaller N under the same keys; say so, so nobody compares them with full runs.
+  out.quick = results.quick;
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as Record<
+    string,
+    number | string | boolean
+  >;
+}

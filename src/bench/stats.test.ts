@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { best, meets, perSecond, percentile, ratio, round, summarize } from './stats.js';
+
+describe('percentile', () => {
+  it('interpolates between the nearest ranks', () => {
+    expect(percentile([1, 2, 3, 4], 50)).toBe(2.5);
+    expect(percentile([10, 20, 30], 50)).toBe(20);
+    expect(percentile([0, 100], 99)).toBeCloseTo(99);
+  });
+
+  it('does not depend on input order and does not reorder the input', () => {
+    const samples = [5, 1, 4, 2, 3];
+    expect(percentile(samples, 0)).toBe(1);
+    expect(percentile(samples, 100)).toBe(5);
+    expect(samples).toEqual([5, 1, 4, 2, 3]);
+  });
+
+  it('takes the single value of a one-sample set', () => {
+    expect(percentile([7], 99)).toBe(7);
+  });
+
+  it('refuses an empty sample and out-of-range p', () => {
+    expect(() => percentile([], 50)).toThrow(RangeError);
+    expect(() => percentile([1], 101)).toThrow(RangeError);
+    expect(() => percentile([1], Number.NaN)).toThrow(RangeError);
+  });
+
+  it('summarizes p50, p99 and the mean', () => {
+    const samples = Array.from({ length: 101 }, (_, i) => i);
+    expect(summarize(samples)).toEqual({ n: 101, p50: 50, p99: 99, mean: 50 });
+  });
+});
+
+describe('ratio and rates', () => {
+  it('divides, and gives no ratio without both figures or with a zero base', () => {
+    expect(ratio(8, 10)).toBe(0.8);
+    expect(ratio(undefined, 10)).toBeUndefined();
+    expect(ratio(8, undefined)).toBeUndefined();
+    expect(ratio(8, 0)).toBeUndefined();
+    expect(ratio(Number.NaN, 1)).toBeUndefined();
+  });
+
+  it('turns a count and milliseconds into a rate', () => {
+    expect(perSecond(10_000, 2_000)).toBe(5_000);
+    expect(() => perSecond(1, 0)).toThrow(RangeError);
+  });
+
+  it('picks the best run', () => {
+    expect(best([3, 9, 4])).toBe(9);
+    expect(() => best([])).toThrow(RangeError);
+  });
+
+  it('rounds and keeps missing figures missing', () => {
+    expect(round(0.8349, 2)).toBe(0.83);
+    expect(round(1234.6)).toBe(1235);
+    expect(round(undefined, 2)).toBeUndefined();
+    expect(round(Number.POSITIVE_INFINITY)).toBeUndefined();
+  });
+});
+
+describe('meets', () => {
+  it('checks each kind of goal', () => {
+    expect(meets(0.8, { atLeast: 0.8 })).toBe(true);
+    expect(meets(0.79, { atLeast: 0.8 })).toBe(false);
+    expect(meets(2.99, { below: 3 })).toBe(true);
+    expect(meets(3, { below: 3 })).toBe(false);
+    expect(meets(80, { atMost: 80 })).toBe(true);
+    expect(meets(80.1, { atMost: 80 })).toBe(false);
+    expect(meets(undefined, { atMost: 80 })).toBeUndefined();
+  });
+});

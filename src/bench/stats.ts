@@ -1,0 +1,76 @@
+/**
+ * Pure arithmetic for the benchmark: percentiles, ratios, rates and rounding. Kept apart from the
+ * workloads so it can be tested without clocks, stores or processes.
+ */
+
+/**
+ * The p-th percentile (0–100) by linear interpolation between the two nearest ranks (the common
+ * "type 7" definition), so p50 of an even-sized sample is the mean of the middle two.
+ */
+export function percentile(samples: readonly number[], p: number): number {
+  if (samples.length === 0) throw new RangeError('percentile of an empty sample');
+  if (!(p >= 0 && p <= 100)) throw new RangeError(`percentile must be within 0..100, got ${p}`);
+  const sorted = [...samples].sort((a, b) => a - b);
+  const rank = (p / 100) * (sorted.length - 1);
+  const lower = Math.floor(rank);
+  const upper = Math.ceil(rank);
+  const low = sorted[lower] as number;
+  const high = sorted[upper] as number;
+  return low + (high - low) * (rank - lower);
+}
+
+/** `a / b`, or undefined when either side is missing or b is not a positive number. */
+export function ratio(a: number | undefined, b: number | undefined): number | undefined {
+  if (a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b <= 0) {
+    return undefined;
+  }
+  return a / b;
+}
+
+/** Tasks per second for `count` tasks in `ms` milliseconds. */
+export function perSecond(count: number, ms: number): number {
+  if (!(ms > 0)) throw new RangeError(`elapsed time must be positive, got ${ms}`);
+  return (count * 1000) / ms;
+}
+
+/** The highest value: the best of several runs damps a noisy, shared machine. */
+export function best(values: readonly number[]): number {
+  if (values.length === 0) throw new RangeError('best of no runs');
+  return Math.max(...values);
+}
+
+/** Rounds to `digits` decimals; undefined stays undefined so absent figures stay absent. */
+export function round(value: number | undefined, digits = 0): number | undefined {
+  if (value === undefined || !Number.isFinite(value)) return undefined;
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}
+
+export interface Summary {
+  n: number;
+  p50: number;
+  p99: number;
+  mean: number;
+}
+
+export function summarize(samples: readonly number[]): Summary {
+  const total = samples.reduce((sum, x) => sum + x, 0);
+  return {
+    n: samples.length,
+    p50: percentile(samples, 50),
+    p99: percentile(samples, 99),
+    mean: samples.length ? total / samples.length : NaN,
+  };
+}
+
+/** Whether a figure meets its goal; undefined (no verdict) when the figure is missing. */
+export function meets(
+  value: number | undefined,
+  goal: { atLeast?: number; below?: number; atMost?: number },
+): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (goal.atLeast !== undefined && !(value >= goal.atLeast)) return false;
+  if (goal.below !== undefined && !(value < goal.below)) return false;
+  if (goal.atMost !== undefined && !(value <= goal.atMost)) return false;
+  return true;
+}

@@ -1,0 +1,215 @@
+/**
+ * The two things under test behind one small interface: aiecs (app + worker) and raw BullMQ
+ * (Queue + Worker + QueueEvents), each on Redis or on the embedded store (PGlite). The workloads
+ * only see `Target`, so both sides run exactly the same loop and are measured the same way.
+ */
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import {
+  DEFAULT_SCHEMA,
+  Queue,
+  QueueEvents,
+  Worker,
+  createPostgresBackend,
+  runMigrations,
+  type Job,
+} from 'bullmq';
+import { loadConfig, type WorkerSettings } from '../core/config.js';
+import { silentLogger } from '../core/logger.js';
+import { FAST_QUEUE, HEAVY_QUEUE } from '../core/task.js';
+import { createApp } from '../engine/app.js';
+import { createPglitePool } from '../engine/pglite-pool.js';
+import { openStore, type Store } from '../engine/store.js';
+import { registerService } from '../registry/registry.js';
+import type { TaskContext } from '../registry/task-context.js';
+import { AiecsWorker } from '../worker/worker.js';
+import { makeTempDir, removeTempDir, sleep } from './lifecycle.js';
+
+export type BenchTask = { kind: 'noop' } | { kind: 'wait'; ms: number };
+
+export interface Target {
+  /** Adds `count` tasks with one bulk call. */
+  addBulk(count: number, task: BenchTask): Promise<void>;
+  /** Submits one task and resolves once it has completed. */
+  runOne(task: BenchTask, timeoutMs: number): Promise<void>;
+  counts(): Promise<{ completed: number; failed: number }>;
+  close(): Promise<void>;
+}
+
+export type StoreChoice = { kind: 'redis'; url: string; namespace: string } | { kind: 'embedded' };
+
+/** The bench services run in this process: the async pool (fast queue) calls them in-process. */
+export function registerBenchServices(): void {
+  registerService('bench', 'noop', {
+    noop: () => ({ ok: true }),
+    wait: async (input: Record<string, unknown>, _ctx: unknown, task: TaskContext) => {
+      await sleep(Number(input.ms), task.signal);
+      return { ok: true };
+    },
+  });
+}
+
+const BASE_REQUEST = { user_id: 'bench', mode: 'bench', service: 'noop' };
+
+function wireRequest(task: BenchTask): Record<string, unknown> {
+  return task.kind === 'noop'
+    ? { ...BASE_REQUEST, task_name: 'noop' }
+    : { ...BASE_REQUEST, task_name: 'wait', input_data: { ms: task.ms } };
+}
+
+export async function aiecsTarget(store: StoreChoice, concurrency: number): Promise<Target> {
+  // An empty environment: the figures must not depend on whoever runs the benchmark.
+  const config = loadConfig({ AIECS_LOG_LEVEL: 'silent' });
+  const logger = silentLogger;
+  const settings: Partial<WorkerSettings> = {
+    queues: [FAST_QUEUE],
+    concurrency: { [FAST_QUEUE]: concurrency, [HEAVY_QUEUE]: 1 },
+    services: [],
+  };
+  let dir: string | undefined;
+  let shared: Store | undefined;
+  let where: { store: Store } | { broker: string; namespace: string };
+  if (store.kind === 'embedded') {
+    // One process may open an embedded dir: app and worker share the store, as in `aiecs up`.
+    dir = makeTempDir('aiecs');
+    shared = await openStore(`embedded:${dir}`, { logger, role: 'worker' });
+    where = { store: shared };
+  } else {
+    // Redis: app and worker open their own connections, as a producer and a worker process would.
+    where = { broker: store.url, namespace: store.namespace };
+  }
+  const worker = new AiecsWorker({ ...where, config, logger, worker: settings });
+  const app = createApp({ ...where, config, logger });
+  const close = async () => {
+    await worker.close(5);
+    await app.close();
+    await shared?.close();
+    if (dir) removeTempDir(dir);
+  };
+  let queue: Awaited<ReturnType<typeof app.queue>>;
+  try {
+    await worker.start();
+    queue = await app.queue(FAST_QUEUE);
+    await queue.waitUntilReady();
+  } catch (error) {
+    // A section that fails to start must not leave a worker polling the store for the next one.
+    await close().catch(() => undefined);
+    throw error;
+  }
+
+  return {
+    async addBulk(count, task) {
+      const request = wireRequest(task);
+      await app.submitBulkWire(
+        FAST_QUEUE,
+        Array.from({ length: count }, () => ({ request })),
+      );
+    },
+    async runOne(task, timeoutMs) {
+      const handle = await app.submitWire(FAST_QUEUE, wireRequest(task));
+      await handle.get({ timeout: timeoutMs / 1000 });
+    },
+    async counts() {
+      const c = await queue.getJobCounts('completed', 'failed');
+      return { completed: c.completed ?? 0, failed: c.failed ?? 0 };
+    },
+    close,
+  };
+}
+
+type BullData = {
+  task_name: string;
+  user_id: string;
+  mode: string;
+  service: string;
+  input_data?: { ms: number };
+};
+
+/** What a plain BullMQ user would write: return a result, or wait first for the I/O workload. */
+async function bullProcessor(job: Job<BullData>): Promise<{ ok: true }> {
+  const ms = job.data.input_data?.ms;
+  if (ms !== undefined) await sleep(ms);
+  return { ok: true };
+}
+
+function bullData(task: BenchTask): BullData {
+  return wireRequest(task) as BullData;
+}
+
+export async function bullmqTarget(store: StoreChoice, concurrency: number): Promise<Target> {
+  const name = 'bench';
+  let queue: Queue<BullData>;
+  let worker: Worker<BullData>;
+  let makeEvents: () => QueueEvents;
+  let closeStore = async () => {};
+
+  if (store.kind === 'redis') {
+    const { hostname, port } = new URL(store.url);
+    const connection = { host: hostname, port: Number(port), maxRetriesPerRequest: null };
+    const prefix = store.namespace;
+    queue = new Queue<BullData>(name, { connection, prefix });
+    worker = new Worker<BullData>(name, bullProcessor, { connection, prefix, concurrency });
+    makeEvents = () => new QueueEvents(name, { connection, prefix });
+  } else {
+    // The same adapter the embedded store uses, on its own fresh dir, without anything of aiecs on top.
+    const dir = makeTempDir('bullmq');
+    const db = await PGlite.create(join(dir, 'pgdata'));
+    const pool = createPglitePool(db);
+    const client = await pool.connect();
+    try {
+      await runMigrations(client, DEFAULT_SCHEMA);
+    } finally {
+      client.release();
+    }
+    await db.exec(`SET search_path TO ${DEFAULT_SCHEMA}, public`);
+    // BullMQ's constructors are typed for Redis by default; the backend factory makes them PostgreSQL.
+    const factory = createPostgresBackend as never;
+    queue = new Queue<BullData>(name, { connection: pool } as never, factory);
+    worker = new Worker<BullData>(name, bullProcessor, { connection: pool, concurrency } as never, factory);
+    makeEvents = () => new QueueEvents(name, { connection: pool } as never, factory);
+    closeStore = async () => {
+      await pool.end();
+      await db.close();
+      removeTempDir(dir);
+    };
+  }
+  // An unhandled 'error' event would crash the run before cleanup; a real failure shows anyway,
+  // as tasks that do not complete before the workload's deadline.
+  worker.on('error', () => undefined);
+  queue.on('error', () => undefined);
+  let events: QueueEvents | undefined;
+  const close = async () => {
+    await worker.close();
+    await events?.close();
+    await queue.close();
+    await closeStore();
+  };
+  try {
+    await Promise.all([queue.waitUntilReady(), worker.waitUntilReady()]);
+  } catch (error) {
+    await close().catch(() => undefined);
+    throw error;
+  }
+
+  return {
+    async addBulk(count, task) {
+      const data = bullData(task);
+      await queue.addBulk(Array.from({ length: count }, () => ({ name: data.task_name, data })));
+    },
+    async runOne(task, timeoutMs) {
+      if (!events) {
+        events = makeEvents();
+        events.on('error', () => undefined);
+        await events.waitUntilReady();
+      }
+      const data = bullData(task);
+      const job = await queue.add(data.task_name, data);
+      await job.waitUntilFinished(events, timeoutMs);
+    },
+    async counts() {
+      const c = await queue.getJobCounts('completed', 'failed');
+      return { completed: c.completed ?? 0, failed: c.failed ?? 0 };
+    },
+    close,
+  };
+}

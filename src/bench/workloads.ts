@@ -1,0 +1,184 @@
+/**
+ * The in-process workloads. Each builds fresh targets (own Redis prefix or own embedded dir), runs
+ * one loop on them and closes them again, so no run sees another's leftovers.
+ */
+import { sleep, within } from './lifecycle.js';
+import { best, perSecond, summarize, type Summary } from './stats.js';
+import { aiecsTarget, bullmqTarget, type BenchTask, type StoreChoice, type Target } from './targets.js';
+
+/** How often completion is polled: both sides are polled the same way, so both carry the same error. */
+const POLL_MS = 20;
+const CHUNK = 1_000;
+/** Any single store call taking this long means something is broken, not slow. */
+const CALL_TIMEOUT_MS = 60_000;
+
+export type Side = 'aiecs' | 'bullmq';
+
+let serial = 0;
+/** A Redis key prefix no earlier run used (namespaces must match /^[a-z_][a-z0-9_]{0,40}$/). */
+function prefix(side: Side): string {
+  serial += 1;
+  return `bench_${side}_${process.pid}_${serial}`;
+}
+
+function storeFor(side: Side, redisUrl: string | undefined): StoreChoice {
+  return redisUrl ? { kind: 'redis', url: redisUrl, namespace: prefix(side) } : { kind: 'embedded' };
+}
+
+async function withTarget<T>(
+  side: Side,
+  redisUrl: string | undefined,
+  concurrency: number,
+  run: (target: Target) => Promise<T>,
+): Promise<T> {
+  const store = storeFor(side, redisUrl);
+  const target = await within(
+    side === 'aiecs' ? aiecsTarget(store, concurrency) : bullmqTarget(store, concurrency),
+    CALL_TIMEOUT_MS,
+    `starting ${side}`,
+  );
+  try {
+    return await run(target);
+  } finally {
+    await within(target.close(), CALL_TIMEOUT_MS, `closing ${side}`);
+  }
+}
+
+/** Polls until `count` tasks have completed; the time is taken when the poll that saw them returns. */
+async function untilCompleted(target: Target, count: number, deadline: number): Promise<number> {
+  for (;;) {
+    const { completed, failed } = await within(target.counts(), CALL_TIMEOUT_MS, 'counting jobs');
+    const now = performance.now();
+    if (failed > 0) throw new Error(`${failed} task(s) failed during the benchmark`);
+    if (completed >= count) return now;
+    if (now > deadline) throw new Error(`only ${completed} of ${count} tasks completed in time`);
+    await sleep(POLL_MS);
+  }
+}
+
+/** Milliseconds from the first add until all `count` tasks have completed. */
+async function timedBatch(target: Target, count: number, task: BenchTask, budgetMs: number): Promise<number> {
+  const start = performance.now();
+  const deadline = start + budgetMs;
+  for (let added = 0; added < count; added += CHUNK) {
+    await within(target.addBulk(Math.min(CHUNK, count - added), task), CALL_TIMEOUT_MS, 'adding tasks');
+  }
+  return (await untilCompleted(target, count, deadline)) - start;
+}
+
+export interface ThroughputResult {
+  count: number;
+  /** jobs/s of every run, in the order they ran. */
+  runs: Record<Side, number[]>;
+  aiecs: number;
+  bullmq: number;
+  /**
+   * CPU time of this process (producer, worker and polling) per task, lowest run. On Redis, whose
+   * server has its own process, this tells a gap in our CPU from a gap in the store (PGlite, in
+   * process, counts here too).
+   */
+  cpuUsPerTask: Record<Side, number>;
+}
+
+/**
+ * `count` no-op tasks end to end, `rounds` times per side, alternating aiecs and BullMQ so that
+ * a noisy neighbour hurts both alike; the best run of each side counts.
+ */
+export async function throughput(
+  redisUrl: string | undefined,
+  count: number,
+  rounds: number,
+  log: (line: string) => void,
+): Promise<ThroughputResult> {
+  const runs: Record<Side, number[]> = { aiecs: [], bullmq: [] };
+  const cpu: Record<Side, number[]> = { aiecs: [], bullmq: [] };
+  const budgetMs = 30_000 + count * 30;
+  for (let round = 1; round <= rounds; round++) {
+    for (const side of ['aiecs', 'bullmq'] as const) {
+      const { ms, cpuUs } = await withTarget(side, redisUrl, 100, async (t) => {
+        const before = process.cpuUsage();
+        const elapsed = await timedBatch(t, count, { kind: 'noop' }, budgetMs);
+        const used = process.cpuUsage(before);
+        return { ms: elapsed, cpuUs: used.user + used.system };
+      });
+      const rate = perSecond(count, ms);
+      runs[side].push(rate);
+      cpu[side].push(cpuUs / count);
+      log(
+        `  round ${round}, ${side}: ${count} tasks in ${(ms / 1000).toFixed(2)} s = ${rate.toFixed(0)} jobs/s` +
+          `, ${(cpuUs / count).toFixed(0)} us CPU/task`,
+      );
+    }
+  }
+  return {
+    count,
+    runs,
+    aiecs: best(runs.aiecs),
+    bullmq: best(runs.bullmq),
+    cpuUsPerTask: { aiecs: Math.min(...cpu.aiecs), bullmq: Math.min(...cpu.bullmq) },
+  };
+}
+
+export interface LatencyResult {
+  count: number;
+  aiecs: Summary;
+  bullmq: Summary;
+}
+
+const WARMUP = 10;
+
+/** One task at a time, submit to result; a few unmeasured tasks first warm up code and connections. */
+async function sequential(target: Target, count: number): Promise<number[]> {
+  const timeoutMs = 30_000;
+  for (let i = 0; i < WARMUP; i++) await target.runOne({ kind: 'noop' }, timeoutMs);
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const start = performance.now();
+    await target.runOne({ kind: 'noop' }, timeoutMs);
+    samples.push(performance.now() - start);
+  }
+  return samples;
+}
+
+export async function latency(
+  redisUrl: string,
+  count: number,
+  log: (line: string) => void,
+): Promise<LatencyResult> {
+  const budgetMs = 60_000 + count * 200;
+  const result: Partial<Record<Side, Summary>> = {};
+  for (const side of ['aiecs', 'bullmq'] as const) {
+    const samples = await withTarget(side, redisUrl, 100, (t) =>
+      within(sequential(t, count), budgetMs, `${side} latency`),
+    );
+    const summary = summarize(samples);
+    result[side] = summary;
+    log(`  ${side}: p50 ${summary.p50.toFixed(2)} ms, p99 ${summary.p99.toFixed(2)} ms over ${count} tasks`);
+  }
+  return { count, aiecs: result.aiecs as Summary, bullmq: result.bullmq as Summary };
+}
+
+export interface IoResult {
+  count: number;
+  waitMs: number;
+  aiecsS: number;
+  bullmqS: number;
+}
+
+/** `count` tasks that each await `waitMs`, all at once on one worker: measures I/O concurrency. */
+export async function ioWall(
+  redisUrl: string,
+  count: number,
+  waitMs: number,
+  log: (line: string) => void,
+): Promise<IoResult> {
+  const task: BenchTask = { kind: 'wait', ms: waitMs };
+  const budgetMs = 60_000 + count * 10;
+  const wall: Partial<Record<Side, number>> = {};
+  for (const side of ['aiecs', 'bullmq'] as const) {
+    const ms = await withTarget(side, redisUrl, count, (t) => timedBatch(t, count, task, budgetMs));
+    wall[side] = ms / 1000;
+    log(`  ${side}: ${count} x ${waitMs} ms in ${(ms / 1000).toFixed(2)} s`);
+  }
+  return { count, waitMs, aiecsS: wall.aiecs as number, bullmqS: wall.bullmq as number };
+}

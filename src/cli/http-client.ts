@@ -1,0 +1,115 @@
+/**
+ * TaskClient over a running gateway's HTTP API: how commands reach `aiecs up` when it owns the
+ * embedded store. Waiting rides a socket.io subscription, so it is event-driven like the library.
+ */
+import { io as connect } from 'socket.io-client';
+import { AiecsError, TaskNotFoundError, ValidationError, WaitTimeoutError } from '../core/errors.js';
+import type { QueueKind, TaskRecord, WireSubmitOptions } from '../core/task.js';
+import { isTerminal } from '../core/task.js';
+import type { CancelResult } from '../engine/app.js';
+import type { WorkerHeartbeat } from '../engine/store.js';
+import type { SubmitResult, TaskClient } from './client.js';
+
+/** An error the gateway answered with, keeping its code so exit codes stay right. */
+export class GatewayError extends AiecsError {
+  override readonly code: string;
+  constructor(
+    code: string,
+    message: string,
+    readonly status: number,
+    details: Record<string, unknown> = {},
+  ) {
+    super(message, details);
+    this.code = code;
+  }
+}
+
+export class HttpClient implements TaskClient {
+  constructor(
+    readonly url: string,
+    private readonly token: string,
+  ) {}
+
+  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const response = await fetch(`${this.url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${this.token}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const payload = (await response.json().catch(() => ({}))) as {
+      error?: { code: string; message: string; details?: Record<string, unknown> };
+    };
+    if (response.ok) return payload as T;
+    const e = payload.error ?? { code: 'HTTP_ERROR', message: `${response.status} ${response.statusText}` };
+    if (e.code === 'VALIDATION_ERROR' && Array.isArray(e.details?.issues)) {
+      throw new ValidationError(e.details.issues as ValidationError['issues']);
+    }
+    throw new GatewayError(e.code, e.message, response.status, e.details ?? {});
+  }
+
+  async submit(queue: QueueKind, request: unknown, options: WireSubmitOptions): Promise<SubmitResult> {
+    const body = { ...(request as Record<string, unknown>), ...options, heavy: queue === 'heavy_tasks' };
+    return this.call<SubmitResult>('POST', '/api/tasks', body);
+  }
+
+  async get(taskId: string): Promise<TaskRecord | undefined> {
+    try {
+      return await this.call<TaskRecord>('GET', `/api/tasks/${encodeURIComponent(taskId)}`);
+    } catch (error) {
+      if (error instanceof GatewayError && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async wait(taskId: string, _queue: QueueKind, timeoutS?: number): Promise<TaskRecord> {
+    const socket = connect(this.url, {
+      auth: { token: this.token },
+      transports: ['websocket'],
+      reconnection: true,
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let timer: NodeJS.Timeout | undefined;
+        const check = async () => {
+          const record = await this.get(taskId);
+          if (!record) return reject(new TaskNotFoundError(taskId));
+          if (isTerminal(record.status)) resolve();
+        };
+        socket.on('progress', (event: { task_id?: string; status?: string }) => {
+          if (event.task_id === taskId && isTerminal(event.status as TaskRecord['status'])) resolve();
+        });
+        // On every (re)connect: subscribe, then read, so an end in between is not missed.
+        socket.on('connect', () => {
+          socket.emit('subscribe', { task_id: taskId, after_seq: -1 }, () => void check().catch(reject));
+        });
+        socket.on('connect_error', (error: Error) => reject(error));
+        if (timeoutS !== undefined)
+          timer = setTimeout(() => reject(new WaitTimeoutError(taskId, timeoutS)), timeoutS * 1000);
+        socket.once('disconnect', () => clearTimeout(timer));
+      });
+    } finally {
+      socket.disconnect();
+    }
+    const record = await this.get(taskId);
+    if (!record) throw new TaskNotFoundError(taskId);
+    return record;
+  }
+
+  async cancel(taskId: string): Promise<CancelResult> {
+    try {
+      return await this.call<CancelResult>('POST', `/api/tasks/${encodeURIComponent(taskId)}/cancel`);
+    } catch (error) {
+      if (error instanceof GatewayError && error.status === 404) throw new TaskNotFoundError(taskId);
+      throw error;
+    }
+  }
+
+  async workers(): Promise<WorkerHeartbeat[]> {
+    return (await this.call<{ workers: WorkerHeartbeat[] }>('GET', '/api/workers')).workers;
+  }
+
+  async close(): Promise<void> {}
+}

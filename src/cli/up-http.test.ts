@@ -1,0 +1,134 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+// The data directory's own secret and the --broker flag decide here, whatever the caller's environment says.
+const env: NodeJS.ProcessEnv = { ...process.env, AIECS_LOG_LEVEL: 'warn' };
+for (const name of [
+  'AIECS_JWT_SECRET',
+  'AIECS_JWKS_URL',
+  'AIECS_BROKER_URL',
+  'CELERY_BROKER_URL',
+  'REDIS_URL',
+])
+  delete env[name];
+
+describe('aiecs up on the embedded store, with commands reaching it over HTTP', () => {
+  let dir: string;
+  let up: ChildProcess;
+  let out = '';
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [CLI, ...args, '--broker', `embedded:${join(dir, 'store')}`], {
+      env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'aiecs-up-'));
+    up = spawn(process.execPath, [CLI, 'up', '--broker', `embedded:${join(dir, 'store')}`, '--port', '0'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    up.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`aiecs up did not start: ${out}`)), 60_000);
+      up.stdout!.on('data', () => {
+        if (out.includes('token:')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+  });
+
+  afterAll(async () => {
+    up.kill('SIGTERM');
+    await new Promise((r) => up.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('prints the gateway URL and a working token', async () => {
+    const url = /gateway (http:\/\/\S+)/.exec(out)?.[1];
+    const token = /token: (\S+)/.exec(out)?.[1];
+    expect(url).toBeDefined();
+    const res = await fetch(`${url}/api/services`, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { services: Array<{ mode: string; service: string }> };
+    expect(body.services.map((s) => `${s.mode}/${s.service}`)).toContain('chat/text_analyzer');
+  });
+
+  it('submits and waits, reads status and cancels through the running process', () => {
+    const done = run(
+      'submit',
+      '--mode',
+      'chat',
+      '--service',
+      'text_analyzer',
+      '--task',
+      'analyze_text',
+      '--input',
+      '{"text":"What a wonderful, happy day."}',
+      '--wait',
+      '--json',
+    );
+    expect(done.status, done.stderr).toBe(0);
+    const record = JSON.parse(done.stdout.trim()) as {
+      task_id: string;
+      status: string;
+      result: { sentiment: { label: string } };
+    };
+    expect(record.status).toBe('completed');
+    expect(record.result.sentiment.label).toBe('positive');
+    const status = run('status', record.task_id, '--json');
+    expect(JSON.parse(status.stdout.trim())).toMatchObject({ task_id: record.task_id, status: 'completed' });
+
+    const slow = run(
+      'submit',
+      '--mode',
+      'util',
+      '--service',
+      'sleeper',
+      '--task',
+      'sleep',
+      '--input',
+      '{"seconds":30}',
+      '--json',
+    );
+    const { task_id } = JSON.parse(slow.stdout.trim()) as { task_id: string };
+    const cancel = run('cancel', task_id, '--json');
+    expect(cancel.status, cancel.stderr).toBe(0);
+    const waited = run(
+      'submit',
+      '--mode',
+      'util',
+      '--service',
+      'sleeper',
+      '--task',
+      'sleep',
+      '--input',
+      '{"seconds":30}',
+      '--task-id',
+      task_id,
+      '--wait',
+      '--json',
+    );
+    expect(JSON.parse(waited.stdout.trim())).toMatchObject({ status: 'cancelled' });
+    expect(waited.status).toBe(1);
+    expect(run('status', 'no-such-task').status).toBe(1);
+  });
+
+  it('mints tokens with the secret aiecs up keeps', () => {
+    const minted = run('token', '--user', 'bob', '--admin', '--ttl', '10m');
+    expect(minted.status).toBe(0);
+    const [, payload] = minted.stdout.trim().split('.');
+    expect(JSON.parse(Buffer.from(payload!, 'base64url').toString())).toMatchObject({
+      sub: 'bob',
+      admin: true,
+    });
+  });
+});
