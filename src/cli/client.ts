@@ -12,8 +12,6 @@ import type { CancelResult } from '../engine/app.js';
 import { AiecsApp } from '../engine/app.js';
 import type { WorkerHeartbeat } from '../engine/store.js';
 import { parseBrokerUrl } from '../engine/store.js';
-import { mintToken } from '../gateway/auth.js';
-import { HttpClient } from './http-client.js';
 import { findGateway, localSecret } from './local-gateway.js';
 import type { GlobalOptions } from './options.js';
 import { clientLogLevel, cliConfig } from './options.js';
@@ -154,8 +152,14 @@ export async function openClient(options: {
     const running = findGateway(options.config);
     const secret = localSecret(options.config, false);
     // An admin token: this user can read the data directory, so they own the deployment.
-    if (running && secret)
+    if (running && secret) {
+      // Loaded only here: jose and socket.io-client are not needed on the direct path.
+      const [{ mintToken }, { HttpClient }] = await Promise.all([
+        import('../gateway/auth.js'),
+        import('./http-client.js'),
+      ]);
       return new HttpClient(running.url, await mintToken(secret, 'cli', { admin: true, ttlS: 600 }));
+    }
   }
   return StoreClient.open(options);
 }

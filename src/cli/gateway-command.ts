@@ -4,8 +4,6 @@ import { ConfigError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { createApp } from '../engine/app.js';
 import { openStore } from '../engine/store.js';
-import { mintToken, parseTtl } from '../gateway/auth.js';
-import { Gateway } from '../gateway/server.js';
 import { localSecret } from './local-gateway.js';
 import type { GlobalOptions } from './options.js';
 import { cliConfig, collectList, intFlag } from './options.js';
@@ -37,6 +35,7 @@ export function registerGatewayCommands(program: Command): void {
       const namespace = globals.namespace !== undefined ? { namespace: globals.namespace } : {};
       const store = await openStore(config.brokerUrl, { logger, role: 'producer', ...namespace });
       const app = createApp({ config, logger, store, ...namespace });
+      const { Gateway } = await import('../gateway/server.js');
       const gateway = new Gateway({ app, store, config, logger });
       const stopped = untilShutdown(async () => {
         await gateway.close();
@@ -59,6 +58,7 @@ export function registerGatewayCommands(program: Command): void {
       const secret = localSecret(config, false);
       if (!secret)
         throw new ConfigError('no secret: set AIECS_JWT_SECRET, or run `aiecs up` once to create one');
+      const { mintToken, parseTtl } = await import('../gateway/auth.js');
       console.log(
         await mintToken(secret, flags.user, { admin: flags.admin === true, ttlS: parseTtl(flags.ttl) }),
       );

@@ -4,7 +4,7 @@
  * called wrongly (flags, JSON, configuration), 130 a second Ctrl-C during shutdown.
  */
 import { Command, CommanderError } from 'commander';
-import { VERSION } from '../worker/worker.js';
+import { VERSION } from '../core/version.js';
 import { registerDemoCommand } from './demo.js';
 import { registerGatewayCommands } from './gateway-command.js';
 import { EXIT_USAGE } from './options.js';

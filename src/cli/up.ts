@@ -11,8 +11,7 @@ import type { AiecsApp } from '../engine/app.js';
 import { createApp } from '../engine/app.js';
 import type { Store } from '../engine/store.js';
 import { openStore } from '../engine/store.js';
-import { mintToken } from '../gateway/auth.js';
-import { Gateway } from '../gateway/server.js';
+import type { Gateway } from '../gateway/server.js';
 import { AiecsWorker } from '../worker/worker.js';
 import { localSecret, writeGatewayFile } from './local-gateway.js';
 import type { GlobalOptions, WorkerFlags } from './options.js';
@@ -74,6 +73,11 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
         ...config,
         auth: { ...config.auth, ...(secret ? { jwtSecret: secret } : {}) },
       };
+      // The gateway's dependencies (fastify, socket.io, jose) load only when it runs.
+      const [{ Gateway }, { mintToken }] = await Promise.all([
+        import('../gateway/server.js'),
+        import('../gateway/auth.js'),
+      ]);
       gateway = new Gateway({ app, store, config: gatewayConfig, logger });
       url = await gateway.listen(options.gateway?.port ?? config.port, options.gateway?.host ?? config.host);
       forgetGateway = writeGatewayFile(config, { url, pid: process.pid });

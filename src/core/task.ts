@@ -126,8 +126,8 @@ export interface TaskJobData {
   context: Record<string, unknown>;
   options: { time_limit?: number; soft_time_limit?: number; priority: number };
   submitted_at: number;
-  /** Hash of the request, to tell a harmless re-submit from a conflicting one. */
-  fingerprint: string;
+  /** Hash of the request when the caller chose the id, to tell a harmless re-submit from a conflicting one. */
+  fingerprint?: string;
 }
 
 /** The one place where camelCase meets snake_case. */
@@ -174,7 +174,13 @@ export function prepareSubmission(
   now = Date.now(),
 ): PreparedSubmission {
   const request = taskRequestSchema.safeParse(rawRequest);
-  const options = submitOptionsSchema.safeParse(rawOptions ?? {});
+  // Most submissions carry no options: skip validating an empty object.
+  const noOptions =
+    rawOptions === undefined ||
+    (typeof rawOptions === 'object' && rawOptions !== null && Object.keys(rawOptions).length === 0);
+  const options = noOptions
+    ? ({ success: true, data: {} as z.output<typeof submitOptionsSchema> } as const)
+    : submitOptionsSchema.safeParse(rawOptions);
   const issues = [
     ...(request.success ? [] : zodIssues(request.error)),
     ...(options.success ? [] : zodIssues(options.error, 'options')),
@@ -214,16 +220,20 @@ export function prepareSubmission(
     input_data: req.input_data,
     context: req.context,
   };
-  const fingerprint = createHash('sha1')
-    .update(JSON.stringify([queue, body, taskOptions]))
-    .digest('base64url');
+  // Only a caller-chosen id can be submitted twice, so only then is there anything to compare.
+  const fingerprint =
+    req.task_id === undefined
+      ? ''
+      : createHash('sha1')
+          .update(JSON.stringify([queue, body, taskOptions]))
+          .digest('base64url');
   return {
     data: {
       ...body,
       task_id: req.task_id ?? randomUUID(),
       options: taskOptions,
       submitted_at: now,
-      fingerprint,
+      ...(fingerprint ? { fingerprint } : {}),
     },
     delayMs,
     attempts: opts.attempts,
@@ -267,6 +277,19 @@ export interface TrackedResources {
   model_usage: ModelUsage[];
   timings: Record<string, number>;
   totals: { input_tokens: number; output_tokens: number; cost_usd: number };
+}
+
+/** Resources as stored with a result: the empty parts left out. */
+export type StoredResources = Partial<TrackedResources> & { timings: Record<string, number> };
+
+/** The full form readers see, from what was stored. */
+export function fullResources(stored: StoredResources): TrackedResources {
+  return {
+    files: stored.files ?? [],
+    model_usage: stored.model_usage ?? [],
+    timings: stored.timings,
+    totals: stored.totals ?? { input_tokens: 0, output_tokens: 0, cost_usd: 0 },
+  };
 }
 
 /** A task as any process can read it by id. Wire (snake_case) shape: it is what HTTP returns. */

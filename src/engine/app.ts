@@ -239,16 +239,25 @@ export class AiecsApp {
     return cursor ? { tasks, next_cursor: cursor } : { tasks };
   }
 
-  private jobOptions(prepared: ReturnType<typeof prepareSubmission>) {
-    return {
-      jobId: prepared.data.task_id,
-      priority: toBullPriority(prepared.data.options.priority),
-      delay: prepared.delayMs,
-      attempts: prepared.attempts ?? this.config.maxAttempts,
+  // The same for every job: built once, not per task.
+  private sharedOptions: Record<string, unknown> | undefined;
+  private get sharedJobOptions(): Record<string, unknown> {
+    return (this.sharedOptions ??= {
       backoff: { type: 'aiecs', delay: this.config.retryBackoffMs },
       removeOnComplete: { age: this.config.retention.completedS },
       removeOnFail: { age: this.config.retention.failedS },
+    });
+  }
+
+  private jobOptions(prepared: ReturnType<typeof prepareSubmission>) {
+    const opts: Record<string, unknown> = {
+      jobId: prepared.data.task_id,
+      priority: toBullPriority(prepared.data.options.priority),
+      attempts: prepared.attempts ?? this.config.maxAttempts,
+      ...this.sharedJobOptions,
     };
+    if (prepared.delayMs > 0) opts.delay = prepared.delayMs;
+    return opts;
   }
 
   handle(taskId: string, kind: QueueKind, created = true): TaskHandle {

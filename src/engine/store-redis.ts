@@ -169,12 +169,19 @@ export async function openRedisStore(url: string, options: StoreOptions): Promis
 
     async indexTasks(tasks, retentionMs) {
       if (tasks.length === 0) return;
-      const pipeline = command.pipeline();
+      // ZADD is variadic: one command per key per batch, not two per task.
+      const all: Array<number | string> = [];
+      const byUser = new Map<string, Array<number | string>>();
       for (const t of tasks) {
         const member = JSON.stringify([t.task_id, t.user_id, t.queue]);
-        pipeline.zadd(`${indexPrefix}user:${t.user_id}`, t.created_at, member);
-        pipeline.zadd(`${indexPrefix}all`, t.created_at, member);
+        all.push(t.created_at, member);
+        let list = byUser.get(t.user_id);
+        if (!list) byUser.set(t.user_id, (list = []));
+        list.push(t.created_at, member);
       }
+      const pipeline = command.pipeline();
+      pipeline.zadd(`${indexPrefix}all`, ...all);
+      for (const [user, list] of byUser) pipeline.zadd(`${indexPrefix}user:${user}`, ...list);
       // Trimming every write would double the cost; now and then is enough to bound the index.
       if (Math.random() < 0.01)
         pipeline.zremrangebyscore(`${indexPrefix}all`, '-inf', Date.now() - retentionMs);

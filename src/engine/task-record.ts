@@ -1,7 +1,7 @@
 import type { Job } from 'bullmq';
 import type { TaskErrorInfo } from '../core/errors.js';
-import type { QueueKind, TaskJobData, TaskRecord, TrackedResources } from '../core/task.js';
-import { TaskStatus } from '../core/task.js';
+import type { QueueKind, StoredResources, TaskJobData, TaskRecord } from '../core/task.js';
+import { TaskStatus, fullResources } from '../core/task.js';
 
 /**
  * What a worker writes with `job.updateProgress` (and what `progress` events carry): the live
@@ -15,14 +15,14 @@ export interface ProgressPayload {
   seq: number;
   timestamp: number;
   error?: TaskErrorInfo;
-  resources?: TrackedResources;
+  resources?: StoredResources;
   worker?: string;
 }
 
 /** A completed job's return value: the service's result plus what the task used. */
 export interface ResultEnvelope {
   result: unknown;
-  resources: TrackedResources;
+  resources: StoredResources;
   seq: number;
   attempt: number;
   message: string;
@@ -89,6 +89,7 @@ export function toTaskRecord(job: TaskJob, state: BullState | string, queue: Que
     error = progress.error; // the last attempt's error while a retry waits
   }
 
+  const stored = envelope?.resources ?? progress?.resources;
   const startedAt = job.processedOn ?? null;
   const finishedAt = finished ? (job.finishedOn ?? progress?.timestamp ?? null) : null;
   return {
@@ -113,7 +114,7 @@ export function toTaskRecord(job: TaskJob, state: BullState | string, queue: Que
     duration_ms: startedAt && finishedAt ? Math.max(0, finishedAt - startedAt) : null,
     result: envelope ? envelope.result : null,
     error,
-    resources: envelope?.resources ?? progress?.resources ?? null,
+    resources: stored ? fullResources(stored) : null,
     worker: envelope?.worker ?? progress?.worker ?? job.processedBy ?? null,
   };
 }

@@ -62,7 +62,7 @@ async function run(message: Extract<ParentMessage, { type: 'run' }>): Promise<vo
   const execution = runService(
     message.data,
     message.attempt,
-    controller.signal,
+    controller,
     {
       progress: (percent, text) => send({ type: 'progress', runId, percent, message: text }),
       stream: (delta) => send({ type: 'stream', runId, delta }),

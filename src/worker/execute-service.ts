@@ -1,6 +1,6 @@
 import type { TaskErrorInfo } from '../core/errors.js';
 import { errorInfo, isRetryable } from '../core/errors.js';
-import type { FileTouch, ModelUsage, TaskJobData, TrackedResources } from '../core/task.js';
+import type { FileTouch, ModelUsage, TaskJobData, StoredResources } from '../core/task.js';
 import { toJsonSafe } from '../engine/json-safe.js';
 import { registry } from '../registry/registry.js';
 import type { ResourceTracker, SharedLimits, TaskContext, TaskLogger } from '../registry/task-context.js';
@@ -18,8 +18,8 @@ export interface FailureInfo extends TaskErrorInfo {
 }
 
 export type ExecOutcome =
-  | { ok: true; result: unknown; resources: TrackedResources }
-  | { ok: false; error: FailureInfo; resources: TrackedResources };
+  | { ok: true; result: unknown; resources: StoredResources }
+  | { ok: false; error: FailureInfo; resources: StoredResources };
 
 export function failureInfo(error: unknown): FailureInfo {
   const info: FailureInfo = { ...errorInfo(error), retryable: isRetryable(error) };
@@ -63,7 +63,11 @@ class Resources implements ResourceTracker {
     }
   }
 
-  snapshot(): TrackedResources {
+  /** What gets stored: empty parts are left out (toTaskRecord puts them back). */
+  snapshot(): StoredResources {
+    const stored: StoredResources = { timings: { ...this.timings } };
+    if (this.files.length) stored.files = [...this.files];
+    if (this.usage.length === 0) return stored;
     const totals = { input_tokens: 0, output_tokens: 0, cost_usd: 0 };
     for (const u of this.usage) {
       totals.input_tokens += u.input_tokens;
@@ -71,7 +75,7 @@ class Resources implements ResourceTracker {
       totals.cost_usd += u.cost_usd;
     }
     totals.cost_usd = Math.round(totals.cost_usd * 1e8) / 1e8;
-    return { files: [...this.files], model_usage: [...this.usage], timings: { ...this.timings }, totals };
+    return { ...stored, model_usage: [...this.usage], totals };
   }
 }
 
@@ -79,17 +83,42 @@ export interface ServiceRun {
   outcome: Promise<ExecOutcome>;
   /** After this, progress and stream calls of a task left running are ignored. */
   detach(): void;
-  resources(): TrackedResources;
+  resources(): StoredResources;
 }
 
 /**
- * Runs one task's service method in this process. The caller owns the signal (time limits and
- * cancel decide when it aborts); errors come back as data, never as a crash.
+ * An AbortController made on first need: most tasks never look at their signal, and a
+ * controller per task is measurable garbage at thousands of tasks a second.
+ */
+export class LazyAbort {
+  private controller: AbortController | undefined;
+  private reason: unknown;
+  private aborted = false;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
+/**
+ * Runs one task's service method in this process. The caller owns the abort (time limits and
+ * cancel decide when it fires); errors come back as data, never as a crash.
  */
 export function runService(
   data: TaskJobData,
   attempt: number,
-  signal: AbortSignal,
+  abort: { readonly signal: AbortSignal },
   sink: TaskSink,
   log: TaskLogger,
   limits: SharedLimits,
@@ -104,7 +133,9 @@ export function runService(
     mode: data.mode,
     service: data.service,
     attempt,
-    signal,
+    get signal() {
+      return abort.signal;
+    },
     progress(percent, message = '') {
       if (!attached) return;
       const p = Number(percent);

@@ -2,7 +2,7 @@ import type { PoolKind } from '../core/config.js';
 import type { TaskJobData } from '../core/task.js';
 import type { SharedLimits, TaskLogger } from '../registry/task-context.js';
 import type { ExecOutcome, FailureInfo, TaskSink } from './execute-service.js';
-import { runService } from './execute-service.js';
+import { LazyAbort, runService } from './execute-service.js';
 
 /** One task under way in some pool. */
 export interface Execution {
@@ -39,15 +39,15 @@ export class AsyncExecutor implements Executor {
     log: TaskLogger,
     limits: SharedLimits,
   ): Promise<Execution> {
-    const controller = new AbortController();
-    const run = runService(data, attempt, controller.signal, sink, log, limits);
+    const controller = new LazyAbort();
+    const run = runService(data, attempt, controller, sink, log, limits);
     let killWith: ((outcome: ExecOutcome) => void) | undefined;
     const killed = new Promise<ExecOutcome>((resolve) => (killWith = resolve));
     return {
       outcome: Promise.race([run.outcome, killed]),
       abort: (reason) => controller.abort(reason),
       kill: (reason) => {
-        if (!controller.signal.aborted) controller.abort(new Error(reason.message));
+        controller.abort(new Error(reason.message));
         run.detach();
         killWith?.({ ok: false, error: reason, resources: run.resources() });
       },

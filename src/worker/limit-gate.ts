@@ -83,22 +83,33 @@ export class LimitGate {
     };
   }
 
-  /** The task-scoped face: waits end when the task stops, and every slot is freed at its end. */
-  forTask(signal: AbortSignal): { limits: SharedLimits; releaseAll(): void } {
-    const held = new Set<() => void>();
+  /**
+   * The task-scoped face: waits end when the task stops, and every slot is freed at its end.
+   * Nothing is allocated until a task asks for a slot: most tasks never do.
+   */
+  forTask(): { limits: SharedLimits; stop(reason: Error): void; releaseAll(): void } {
+    let controller: AbortController | undefined;
+    let stopped: Error | undefined;
+    let held: Set<() => void> | undefined;
     return {
       limits: {
         acquire: async (key, spec) => {
-          const release = await this.acquire(key, spec, signal);
+          controller ??= new AbortController();
+          if (stopped) controller.abort(stopped);
+          const release = await this.acquire(key, spec, controller.signal);
           const once = () => {
-            held.delete(once);
+            held?.delete(once);
             release();
           };
-          held.add(once);
+          (held ??= new Set()).add(once);
           return once;
         },
       },
-      releaseAll: () => [...held].forEach((r) => r()),
+      stop: (reason) => {
+        stopped ??= reason;
+        controller?.abort(reason);
+      },
+      releaseAll: () => held && [...held].forEach((r) => r()),
     };
   }
 }

@@ -1,5 +1,5 @@
 import type { QueueEventsProducer } from 'bullmq';
-import type { Logger } from '../core/logger.js';
+import type { TaskLogger } from '../registry/task-context.js';
 import { TaskStatus } from '../core/task.js';
 import type { ProgressPayload, TaskJob } from '../engine/task-record.js';
 import { SEQ_PER_ATTEMPT } from '../engine/task-record.js';
@@ -24,7 +24,6 @@ export const STREAM_EVENT = 'stream';
 export class TaskReporter implements TaskSink {
   private seq: number;
   private pendingProgress: ProgressPayload | undefined;
-  private progressChain: Promise<void> = Promise.resolve();
   private progressLoop: Promise<void> | undefined;
   private streamBuffer = '';
   private streamTimer: NodeJS.Timeout | undefined;
@@ -37,7 +36,7 @@ export class TaskReporter implements TaskSink {
     private readonly attempt: number,
     private readonly worker: string,
     private readonly producer: QueueEventsProducer | undefined,
-    private readonly log: Logger,
+    private readonly log: TaskLogger,
     private readonly streamIntervalMs = 50,
   ) {
     this.seq = attempt * SEQ_PER_ATTEMPT;

@@ -7,6 +7,7 @@ import {
   type TaskErrorInfo,
 } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { TaskLogger } from '../registry/task-context.js';
 import { TaskStatus } from '../core/task.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
 import { progressPayload } from '../engine/task-record.js';
@@ -60,12 +61,12 @@ export function createTaskProcessor(deps: RunnerDeps) {
     const data = job.data;
     const attempt = Math.max(job.attemptsStarted ?? 0, (job.attemptsMade ?? 0) + 1, 1);
     const maxAttempts = job.opts.attempts ?? 1;
-    const log = deps.logger.child({
+    const log = lazyChild(deps.logger, () => ({
       task_id: data.task_id,
       task_name: data.task_name,
       user_id: data.user_id,
       worker: deps.workerId,
-    });
+    }));
     const reporter = new TaskReporter(job, attempt, deps.workerId, deps.producer, log);
 
     const finishFailed = async (
@@ -94,12 +95,12 @@ export function createTaskProcessor(deps: RunnerDeps) {
     let stop: StopReason | undefined;
     let execution: Execution | undefined;
     const timers: NodeJS.Timeout[] = [];
-    const softError = new TaskTimeoutError('soft', limits.softS, data.task_id);
-    const hardError = new TaskTimeoutError('hard', limits.hardS, data.task_id);
+    // Built only when a limit fires: an error captures a stack, and most tasks never time out.
+    const timeoutError = (limit: 'soft' | 'hard') =>
+      new TaskTimeoutError(limit, limit === 'soft' ? limits.softS : limits.hardS, data.task_id);
 
     // Waits for shared limits end when the task stops; slots it still holds are freed at its end.
-    const gateStop = new AbortController();
-    const shared = deps.gate.forTask(gateStop.signal);
+    const shared = deps.gate.forTask();
 
     // Cancel and shutdown may arrive while a child process is still starting: remember, apply once running.
     const applyStop = (reason: 'cancel' | 'shutdown') => {
@@ -110,7 +111,7 @@ export function createTaskProcessor(deps: RunnerDeps) {
           ? new TaskCancelledError(data.task_id)
           : new Error('worker is shutting down; the task goes back to the queue');
       running.abort(error);
-      gateStop.abort(error);
+      shared.stop(error);
       const killInfo: FailureInfo =
         reason === 'cancel'
           ? info(error as TaskCancelledError)
@@ -134,25 +135,29 @@ export function createTaskProcessor(deps: RunnerDeps) {
     const started = execution;
     if (stop === 'cancel' || stop === 'shutdown') applyStop(stop);
 
+    const hardLimit = () => {
+      if (stop !== 'soft_timeout' && stop !== undefined) return;
+      stop = 'hard_timeout';
+      const error = timeoutError('hard');
+      started.abort(error);
+      shared.stop(error);
+      started.kill(info(error));
+    };
+    // One timer per task: the soft limit's callback arms the hard one.
     if (limits.softS < limits.hardS) {
       timers.push(
         setTimeout(() => {
+          timers.push(setTimeout(hardLimit, (limits.hardS - limits.softS) * 1000));
           if (stop) return;
           stop = 'soft_timeout';
-          started.abort(softError);
-          gateStop.abort(softError);
+          const error = timeoutError('soft');
+          started.abort(error);
+          shared.stop(error);
         }, limits.softS * 1000),
       );
+    } else {
+      timers.push(setTimeout(hardLimit, limits.hardS * 1000));
     }
-    timers.push(
-      setTimeout(() => {
-        if (stop !== 'soft_timeout' && stop !== undefined) return;
-        stop = 'hard_timeout';
-        started.abort(hardError);
-        gateStop.abort(hardError);
-        started.kill(info(hardError));
-      }, limits.hardS * 1000),
-    );
 
     const outcome = await started.outcome;
     timers.forEach(clearTimeout);
@@ -162,9 +167,9 @@ export function createTaskProcessor(deps: RunnerDeps) {
 
     switch (stop) {
       case 'soft_timeout':
-        return finishFailed(TaskStatus.TIMED_OUT, info(softError), outcome.resources);
+        return finishFailed(TaskStatus.TIMED_OUT, info(timeoutError('soft')), outcome.resources);
       case 'hard_timeout':
-        return finishFailed(TaskStatus.TIMED_OUT, info(hardError), outcome.resources);
+        return finishFailed(TaskStatus.TIMED_OUT, info(timeoutError('hard')), outcome.resources);
       case 'cancel':
         return finishFailed(
           TaskStatus.CANCELLED,
@@ -219,6 +224,23 @@ export function createTaskProcessor(deps: RunnerDeps) {
     }
     return finishFailed(TaskStatus.FAILED, error, outcome.resources);
   };
+}
+
+/**
+ * The per-task child logger, made only when a line at an enabled level is written: most tasks
+ * log nothing, and a pino child costs a bindings serialization.
+ */
+export function lazyChild(parent: Logger, bindings: () => Record<string, unknown>): TaskLogger {
+  let child: Logger | undefined;
+  const at =
+    (level: 'debug' | 'info' | 'warn' | 'error') =>
+    (obj: unknown, msg?: string): void => {
+      if (!parent.isLevelEnabled(level)) return;
+      child ??= parent.child(bindings());
+      if (typeof obj === 'string') child[level](obj);
+      else child[level](obj as object, msg);
+    };
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
 /** Exponential backoff with jitter, or what the service asked for (Retry-After). */

@@ -5,6 +5,7 @@ import type { AiecsConfig, WorkerSettings } from '../core/config.js';
 import { loadConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { createLogger } from '../core/logger.js';
+import { VERSION } from '../core/version.js';
 import type { QueueKind, TaskJobData } from '../core/task.js';
 import { decodeControl } from '../engine/control.js';
 import type { Store, WorkerHeartbeat } from '../engine/store.js';
@@ -20,7 +21,7 @@ import { AsyncExecutor } from './executor.js';
 import { ProcessExecutor } from './process-pool.js';
 import { createTaskProcessor, retryDelay } from './task-runner.js';
 
-export const VERSION = '0.1.0';
+export { VERSION } from '../core/version.js';
 
 export interface WorkerOptions {
   broker?: string;
@@ -157,14 +158,12 @@ export class AiecsWorker {
       started_at: this.startedAt,
       last_seen: Date.now(),
       version: VERSION,
-      services: registry
-        .list()
-        .map(({ mode, service, methods, accepts_any_task }) => ({
-          mode,
-          service,
-          methods,
-          accepts_any_task,
-        })),
+      services: registry.list().map(({ mode, service, methods, accepts_any_task }) => ({
+        mode,
+        service,
+        methods,
+        accepts_any_task,
+      })),
     };
   }
 
