@@ -4,7 +4,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { DEFAULT_SCHEMA, runMigrations } from 'bullmq';
 import { AiecsError } from '../core/errors.js';
 import { createPglitePool } from './pglite-pool.js';
-import type { Store, StoreOptions } from './store.js';
+import type { ResolvedStoreOptions, Store } from './store.js';
 import { bullOnPostgres, pgExtras, storeFrom, type PgLike } from './store-postgres.js';
 
 /** The embedded store's data directory is owned by one process at a time. */
@@ -56,7 +56,7 @@ async function takeLock(dir: string): Promise<() => Promise<void>> {
  * BullMQ's PostgreSQL backend on PGlite in this process. BullMQ does not migrate or set
  * search_path on a caller-supplied pool, so both happen here, once.
  */
-export async function openEmbeddedStore(dirInput: string, options: StoreOptions): Promise<Store> {
+export async function openEmbeddedStore(dirInput: string, options: ResolvedStoreOptions): Promise<Store> {
   const dir = resolve(dirInput);
   await mkdir(dir, { recursive: true });
   const unlock = await takeLock(dir);

@@ -9,7 +9,7 @@ import {
   type PgPool,
 } from 'bullmq';
 import { StoreUnavailableError } from '../core/errors.js';
-import type { ControlHandler, Store, StoreKind, StoreOptions, WorkerHeartbeat } from './store.js';
+import type { ControlHandler, ResolvedStoreOptions, Store, StoreKind, WorkerHeartbeat } from './store.js';
 import { checkNamespace, decodeCursor, encodeCursor, redactUrl } from './store.js';
 
 /** The part of a pg pool our own queries need; both pg.Pool and the PGlite pool fit. */
@@ -242,7 +242,7 @@ export function bullOnPostgres(
   };
 }
 
-export async function openPostgresStore(url: string, options: StoreOptions): Promise<Store> {
+export async function openPostgresStore(url: string, options: ResolvedStoreOptions): Promise<Store> {
   const schema = checkNamespace(options.namespace ?? 'aiecs');
   const pool = new pg.Pool({ connectionString: url, max: 3 });
   pool.on('error', (error) => options.logger.warn({ err: error.message }, 'PostgreSQL pool error'));

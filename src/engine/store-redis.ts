@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { Queue, QueueEvents, QueueEventsProducer, Worker } from 'bullmq';
 import { StoreUnavailableError } from '../core/errors.js';
-import type { IndexedTask, Store, StoreOptions, WorkerHeartbeat } from './store.js';
+import type { IndexedTask, ResolvedStoreOptions, Store, WorkerHeartbeat } from './store.js';
 import { checkNamespace, decodeCursor, encodeCursor, redactUrl } from './store.js';
 
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -65,7 +65,7 @@ async function connected(client: Redis, url: string): Promise<void> {
   });
 }
 
-export async function openRedisStore(url: string, options: StoreOptions): Promise<Store> {
+export async function openRedisStore(url: string, options: ResolvedStoreOptions): Promise<Store> {
   const namespace = checkNamespace(options.namespace ?? 'aiecs');
   const role = options.role ?? 'producer';
   const log = options.logger;

@@ -2,6 +2,7 @@ import type { Job, Processor, QueueEvents, QueueEventsProducer, WorkerOptions } 
 import type { Queue, Worker } from 'bullmq';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { createLogger } from '../core/logger.js';
 
 export type StoreKind = 'embedded' | 'postgres' | 'redis';
 
@@ -87,7 +88,8 @@ export interface Store {
 export interface StoreOptions {
   /** Redis key prefix / PostgreSQL schema. Default `aiecs` (the embedded store always uses `bullmq`). */
   namespace?: string;
-  logger: Logger;
+  /** Default: a pino logger at AIECS_LOG_LEVEL (info) on stderr. */
+  logger?: Logger;
   /** Producers fail fast when the store is down; workers wait and reconnect. */
   role?: 'producer' | 'worker';
 }
@@ -137,7 +139,10 @@ export function checkNamespace(namespace: string): string {
   return namespace;
 }
 
-export async function openStore(url: string, options: StoreOptions): Promise<Store> {
+export type ResolvedStoreOptions = StoreOptions & { logger: Logger };
+
+export async function openStore(url: string, input: StoreOptions = {}): Promise<Store> {
+  const options: ResolvedStoreOptions = { ...input, logger: input.logger ?? createLogger() };
   const parsed = parseBrokerUrl(url);
   switch (parsed.kind) {
     case 'redis': {
