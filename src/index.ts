@@ -26,3 +26,9 @@ export type {
 } from './core/task.js';
 export * from './core/errors.js';
 export { StoreLockedError } from './engine/store-embedded.js';
+export * from './providers/index.js';
+export type { ChatAnswer } from './services/llm-chat.js';
+export type { GeneratedDocument, DocumentSection } from './services/doc-generator.js';
+export type { LlmAnalysis, LlmSentimentLabel } from './services/text-analyzer.js';
+// The gateway (fastify, socket.io, jose) is its own entry point, `aiecs/gateway`, so that a
+// services module importing 'aiecs' does not load it into every worker.

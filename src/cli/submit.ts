@@ -1,5 +1,4 @@
 /** `aiecs submit`: build a wire request from flags, submit it, optionally wait for the end. */
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import type { QueueKind, TaskRecord, WireSubmitOptions } from '../core/task.js';
 import { FAST_QUEUE, HEAVY_QUEUE, TaskStatus, isTerminal } from '../core/task.js';
@@ -70,6 +69,8 @@ async function waitWithProgress(
   showBar: boolean,
 ): Promise<TaskRecord> {
   if (!showBar) return client.wait(taskId, queue, timeoutS);
+  // Only a terminal shows the bar: no other command pays for loading it.
+  const { default: cliProgress } = await import('cli-progress');
   const bar = new cliProgress.SingleBar(
     { format: ' {bar} {percentage}% | {status} | {message}', hideCursor: true, clearOnComplete: false },
     cliProgress.Presets.shades_classic,

@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ValidationError } from '../core/errors.js';
 import { registry } from '../registry/registry.js';
 import { createTestTaskContext } from './test-task-context.js';
@@ -6,11 +6,15 @@ import {
   TextAnalyzer,
   countSyllables,
   detectLanguage,
+  loadTextModels,
   moderate,
   readability,
   registerTextAnalyzer,
 } from './text-analyzer.js';
 import type { TextAnalysis } from './text-analyzer.js';
+
+// The helpers are synchronous over data the service methods load on first use.
+beforeAll(() => loadTextModels());
 
 const ENGLISH =
   'The government announced a new pension reform yesterday, which has provoked strong reactions across ' +
@@ -119,8 +123,8 @@ describe('detect_language', () => {
     ['English', ENGLISH, 'en', 'eng'],
     ['French', FRENCH, 'fr', 'fra'],
     ['German', GERMAN, 'de', 'deu'],
-  ])('detects %s in a paragraph', (name, text, code, iso639_3) => {
-    const r = new TextAnalyzer().detect_language({ text });
+  ])('detects %s in a paragraph', async (name, text, code, iso639_3) => {
+    const r = await new TextAnalyzer().detect_language({ text });
     expect(r).toMatchObject({ code, iso639_3, name });
     expect(r.alternatives).toHaveLength(3);
     expect(r.alternatives.map((a) => a.iso639_3)).not.toContain(iso639_3);
@@ -151,8 +155,8 @@ describe('detect_language', () => {
 describe('moderate_content', () => {
   const service = new TextAnalyzer();
 
-  it('flags a profane, violent insult', () => {
-    const r = service.moderate_content({ text: 'You are a fucking idiot and I will kill you.' });
+  it('flags a profane, violent insult', async () => {
+    const r = await service.moderate_content({ text: 'You are a fucking idiot and I will kill you.' });
     expect(r.flagged).toBe(true);
     expect(r.categories).toMatchObject({
       profanity: true,
@@ -165,8 +169,8 @@ describe('moderate_content', () => {
     expect(r.scores.self_harm).toBe(0);
   });
 
-  it('does not flag a neutral sentence', () => {
-    const r = service.moderate_content({
+  it('does not flag a neutral sentence', async () => {
+    const r = await service.moderate_content({
       text: 'The weather today is pleasant and the meeting starts at ten.',
     });
     expect(r.flagged).toBe(false);

@@ -1,6 +1,10 @@
-import Sentiment from 'sentiment';
-import { francAll } from 'franc-min';
+import type Sentiment from 'sentiment';
+import type { francAll as FrancAll } from 'franc-min';
 import { ValidationError } from '../core/errors.js';
+import { llm } from '../providers/client.js';
+import { parseJsonLoose } from '../providers/json.js';
+import { namesModel } from '../providers/select.js';
+import type { ProviderName } from '../providers/types.js';
 import { registerService } from '../registry/registry.js';
 import type { TaskContext } from '../registry/task-context.js';
 import { checkpoint, round } from './cooperative.js';
@@ -44,12 +48,23 @@ export interface Readability {
   avg_words_per_sentence: number;
 }
 
+export type LlmSentimentLabel = SentimentLabel | 'mixed';
+
+/** What a model said about the text (LLM mode: the context names a model or provider). */
+export interface LlmAnalysis {
+  summary: string;
+  sentiment: { label: LlmSentimentLabel; reasons: string[] };
+  model: string;
+  provider: ProviderName;
+}
+
 export interface TextAnalysis {
   sentiment: SentimentResult;
   language: LanguageGuess;
   keywords: Keyword[];
   readability: Readability;
   stats: { characters: number; words: number; sentences: number };
+  llm?: LlmAnalysis;
 }
 
 export type ModerationCategory = 'profanity' | 'harassment' | 'self_harm' | 'violence' | 'sexual';
@@ -165,7 +180,7 @@ function languageGuess(iso639_3: string, confidence: number): LanguageGuess {
 /** Detects the language of `text`; the best guess first, then up to `alternatives` runners-up. */
 export function detectLanguage(text: string, alternatives = 3): LanguageDetection {
   const trimmed = text.trim();
-  const ranked = trimmed.length < MIN_LANGUAGE_LENGTH ? [] : francAll(trimmed);
+  const ranked = trimmed.length < MIN_LANGUAGE_LENGTH ? [] : models().francAll(trimmed);
   const best = ranked[0];
   if (!best || best[0] === 'und') return { ...languageGuess('und', 0), alternatives: [] };
   // franc scores the best language 1 and others relative to it; a softmax turns the gaps into
@@ -272,12 +287,30 @@ export function extractKeywords(text: string, limit = 10): Keyword[] {
 // ---------------------------------------------------------------------------------------------
 // Sentiment (AFINN-165 via `sentiment`; English word list, so other languages mostly score 0).
 
-const sentimentAnalyzer = new Sentiment();
+let loaded: { francAll: typeof FrancAll; sentiment: Sentiment } | undefined;
+
+/**
+ * Loads franc's trigram data and the AFINN word list (tens of MB together) on first use rather
+ * than when a worker starts. Every method awaits it; the helpers below need it done.
+ */
+export async function loadTextModels(): Promise<void> {
+  if (loaded) return;
+  const [{ francAll }, { default: SentimentAnalyzer }] = await Promise.all([
+    import('franc-min'),
+    import('sentiment'),
+  ]);
+  loaded ??= { francAll, sentiment: new SentimentAnalyzer() };
+}
+
+function models(): NonNullable<typeof loaded> {
+  if (!loaded) throw new Error('text models are not loaded: await loadTextModels() first');
+  return loaded;
+}
 /** Comparative (score per token) needed to call a text positive or negative. */
 const SENTIMENT_THRESHOLD = 0.05;
 
 export function analyzeSentiment(text: string): SentimentResult {
-  const r = sentimentAnalyzer.analyze(text);
+  const r = models().sentiment.analyze(text);
   const label: SentimentLabel =
     r.comparative >= SENTIMENT_THRESHOLD
       ? 'positive'
@@ -430,7 +463,7 @@ export function moderate(text: string): ModerationResult {
     for (const h of hits) matched.add(h);
   }
   // Negative sentiment aimed at "you" raises harassment, and so does profanity aimed at "you".
-  const s = sentimentAnalyzer.analyze(text);
+  const s = models().sentiment.analyze(text);
   if (SECOND_PERSON.test(text)) {
     if (s.comparative < 0) scores.harassment += Math.min(0.4, -s.comparative / 5);
     if (scores.profanity > 0) scores.harassment += 0.2;
@@ -449,6 +482,68 @@ export function moderate(text: string): ModerationResult {
 }
 
 // ---------------------------------------------------------------------------------------------
+// LLM mode: one call asking for JSON, parsed robustly.
+
+const LLM_INSTRUCTIONS =
+  'You analyse texts. Answer with one JSON object and nothing else: ' +
+  '{"summary": "<one to three sentences>", "sentiment": {"label": "positive" | "negative" | "neutral" | "mixed", ' +
+  '"reasons": ["<short reason quoting or pointing at the text>", ...]}}. ' +
+  'Write the summary in the language of the text.';
+
+function llmLabel(raw: unknown): LlmSentimentLabel | undefined {
+  if (typeof raw !== 'string') return undefined;
+  const m = /\b(positive|negative|neutral|mixed)\b/i.exec(raw);
+  return m ? (m[1]!.toLowerCase() as LlmSentimentLabel) : undefined;
+}
+
+function stringList(raw: unknown): string[] {
+  if (typeof raw === 'string') return raw.trim() ? [raw.trim()] : [];
+  if (!Array.isArray(raw)) return [];
+  return raw
+    .map((r) =>
+      typeof r === 'string'
+        ? r
+        : typeof r === 'object' && r !== null
+          ? Object.values(r).find((v) => typeof v === 'string')
+          : undefined,
+    )
+    .filter((r): r is string => typeof r === 'string' && r.trim().length > 0)
+    .map((r) => r.trim());
+}
+
+/**
+ * `{summary, sentiment: {label, reasons}}` from a model's answer: JSON (bare, fenced or inside
+ * prose, with the usual variations of field names), else read from plain text. The offline label
+ * stands in when the model gives none.
+ */
+export function parseLlmAnalysis(
+  text: string,
+  fallbackLabel: SentimentLabel,
+): Pick<LlmAnalysis, 'summary' | 'sentiment'> {
+  const json = parseJsonLoose(text);
+  if (json && typeof json === 'object' && !Array.isArray(json)) {
+    const o = json as Record<string, unknown>;
+    const s = o.sentiment;
+    const so = typeof s === 'object' && s !== null && !Array.isArray(s) ? (s as Record<string, unknown>) : {};
+    const summary = [o.summary, o.tldr, o.abstract].find((v): v is string => typeof v === 'string') ?? '';
+    const label =
+      llmLabel(typeof s === 'string' ? s : (so.label ?? so.sentiment ?? so.value ?? so.polarity)) ??
+      llmLabel(o.label) ??
+      fallbackLabel;
+    const reasons = stringList(so.reasons ?? so.reason ?? so.explanation ?? o.reasons ?? o.reason);
+    return { summary: summary.trim(), sentiment: { label, reasons } };
+  }
+  const summary = /summary\s*[:=-]\s*(.+)/i.exec(text)?.[1]?.trim() ?? text.trim().slice(0, 2000);
+  const label = llmLabel(/sentiment\s*[:=-]\s*(\w+)/i.exec(text)?.[1]) ?? llmLabel(text) ?? fallbackLabel;
+  const reasons = text
+    .split(/\r?\n/)
+    .filter((l) => /^\s*(?:[-*•]|\d+[.)])\s+/.test(l))
+    .map((l) => l.replace(/^\s*(?:[-*•]|\d+[.)])\s+/, '').trim())
+    .filter(Boolean);
+  return { summary, sentiment: { label, reasons } };
+}
+
+// ---------------------------------------------------------------------------------------------
 // The service.
 
 function requireText(input: Record<string, unknown>): string {
@@ -462,50 +557,79 @@ function requireText(input: Record<string, unknown>): string {
   return text;
 }
 
-/** Offline text analysis: sentiment, language, keywords, readability and moderation. */
+/**
+ * Offline text analysis: sentiment, language, keywords, readability and moderation. When the
+ * context names a model or provider, analyze_text also asks that model for a summary and a
+ * sentiment with reasons (`llm`).
+ */
 export class TextAnalyzer {
   async analyze_text(
     input: Record<string, unknown>,
-    _context: Record<string, unknown>,
+    context: Record<string, unknown>,
     task: TaskContext,
   ): Promise<TextAnalysis> {
     const text = requireText(input);
+    await loadTextModels();
     task.log.debug({ characters: text.length }, 'analyze_text');
+    // Chosen before any work, so a provider without a key fails the task at once.
+    const model = namesModel(context) ? llm(task, context) : undefined;
+    const scale = model ? 0.6 : 1;
 
     const sentiment = analyzeSentiment(text);
-    task.progress(25, 'sentiment');
+    task.progress(25 * scale, 'sentiment');
     await checkpoint(task.signal);
 
     const { alternatives: _alternatives, ...language } = detectLanguage(text);
-    task.progress(50, 'language');
+    task.progress(50 * scale, 'language');
     await checkpoint(task.signal);
 
     const keywords = extractKeywords(text);
-    task.progress(75, 'keywords');
+    task.progress(75 * scale, 'keywords');
     await checkpoint(task.signal);
 
     const r = readability(text);
-    task.progress(100, 'readability');
-    return {
+    task.progress(100 * scale, 'readability');
+    const analysis: TextAnalysis = {
       sentiment,
       language,
       keywords,
       readability: r,
       stats: { characters: [...text].length, words: r.words, sentences: r.sentences },
     };
+    if (model) {
+      const answer = await model.chat(
+        [
+          { role: 'system', content: LLM_INSTRUCTIONS },
+          { role: 'user', content: text },
+        ],
+        { responseFormat: 'json', stream: false, temperature: 0 },
+      );
+      analysis.llm = {
+        ...parseLlmAnalysis(answer.text, sentiment.label),
+        model: answer.model,
+        provider: answer.provider,
+      };
+      task.progress(100, 'llm analysis');
+    }
+    return analysis;
   }
 
-  detect_language(input: Record<string, unknown>): LanguageDetection {
-    return detectLanguage(requireText(input));
+  async detect_language(input: Record<string, unknown>): Promise<LanguageDetection> {
+    const text = requireText(input);
+    await loadTextModels();
+    return detectLanguage(text);
   }
 
-  moderate_content(input: Record<string, unknown>): ModerationResult {
-    return moderate(requireText(input));
+  async moderate_content(input: Record<string, unknown>): Promise<ModerationResult> {
+    const text = requireText(input);
+    await loadTextModels();
+    return moderate(text);
   }
 }
 
 export function registerTextAnalyzer(): void {
   registerService('chat', 'text_analyzer', TextAnalyzer, {
-    description: 'Offline text analysis: sentiment (AFINN-165), language, keywords, readability, moderation',
+    description:
+      'Text analysis: sentiment (AFINN-165), language, keywords, readability, moderation; with context.model, an LLM summary and sentiment',
   });
 }

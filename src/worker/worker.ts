@@ -11,6 +11,7 @@ import { decodeControl } from '../engine/control.js';
 import type { Store, WorkerHeartbeat } from '../engine/store.js';
 import { openStore } from '../engine/store.js';
 import type { ResultEnvelope } from '../engine/task-record.js';
+import { configureProviders, logProviderStatus } from '../providers/index.js';
 import { registry } from '../registry/registry.js';
 import { absoluteServicePaths, loadServiceModules } from '../registry/service-loader.js';
 import { registerBuiltinServices } from '../services/builtin.js';
@@ -77,6 +78,8 @@ export class AiecsWorker {
         ...(this.options.namespace !== undefined ? { namespace: this.options.namespace } : {}),
       }));
     this.store = store;
+    configureProviders(this.config);
+    logProviderStatus(this.logger, this.config);
     this.unsubscribe = await store.subscribe((raw) => {
       const message = decodeControl(raw);
       if (message?.type === 'cancel' && this.cancels.cancel(message.task_id)) {

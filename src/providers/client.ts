@@ -1,0 +1,149 @@
+import type { TaskContext } from '../registry/task-context.js';
+import { ProviderUnavailableError } from './errors.js';
+import { costUsd } from './prices.js';
+import { withRetries } from './retry.js';
+import type { ModelSelection } from './select.js';
+import { selectModel } from './select.js';
+import { getProvider, pricesFor, providerSettings } from './settings.js';
+import type { ChatMessage, ChatResult, LlmProvider, ProviderName, ProviderSettings } from './types.js';
+
+export interface LlmCallOptions {
+  temperature?: number;
+  maxTokens?: number;
+  /** Ask for one JSON object. */
+  responseFormat?: 'json';
+  /** Send the text to the user through `task.stream` as it arrives (default true). */
+  stream?: boolean;
+  /** Also hand each piece of text to the caller. */
+  onDelta?(delta: string): void;
+}
+
+export interface LlmResult extends ChatResult {
+  /** What the call cost by the price table; 0 for a model it does not list. */
+  cost_usd: number;
+  /** HTTP attempts this call took (1 = no retry). */
+  attempts: number;
+}
+
+/** A task's handle on its model: every service reaches providers through this one path. */
+export interface Llm {
+  readonly provider: ProviderName;
+  readonly model: string;
+  readonly reason: ModelSelection['reason'];
+  chat(messages: ChatMessage[] | string, options?: LlmCallOptions): Promise<LlmResult>;
+}
+
+const warnedPrices = new Set<string>();
+
+function limitSpec(settings: ProviderSettings, provider: ProviderName) {
+  const { concurrency, perMinute } = settings.limits[provider];
+  const spec: { concurrency?: number; perMinute?: number } = {};
+  if (concurrency > 0) spec.concurrency = concurrency;
+  if (perMinute > 0) spec.perMinute = perMinute;
+  return spec.concurrency || spec.perMinute ? spec : undefined;
+}
+
+class TaskLlm implements Llm {
+  readonly provider: ProviderName;
+  readonly model: string;
+  readonly reason: ModelSelection['reason'];
+  private readonly impl: LlmProvider;
+
+  constructor(
+    private readonly task: TaskContext,
+    selection: ModelSelection,
+    private readonly settings: ProviderSettings,
+  ) {
+    this.provider = selection.provider;
+    this.model = selection.model;
+    this.reason = selection.reason;
+    this.impl = getProvider(selection.provider, settings);
+  }
+
+  async chat(input: ChatMessage[] | string, options: LlmCallOptions = {}): Promise<LlmResult> {
+    const { task, settings, provider } = this;
+    const messages: ChatMessage[] = typeof input === 'string' ? [{ role: 'user', content: input }] : input;
+    const request = {
+      model: this.model,
+      messages,
+      ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
+      ...(options.maxTokens !== undefined ? { maxTokens: options.maxTokens } : {}),
+      ...(options.responseFormat ? { responseFormat: options.responseFormat } : {}),
+    };
+    const spec = limitSpec(settings, provider);
+    const forward = options.stream ?? true;
+    let emitted = false;
+    let attempts = 0;
+    const onDelta = (delta: string) => {
+      emitted = true;
+      if (forward) task.stream(delta);
+      options.onDelta?.(delta);
+    };
+
+    const result = await withRetries(
+      async (attempt) => {
+        attempts = attempt;
+        // A slot per HTTP request, shared by every worker on the store; never held while waiting to retry.
+        const release = spec ? await task.limits.acquire(`provider:${provider}`, spec) : undefined;
+        const timeout = AbortSignal.timeout(settings.timeoutMs);
+        const signal = AbortSignal.any([task.signal, timeout]);
+        try {
+          return await this.impl.chat(request, { signal, onDelta });
+        } catch (error) {
+          if (task.signal.aborted) throw task.signal.reason;
+          if (timeout.aborted)
+            throw new ProviderUnavailableError(
+              provider,
+              undefined,
+              `${provider} request timed out after ${settings.timeoutMs} ms (AIECS_PROVIDER_TIMEOUT_MS)`,
+              undefined,
+              { cause: error },
+            );
+          throw error;
+        } finally {
+          release?.();
+        }
+      },
+      { maxRetries: settings.maxRetries, baseMs: settings.retryBaseMs, maxWaitMs: settings.retryMaxWaitMs },
+      task.signal,
+      {
+        // Text the user has seen cannot be taken back: after that, only the task-level retry may repeat it.
+        canRetry: () => !emitted,
+        onRetry: ({ retry, waitMs, error }) =>
+          task.log.warn(
+            { provider, model: this.model, retry, wait_ms: waitMs, err: (error as Error).message },
+            'provider call failed; retrying',
+          ),
+      },
+    );
+
+    const cost = costUsd([this.model, result.model], result.usage, pricesFor(settings));
+    if (cost === undefined && !warnedPrices.has(this.model)) {
+      warnedPrices.add(this.model);
+      task.log.warn(
+        { provider, model: this.model },
+        `no price known for model ${this.model}: its cost is recorded as 0; add it to AIECS_MODEL_PRICES`,
+      );
+    }
+    task.resources.modelUsage({
+      provider,
+      model: this.model,
+      input_tokens: result.usage.input_tokens,
+      output_tokens: result.usage.output_tokens,
+      cost_usd: cost ?? 0,
+      latency_ms: result.latency_ms,
+    });
+    return { ...result, cost_usd: cost ?? 0, attempts };
+  }
+}
+
+/**
+ * The model for this task: the provider and model its context names (or the configured default),
+ * with shared rate limits, a request timeout, retries that honour Retry-After, usage and cost
+ * recorded on the task, and text streamed to the user. Throws ProviderNotConfiguredError at once
+ * when the provider has no key, and ValidationError for a provider name it does not know.
+ */
+export function llm(task: TaskContext, context: Record<string, unknown> = {}): Llm {
+  const settings = providerSettings();
+  return new TaskLlm(task, selectModel(context, settings), settings);
+}

@@ -1,0 +1,130 @@
+import type { AiecsConfig } from '../core/config.js';
+import { loadConfig } from '../core/config.js';
+import { ProviderNotConfiguredError } from './errors.js';
+import type { ModelPrice } from './prices.js';
+import { priceTable } from './prices.js';
+import type {
+  ChatOptions,
+  ChatRequest,
+  ChatResult,
+  LlmProvider,
+  ProviderName,
+  ProviderSettings,
+} from './types.js';
+import { OPENAI_BASE_URL } from './types.js';
+
+/**
+ * Where the provider layer gets its settings: what the worker handed to `configureProviders`,
+ * else the environment of this process (a process-pool child inherits its parent's). Providers
+ * are created on first use and kept for the life of the process.
+ */
+let configured: ProviderSettings | undefined;
+let fromEnv: { key: string; settings: ProviderSettings } | undefined;
+const providers = new Map<string, LlmProvider>();
+const prices = new WeakMap<ProviderSettings, Map<string, ModelPrice>>();
+
+/** Use these settings from now on (the worker calls this with its config at start). */
+export function configureProviders(config: AiecsConfig | ProviderSettings): void {
+  configured = 'providers' in config ? config.providers : config;
+  providers.clear();
+}
+
+/** Forget configured settings and created clients (tests; a changed environment). */
+export function resetProviders(): void {
+  configured = undefined;
+  fromEnv = undefined;
+  providers.clear();
+}
+
+const RELEVANT = /^(AIECS_|OPENAI_|XAI_|GROK_|VERTEX_|GOOGLE_)/;
+
+/** The settings in force: configured ones, else `loadConfig(process.env).providers`, re-read when the environment changes. */
+export function providerSettings(): ProviderSettings {
+  if (configured) return configured;
+  const key = Object.keys(process.env)
+    .filter((k) => RELEVANT.test(k))
+    .sort()
+    .map((k) => `${k}=${process.env[k]}`)
+    .join('\n');
+  if (fromEnv?.key !== key) fromEnv = { key, settings: loadConfig(process.env).providers };
+  return fromEnv.settings;
+}
+
+/** The built-in price table with AIECS_MODEL_PRICES merged over it. */
+export function pricesFor(settings: ProviderSettings): Map<string, ModelPrice> {
+  let table = prices.get(settings);
+  if (!table) prices.set(settings, (table = priceTable(settings.modelPrices)));
+  return table;
+}
+
+/** Whether `name` has what it needs (a key; for Vertex a project). */
+export function isConfigured(name: ProviderName, settings: ProviderSettings = providerSettings()): boolean {
+  if (name === 'openai') return Boolean(settings.openaiApiKey);
+  if (name === 'xai') return Boolean(settings.xaiApiKey);
+  return Boolean(settings.vertexProjectId);
+}
+
+/**
+ * A provider whose SDK loads on its first request: the SDKs (and google-auth-library) are large,
+ * and a worker that never calls a model should not carry them.
+ */
+class LazyProvider implements LlmProvider {
+  private loading: Promise<LlmProvider> | undefined;
+  constructor(
+    readonly name: ProviderName,
+    private readonly load: () => Promise<LlmProvider>,
+  ) {}
+  async chat(request: ChatRequest, options: ChatOptions): Promise<ChatResult> {
+    this.loading ??= this.load();
+    return (await this.loading).chat(request, options);
+  }
+}
+
+function create(name: ProviderName, s: ProviderSettings): LlmProvider {
+  switch (name) {
+    case 'openai':
+    case 'xai':
+      return new LazyProvider(name, async () => {
+        const { OpenAiProvider } = await import('./openai-provider.js');
+        return new OpenAiProvider({
+          name,
+          apiKey: (name === 'openai' ? s.openaiApiKey : s.xaiApiKey)!,
+          baseURL: name === 'openai' ? (s.openaiBaseUrl ?? OPENAI_BASE_URL) : s.xaiBaseUrl,
+          timeoutMs: s.timeoutMs,
+        });
+      });
+    case 'vertex':
+      return new LazyProvider(name, async () => {
+        const { VertexProvider } = await import('./vertex-provider.js');
+        return new VertexProvider({
+          project: s.vertexProjectId!,
+          location: s.vertexLocation,
+          ...(s.vertexBaseUrl ? { baseUrl: s.vertexBaseUrl } : {}),
+          ...(s.googleCredentials ? { credentialsFile: s.googleCredentials } : {}),
+        });
+      });
+  }
+}
+
+/** The client for `name`, created on first use; throws ProviderNotConfiguredError without its key. */
+export function getProvider(
+  name: ProviderName,
+  settings: ProviderSettings = providerSettings(),
+): LlmProvider {
+  if (!isConfigured(name, settings)) throw new ProviderNotConfiguredError(name);
+  const key = JSON.stringify([
+    name,
+    settings.openaiApiKey,
+    settings.openaiBaseUrl,
+    settings.xaiApiKey,
+    settings.xaiBaseUrl,
+    settings.vertexProjectId,
+    settings.vertexLocation,
+    settings.vertexBaseUrl,
+    settings.googleCredentials,
+    settings.timeoutMs,
+  ]);
+  let provider = providers.get(key);
+  if (!provider) providers.set(key, (provider = create(name, settings)));
+  return provider;
+}
