@@ -2,22 +2,23 @@
  * `npm run bench`: the same workloads through aiecs and through raw BullMQ on the same store in one
  * run, with their ratio. The machine may be shared and noisy, so only ratios within one run count.
  *
- *   npm run bench [-- --json] [-- --quick] [-- --only redis,embedded,latency,io,rss,startup]
+ *   npm run bench [-- --json] [-- --quick] [-- --only redis,embedded,latency,io,rss,startup,fanout]
  *
  * Tables go to stdout, progress to stderr; with --json the last stdout line is one JSON object.
  * Everything talks to 127.0.0.1 only, and every child process and temp dir is removed at the end,
  * on error, on the watchdog and on Ctrl-C.
  */
 import { upStartup, workerIdleRss } from './children.js';
+import { fanout, fanoutProblems } from './fanout.js';
 import { killEverything, killEverythingAndWait } from './lifecycle.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 import { figures, renderTables, type Results } from './report.js';
 import { registerBenchServices } from './targets.js';
 import { ioWall, latency, throughput } from './workloads.js';
 
-const SECTIONS = ['redis', 'embedded', 'latency', 'io', 'rss', 'startup'] as const;
+const SECTIONS = ['redis', 'embedded', 'latency', 'io', 'rss', 'startup', 'fanout'] as const;
 type Section = (typeof SECTIONS)[number];
-const NEEDS_REDIS: ReadonlySet<Section> = new Set(['redis', 'latency', 'io', 'rss']);
+const NEEDS_REDIS: ReadonlySet<Section> = new Set(['redis', 'latency', 'io', 'rss', 'fanout']);
 
 interface Options {
   json: boolean;
@@ -54,8 +55,8 @@ function parseArgs(argv: string[]): Options {
 /** Task counts: full runs as specified, --quick for a smoke run that still exercises every path. */
 function sizes(quick: boolean) {
   return quick
-    ? { redis: 1_000, embedded: 500, latency: 100, io: 200, rounds: 2 }
-    : { redis: 10_000, embedded: 3_000, latency: 500, io: 2_000, rounds: 2 };
+    ? { redis: 1_000, embedded: 500, latency: 100, io: 200, fanout: 200, rounds: 2 }
+    : { redis: 10_000, embedded: 3_000, latency: 500, io: 2_000, fanout: 2_000, rounds: 2 };
 }
 
 const IO_WAIT_MS = 500;
@@ -91,6 +92,12 @@ async function run(options: Options): Promise<number> {
       io: async () => void (results.io = await ioWall(url, n.io, IO_WAIT_MS, progress)),
       rss: async () => void (results.rss = await workerIdleRss(url, IDLE_MS, progress)),
       startup: async () => void (results.startup = await upStartup(progress)),
+      fanout: async () => {
+        results.fanout = await fanout(url, n.fanout, progress);
+        // Its figures are kept for the table, but lost or misdelivered events fail the section.
+        const problems = fanoutProblems(results.fanout);
+        if (problems.length) throw new Error(problems.join('; '));
+      },
     };
     for (const section of options.only) {
       progress(`bench: ${section}…`);

@@ -4,6 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { RssResult, StartupResult } from './children.js';
+import type { FanoutResult } from './fanout.js';
 import { meets, ratio, round } from './stats.js';
 import type { IoResult, LatencyResult, ThroughputResult } from './workloads.js';
 
@@ -15,6 +16,7 @@ export interface Results {
   io?: IoResult;
   rss?: RssResult;
   startup?: StartupResult;
+  fanout?: FanoutResult;
 }
 
 /**
@@ -25,6 +27,12 @@ export const GOALS = {
   ratio: { atLeast: 0.8 },
   ioWallS: { below: 3 },
   idleRssMb: { atMost: 80 },
+  // Issue 3, judged at 2,000 clients: p99 <= 50 ms while delivering >= 10,000 events/s, RSS <= 300 MB.
+  fanoutClients: 2_000,
+  fanoutP99Ms: { atMost: 50 },
+  fanoutEventsPerS: { atLeast: 10_000 },
+  fanoutRssMb: { atMost: 300 },
+  fanoutMissing: { atMost: 0 },
 } as const;
 
 type Cell = string | number | undefined;
@@ -160,13 +168,41 @@ export function renderTables(results: Results): string {
       ]),
     );
   }
+  if (results.fanout) parts.push(fanoutTable(results.fanout));
   return parts.join('\n\n');
+}
+
+function fanoutTable(f: FanoutResult): string {
+  // Below the goal's size the offered load (clients / interval) cannot reach the goal's rate, so
+  // only correctness is judged; the speed and memory goals are stated for 2,000 clients.
+  const full = f.clients >= GOALS.fanoutClients;
+  const judge = (ok: boolean | undefined) => (full ? verdict(ok) : '');
+  const perS = round(f.eventsPerS);
+  const p99 = round(f.latency?.p99, 1);
+  const rss = round(f.rssPeakMb, 1);
+  return table(
+    `Gateway fan-out (${fmt(f.clients)} socket.io clients x ${f.steps} progress steps ${f.intervalMs} ms apart` +
+      `${full ? '' : '; speed and memory goals judged at 2,000 clients only'})`,
+    ['', 'aiecs', 'goal', ''],
+    [
+      ['events delivered', `${fmt(f.delivered)} of ${fmt(f.expected)}`, '', ''],
+      ['events/s', fmt(perS), '>= 10,000', judge(meets(perS, GOALS.fanoutEventsPerS))],
+      ['latency p50 ms', fmt(f.latency?.p50, 1), '', ''],
+      ['latency p99 ms', fmt(p99, 1), '<= 50 ms', judge(meets(p99, GOALS.fanoutP99Ms))],
+      ['latency max ms', fmt(f.latency?.max, 1), '', ''],
+      ['gateway RSS MB, peak', fmt(rss, 1), '<= 300 MB', judge(meets(rss, GOALS.fanoutRssMb))],
+      ['gateway RSS MB, idle / after', `${fmt(f.rssIdleMb, 1)} / ${fmt(f.rssAfterMb, 1)}`, '', ''],
+      ['missing events', fmt(f.missing), '0', verdict(meets(f.missing, GOALS.fanoutMissing))],
+      ['isolation violations', fmt(f.isolationViolations), '0', verdict(f.isolationViolations === 0)],
+      ['connect s / submit s', `${fmt(f.connectS, 2)} / ${fmt(f.submitS, 2)}`, '', ''],
+    ],
+  );
 }
 
 /** The named figures, rounded to what the noise allows; sections that did not run are left out. */
 export function figures(results: Results): Record<string, number | string | boolean> {
   const out: Record<string, number | string | boolean | undefined> = {};
-  const { redis, embedded, latency, io, rss, startup } = results;
+  const { redis, embedded, latency, io, rss, startup, fanout } = results;
   if (redis) {
     out.redis_aiecs_jobs_s = round(redis.aiecs);
     out.redis_bullmq_jobs_s = round(redis.bullmq);
@@ -194,6 +230,16 @@ export function figures(results: Results): Record<string, number | string | bool
   if (startup) {
     out.up_startup_ms = round(startup.secondMs);
     out.up_first_start_ms = round(startup.firstMs);
+  }
+  if (fanout) {
+    out.fanout_clients = fanout.clients;
+    out.fanout_events_delivered = fanout.delivered;
+    out.fanout_events_per_s = round(fanout.eventsPerS);
+    out.fanout_latency_p50_ms = round(fanout.latency?.p50, 1);
+    out.fanout_latency_p99_ms = round(fanout.latency?.p99, 1);
+    out.fanout_gateway_rss_mb = round(fanout.rssPeakMb, 1);
+    out.fanout_missing_events = fanout.missing;
+    out.fanout_isolation_violations = fanout.isolationViolations;
   }
   out.node = process.version;
   out.cpus = availableParallelism();

@@ -1,0 +1,588 @@
+/**
+ * Fan-out through the gateway (issue 3): `clients` socket.io clients on one `aiecs gateway`, each
+ * the only user of its own task, which reports STEPS progress steps STEP_INTERVAL_MS apart on an
+ * `aiecs worker`. Both are child processes of the built CLI on the bench's private Redis, exactly
+ * as a deployment runs them; the clients live in this process.
+ *
+ * The steps are spaced so the run paces itself instead of being one burst of clients x STEPS
+ * events: the tasks are submitted in batches (so they all start within a moment) and then offer
+ * clients / STEP_INTERVAL_MS events per second (2,000 / 100 ms = 20,000 events/s) for the ~2 s
+ * they run. Each step still reaches the gateway as a wave of up to `clients` events: that is the
+ * shape real fan-out has when many tasks start together, and it is what the p99 measures.
+ *
+ * Latency is the worker's Date.now() when it called task.progress (the event's `timestamp`) to
+ * Date.now() in the client's handler: worker, store, gateway, socket and this process's event
+ * loop, all on one machine and one clock (millisecond resolution). So that a slow client side or a
+ * busy machine can be told from a slow gateway, the log also shows this process's event-loop delay,
+ * the CPU each process used, the p99 of each step, and the latency split at the store.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
+import { io, type Socket } from 'socket.io-client';
+import { Redis } from 'ioredis';
+import { FAST_QUEUE, isTerminal, type TaskStatus } from '../core/task.js';
+import { mintToken } from '../gateway/auth.js';
+import type { ProgressEvent } from '../gateway/event-bridge.js';
+import {
+  freePort,
+  makeTempDir,
+  removeTempDir,
+  rssMb,
+  spawnTracked,
+  stopChild,
+  waitForLine,
+  within,
+} from './lifecycle.js';
+import { perSecond, summarize, type Summary } from './stats.js';
+
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+/** The package's entry point, imported by absolute URL from the services module in a temp dir. */
+const INDEX_URL = new URL('../index.js', import.meta.url).href;
+
+/** Progress steps per task, and the pause between two of them (the pacing; see above). */
+export const STEPS = 20;
+export const STEP_INTERVAL_MS = 100;
+
+const READY_TIMEOUT_MS = 60_000;
+const STOP_GRACE_MS = 20_000;
+/** Handshakes in flight at once: enough to be quick, few enough not to overflow the accept backlog. */
+const CONNECT_PARALLEL = 100;
+/** Tasks per POST /api/tasks/batch (the gateway's MAX_BATCH). */
+const BATCH_SIZE = 1_000;
+const CONNECT_TIMEOUT_MS = 60_000;
+const SUBMIT_TIMEOUT_MS = 60_000;
+/** After the last submission: the tasks' own run time plus this much slack, then whatever is missing is missing. */
+const DRAIN_SLACK_MS = 30_000;
+const RSS_SAMPLE_MS = 200;
+
+const STEP_MESSAGE = /^fanout step (\d+)\/\d+$/;
+
+/** The bench service, written at run time and loaded by the worker and the gateway (`--services`). */
+function servicesModule(): string {
+  return `import { registerService } from ${JSON.stringify(INDEX_URL)};
+const sleep = (ms, signal) =>
+  new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => { clearTimeout(timer); reject(signal.reason); }, { once: true });
+  });
+registerService('bench', 'fanout', {
+  async steps(input, _ctx, task) {
+    const steps = Number(input.steps);
+    for (let i = 1; i <= steps; i++) {
+      if (i > 1) await sleep(Number(input.interval_ms), task.signal);
+      task.progress(Math.round((100 * i) / steps), 'fanout step ' + i + '/' + steps);
+    }
+    return { steps };
+  },
+});
+`;
+}
+
+function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  // warn keeps the children quiet; the broker comes from the flag, never the environment.
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    AIECS_LOG_LEVEL: 'warn',
+    AIECS_HOST: '127.0.0.1',
+    ...extra,
+  };
+  delete env.AIECS_BROKER_URL;
+  delete env.CELERY_BROKER_URL;
+  delete env.REDIS_URL;
+  delete env.AIECS_SERVICES;
+  return env;
+}
+
+interface Child {
+  process: ChildProcess;
+  /** The last few KB of its stderr, for error messages. */
+  stderrTail(): string;
+  /** Lines of its stderr that matched `count`. */
+  counted(): number;
+}
+
+/** Spawns the CLI, keeps the tail of its stderr, waits for its ready line. */
+async function startCli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  ready: RegExp,
+  count?: RegExp,
+): Promise<Child> {
+  const child = spawnTracked(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let tail = '';
+  let matched = 0;
+  child.stderr?.on('data', (chunk: Buffer) => {
+    const text = chunk.toString('utf8');
+    tail = (tail + text).slice(-4_000);
+    if (count) matched += text.split('\n').filter((line) => count.test(line)).length;
+  });
+  const handle: Child = { process: child, stderrTail: () => tail.trim(), counted: () => matched };
+  try {
+    await waitForLine(child, ready, READY_TIMEOUT_MS);
+  } catch (error) {
+    await stopChild(child, 1_000);
+    throw error;
+  }
+  return handle;
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight; the first failure rejects. */
+async function inParallel<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await fn(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+}
+
+interface Client {
+  user: string;
+  token: string;
+  socket?: Socket;
+  taskId?: string;
+  /** Deliveries per step, 1..STEPS. */
+  steps: Uint16Array;
+  tasksSeen: Set<string>;
+  terminal?: TaskStatus;
+}
+
+/** What every client's handler adds to. */
+interface Tally {
+  latencies: number[];
+  /** Latencies of step 1..STEPS apart: the start and the end of the tasks are where the bursts are. */
+  byStep: number[][];
+  /** Date.now() of the first receipt of `${task_id}/${step}`, to split the latency at the store. */
+  receipts: Map<string, number>;
+  delivered: number;
+  duplicates: number;
+  foreign: number;
+  disconnects: number;
+  finished: number;
+  firstAt?: number;
+  lastAt?: number;
+  closing: boolean;
+  onAllFinished?: () => void;
+}
+
+function onProgress(client: Client, tally: Tally, total: number) {
+  return (event: ProgressEvent) => {
+    const now = Date.now();
+    const at = performance.now();
+    // Isolation: a user must never see another user's events.
+    if (event.user_id !== client.user) {
+      tally.foreign += 1;
+      return;
+    }
+    client.tasksSeen.add(event.task_id);
+    if (isTerminal(event.status)) {
+      if (client.terminal === undefined) {
+        client.terminal = event.status;
+        tally.finished += 1;
+        if (tally.finished === total) tally.onAllFinished?.();
+      }
+      return;
+    }
+    const step = Number(STEP_MESSAGE.exec(event.message)?.[1]);
+    if (event.status !== 'running' || !(step >= 1 && step <= STEPS)) return;
+    tally.latencies.push(now - event.timestamp);
+    tally.byStep[step]?.push(now - event.timestamp);
+    tally.delivered += 1;
+    if ((client.steps[step] = (client.steps[step] ?? 0) + 1) > 1) tally.duplicates += 1;
+    else tally.receipts.set(`${event.task_id}/${step}`, now);
+    tally.firstAt ??= at;
+    tally.lastAt = at;
+  };
+}
+
+function connect(url: string, client: Client, tally: Tally, total: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const socket = io(url, {
+      transports: ['websocket'],
+      auth: { token: client.token },
+      // One connection per client: without forceNew socket.io-client would share one per URL.
+      forceNew: true,
+      // A dropped client is a failure of the run, not something to paper over.
+      reconnection: false,
+      timeout: CONNECT_TIMEOUT_MS,
+    });
+    client.socket = socket;
+    socket.on('progress', onProgress(client, tally, total));
+    socket.on('disconnect', () => {
+      if (!tally.closing) tally.disconnects += 1;
+    });
+    socket.once('connect', () => resolve());
+    socket.once('connect_error', (error: Error) =>
+      reject(new Error(`client ${client.user}: ${error.message}`)),
+    );
+  });
+}
+
+/**
+ * One task per client through `POST /api/tasks/batch` as an admin naming each task's user, so all
+ * tasks start within a moment and the offered load reaches clients / STEP_INTERVAL_MS.
+ */
+async function submitBatch(url: string, adminToken: string, batch: Client[]): Promise<void> {
+  const response = await fetch(`${url}/api/tasks/batch`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      tasks: batch.map((c) => ({
+        user_id: c.user,
+        mode: 'bench',
+        service: 'fanout',
+        task_name: 'steps',
+        input_data: { steps: STEPS, interval_ms: STEP_INTERVAL_MS },
+      })),
+    }),
+    signal: AbortSignal.timeout(SUBMIT_TIMEOUT_MS),
+  });
+  const text = await response.text();
+  if (response.status !== 202) {
+    throw new Error(`POST /api/tasks/batch: HTTP ${response.status} ${text.slice(0, 300)}`);
+  }
+  const { tasks } = JSON.parse(text) as { tasks: Array<{ task_id: string }> };
+  if (tasks.length !== batch.length) throw new Error(`batch of ${batch.length} answered ${tasks.length} ids`);
+  batch.forEach((c, i) => (c.taskId = tasks[i]?.task_id));
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux; USER_HZ is 100 there). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Max of /proc VmRSS, read every RSS_SAMPLE_MS until stopped. */
+function rssSampler(pid: number) {
+  let peak = rssMb(pid);
+  const timer = setInterval(() => {
+    try {
+      peak = Math.max(peak, rssMb(pid));
+    } catch {
+      // The child is gone; the run will say why.
+    }
+  }, RSS_SAMPLE_MS);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      try {
+        peak = Math.max(peak, rssMb(pid));
+      } catch {
+        // As above.
+      }
+      return peak;
+    },
+  };
+}
+
+type Spread = Summary & { max: number };
+
+const spread = (samples: number[]): Spread | undefined =>
+  samples.length ? { ...summarize(samples), max: samples.reduce((a, b) => Math.max(a, b)) } : undefined;
+
+export interface Stages {
+  /** Stream entries read (BullMQ trims the stream to about 10,000, so these are the run's last). */
+  entries: number;
+  /** The worker's timestamp to the entry's id (Redis's clock at XADD): worker and store. */
+  workerToStore?: Spread;
+  /** The entry's id to the client's receipt: the gateway (read, bridge, socket.io) and the client. */
+  storeToClient?: Spread;
+}
+
+/**
+ * Splits the latency at the store, read after the run so it costs nothing during it: each progress
+ * entry of the queue's event stream carries the worker's timestamp, and its id Redis's clock when
+ * it was added. Same machine, same clock, millisecond resolution.
+ */
+async function stages(redisUrl: string, namespace: string, receipts: Map<string, number>): Promise<Stages> {
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  redis.on('error', () => undefined);
+  try {
+    const entries = await redis.xrange(`${namespace}:${FAST_QUEUE}:events`, '-', '+');
+    const workerToStore: number[] = [];
+    const storeToClient: number[] = [];
+    for (const [id, fields] of entries) {
+      const entry: Record<string, string> = {};
+      for (let i = 0; i + 1 < fields.length; i += 2) entry[fields[i] as string] = fields[i + 1] as string;
+      if (entry.event !== 'progress' || !entry.data) continue;
+      const data = JSON.parse(entry.data) as { status?: string; message?: string; timestamp?: number };
+      const step = STEP_MESSAGE.exec(data.message ?? '')?.[1];
+      if (data.status !== 'running' || step === undefined || typeof data.timestamp !== 'number') continue;
+      const addedAt = Number(id.split('-')[0]);
+      workerToStore.push(addedAt - data.timestamp);
+      const receivedAt = receipts.get(`${entry.jobId}/${step}`);
+      if (receivedAt !== undefined) storeToClient.push(receivedAt - addedAt);
+    }
+    const w = spread(workerToStore);
+    const c = spread(storeToClient);
+    return {
+      entries: entries.length,
+      ...(w ? { workerToStore: w } : {}),
+      ...(c ? { storeToClient: c } : {}),
+    };
+  } finally {
+    redis.disconnect();
+  }
+}
+
+export interface FanoutResult {
+  clients: number;
+  steps: number;
+  intervalMs: number;
+  connectS: number;
+  submitS: number;
+  /** Step events received, duplicates included. */
+  delivered: number;
+  expected: number;
+  /** Steps never received plus terminal events never received. */
+  missing: number;
+  missingSteps: number;
+  missingTerminal: number;
+  duplicates: number;
+  /** Step events per second from the first delivery to the last. */
+  eventsPerS: number | undefined;
+  latency: Spread | undefined;
+  /** p99 latency of each step, 1..STEPS. */
+  stepP99: number[];
+  stages: Stages | undefined;
+  rssIdleMb: number;
+  rssPeakMb: number;
+  rssAfterMb: number;
+  /** Events a client received for another user or another task: must be 0. */
+  isolationViolations: number;
+  disconnects: number;
+  /** Tasks that ended in anything but completed. */
+  unsuccessful: number;
+  /** Clients the gateway dropped for not reading (its warn lines). */
+  slowClientDrops: number;
+  clientLoopDelayP99Ms: number;
+  clientLoopDelayMaxMs: number;
+}
+
+/** Why a run is a failure regardless of its speed: lost, foreign or failed events. */
+export function fanoutProblems(r: FanoutResult): string[] {
+  const problems: string[] = [];
+  if (r.missing > 0)
+    problems.push(`${r.missing} missing event(s) (${r.missingSteps} steps, ${r.missingTerminal} terminal)`);
+  if (r.isolationViolations > 0)
+    problems.push(`${r.isolationViolations} event(s) delivered to the wrong user`);
+  if (r.disconnects > 0) problems.push(`${r.disconnects} client(s) disconnected during the run`);
+  if (r.unsuccessful > 0) problems.push(`${r.unsuccessful} task(s) did not complete`);
+  return problems;
+}
+
+export async function fanout(
+  redisUrl: string,
+  clients: number,
+  log: (line: string) => void,
+): Promise<FanoutResult> {
+  const dir = makeTempDir('fanout');
+  const services = join(dir, 'fanout-services.mjs');
+  writeFileSync(services, servicesModule());
+  const namespace = `bench_fanout_${process.pid}`;
+  const store = ['--broker', redisUrl, '--namespace', namespace];
+  const secret = randomBytes(32).toString('hex');
+  const port = await freePort();
+  const tally: Tally = {
+    latencies: [],
+    byStep: Array.from({ length: STEPS + 1 }, () => []),
+    receipts: new Map(),
+    delivered: 0,
+    duplicates: 0,
+    foreign: 0,
+    disconnects: 0,
+    finished: 0,
+    closing: false,
+  };
+  const list: Client[] = [];
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  let gateway: Child | undefined;
+  let worker: Child | undefined;
+  let sampler: ReturnType<typeof rssSampler> | undefined;
+  try {
+    [gateway, worker] = await Promise.all([
+      startCli(
+        ['gateway', ...store, '--port', String(port), '--host', '127.0.0.1', '--services', services],
+        childEnv({ AIECS_JWT_SECRET: secret }),
+        /^aiecs gateway:/,
+        /stopped reading/,
+      ),
+      startCli(
+        [
+          'worker',
+          ...store,
+          '-Q',
+          'fast_tasks',
+          '-c',
+          `fast_tasks=${clients},heavy_tasks=1`,
+          '--services',
+          services,
+        ],
+        childEnv({}),
+        /^aiecs worker:/,
+      ),
+    ]);
+    const url = `http://127.0.0.1:${port}`;
+    const gatewayPid = gateway.process.pid as number;
+    const rssIdleMb = rssMb(gatewayPid);
+    sampler = rssSampler(gatewayPid);
+    log(
+      `  gateway ${url} (pid ${gatewayPid}, ${rssIdleMb.toFixed(1)} MB idle), worker pid ${worker.process.pid}`,
+    );
+
+    for (let i = 0; i < clients; i++) {
+      const user = `fanout-user-${i}`;
+      list.push({
+        user,
+        token: await mintToken(secret, user),
+        steps: new Uint16Array(STEPS + 1),
+        tasksSeen: new Set(),
+      });
+    }
+    loop.enable();
+    const connectStart = performance.now();
+    await within(
+      inParallel(list, CONNECT_PARALLEL, (c) => connect(url, c, tally, clients)),
+      CONNECT_TIMEOUT_MS * 2,
+      `connecting ${clients} clients`,
+    );
+    const connectS = (performance.now() - connectStart) / 1000;
+    log(
+      `  ${clients} clients connected in ${connectS.toFixed(2)} s; gateway ${rssMb(gatewayPid).toFixed(1)} MB`,
+    );
+
+    // The first fetch loads undici: done here, it does not stall the clients while they measure.
+    const health = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(SUBMIT_TIMEOUT_MS) });
+    if (!health.ok) throw new Error(`GET /healthz: HTTP ${health.status}`);
+    const adminToken = await mintToken(secret, 'fanout-admin', { admin: true });
+
+    const allFinished = new Promise<void>((resolve) => (tally.onAllFinished = resolve));
+    loop.reset();
+    const cpuBefore = {
+      gateway: cpuSeconds(gatewayPid),
+      worker: cpuSeconds(worker.process.pid as number),
+      self: process.cpuUsage(),
+    };
+    const submitStart = performance.now();
+    for (let i = 0; i < list.length; i += BATCH_SIZE) {
+      await submitBatch(url, adminToken, list.slice(i, i + BATCH_SIZE));
+    }
+    const submitS = (performance.now() - submitStart) / 1000;
+    log(
+      `  ${clients} tasks submitted in ${submitS.toFixed(2)} s (POST /api/tasks/batch, ${BATCH_SIZE} a request)`,
+    );
+
+    const drainMs = STEPS * STEP_INTERVAL_MS + DRAIN_SLACK_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      allFinished.then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), drainMs))),
+    ]);
+    clearTimeout(timer);
+    loop.disable();
+    const runS = (performance.now() - submitStart) / 1000;
+    const selfCpu = process.cpuUsage(cpuBefore.self);
+    const cpuShare = (seconds: number) => `${((100 * seconds) / runS).toFixed(0)}%`;
+    const cpuLine =
+      `gateway ${cpuShare(cpuSeconds(gatewayPid) - cpuBefore.gateway)}, ` +
+      `worker ${cpuShare(cpuSeconds(worker.process.pid as number) - cpuBefore.worker)}, ` +
+      `this process ${cpuShare((selfCpu.user + selfCpu.system) / 1e6)}`;
+    const rssPeakMb = sampler.stop();
+    sampler = undefined;
+    const rssAfterMb = rssMb(gatewayPid);
+    if (timedOut) log(`  only ${tally.finished} of ${clients} tasks finished within ${drainMs / 1000} s`);
+
+    let missingSteps = 0;
+    let missingTerminal = 0;
+    let isolation = tally.foreign;
+    let unsuccessful = 0;
+    for (const c of list) {
+      for (let step = 1; step <= STEPS; step++) if (!c.steps[step]) missingSteps += 1;
+      if (c.terminal === undefined) missingTerminal += 1;
+      else if (c.terminal !== 'completed') unsuccessful += 1;
+      for (const id of c.tasksSeen) if (id !== c.taskId) isolation += 1;
+    }
+    const expected = clients * STEPS;
+    const windowMs = (tally.lastAt ?? 0) - (tally.firstAt ?? 0);
+    const latency = spread(tally.latencies);
+    const split = await stages(redisUrl, namespace, tally.receipts).catch((error: Error) => {
+      log(`  could not read the event stream for the stage split: ${error.message}`);
+      return undefined;
+    });
+    const result: FanoutResult = {
+      clients,
+      steps: STEPS,
+      intervalMs: STEP_INTERVAL_MS,
+      connectS,
+      submitS,
+      delivered: tally.delivered,
+      expected,
+      missing: missingSteps + missingTerminal,
+      missingSteps,
+      missingTerminal,
+      duplicates: tally.duplicates,
+      eventsPerS: windowMs > 0 ? perSecond(tally.delivered, windowMs) : undefined,
+      latency,
+      stepP99: tally.byStep.slice(1).map((xs) => (xs.length ? summarize(xs).p99 : NaN)),
+      stages: split,
+      rssIdleMb,
+      rssPeakMb,
+      rssAfterMb,
+      isolationViolations: isolation,
+      disconnects: tally.disconnects,
+      unsuccessful,
+      slowClientDrops: gateway.counted(),
+      clientLoopDelayP99Ms: loop.percentile(99) / 1e6,
+      clientLoopDelayMaxMs: loop.max / 1e6,
+    };
+    log(
+      `  ${tally.delivered} of ${expected} step events in ${(windowMs / 1000).toFixed(2)} s` +
+        ` = ${result.eventsPerS?.toFixed(0) ?? '-'} events/s; latency p50 ${latency?.p50.toFixed(1) ?? '-'} ms,` +
+        ` p99 ${latency?.p99.toFixed(1) ?? '-'} ms, max ${latency?.max.toFixed(1) ?? '-'} ms`,
+    );
+    log(
+      `  gateway RSS idle ${rssIdleMb.toFixed(1)} MB, peak ${rssPeakMb.toFixed(1)} MB, after ${rssAfterMb.toFixed(1)} MB;` +
+        ` missing ${result.missing}, duplicates ${result.duplicates}, isolation violations ${isolation},` +
+        ` disconnects ${tally.disconnects}, slow-client drops ${result.slowClientDrops};` +
+        ` this process's event-loop delay p99 ${result.clientLoopDelayP99Ms.toFixed(1)} ms,` +
+        ` max ${result.clientLoopDelayMaxMs.toFixed(1)} ms`,
+    );
+    log(`  latency p99 ms by step 1..${STEPS}: ${result.stepP99.map((x) => x.toFixed(0)).join(' ')}`);
+    if (split) {
+      const show = (s: Spread | undefined) =>
+        s ? `p50 ${s.p50.toFixed(0)}, p99 ${s.p99.toFixed(0)}, max ${s.max.toFixed(0)} ms (n ${s.n})` : '-';
+      log(
+        `  split at the store (the last ${split.entries} stream entries): worker -> Redis ${show(split.workerToStore)};` +
+          ` Redis -> client ${show(split.storeToClient)}`,
+      );
+    }
+    log(
+      `  CPU from first submission to last terminal event (${runS.toFixed(2)} s, % of one core): ${cpuLine};` +
+        ` ${availableParallelism()} CPUs, load average ${loadavg()[0]?.toFixed(2)}`,
+    );
+    if (fanoutProblems(result).length && gateway.stderrTail())
+      log(`  gateway stderr: ${gateway.stderrTail()}`);
+    return result;
+  } finally {
+    sampler?.stop();
+    loop.disable();
+    tally.closing = true;
+    for (const c of list) c.socket?.disconnect();
+    await Promise.all([
+      gateway ? stopChild(gateway.process, STOP_GRACE_MS) : undefined,
+      worker ? stopChild(worker.process, STOP_GRACE_MS) : undefined,
+    ]);
+    removeTempDir(dir);
+  }
+}
