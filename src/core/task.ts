@@ -126,8 +126,6 @@ export interface TaskJobData {
   context: Record<string, unknown>;
   options: { time_limit?: number; soft_time_limit?: number; priority: number };
   submitted_at: number;
-  /** Hash of the request when the caller chose the id, to tell a harmless re-submit from a conflicting one. */
-  fingerprint?: string;
 }
 
 /** The one place where camelCase meets snake_case. */
@@ -220,24 +218,41 @@ export function prepareSubmission(
     input_data: req.input_data,
     context: req.context,
   };
-  // Only a caller-chosen id can be submitted twice, so only then is there anything to compare.
-  const fingerprint =
-    req.task_id === undefined
-      ? ''
-      : createHash('sha1')
-          .update(JSON.stringify([queue, body, taskOptions]))
-          .digest('base64url');
   return {
     data: {
       ...body,
       task_id: req.task_id ?? randomUUID(),
       options: taskOptions,
       submitted_at: now,
-      ...(fingerprint ? { fingerprint } : {}),
     },
     delayMs,
     attempts: opts.attempts,
   };
+}
+
+/** JSON with object keys sorted: the same value gives the same text, whatever the key order. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.keys(value as object)
+      .sort()
+      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/**
+ * What makes two submissions the same task: the request and its options. Computed from stored
+ * job data when needed (a re-submitted id), canonically, since stores may reorder JSON keys.
+ */
+export function requestFingerprint(queue: QueueKind, data: TaskJobData): string {
+  const { task_name, user_id, step, mode, service, input_data, context, options } = data;
+  const body = { task_name, user_id, step, mode, service, input_data, context, options };
+  return createHash('sha1')
+    .update(canonicalJson([queue, body]))
+    .digest('base64url');
 }
 
 function jsonSize(field: string, value: unknown): number {

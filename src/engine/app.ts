@@ -1,6 +1,7 @@
 import type { Queue, QueueEvents } from 'bullmq';
 import type { AiecsConfig } from '../core/config.js';
 import { loadConfig } from '../core/config.js';
+import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
 import {
   PayloadTooLargeError,
   TaskCancelledError,
@@ -31,6 +32,7 @@ import {
   isTerminal,
   optionsToWire,
   prepareSubmission,
+  requestFingerprint,
   requestToWire,
   toBullPriority,
 } from '../core/task.js';
@@ -142,70 +144,118 @@ export class AiecsApp {
 
   /** Submits a wire (snake_case) request: the HTTP API and the CLI come in here. */
   async submitWire(kind: QueueKind, request: unknown, options?: WireSubmitOptions): Promise<TaskHandle> {
-    const prepared = prepareSubmission(kind, request, options, this.config.maxInputBytes);
-    const { data } = prepared;
-    const queue = await this.queue(kind);
-    const callerChoseId = typeof (request as { task_id?: unknown }).task_id === 'string';
-    const store = await this.store();
-    // The index write rides along with the add rather than after it.
-    await Promise.all([
-      queue.add(data.task_name, data, this.jobOptions(prepared)),
-      store.indexTasks([indexEntry(kind, data)], this.retentionMs),
-    ]);
-    let created = true;
-    if (callerChoseId) {
-      // An existing id makes the add a no-op: same request, same task; another request, a conflict.
-      const stored = await queue.getJob(data.task_id);
-      if (stored && stored.data.fingerprint !== data.fingerprint) throw new TaskConflictError(data.task_id);
-      created = stored?.data.submitted_at === data.submitted_at;
-    }
-    return this.handle(data.task_id, kind, created);
+    const [handle] = await this.submitManyWire(
+      [{ queue: kind, request, ...(options ? { options } : {}) }],
+      () => '',
+    );
+    return handle!;
   }
 
-  /**
-   * Submits many wire requests at once: all are validated before any is queued, so a batch is
-   * accepted whole or refused whole (errors name the item: `[3].task_name`).
-   */
-  async submitBulkWire(
+  /** Submits many wire requests to one queue: accepted whole or refused whole (see submitManyWire). */
+  submitBulkWire(
     kind: QueueKind,
     items: ReadonlyArray<{ request: unknown; options?: WireSubmitOptions }>,
   ): Promise<TaskHandle[]> {
+    return this.submitManyWire(items.map((item) => ({ ...item, queue: kind })));
+  }
+
+  /**
+   * Submits wire requests to either queue. Everything is checked before anything is queued, so a
+   * batch is accepted whole or refused whole: each request's fields (errors name the item, e.g.
+   * `[3].task_name`), ids repeated in the batch, and caller-chosen ids that already name a task.
+   * An id names one task across both queues: the same request again returns that task; another
+   * request, or the other queue, is a conflict.
+   */
+  async submitManyWire(
+    items: ReadonlyArray<{ queue: QueueKind; request: unknown; options?: WireSubmitOptions }>,
+    itemName: (index: number) => string = (i) => `[${i}]`,
+  ): Promise<TaskHandle[]> {
+    const field = (i: number, name: string) => (itemName(i) ? `${itemName(i)}.${name}` : name);
     const issues: FieldIssue[] = [];
     const prepared = items.map((item, i) => {
       try {
-        return prepareSubmission(kind, item.request, item.options, this.config.maxInputBytes);
+        const p = prepareSubmission(item.queue, item.request, item.options, this.config.maxInputBytes);
+        const chosen = typeof (item.request as { task_id?: unknown } | null)?.task_id === 'string';
+        return { queue: item.queue, chosen, ...p };
       } catch (error) {
+        // A lone request keeps its own error (PayloadTooLargeError is HTTP 413, not a batch's 400).
+        if (items.length === 1 && !itemName(0)) throw error;
         if (error instanceof ValidationError)
-          issues.push(...error.issues.map((x) => ({ field: `[${i}].${x.field}`, message: x.message })));
+          issues.push(...error.issues.map((x) => ({ field: field(i, x.field), message: x.message })));
         else if (error instanceof PayloadTooLargeError)
-          issues.push({ field: `[${i}].${error.field}`, message: error.message });
+          issues.push({ field: field(i, error.field), message: error.message });
         else throw error;
         return undefined;
       }
     });
     if (issues.length) throw new ValidationError(issues, 'invalid batch');
     const ready = prepared as NonNullable<(typeof prepared)[number]>[];
-    const ids = new Set<string>();
+    const first = new Map<string, number>();
     for (const [i, p] of ready.entries()) {
-      if (ids.has(p.data.task_id))
-        throw new ValidationError([{ field: `[${i}].task_id`, message: 'appears twice in the batch' }]);
-      ids.add(p.data.task_id);
+      const j = first.get(p.data.task_id);
+      if (j === undefined) first.set(p.data.task_id, i);
+      else issues.push({ field: field(i, 'task_id'), message: `repeats ${field(j, 'task_id')}` });
     }
-    const queue = await this.queue(kind);
-    await queue.addBulk(
-      ready.map((p) => ({ name: p.data.task_name, data: p.data, opts: this.jobOptions(p) })),
+    if (issues.length) throw new ValidationError(issues, 'invalid batch');
+
+    const existing = new Set<string>();
+    await Promise.all(
+      ready
+        .filter((p) => p.chosen)
+        .map(async (p) => {
+          for (const kind of QUEUE_KINDS) {
+            const job = await (await this.queue(kind)).getJob(p.data.task_id);
+            if (!job) continue;
+            if (
+              kind !== p.queue ||
+              requestFingerprint(kind, job.data) !== requestFingerprint(p.queue, p.data)
+            )
+              throw new TaskConflictError(p.data.task_id);
+            existing.add(p.data.task_id);
+          }
+        }),
     );
-    const chosen = ready.filter(
-      (_, i) => typeof (items[i]?.request as { task_id?: unknown }).task_id === 'string',
+
+    const store = await this.store();
+    const fresh = ready.filter((p) => !existing.has(p.data.task_id));
+    // The index write rides along with the adds rather than after them.
+    await Promise.all([
+      ...QUEUE_KINDS.map(async (kind) => {
+        const mine = fresh.filter((p) => p.queue === kind);
+        if (mine.length === 0) return;
+        const queue = await this.queue(kind);
+        if (mine.length === 1)
+          await queue.add(mine[0]!.data.task_name, mine[0]!.data, this.jobOptions(mine[0]!));
+        else
+          await queue.addBulk(
+            mine.map((p) => ({ name: p.data.task_name, data: p.data, opts: this.jobOptions(p) })),
+          );
+      }),
+      store.indexTasks(
+        fresh.map((p) => indexEntry(p.queue, p.data)),
+        this.retentionMs,
+      ),
+    ]);
+
+    // Another process may have added the same id between our check and our add: the stored job decides.
+    const created = new Map<string, boolean>();
+    await Promise.all(
+      fresh
+        .filter((p) => p.chosen)
+        .map(async (p) => {
+          const stored = await (await this.queue(p.queue)).getJob(p.data.task_id);
+          if (stored && requestFingerprint(p.queue, stored.data) !== requestFingerprint(p.queue, p.data))
+            throw new TaskConflictError(p.data.task_id);
+          created.set(p.data.task_id, stored?.data.submitted_at === p.data.submitted_at);
+        }),
     );
-    if (chosen.length) {
-      const stored = await Promise.all(chosen.map((p) => queue.getJob(p.data.task_id)));
-      stored.forEach((job, i) => {
-        const p = chosen[i]!;
-        if (job && job.data.fingerprint !== p.data.fingerprint) throw new TaskConflictError(p.data.task_id);
-      });
-    }
-    return ready.map((p) => this.handle(p.data.task_id, kind));
+    return ready.map((p) =>
+      this.handle(
+        p.data.task_id,
+        p.queue,
+        !existing.has(p.data.task_id) && created.get(p.data.task_id) !== false,
+      ),
+    );
   }
 
   private get retentionMs(): number {
@@ -378,9 +428,12 @@ export class AiecsApp {
     for (const entry of entries) {
       if (entry.status !== 'fulfilled') continue;
       entry.value.waiter.abortAll(new Error('the app was closed while waiting'));
-      await entry.value.events.close();
+      await settleWithin(entry.value.events.close(), CLOSE_DEADLINE_MS);
     }
-    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
+    await settleWithin(
+      Promise.allSettled([...this.queues.values()].map((q) => q.close())),
+      CLOSE_DEADLINE_MS,
+    );
     if (this.ownsStore && this.storePromise) {
       const store = await this.storePromise.catch(() => undefined);
       await store?.close();

@@ -1,5 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { Queue, QueueEvents, QueueEventsProducer, Worker } from 'bullmq';
+import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
 import { StoreUnavailableError } from '../core/errors.js';
 import type { IndexedTask, ResolvedStoreOptions, Store, WorkerHeartbeat } from './store.js';
 import { checkNamespace, decodeCursor, encodeCursor, redactUrl } from './store.js';
@@ -246,7 +247,8 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
     async close() {
       if (closed) return;
       closed = true;
-      await Promise.allSettled(clients.map((c) => c.quit()));
+      // quit() waits forever on a client still reconnecting to a Redis that went away.
+      await settleWithin(Promise.allSettled(clients.map((c) => c.quit())), CLOSE_DEADLINE_MS);
       clients.forEach((c) => c.disconnect());
     },
   };

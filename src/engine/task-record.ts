@@ -71,11 +71,15 @@ export function toTaskRecord(job: TaskJob, state: BullState | string, queue: Que
   const envelope = status === TaskStatus.COMPLETED ? (job.returnvalue as ResultEnvelope | null) : null;
   const finished = status !== TaskStatus.PENDING && status !== TaskStatus.RUNNING;
   const maxAttempts = job.opts.attempts ?? 1;
+  // A task cancelled before it ran was only drained by a worker: it never started.
+  const neverRan =
+    status === TaskStatus.CANCELLED && progress !== undefined && progress.seq < SEQ_PER_ATTEMPT;
 
   let attempt = Math.max(1, job.attemptsStarted ?? job.attemptsMade ?? 0);
   if (envelope?.attempt) attempt = envelope.attempt;
   else if (progress?.attempt) attempt = Math.max(attempt, progress.attempt);
   if (status === TaskStatus.PENDING && (job.attemptsStarted ?? 0) === 0) attempt = 0;
+  if (neverRan) attempt = 0;
 
   let error: TaskErrorInfo | null = null;
   if (status === TaskStatus.FAILED || status === TaskStatus.TIMED_OUT || status === TaskStatus.CANCELLED) {
@@ -90,7 +94,7 @@ export function toTaskRecord(job: TaskJob, state: BullState | string, queue: Que
   }
 
   const stored = envelope?.resources ?? progress?.resources;
-  const startedAt = job.processedOn ?? null;
+  const startedAt = neverRan ? null : (job.processedOn ?? null);
   const finishedAt = finished ? (job.finishedOn ?? progress?.timestamp ?? null) : null;
   return {
     task_id: data.task_id,

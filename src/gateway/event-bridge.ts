@@ -1,11 +1,12 @@
 import { EventEmitter } from 'node:events';
 import type { QueueEvents } from 'bullmq';
+import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
 import type { Logger } from '../core/logger.js';
 import type { QueueKind, TaskRecord } from '../core/task.js';
 import { QUEUE_KINDS, TaskStatus, isTerminal } from '../core/task.js';
 import type { AiecsApp } from '../engine/app.js';
 import type { ProgressPayload, ResultEnvelope } from '../engine/task-record.js';
-import { SEQ_PER_ATTEMPT } from '../engine/task-record.js';
+import { SEQ_PER_ATTEMPT, progressPayload } from '../engine/task-record.js';
 import type { Store } from '../engine/store.js';
 
 /** The original's `progress` payload, extended as DESIGN §3 says. */
@@ -51,7 +52,14 @@ interface Meta {
 
 interface Replay {
   events: BridgeEvent[];
-  touched: number;
+  /** Rough size of the events kept: results and deltas are what weigh. */
+  bytes: number;
+}
+
+function weight(event: BridgeEvent): number {
+  if (event.kind === 'stream') return 64 + event.payload.delta.length;
+  const result = event.payload.result;
+  return 256 + (result === undefined || result === null ? 0 : JSON.stringify(result).length);
 }
 
 export interface BridgeOptions {
@@ -59,6 +67,8 @@ export interface BridgeOptions {
   replayPerTask?: number;
   /** Tasks whose events are kept. */
   replayTasks?: number;
+  /** Bytes kept for replay over all tasks; the oldest tasks go first. */
+  replayBytes?: number;
 }
 
 /**
@@ -73,6 +83,8 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
   private readonly chains = new Map<string, Promise<void>>();
   private readonly replayPerTask: number;
   private readonly replayTasks: number;
+  private readonly replayBytes: number;
+  private replayTotal = 0;
 
   constructor(
     private readonly app: AiecsApp,
@@ -83,6 +95,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     super();
     this.replayPerTask = options.replayPerTask ?? 2_000;
     this.replayTasks = options.replayTasks ?? 20_000;
+    this.replayBytes = options.replayBytes ?? 64 * 1024 * 1024;
   }
 
   async start(): Promise<void> {
@@ -198,7 +211,8 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
 
   private async onActive(taskId: string, queue: QueueKind): Promise<void> {
     const meta = await this.metaFor(taskId, queue);
-    if (!meta) return;
+    // A task cancelled before it ran is still taken (and dropped) by a worker: it stays cancelled.
+    if (!meta || meta.terminalSent) return;
     // Read late, the record may already count the attempt this event starts.
     meta.activeSeen += 1;
     meta.attempt = meta.activeSeen === 1 ? Math.max(1, meta.fetchedAttempt) : meta.attempt + 1;
@@ -278,17 +292,31 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
   private publish(event: BridgeEvent): void {
     let replay = this.replay.get(event.taskId);
     if (!replay) {
-      replay = { events: [], touched: Date.now() };
+      replay = { events: [], bytes: 0 };
       this.replay.set(event.taskId, replay);
-      if (this.replay.size > this.replayTasks) {
-        const oldest = this.replay.keys().next().value;
-        if (oldest !== undefined) this.replay.delete(oldest);
+    }
+    const size = weight(event);
+    replay.events.push(event);
+    replay.bytes += size;
+    this.replayTotal += size;
+    if (replay.events.length > this.replayPerTask) {
+      for (const dropped of replay.events.splice(0, replay.events.length - this.replayPerTask)) {
+        const w = weight(dropped);
+        replay.bytes -= w;
+        this.replayTotal -= w;
       }
     }
-    replay.events.push(event);
-    replay.touched = Date.now();
-    if (replay.events.length > this.replayPerTask)
-      replay.events.splice(0, replay.events.length - this.replayPerTask);
+    // Bounded by tasks and by bytes: the oldest tasks' histories go first (a client that needs
+    // them gets the record's snapshot instead).
+    while (
+      this.replay.size > this.replayTasks ||
+      (this.replayTotal > this.replayBytes && this.replay.size > 1)
+    ) {
+      const oldest = this.replay.keys().next().value;
+      if (oldest === undefined || oldest === event.taskId) break;
+      this.replayTotal -= this.replay.get(oldest)?.bytes ?? 0;
+      this.replay.delete(oldest);
+    }
     this.emit('event', event);
   }
 
@@ -312,6 +340,8 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
       terminalSent: false,
     };
     const fields = recordFields(record);
+    // A terminal event keeps the seq it went out with live, so a client never gets it twice.
+    if (isTerminal(record.status)) fields.seq = (await this.terminalSeq(record)) ?? fields.seq;
     if (fields.seq <= afterSeq) return after;
     const snapshot: BridgeEvent = {
       kind: 'progress',
@@ -323,8 +353,20 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     return [snapshot, ...after.filter((e) => e.seq > fields.seq)];
   }
 
+  /** The seq a terminal record was announced with live (the worker's own), when the store has it. */
+  private async terminalSeq(record: TaskRecord): Promise<number | undefined> {
+    const job = await (await this.app.queue(record.queue)).getJob(record.task_id);
+    if (!job) return undefined;
+    if (record.status === TaskStatus.COMPLETED) {
+      const envelope = job.returnvalue as ResultEnvelope | null | undefined;
+      return typeof envelope?.seq === 'number' ? envelope.seq : undefined;
+    }
+    const last = progressPayload(job);
+    return last?.status === record.status ? last.seq : undefined;
+  }
+
   async close(): Promise<void> {
-    await Promise.allSettled(this.events.map((e) => e.close()));
+    await settleWithin(Promise.allSettled(this.events.map((e) => e.close())), CLOSE_DEADLINE_MS);
     this.removeAllListeners();
   }
 }

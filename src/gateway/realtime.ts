@@ -87,10 +87,14 @@ export class Realtime {
     const data = socket.data as SocketData;
     void socket.join(userRoom(data.principal.userId));
     // Every client message spends a token; a client that keeps flooding is let go.
-    socket.use((_packet, next) => {
+    socket.use((packet, next) => {
       if (data.bucket.take()) return next();
       data.refused += 1;
-      socket.emit('error', { code: 'RATE_LIMITED', message: 'too many messages; slow down' });
+      const error = { code: 'RATE_LIMITED', message: 'too many messages; slow down' };
+      // A refused request still gets its answer, or a client awaiting the ack would wait forever.
+      const ack = packet[packet.length - 1] as unknown;
+      if (typeof ack === 'function') (ack as Ack)({ ok: false, error });
+      else socket.emit('error', error);
       if (data.refused > this.options.messagesPerSecond * 10) socket.disconnect(true);
     });
     socket.on('ping', (...args: unknown[]) => {
@@ -146,12 +150,20 @@ export class Realtime {
   private dropSlowClients(): void {
     for (const socket of this.io.sockets.sockets.values()) {
       const conn = socket.conn as unknown as {
-        writeBuffer?: unknown[];
-        transport?: { socket?: { bufferedAmount?: number; _socket?: { writableLength?: number } } };
+        writeBuffer?: Array<{ data?: unknown }>;
+        transport?: { socket?: { bufferedAmount?: number } };
       };
-      const packets = conn.writeBuffer?.length ?? 0;
-      const ws = conn.transport?.socket;
-      const bytes = (ws?.bufferedAmount ?? 0) + (ws?._socket?.writableLength ?? 0);
+      const queued = conn.writeBuffer ?? [];
+      const packets = queued.length;
+      // The backlog sits mostly in engine.io's queue (it hands the socket one batch at a time and
+      // waits for it to drain), so count those packets' bytes as well as the socket's own buffer
+      // (ws's bufferedAmount already includes the TCP socket's writableLength).
+      let bytes = conn.transport?.socket?.bufferedAmount ?? 0;
+      for (const packet of queued) {
+        const data = packet.data;
+        bytes +=
+          typeof data === 'string' ? data.length : ((data as { byteLength?: number })?.byteLength ?? 0);
+      }
       if (packets > this.options.maxBufferedPackets || bytes > this.options.maxBufferedBytes) {
         this.logger.warn(
           { user_id: (socket.data as SocketData).principal.userId, packets, bytes },

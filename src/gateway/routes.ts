@@ -7,7 +7,7 @@ import {
   ValidationError,
 } from '../core/errors.js';
 import type { QueueKind, TaskRecord, WireSubmitOptions } from '../core/task.js';
-import { prepareSubmission, taskIdSchema } from '../core/task.js';
+import { taskIdSchema } from '../core/task.js';
 import type { AiecsApp } from '../engine/app.js';
 import type { Store } from '../engine/store.js';
 import type { ServiceDescription } from '../registry/registry.js';
@@ -92,6 +92,13 @@ class ServiceCatalog {
   }
 }
 
+/** A record as clients see it: never a stack trace (it shows the server's code and paths). */
+function publicRecord(record: TaskRecord): TaskRecord {
+  if (!record.error?.stack) return record;
+  const { stack: _stack, ...error } = record.error;
+  return { ...record, error };
+}
+
 export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void {
   const { app, store, verify, limiter } = deps;
   const catalog = new ServiceCatalog(store);
@@ -164,30 +171,21 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
         const issues = [];
         for (const [i, raw] of tasks.entries()) {
           try {
-            const one = await admit(raw, who, `tasks[${i}]`);
-            // Dry run of the engine's own checks, so nothing is queued unless everything would be.
-            prepareSubmission(one.queue, one.request, one.options, app.config.maxInputBytes);
-            admitted.push(one);
+            admitted.push(await admit(raw, who, `tasks[${i}]`));
           } catch (error) {
             if (!(error instanceof ValidationError)) throw error;
             issues.push(...error.issues);
           }
         }
         if (issues.length) throw new ValidationError(issues, 'invalid batch');
-        const results: Array<{ task_id: string; status: string; queue: QueueKind }> = [];
-        for (const queue of ['fast_tasks', 'heavy_tasks'] as const) {
-          const items = admitted
-            .filter((a) => a.queue === queue)
-            .map((a) => ({ request: a.request, options: a.options }));
-          if (items.length === 0) continue;
-          const handles = await app.submitBulkWire(queue, items);
-          results.push(...handles.map((h) => ({ task_id: h.id, status: 'pending', queue })));
-        }
+        // The engine checks every item, repeated ids and conflicts before it queues anything.
+        const handles = await app.submitManyWire(admitted, (i) => `tasks[${i}]`);
+        const results = handles.map((h) => ({ task_id: h.id, status: 'pending', queue: h.queue }));
         return reply.code(202).send({ tasks: results });
       });
 
       api.get('/tasks/:id', async (request) =>
-        visible((request.params as { id: string }).id, principal(request)),
+        publicRecord(await visible((request.params as { id: string }).id, principal(request))),
       );
 
       api.post('/tasks/:id/cancel', async (request) => {
@@ -202,12 +200,13 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
           throw new ForbiddenError("only admins may list other users' tasks");
         }
         const userId = who.admin ? query.user_id : who.userId;
-        return app.listTasks(userId, {
+        const page = await app.listTasks(userId, {
           limit: query.limit,
           ...(query.cursor !== undefined ? { cursor: query.cursor } : {}),
           ...(query.status !== undefined ? { status: query.status } : {}),
           ...(query.task_name !== undefined ? { taskName: query.task_name } : {}),
         });
+        return { ...page, tasks: page.tasks.map(publicRecord) };
       });
 
       api.get('/services', async () => ({ services: await catalog.list() }));

@@ -52,11 +52,9 @@ export class Gateway {
       void reply.code(status).send(body);
     });
     this.fastify.setNotFoundHandler((request, reply) => {
-      void reply
-        .code(404)
-        .send({
-          error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}`, details: {} },
-        });
+      void reply.code(404).send({
+        error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}`, details: {} },
+      });
     });
     this.fastify.addHook('onRequest', async (request, reply) => {
       const origin = request.headers.origin;

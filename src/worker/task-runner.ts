@@ -82,7 +82,13 @@ export function createTaskProcessor(deps: RunnerDeps) {
       throw new UnrecoverableError(`${error.code} ${error.type}: ${error.message}`);
     };
 
-    if (progressPayload(job)?.status === TaskStatus.CANCELLED || cancels.wasCancelled(data.task_id)) {
+    if (progressPayload(job)?.status === TaskStatus.CANCELLED) {
+      // The caller's marker is the task's last word: it never ran, so nothing is rewritten.
+      reporter.close();
+      deps.onFinished?.(false);
+      throw new UnrecoverableError('E004 TaskCancelledError: cancelled before it ran');
+    }
+    if (cancels.wasCancelled(data.task_id)) {
       return finishFailed(
         TaskStatus.CANCELLED,
         info(new TaskCancelledError(data.task_id, 'cancelled before it ran')),

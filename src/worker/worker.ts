@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { QueueEventsProducer, Worker } from 'bullmq';
 import type { AiecsConfig, WorkerSettings } from '../core/config.js';
 import { loadConfig } from '../core/config.js';
+import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
 import type { Logger } from '../core/logger.js';
 import { createLogger } from '../core/logger.js';
 import { VERSION } from '../core/version.js';
@@ -200,7 +201,7 @@ export class AiecsWorker {
         await draining;
       }
       await Promise.all([...this.executors.values()].map((e) => e.close()));
-      await Promise.allSettled(this.producers.map((p) => p.close()));
+      await settleWithin(Promise.allSettled(this.producers.map((p) => p.close())), CLOSE_DEADLINE_MS);
       await this.unsubscribe?.();
       await this.store?.removeHeartbeat(this.id).catch(() => undefined);
       if (!this.options.store) await this.store?.close();

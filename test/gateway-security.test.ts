@@ -1,0 +1,251 @@
+// The gateway under hostile or broken clients: foreign origins, oversized messages, floods of
+// messages, and a client that stops reading while its tasks push a lot.
+import type { Socket as TcpSocket } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  GATEWAY_KINDS,
+  GatewayEnv,
+  api,
+  probe,
+  request,
+  sleep,
+  token,
+  tryConnect,
+  uid,
+  until,
+  type Client,
+} from './gateway-harness.js';
+
+/**
+ * Bytes the process holds after a full garbage collection. (rss in this one process also counts
+ * every transient copy made by the test's own requests, worker and store, so it says little.)
+ */
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+function retainedBytes(): number {
+  gc();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.external;
+}
+
+const ALLOWED = 'http://app.example';
+const ALSO_ALLOWED = 'http://localhost:3000';
+const EVIL = 'http://evil.example';
+
+/** The TCP socket under a socket.io-client websocket connection. */
+function tcpOf(client: Client): TcpSocket {
+  const transport = client.socket.io.engine.transport as unknown as { ws?: { _socket?: TcpSocket } };
+  const tcp = transport.ws?._socket;
+  if (!tcp) throw new Error('client is not on a websocket transport');
+  return tcp;
+}
+
+/** The gateway still serves HTTP and sockets. */
+async function expectAlive(ge: GatewayEnv, url = ge.url): Promise<void> {
+  expect((await request(url, '/healthz')).status).toBe(200);
+  const user = uid('bystander');
+  const c = await ge.client(user, { url });
+  expect(await c.emitWithAck('ping')).toBe('pong');
+  const res = await api(url, await token(user)).submit(probe('echo', { alive: true }));
+  expect(res.status).toBe(202);
+  await c.waitTerminal([res.body.task_id]);
+  expect(c.terminal(res.body.task_id)).toMatchObject({
+    status: 'completed',
+    result: { echo: { alive: true } },
+  });
+  c.close();
+}
+
+describe.each(GATEWAY_KINDS)('gateway against hostile clients on %s', (kind) => {
+  let ge: GatewayEnv;
+  beforeAll(async () => {
+    ge = await GatewayEnv.create(kind, { CORS_ALLOWED_ORIGINS: `${ALLOWED},${ALSO_ALLOWED}` });
+  });
+  afterAll(async () => {
+    await ge?.cleanup();
+  });
+
+  it('refuses HTTP requests from an origin not in CORS_ALLOWED_ORIGINS and echoes allowed ones', async () => {
+    const tok = await token(uid('cors'));
+    for (const path of ['/healthz', '/api/tasks']) {
+      const refused = await request(ge.url, path, { token: tok, headers: { origin: EVIL } });
+      expect(refused.status, path).toBe(403);
+      expect(refused.headers.get('access-control-allow-origin'), path).toBeNull();
+      expect(refused.body.error.code).toBe('FORBIDDEN');
+    }
+    const post = await request(ge.url, '/api/tasks', {
+      token: tok,
+      headers: { origin: EVIL },
+      body: probe('echo'),
+    });
+    expect(post.status).toBe(403);
+
+    for (const origin of [ALLOWED, ALSO_ALLOWED]) {
+      const ok = await request(ge.url, '/api/tasks', { token: tok, headers: { origin } });
+      expect(ok.status).toBe(200);
+      expect(ok.headers.get('access-control-allow-origin')).toBe(origin);
+      expect(ok.headers.get('vary')).toMatch(/origin/i);
+    }
+    // Preflight.
+    const preflight = await request(ge.url, '/api/tasks', {
+      method: 'OPTIONS',
+      headers: {
+        origin: ALLOWED,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization,content-type',
+      },
+    });
+    expect([200, 204]).toContain(preflight.status);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe(ALLOWED);
+    expect(preflight.headers.get('access-control-allow-methods')).toMatch(/POST/);
+    expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase()).toMatch(/authorization/);
+    expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase()).toMatch(/content-type/);
+    const badPreflight = await request(ge.url, '/api/tasks', {
+      method: 'OPTIONS',
+      headers: { origin: EVIL, 'access-control-request-method': 'POST' },
+    });
+    expect(badPreflight.status).toBe(403);
+    expect(badPreflight.headers.get('access-control-allow-origin')).toBeNull();
+    // Never a wildcard, whatever the origin.
+    const plain = await request(ge.url, '/healthz');
+    expect(plain.headers.get('access-control-allow-origin')).not.toBe('*');
+  });
+
+  it('refuses socket.io connections from a foreign origin, over websocket and polling', async () => {
+    const tok = await token(uid('wscors'));
+    for (const transports of [['websocket'], ['polling']]) {
+      const refused = await tryConnect(ge.url, tok, { transports, extraHeaders: { origin: EVIL } });
+      expect(refused.client, transports[0]).toBeUndefined();
+      expect(refused.error, transports[0]).toBeDefined();
+      const allowed = await tryConnect(ge.url, tok, { transports, extraHeaders: { origin: ALLOWED } });
+      expect(allowed.error, transports[0]).toBeUndefined();
+      expect(await allowed.client!.emitWithAck('ping')).toBe('pong');
+      allowed.client!.close();
+    }
+    // A polling handshake from a foreign origin gets no CORS grant either.
+    const handshake = await request(ge.url, '/socket.io/?EIO=4&transport=polling', {
+      headers: { origin: EVIL },
+    });
+    expect(handshake.status).toBeGreaterThanOrEqual(400);
+    expect(handshake.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('disconnects a client that sends a message over AIECS_WS_MAX_MESSAGE_BYTES and keeps serving others', async () => {
+    const limit = ge.env.config.gateway.wsMaxMessageBytes;
+    const user = uid('big');
+    const other = await ge.client(uid('other'));
+    for (const transports of [['websocket'], ['polling']]) {
+      const c = await ge.client(user, { transports });
+      // A message under the limit is fine.
+      expect(await c.subscribe(`small-${'x'.repeat(64)}`)).toMatchObject({ ok: false });
+      c.socket.emit('subscribe', { task_id: 'x'.repeat(limit + 1024) });
+      await until(async () => c.disconnectReason !== undefined, 20_000, 'the oversized sender to be dropped');
+      expect(c.connected).toBe(false);
+    }
+    expect(other.connected).toBe(true);
+    expect(await other.emitWithAck('ping')).toBe('pong');
+    await expectAlive(ge);
+  });
+
+  it('rate-limits a flood of subscribe messages, then disconnects the flooder; the server stays up', async () => {
+    const user = uid('flood');
+    const a = await ge.api(user);
+    const id = (await a.submit(probe('echo'))).body.task_id as string;
+    await a.settled(id);
+    const other = await ge.client(uid('calm'));
+    const c = await ge.client(user);
+    const acks: Array<{ ok?: boolean; error?: { code?: string } }> = [];
+    // Half the messages want an answer (they get a refusal), half do not (an `error` event instead).
+    for (let i = 0; i < 2000; i++) {
+      if (i % 2)
+        c.socket.emit('subscribe', { task_id: id, after_seq: -1 }, (r: (typeof acks)[0]) => acks.push(r));
+      else c.socket.emit('subscribe', { task_id: id, after_seq: -1 });
+    }
+    await until(async () => c.disconnectReason !== undefined, 30_000, 'the flooder to be dropped');
+    expect(c.disconnectReason).toBe('io server disconnect');
+    expect(c.errors.filter((e) => e.code === 'RATE_LIMITED').length).toBeGreaterThan(0);
+    expect(acks.filter((a) => a.error?.code === 'RATE_LIMITED').length).toBeGreaterThan(0);
+    // Far from all were served.
+    expect(acks.filter((a) => a.ok).length).toBeLessThan(100);
+    expect(other.connected).toBe(true);
+    expect(await other.emitWithAck('ping')).toBe('pong');
+    await expectAlive(ge);
+  });
+
+  it('drops a client that stops reading, with bounded memory, and the client catches up by replay', async () => {
+    const g = await ge.addGateway({
+      CORS_ALLOWED_ORIGINS: ALLOWED,
+      AIECS_WS_MAX_BUFFERED_PACKETS: '100',
+      AIECS_WS_MAX_BUFFERED_BYTES: String(1024 * 1024),
+    });
+    const user = uid('stalled');
+    const a = api(g.url, await token(user));
+    // The watcher reads everything, on the other gateway (every gateway relays every event).
+    const watcher = await ge.client(user);
+    const slow = await ge.client(user, { url: g.url });
+    expect(g.gateway.connections).toBe(1);
+    const before = retainedBytes();
+    try {
+      const tcp = tcpOf(slow);
+      tcp.pause();
+      // Each completed event carries its 256 KiB result: 8 MiB in all, more than socket buffers hold.
+      const blob = 'x'.repeat(256 * 1024);
+      const ids: string[] = [];
+      for (let i = 0; i < 32; i++) {
+        const res = await a.submit(probe('echo', { i, blob }));
+        expect(res.status).toBe(202);
+        ids.push(res.body.task_id);
+      }
+      await until(async () => g.gateway.connections === 0, 60_000, 'the stalled client to be dropped');
+      await watcher.waitTerminal(ids, 60_000);
+      expect(watcher.connected).toBe(true);
+      // What the process keeps (the replay buffer holds the 8 MiB of results on purpose) stays far
+      // below a generous bound; the dropped client's backlog is gone.
+      const grown = retainedBytes() - before;
+      expect(grown).toBeLessThan(200 * 1024 * 1024);
+
+      // Back to reading: it learns it was dropped, reconnects and replays what it missed.
+      tcp.resume();
+      await until(
+        async () => slow.disconnectReason !== undefined,
+        60_000,
+        'the stalled client to see the close',
+      );
+      // Let go by the gateway (engine.io's heartbeat timeout would close without a word, later).
+      expect(slow.disconnectReason).toBe('io server disconnect');
+      const seen = new Map<string, number>();
+      for (const r of slow.log)
+        seen.set(r.payload.task_id, Math.max(seen.get(r.payload.task_id) ?? -1, r.payload.seq));
+      expect(ids.filter((id) => slow.terminal(id)).length).toBeLessThan(ids.length);
+      const back = await ge.client(user, { url: g.url });
+      for (const id of ids) {
+        // A client catching up on many tasks paces itself when told to slow down.
+        const ack = await until(
+          async () => {
+            const reply = await back.subscribe(id, seen.get(id) ?? -1);
+            if (reply.error?.code === 'RATE_LIMITED') return sleep(100).then(() => undefined);
+            return reply;
+          },
+          30_000,
+          'subscribe',
+        );
+        expect(ack.ok).toBe(true);
+      }
+      await back.waitTerminal(ids.filter((id) => !slow.terminal(id)));
+      for (const id of ids) {
+        const union = new Set([...slow.of(id), ...back.of(id)].map((r) => `${r.kind}/${r.payload.seq}`));
+        // The snapshot of a task first seen on replay stands in for the events before it.
+        const terminal = slow.terminal(id) ?? back.terminal(id);
+        expect(terminal, id).toMatchObject({ status: 'completed', result: { echo: { i: ids.indexOf(id) } } });
+        expect(union.has(`progress/${terminal!.seq}`)).toBe(true);
+        expect(back.of(id).filter((r) => r.payload.seq <= (seen.get(id) ?? -1))).toEqual([]);
+      }
+      expect(back.connected).toBe(true);
+    } finally {
+      slow.close();
+    }
+    await expectAlive(ge, g.url);
+  });
+});
