@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { ValidationError } from './errors.js';
+import { prepareSubmission, requestFingerprint, taskRequestSchema } from './task.js';
+
+const MiB = 1024 * 1024;
+
+describe('prepareSubmission', () => {
+  // The fast path for common requests must give exactly what the schema gives.
+  it.each([
+    { task_name: 'analyze_text', user_id: 'u', mode: 'chat', service: 'text_analyzer' },
+    {
+      task_name: 'a',
+      user_id: 'u'.repeat(256),
+      mode: 'm.x',
+      service: 's-1',
+      step: 3,
+      input_data: { a: [1] },
+      context: { x: null },
+    },
+    { task_name: '_x', user_id: 'u', mode: 'M', service: 'S', input_data: {}, context: {} },
+    { task_name: 'x', user_id: 'u', mode: 'm', service: 's', task_id: 'id-1' },
+  ])('matches the schema for %j', (request) => {
+    const {
+      task_id: _t,
+      submitted_at: _s,
+      options: _o,
+      ...data
+    } = prepareSubmission('fast_tasks', request, undefined, MiB).data;
+    const { task_id: _id, ...parsed } = taskRequestSchema.parse(request);
+    expect(data).toEqual(parsed);
+  });
+
+  it.each([
+    [{ task_name: '1x', user_id: 'u', mode: 'm', service: 's' }, 'task_name'],
+    [{ task_name: 'x'.repeat(129), user_id: 'u', mode: 'm', service: 's' }, 'task_name'],
+    [{ task_name: 'x', user_id: '', mode: 'm', service: 's' }, 'user_id'],
+    [{ task_name: 'x', user_id: 'u', mode: 'm', service: 's', step: 1.5 }, 'step'],
+    [{ task_name: 'x', user_id: 'u', mode: 'm', service: 's', input_data: [] }, 'input_data'],
+    [{ task_name: 'x', user_id: 'u', mode: 'm', service: 's', extra: 1 }, '(root)'],
+    [{ task_name: 'x', user_id: 'u', mode: 'm', service: 's', task_id: '42' }, 'task_id'],
+  ])('refuses %j naming %s', (request, field) => {
+    const error = (() => {
+      try {
+        prepareSubmission('fast_tasks', request, undefined, MiB);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(ValidationError);
+    expect((error as ValidationError).issues.map((i) => i.field)).toContain(field);
+  });
+});
+
+describe('requestFingerprint', () => {
+  it('ignores key order and tells different requests apart', () => {
+    const a = prepareSubmission(
+      'fast_tasks',
+      { task_name: 'x', user_id: 'u', mode: 'm', service: 's', input_data: { a: 1, b: { c: 2, d: 3 } } },
+      undefined,
+      MiB,
+    ).data;
+    const b = { ...a, input_data: { b: { d: 3, c: 2 }, a: 1 } };
+    expect(requestFingerprint('fast_tasks', a)).toBe(requestFingerprint('fast_tasks', b));
+    expect(requestFingerprint('fast_tasks', a)).not.toBe(requestFingerprint('heavy_tasks', a));
+    expect(requestFingerprint('fast_tasks', a)).not.toBe(
+      requestFingerprint('fast_tasks', { ...a, input_data: { a: 2 } }),
+    );
+  });
+});
