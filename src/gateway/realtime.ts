@@ -74,9 +74,15 @@ export class Realtime {
       );
     });
     this.io.on('connection', (socket) => this.onConnection(socket));
+    const rooms = this.io.sockets.adapter.rooms;
     this.onEvent = (event) => {
-      const rooms = [userRoom(event.userId), taskRoom(event.taskId)];
-      this.io.to(rooms).emit(event.kind, event.payload);
+      // A task room has members only when an admin follows someone else's task; a union of two
+      // rooms costs a set per event, so it is built only then.
+      const task = taskRoom(event.taskId);
+      const target = rooms.has(task)
+        ? this.io.to([userRoom(event.userId), task])
+        : this.io.to(userRoom(event.userId));
+      target.emit(event.kind, event.payload);
     };
     bridge.on('event', this.onEvent);
     this.sweep = setInterval(() => this.dropSlowClients(), 250);
