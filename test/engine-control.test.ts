@@ -10,15 +10,7 @@ import {
 } from '../src/core/errors.js';
 import type { QueueKind, TaskRequest } from '../src/core/task.js';
 import type { AiecsApp } from '../src/engine/app.js';
-import { STORE_KINDS, TestEnv, until } from './harness.js';
-
-const probe = (taskName: string, inputData: Record<string, unknown> = {}): TaskRequest => ({
-  taskName,
-  userId: 'user-1',
-  mode: 'test',
-  service: 'probe',
-  inputData,
-});
+import { STORE_KINDS, TestEnv, until, probe } from './harness.js';
 
 const submit = (app: AiecsApp, queue: QueueKind, request: TaskRequest, options = {}) =>
   queue === 'fast_tasks'

@@ -7,20 +7,7 @@ import {
   ValidationError,
 } from '../src/core/errors.js';
 import type { TaskRequest } from '../src/core/task.js';
-import { STORE_KINDS, TestEnv, sleep, until } from './harness.js';
-
-const probe = (
-  taskName: string,
-  inputData: Record<string, unknown> = {},
-  extra: Partial<TaskRequest> = {},
-): TaskRequest => ({
-  taskName,
-  userId: 'user-1',
-  mode: 'test',
-  service: 'probe',
-  inputData,
-  ...extra,
-});
+import { STORE_KINDS, TestEnv, sleep, until, probe } from './harness.js';
 
 describe.each(STORE_KINDS)('task lifecycle on %s', (kind) => {
   let env: TestEnv;

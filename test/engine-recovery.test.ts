@@ -5,18 +5,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TaskFailedError } from '../src/core/errors.js';
-import type { TaskRecord, TaskRequest } from '../src/core/task.js';
-import { STORE_KINDS, TEST_ENV, TestEnv, sleep, until } from './harness.js';
+import type { TaskRecord } from '../src/core/task.js';
+import { STORE_KINDS, TEST_ENV, TestEnv, sleep, until, probe } from './harness.js';
 
 const EMBEDDED_PROCESS = fileURLToPath(new URL('./fixtures/embedded-process.mjs', import.meta.url));
-
-const probe = (taskName: string, inputData: Record<string, unknown> = {}): TaskRequest => ({
-  taskName,
-  userId: 'user-1',
-  mode: 'test',
-  service: 'probe',
-  inputData,
-});
 
 /** Lines the probe's `sleep` wrote: `start <task> <pid>` / `finish <task> <pid>`. */
 function runs(log: string): Array<{ event: string; pid: number }> {

@@ -2,7 +2,6 @@
 // accepted whole or not at all, listing with cursors and filters, the catalog, health and OpenAPI.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +25,7 @@ import {
   until,
 } from './gateway-harness.js';
 import { testConfig } from './harness.js';
+import { freePort } from './net.js';
 
 const MiB = 1024 * 1024;
 
@@ -416,18 +416,6 @@ describe.each(GATEWAY_KINDS)('gateway HTTP API on %s', (kind) => {
     for (const text of responseBodies) expectNoStack(text);
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
 
 const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 

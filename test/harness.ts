@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { loadConfig, type AiecsConfig } from '../src/core/config.js';
+import type { TaskRequest } from '../src/core/task.js';
 import { silentLogger } from '../src/core/logger.js';
 import { AiecsApp } from '../src/engine/app.js';
 import { openStore, type Store, type StoreKind } from '../src/engine/store.js';
@@ -161,6 +162,20 @@ export class TestEnv {
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** A request for the probe services (test/fixtures/probe-services.mjs). */
+export const probe = (
+  taskName: string,
+  inputData: Record<string, unknown> = {},
+  extra: Partial<TaskRequest> = {},
+): TaskRequest => ({
+  taskName,
+  userId: 'user-1',
+  mode: 'test',
+  service: 'probe',
+  inputData,
+  ...extra,
+});
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,15 +9,7 @@ import { AiecsApp } from '../src/engine/app.js';
 import { openStore } from '../src/engine/store.js';
 import { AiecsWorker } from '../src/worker/worker.js';
 import { PROBE_SERVICES, testConfig, until } from './harness.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from './net.js';
 
 /** A redis-server of this test's own, so it can be stopped and started again on the same port. */
 class OwnRedis {

@@ -2,7 +2,7 @@
  * `npm run bench`: the same workloads through aiecs and through raw BullMQ on the same store in one
  * run, with their ratio. The machine may be shared and noisy, so only ratios within one run count.
  *
- *   npm run bench [-- --json] [-- --quick] [-- --only redis,embedded,latency,io,rss,startup,fanout]
+ *   npm run bench [-- --json] [-- --quick] [-- --only redis,embedded,latency,io,rss,startup,fanout,llm]
  *
  * Tables go to stdout, progress to stderr; with --json the last stdout line is one JSON object.
  * Everything talks to 127.0.0.1 only, and every child process and temp dir is removed at the end,
@@ -11,14 +11,15 @@
 import { upStartup, workerIdleRss } from './children.js';
 import { fanout, fanoutProblems } from './fanout.js';
 import { killEverything, killEverythingAndWait } from './lifecycle.js';
+import { llm, llmProblems } from './llm.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 import { figures, renderTables, type Results } from './report.js';
 import { registerBenchServices } from './targets.js';
 import { ioWall, latency, throughput } from './workloads.js';
 
-const SECTIONS = ['redis', 'embedded', 'latency', 'io', 'rss', 'startup', 'fanout'] as const;
+const SECTIONS = ['redis', 'embedded', 'latency', 'io', 'rss', 'startup', 'fanout', 'llm'] as const;
 type Section = (typeof SECTIONS)[number];
-const NEEDS_REDIS: ReadonlySet<Section> = new Set(['redis', 'latency', 'io', 'rss', 'fanout']);
+const NEEDS_REDIS: ReadonlySet<Section> = new Set(['redis', 'latency', 'io', 'rss', 'fanout', 'llm']);
 
 interface Options {
   json: boolean;
@@ -55,8 +56,8 @@ function parseArgs(argv: string[]): Options {
 /** Task counts: full runs as specified, --quick for a smoke run that still exercises every path. */
 function sizes(quick: boolean) {
   return quick
-    ? { redis: 1_000, embedded: 500, latency: 100, io: 200, fanout: 200, rounds: 2 }
-    : { redis: 10_000, embedded: 3_000, latency: 500, io: 2_000, fanout: 2_000, rounds: 2 };
+    ? { redis: 1_000, embedded: 500, latency: 100, io: 200, fanout: 200, llm: 200, rounds: 2 }
+    : { redis: 10_000, embedded: 3_000, latency: 500, io: 2_000, fanout: 2_000, llm: 2_000, rounds: 2 };
 }
 
 const IO_WAIT_MS = 500;
@@ -96,6 +97,12 @@ async function run(options: Options): Promise<number> {
         results.fanout = await fanout(url, n.fanout, progress);
         // Its figures are kept for the table, but lost or misdelivered events fail the section.
         const problems = fanoutProblems(results.fanout);
+        if (problems.length) throw new Error(problems.join('; '));
+      },
+      llm: async () => {
+        results.llm = await llm(url, n.llm, progress);
+        // Failed tasks or lost stream deltas fail the section; its figures still go in the table.
+        const problems = llmProblems(results.llm);
         if (problems.length) throw new Error(problems.join('; '));
       },
     };

@@ -5,6 +5,7 @@
 import { availableParallelism } from 'node:os';
 import type { RssResult, StartupResult } from './children.js';
 import type { FanoutResult } from './fanout.js';
+import type { LlmResult } from './llm.js';
 import { meets, ratio, round } from './stats.js';
 import type { IoResult, LatencyResult, ThroughputResult } from './workloads.js';
 
@@ -17,6 +18,7 @@ export interface Results {
   rss?: RssResult;
   startup?: StartupResult;
   fanout?: FanoutResult;
+  llm?: LlmResult;
 }
 
 /**
@@ -33,6 +35,9 @@ export const GOALS = {
   fanoutEventsPerS: { atLeast: 10_000 },
   fanoutRssMb: { atMost: 300 },
   fanoutMissing: { atMost: 0 },
+  // Issue 4, judged at 2,000 tasks: 2,000 llm_chat tasks x 500 ms x 50 streamed tokens in under 5 s.
+  llmTasks: 2_000,
+  llmWallS: { below: 5 },
 } as const;
 
 type Cell = string | number | undefined;
@@ -169,7 +174,35 @@ export function renderTables(results: Results): string {
     );
   }
   if (results.fanout) parts.push(fanoutTable(results.fanout));
+  if (results.llm) parts.push(llmTable(results.llm));
   return parts.join('\n\n');
+}
+
+function llmTable(r: LlmResult): string {
+  // Below the goal's size the wall time says little; it is judged at 2,000 tasks only.
+  const full = r.count >= GOALS.llmTasks;
+  const wall = round(r.wallS, 2);
+  return table(
+    `LLM tasks (${fmt(r.count)} chat/llm_chat tasks, fake OpenAI ${r.replyMs} ms x ${r.tokensPerTask} streamed tokens,` +
+      ` one worker${full ? '' : '; wall goal judged at 2,000 tasks only'})`,
+    ['', 'aiecs', 'goal', ''],
+    [
+      ['wall s', fmt(wall, 2), '< 5 s', full ? verdict(meets(wall, GOALS.llmWallS)) : ''],
+      ['tasks/s', fmt(r.tasksPerS), '', ''],
+      ['completed / failed', `${fmt(r.completed)} / ${fmt(r.failed)}`, '0 failed', verdict(r.failed === 0)],
+      ['stream events delivered', fmt(r.streamChunks), '', ''],
+      [
+        'tokens delivered',
+        `${fmt(r.tokensDelivered)} of ${fmt(r.tokensExpected)}`,
+        'all',
+        verdict(r.tokensDelivered === r.tokensExpected),
+      ],
+      ['worker RSS MB, peak', fmt(r.rssPeakMb, 1), '', ''],
+      ['worker RSS MB, idle / after', `${fmt(r.rssIdleMb, 1)} / ${fmt(r.rssAfterMb, 1)}`, '', ''],
+      ['worker CPU, % of one core', fmt(100 * r.workerCpuShare), '', ''],
+      ['provider requests / max at once', `${fmt(r.providerRequests)} / ${fmt(r.providerMaxInFlight)}`, '', ''],
+    ],
+  );
 }
 
 function fanoutTable(f: FanoutResult): string {
@@ -202,7 +235,7 @@ function fanoutTable(f: FanoutResult): string {
 /** The named figures, rounded to what the noise allows; sections that did not run are left out. */
 export function figures(results: Results): Record<string, number | string | boolean> {
   const out: Record<string, number | string | boolean | undefined> = {};
-  const { redis, embedded, latency, io, rss, startup, fanout } = results;
+  const { redis, embedded, latency, io, rss, startup, fanout, llm } = results;
   if (redis) {
     out.redis_aiecs_jobs_s = round(redis.aiecs);
     out.redis_bullmq_jobs_s = round(redis.bullmq);
@@ -240,6 +273,14 @@ export function figures(results: Results): Record<string, number | string | bool
     out.fanout_gateway_rss_mb = round(fanout.rssPeakMb, 1);
     out.fanout_missing_events = fanout.missing;
     out.fanout_isolation_violations = fanout.isolationViolations;
+  }
+  if (llm) {
+    out.llm_2000x500ms_wall_s = round(llm.wallS, 2);
+    out.llm_tasks_per_s = round(llm.tasksPerS);
+    out.llm_stream_chunks = llm.streamChunks;
+    out.llm_tokens_delivered = llm.tokensDelivered;
+    out.llm_worker_rss_mb = round(llm.rssPeakMb, 1);
+    out.llm_failed = llm.failed;
   }
   out.node = process.version;
   out.cpus = availableParallelism();

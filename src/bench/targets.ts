@@ -4,21 +4,12 @@
  * only see `Target`, so both sides run exactly the same loop and are measured the same way.
  */
 import { join } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import {
-  DEFAULT_SCHEMA,
-  Queue,
-  QueueEvents,
-  Worker,
-  createPostgresBackend,
-  runMigrations,
-  type Job,
-} from 'bullmq';
+import { Queue, QueueEvents, Worker, createPostgresBackend, type Job } from 'bullmq';
 import { loadConfig, type WorkerSettings } from '../core/config.js';
 import { silentLogger } from '../core/logger.js';
 import { FAST_QUEUE, HEAVY_QUEUE } from '../core/task.js';
 import { createApp } from '../engine/app.js';
-import { createPglitePool } from '../engine/pglite-pool.js';
+import { openMigratedPglite } from '../engine/pglite-pool.js';
 import { openStore, type Store } from '../engine/store.js';
 import { registerService } from '../registry/registry.js';
 import type { TaskContext } from '../registry/task-context.js';
@@ -153,15 +144,7 @@ export async function bullmqTarget(store: StoreChoice, concurrency: number): Pro
   } else {
     // The same adapter the embedded store uses, on its own fresh dir, without anything of aiecs on top.
     const dir = makeTempDir('bullmq');
-    const db = await PGlite.create(join(dir, 'pgdata'));
-    const pool = createPglitePool(db);
-    const client = await pool.connect();
-    try {
-      await runMigrations(client, DEFAULT_SCHEMA);
-    } finally {
-      client.release();
-    }
-    await db.exec(`SET search_path TO ${DEFAULT_SCHEMA}, public`);
+    const { db, pool } = await openMigratedPglite(join(dir, 'pgdata'));
     // BullMQ's constructors are typed for Redis by default; the backend factory makes them PostgreSQL.
     const factory = createPostgresBackend as never;
     queue = new Queue<BullData>(name, { connection: pool } as never, factory);

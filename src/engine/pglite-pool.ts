@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import type { PGlite } from '@electric-sql/pglite';
+import { PGlite } from '@electric-sql/pglite';
+import { DEFAULT_SCHEMA, runMigrations } from 'bullmq';
 
 /**
  * A `pg.Pool`-shaped face over one PGlite instance, which is what BullMQ's PostgreSQL backend
@@ -111,4 +112,26 @@ export function createPglitePool(db: PGlite): PglitePool {
     },
   });
   return pool;
+}
+
+/**
+ * PGlite in `dataDir` with BullMQ's schema migrated and on the search path: BullMQ does neither
+ * for a caller-supplied pool. The caller ends the pool and closes the database.
+ */
+export async function openMigratedPglite(dataDir: string): Promise<{ db: PGlite; pool: PglitePool }> {
+  const db = await PGlite.create(dataDir);
+  try {
+    const pool = createPglitePool(db);
+    const client = await pool.connect();
+    try {
+      await runMigrations(client, DEFAULT_SCHEMA);
+    } finally {
+      client.release();
+    }
+    await db.exec(`SET search_path TO ${DEFAULT_SCHEMA}, public`);
+    return { db, pool };
+  } catch (error) {
+    await db.close().catch(() => undefined);
+    throw error;
+  }
 }

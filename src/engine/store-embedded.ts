@@ -1,9 +1,9 @@
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { DEFAULT_SCHEMA, runMigrations } from 'bullmq';
+import type { PGlite } from '@electric-sql/pglite';
+import { DEFAULT_SCHEMA } from 'bullmq';
 import { AiecsError } from '../core/errors.js';
-import { createPglitePool } from './pglite-pool.js';
+import { openMigratedPglite } from './pglite-pool.js';
 import type { ResolvedStoreOptions, Store } from './store.js';
 import { bullOnPostgres, pgExtras, storeFrom, type PgLike } from './store-postgres.js';
 
@@ -62,15 +62,9 @@ export async function openEmbeddedStore(dirInput: string, options: ResolvedStore
   const unlock = await takeLock(dir);
   let db: PGlite | undefined;
   try {
-    db = await PGlite.create(join(dir, 'pgdata'));
-    const pool = createPglitePool(db);
-    const client = await pool.connect();
-    try {
-      await runMigrations(client, DEFAULT_SCHEMA);
-    } finally {
-      client.release();
-    }
-    await db.exec(`SET search_path TO ${DEFAULT_SCHEMA}, public`);
+    const opened = await openMigratedPglite(join(dir, 'pgdata'));
+    db = opened.db;
+    const pool = opened.pool;
     const extras = await pgExtras(pool as unknown as PgLike, DEFAULT_SCHEMA);
     const openedDb = db;
     options.logger.debug({ dir }, 'embedded store open');

@@ -148,16 +148,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     if (known) return known;
     const record = await this.app.getTask(taskId, queue);
     if (!record) return undefined;
-    const meta: Meta = {
-      userId: record.user_id,
-      taskName: record.task_name,
-      step: record.step,
-      attempt: record.attempt,
-      fetchedAttempt: record.attempt,
-      activeSeen: 0,
-      progress: record.progress,
-      terminalSent: false,
-    };
+    const meta = metaOf(record);
     this.remember(taskId, meta);
     return meta;
   }
@@ -329,16 +320,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     const covers = kept.length > 0 && (kept[0]!.seq <= afterSeq + 1 || kept[0]!.seq === 0);
     const after = kept.filter((e) => e.seq > afterSeq);
     if (covers) return after;
-    const meta = (await this.metaFor(record.task_id, record.queue)) ?? {
-      userId: record.user_id,
-      taskName: record.task_name,
-      step: record.step,
-      attempt: record.attempt,
-      fetchedAttempt: record.attempt,
-      activeSeen: 0,
-      progress: record.progress,
-      terminalSent: false,
-    };
+    const meta = this.meta.get(record.task_id) ?? metaOf(record);
     const fields = recordFields(record);
     // A terminal event keeps the seq it went out with live, so a client never gets it twice.
     if (isTerminal(record.status)) fields.seq = (await this.terminalSeq(record)) ?? fields.seq;
@@ -369,6 +351,20 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     await settleWithin(Promise.allSettled(this.events.map((e) => e.close())), CLOSE_DEADLINE_MS);
     this.removeAllListeners();
   }
+}
+
+/** What the bridge keeps of a task, from its record as first read. */
+function metaOf(record: TaskRecord): Meta {
+  return {
+    userId: record.user_id,
+    taskName: record.task_name,
+    step: record.step,
+    attempt: record.attempt,
+    fetchedAttempt: record.attempt,
+    activeSeen: 0,
+    progress: record.progress,
+    terminalSent: false,
+  };
 }
 
 /** A record as the progress event of its current state. */
