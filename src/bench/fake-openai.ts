@@ -166,7 +166,11 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions): Promise<FakeO
                 finish_reason: 'stop',
               },
             ],
-            usage: { prompt_tokens: promptTokens, completion_tokens: tokens, total_tokens: promptTokens + tokens },
+            usage: {
+              prompt_tokens: promptTokens,
+              completion_tokens: tokens,
+              total_tokens: promptTokens + tokens,
+            },
           }),
         );
       }, replyMs);

@@ -200,7 +200,12 @@ function llmTable(r: LlmResult): string {
       ['worker RSS MB, peak', fmt(r.rssPeakMb, 1), '', ''],
       ['worker RSS MB, idle / after', `${fmt(r.rssIdleMb, 1)} / ${fmt(r.rssAfterMb, 1)}`, '', ''],
       ['worker CPU, % of one core', fmt(100 * r.workerCpuShare), '', ''],
-      ['provider requests / max at once', `${fmt(r.providerRequests)} / ${fmt(r.providerMaxInFlight)}`, '', ''],
+      [
+        'provider requests / max at once',
+        `${fmt(r.providerRequests)} / ${fmt(r.providerMaxInFlight)}`,
+        '',
+        '',
+      ],
     ],
   );
 }
