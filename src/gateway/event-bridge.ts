@@ -5,7 +5,7 @@ import type { Logger } from '../core/logger.js';
 import type { QueueKind, TaskRecord } from '../core/task.js';
 import { QUEUE_KINDS, TaskStatus, isTerminal } from '../core/task.js';
 import type { AiecsApp } from '../engine/app.js';
-import type { ProgressPayload, ResultEnvelope } from '../engine/task-record.js';
+import type { ProgressPayload, ResultEnvelope, TaskJob } from '../engine/task-record.js';
 import { SEQ_PER_ATTEMPT, progressPayload } from '../engine/task-record.js';
 import type { Store } from '../engine/store.js';
 
@@ -146,9 +146,20 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
   private async metaFor(taskId: string, queue: QueueKind): Promise<Meta | undefined> {
     const known = this.meta.get(taskId);
     if (known) return known;
-    const record = await this.app.getTask(taskId, queue);
-    if (!record) return undefined;
-    const meta = metaOf(record);
+    // The job alone says whose task it is: one read, not the record's two (job and state).
+    const job = (await (await this.app.queue(queue)).getJob(taskId)) as TaskJob | undefined;
+    if (!job) return undefined;
+    const attempt = job.attemptsStarted ?? 0;
+    const meta: Meta = {
+      userId: job.data.user_id,
+      taskName: job.data.task_name,
+      step: job.data.step,
+      attempt,
+      fetchedAttempt: attempt,
+      activeSeen: 0,
+      progress: progressPayload(job)?.progress ?? 0,
+      terminalSent: false,
+    };
     this.remember(taskId, meta);
     return meta;
   }
