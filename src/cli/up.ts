@@ -117,7 +117,9 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
 export function registerUpCommand(program: Command): void {
   const command = program
     .command('up')
-    .description('run the whole engine in this process (store, worker, app) until SIGTERM/SIGINT');
+    .description(
+      'run the whole engine in this process (store, worker and HTTP/WebSocket gateway) until SIGTERM/SIGINT',
+    );
   addWorkerFlags(command)
     .option('--port <n>', 'gateway port (default: PORT, 8000)', intFlag(0))
     .option('--host <host>', 'gateway address (default: AIECS_HOST, 127.0.0.1)')
