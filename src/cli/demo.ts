@@ -16,7 +16,6 @@ import { EXIT_INTERRUPTED, clientLogLevel } from './options.js';
 import { table } from './output.js';
 import type { UpHandle } from './up.js';
 import { startUp } from './up.js';
-import { registerCliServices } from './worker-command.js';
 
 interface DemoTask {
   label: string;
@@ -191,7 +190,6 @@ export function registerDemoCommand(program: Command): void {
       process.on('SIGTERM', onSignal);
       let up: UpHandle | undefined;
       try {
-        registerCliServices();
         const opening = Date.now();
         up = await startUp({ config, logger });
         console.log(

@@ -16,7 +16,7 @@ import { AiecsWorker } from '../worker/worker.js';
 import { localSecret, writeGatewayFile } from './local-gateway.js';
 import type { GlobalOptions, WorkerFlags } from './options.js';
 import { addWorkerFlags, cliConfig, describeQueues, intFlag, workerOverrides } from './options.js';
-import { registerCliServices, untilShutdown } from './worker-command.js';
+import { untilShutdown } from './worker-command.js';
 
 export interface UpOptions {
   config: AiecsConfig;
@@ -129,7 +129,6 @@ export function registerUpCommand(program: Command): void {
       const globals = cmd.optsWithGlobals<GlobalOptions>();
       const config = cliConfig(globals);
       const logger = createLogger(config.logLevel);
-      registerCliServices();
       let starting: Promise<UpHandle> | undefined = undefined;
       const stopped = untilShutdown(async () => {
         const up = await starting?.catch(() => undefined);

@@ -4,20 +4,9 @@ import type { Command } from 'commander';
 import type { Logger } from '../core/logger.js';
 import { createLogger } from '../core/logger.js';
 import { parseBrokerUrl, redactUrl } from '../engine/store.js';
-import { registerBuiltinServices } from '../services/builtin.js';
-import { registerSleeper } from '../services/sleeper.js';
 import { AiecsWorker } from '../worker/worker.js';
 import type { GlobalOptions, WorkerFlags } from './options.js';
 import { EXIT_INTERRUPTED, addWorkerFlags, cliConfig, describeQueues, workerOverrides } from './options.js';
-
-/**
- * The async pool runs services in this process, so the built-ins must be registered here too
- * (process-pool children register their own). Registering again only replaces the entries.
- */
-export function registerCliServices(): void {
-  registerBuiltinServices();
-  registerSleeper();
-}
 
 /** The broker URL as the ready line shows it: password hidden, embedded path absolute. */
 export function displayBroker(url: string, namespace?: string): string {
@@ -56,7 +45,6 @@ export function registerWorkerCommand(program: Command): void {
     const globals = cmd.optsWithGlobals<GlobalOptions>();
     const config = cliConfig(globals);
     const logger = createLogger(config.logLevel);
-    registerCliServices();
     const worker = new AiecsWorker({
       config,
       logger,

@@ -1,4 +1,4 @@
-import type { Job, Processor, QueueEvents, QueueEventsProducer, WorkerOptions } from 'bullmq';
+import type { Processor, QueueEvents, QueueEventsProducer, WorkerOptions } from 'bullmq';
 import type { Queue, Worker } from 'bullmq';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -159,5 +159,3 @@ export async function openStore(url: string, input: StoreOptions = {}): Promise<
     }
   }
 }
-
-export type { Job };
