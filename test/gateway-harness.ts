@@ -158,12 +158,21 @@ export class Client {
   }
 
   /** Waits until every task has a terminal event here. */
-  waitTerminal(taskIds: string[], timeoutMs = 30_000): Promise<true> {
-    return until(
-      async () => taskIds.every((id) => this.terminal(id) !== undefined),
-      timeoutMs,
-      `terminal events of ${taskIds.length} task(s)`,
-    );
+  async waitTerminal(taskIds: string[], timeoutMs = 30_000): Promise<true> {
+    try {
+      return await until(
+        async () => taskIds.every((id) => this.terminal(id) !== undefined),
+        timeoutMs,
+        `terminal events of ${taskIds.length} task(s)`,
+      );
+    } catch (error) {
+      // Say what this client did see: a disconnect and the last event per task tell most failures apart.
+      const last = taskIds.map((id) => `${id}: ${JSON.stringify(this.of(id).at(-1)?.payload ?? null)}`);
+      const state = `connected=${this.socket.connected}, disconnect=${this.disconnectReason ?? 'none'}`;
+      throw new Error(`${(error as Error).message} (${state}; last events: ${last.join('; ')})`, {
+        cause: error,
+      });
+    }
   }
 
   emitWithAck<T = Loose>(event: string, ...args: unknown[]): Promise<T> {

@@ -9,6 +9,8 @@ import {
   type PgPool,
 } from 'bullmq';
 import { StoreUnavailableError } from '../core/errors.js';
+import { QUEUE_KINDS } from '../core/task.js';
+import { readEventsInOrder, type PgEventBackend } from './pg-event-reader.js';
 import type { ControlHandler, ResolvedStoreOptions, Store, StoreKind, WorkerHeartbeat } from './store.js';
 import { checkNamespace, decodeCursor, encodeCursor, redactUrl } from './store.js';
 
@@ -233,11 +235,15 @@ export function bullOnPostgres(
   // BullMQ's constructors are typed for Redis by default; the backend factory makes them PostgreSQL.
   const opts = { connection } as never;
   const factory = createPostgresBackend as never;
+  const eventsFactory = ((name: string, opts: never, factoryOpts: never) =>
+    readEventsInOrder(createPostgresBackend(name, opts, factoryOpts) as unknown as PgEventBackend, {
+      queues: QUEUE_KINDS,
+    })) as never;
   return {
     createQueue: (name) => new Queue(name, opts, factory),
     createWorker: (name, processor, workerOpts) =>
       new Worker(name, processor, { ...workerOpts, connection } as never, factory),
-    createQueueEvents: (name) => new QueueEvents(name, { connection, autorun: true } as never, factory),
+    createQueueEvents: (name) => new QueueEvents(name, { connection, autorun: true } as never, eventsFactory),
     createEventsProducer: (name) => new QueueEventsProducer(name, opts, factory),
   };
 }

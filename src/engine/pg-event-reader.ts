@@ -1,0 +1,184 @@
+/**
+ * In-order, lossless event reading for BullMQ's PostgreSQL backend.
+ *
+ * BullMQ reads a queue's events with a cursor on `event.id`, a sequence. Ids are taken at insert
+ * but become visible at commit, and two transactions commit in either order: a reader that has
+ * seen id N+1 has moved its cursor past N, so N, committed a moment later, is never read. The
+ * backend also lets only one of several concurrent publishers send the wake-up NOTIFY, so a late
+ * commit may wake nobody until the reader's next timeout (10 s by default).
+ *
+ * This reader keeps the ids it has not seen below its cursor and asks for them again: events
+ * after a fresh gap are held back (for `holdMs`) so that they still come out in id order, and a
+ * gap is looked for (for `recoverMs`) even after the hold ends, so a late event comes late rather
+ * than never. It polls briefly while gaps are open or events have just arrived, so a skipped
+ * NOTIFY costs milliseconds, not the blocking timeout.
+ */
+
+interface EventRow {
+  id: string | number;
+  queue: string;
+  event: string;
+  data: Record<string, unknown> | null;
+}
+
+/** The part of BullMQ's PostgresQueueBackend this reader uses (typed structurally: it is not exported). */
+export interface PgEventBackend {
+  readonly queueName: string;
+  readonly closing?: boolean;
+  readonly connection: { readonly isClosing: boolean };
+  query(text: string, params: unknown[]): Promise<{ rows: EventRow[] }>;
+  waitForEvent(blockTimeout: number): Promise<void>;
+  readEvents(id: string, blockTimeout?: number): Promise<unknown>;
+}
+
+export interface EventReaderOptions {
+  /** Every queue whose events share the schema's sequence; ids of other queues count as gaps. */
+  queues: readonly string[];
+  /** How long events after a fresh gap wait for it to fill, to keep id order. Default 250 ms. */
+  holdMs?: number;
+  /** How long a gap is looked for before it counts as a rolled-back id. Default 10 s. */
+  recoverMs?: number;
+  /** Longest wait between reads when nothing is pending. Default 1 s. */
+  idlePollMs?: number;
+}
+
+const BATCH = 1_000;
+/** A jump this large is not concurrent publishers (trimmed history, a reset sequence): skip it. */
+const MAX_TRACKED_GAP = 10_000;
+const GAP_POLL_MS = 20;
+const SETTLE_POLL_MS = 200;
+
+type XReadReply = [[string, Array<[string, string[]]>]];
+
+/** Makes `backend.readEvents` (which QueueEvents calls in its loop) gap-aware; returns the backend. */
+export function readEventsInOrder<B extends PgEventBackend>(backend: B, options: EventReaderOptions): B {
+  const reader = new GapAwareReader(backend, options);
+  backend.readEvents = (_id, blockTimeout) => reader.read(blockTimeout ?? 10_000);
+  return backend;
+}
+
+export class GapAwareReader {
+  private cursor: number | undefined;
+  /** Ids below the cursor not seen yet, with when they were first missed. */
+  private readonly missing = new Map<number, number>();
+  /** This queue's rows read but not handed out yet, in id order. */
+  private held: Array<{ id: number; row: EventRow }> = [];
+  private lastReadAt = 0;
+  private readonly holdMs: number;
+  private readonly recoverMs: number;
+  private readonly idlePollMs: number;
+  private readonly queues: string[];
+
+  constructor(
+    private readonly backend: PgEventBackend,
+    options: EventReaderOptions,
+  ) {
+    this.holdMs = options.holdMs ?? 250;
+    this.recoverMs = options.recoverMs ?? 10_000;
+    this.idlePollMs = options.idlePollMs ?? 1_000;
+    this.queues = [...new Set([...options.queues, backend.queueName])];
+  }
+
+  private get closing(): boolean {
+    return Boolean(this.backend.closing) || this.backend.connection.isClosing;
+  }
+
+  async read(blockTimeout: number): Promise<XReadReply | null> {
+    if (this.closing) return null;
+    // '$': only events from now on, as BullMQ's own reader starts.
+    if (this.cursor === undefined) {
+      const { rows } = await this.backend.query(
+        'SELECT COALESCE(MAX(id), 0)::bigint AS id FROM event WHERE queue = ANY($1::text[])',
+        [this.queues],
+      );
+      this.cursor = Number(rows[0]?.id ?? 0);
+    }
+    let ready = await this.fetch();
+    if (ready.length === 0) {
+      await this.backend.waitForEvent(this.nextWaitMs(blockTimeout));
+      if (this.closing) return null;
+      ready = await this.fetch();
+    }
+    if (ready.length === 0) return null;
+    return [['events', ready.map(({ id, row }) => [String(id), fieldsOf(row)])]];
+  }
+
+  private nextWaitMs(blockTimeout: number): number {
+    if (this.held.length > 0) return GAP_POLL_MS;
+    if (this.missing.size > 0 || Date.now() - this.lastReadAt < SETTLE_POLL_MS) return SETTLE_POLL_MS;
+    return Math.max(1, Math.min(blockTimeout, this.idlePollMs));
+  }
+
+  /** Reads new rows and filled gaps; returns this queue's rows that may go out now, in id order. */
+  private async fetch(): Promise<Array<{ id: number; row: EventRow }>> {
+    const now = Date.now();
+    for (const [id, since] of this.missing) if (now - since > this.recoverMs) this.missing.delete(id);
+
+    if (this.missing.size > 0) {
+      const { rows } = await this.backend.query(
+        'SELECT id, queue, event, data FROM event WHERE queue = ANY($1::text[]) AND id = ANY($2::bigint[])',
+        [this.queues, [...this.missing.keys()]],
+      );
+      for (const row of rows) {
+        const id = Number(row.id);
+        if (!this.missing.delete(id)) continue;
+        if (row.queue === this.backend.queueName) this.hold(id, row);
+      }
+    }
+
+    const { rows } = await this.backend.query(
+      'SELECT id, queue, event, data FROM event WHERE queue = ANY($1::text[]) AND id > $2 ORDER BY id LIMIT $3',
+      [this.queues, this.cursor, BATCH],
+    );
+    if (rows.length > 0) this.lastReadAt = now;
+    for (const row of rows) {
+      const id = Number(row.id);
+      const cursor = this.cursor ?? 0;
+      if (id <= cursor) continue;
+      if (id - cursor - 1 <= MAX_TRACKED_GAP)
+        for (let gap = cursor + 1; gap < id; gap++) this.missing.set(gap, now);
+      this.cursor = id;
+      if (row.queue === this.backend.queueName) this.hold(id, row);
+    }
+    // Oldest first: under a flood of open transactions the ones missed longest go first.
+    for (const id of this.missing.keys()) {
+      if (this.missing.size <= MAX_TRACKED_GAP) break;
+      this.missing.delete(id);
+    }
+    return this.release(now);
+  }
+
+  private hold(id: number, row: EventRow): void {
+    const last = this.held[this.held.length - 1];
+    if (!last || last.id < id) {
+      this.held.push({ id, row });
+      return;
+    }
+    const at = this.held.findIndex((h) => h.id > id);
+    this.held.splice(at, 0, { id, row });
+  }
+
+  /** Everything held below the oldest gap that may still fill in time keeps its place. */
+  private release(now: number): Array<{ id: number; row: EventRow }> {
+    let barrier = Infinity;
+    for (const [id, since] of this.missing) if (now - since <= this.holdMs && id < barrier) barrier = id;
+    const cut = this.held.findIndex((h) => h.id > barrier);
+    if (cut === -1) {
+      const all = this.held;
+      this.held = [];
+      return all;
+    }
+    const out = this.held.slice(0, cut);
+    this.held = this.held.slice(cut);
+    return out;
+  }
+}
+
+/** The field list BullMQ's reader builds from a row (Redis stream entry shape). */
+function fieldsOf(row: EventRow): string[] {
+  const fields = ['event', row.event];
+  for (const [key, value] of Object.entries(row.data ?? {})) {
+    fields.push(key, typeof value === 'string' ? value : String(value));
+  }
+  return fields;
+}
