@@ -6,7 +6,41 @@ import { ResultNotSerializableError } from '../core/errors.js';
  * typed arrays as arrays, Buffers as base64, undefined as null. Cycles cannot be kept: they fail
  * the task with a clear error instead of a lost result.
  */
-export function toJsonSafe(value: unknown, path = 'result', seen = new Set<object>()): unknown {
+export function toJsonSafe(value: unknown): unknown {
+  // Most results already are plain JSON: keep them as they are rather than copy them.
+  return isPlainJson(value, 0) ? value : convert(value, 'result', new Set<object>());
+}
+
+/** Deeper than this, the copying path (which detects cycles) decides. */
+const MAX_PLAIN_DEPTH = 32;
+
+function isPlainJson(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object': {
+      if (value === null) return true;
+      if (depth >= MAX_PLAIN_DEPTH) return false;
+      if (Array.isArray(value)) {
+        for (const item of value) if (!isPlainJson(item, depth + 1)) return false;
+        return Object.getPrototypeOf(value) === Array.prototype;
+      }
+      const proto: unknown = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return false;
+      for (const key in value) {
+        if (!isPlainJson((value as Record<string, unknown>)[key], depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+function convert(value: unknown, path: string, seen: Set<object>): unknown {
   if (value === null || value === undefined) return null;
   switch (typeof value) {
     case 'string':
@@ -28,18 +62,18 @@ export function toJsonSafe(value: unknown, path = 'result', seen = new Set<objec
   if (ArrayBuffer.isView(obj)) return Array.from(obj as unknown as ArrayLike<number>);
   if (obj instanceof Error) return { type: obj.name, message: obj.message };
   const toJSON = (obj as { toJSON?: unknown }).toJSON;
-  if (typeof toJSON === 'function') return toJsonSafe(toJSON.call(obj), path, seen);
+  if (typeof toJSON === 'function') return convert(toJSON.call(obj), path, seen);
   seen.add(obj);
   try {
     if (Array.isArray(obj) || obj instanceof Set) {
-      return Array.from(obj as Iterable<unknown>, (v, i) => toJsonSafe(v, `${path}[${i}]`, seen));
+      return Array.from(obj as Iterable<unknown>, (v, i) => convert(v, `${path}[${i}]`, seen));
     }
     const out: Record<string, unknown> = {};
     const entries =
       obj instanceof Map ? [...obj.entries()].map(([k, v]) => [String(k), v] as const) : Object.entries(obj);
     for (const [key, v] of entries) {
       if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
-      out[key] = toJsonSafe(v, `${path}.${key}`, seen);
+      out[key] = convert(v, `${path}.${key}`, seen);
     }
     return out;
   } finally {

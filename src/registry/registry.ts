@@ -125,6 +125,26 @@ export class ServiceRegistry {
     return entry;
   }
 
+  /** Calls the task's method (a fresh instance per task for classes); what it returns comes back as is. */
+  call(
+    mode: string,
+    service: string,
+    taskName: string,
+    input: Record<string, unknown>,
+    ctx: Record<string, unknown>,
+    task: TaskContext,
+  ): unknown {
+    const entry = this.check(mode, service, taskName);
+    const target = (entry.isClass ? new (entry.impl as new () => object)() : entry.impl) as Record<
+      string,
+      unknown
+    >;
+    if (entry.methods.includes(taskName))
+      return (target[taskName] as ServiceMethod).call(target, input, ctx, task);
+    const fallback = (target.execute_task ?? target.executeTask) as ExecuteTaskMethod;
+    return fallback.call(target, taskName, input, ctx, task);
+  }
+
   /** Resolves the call for one task: a fresh instance per task for classes. */
   resolve(
     mode: string,

@@ -2,8 +2,13 @@
  * What a worker knows about cancel requests: the tasks it is running (to stop them) and the
  * ids cancelled lately (to refuse them if they reach this worker a moment after the request).
  */
+/** A running task, told to stop. */
+export interface Stoppable {
+  stopFor(reason: 'cancel' | 'shutdown'): void;
+}
+
 export class CancelRegistry {
-  private readonly running = new Map<string, (reason: 'cancel' | 'shutdown') => void>();
+  private readonly running = new Map<string, Stoppable>();
   private readonly recent = new Map<string, number>();
 
   constructor(
@@ -15,19 +20,20 @@ export class CancelRegistry {
     return this.running.size;
   }
 
-  register(taskId: string, stop: (reason: 'cancel' | 'shutdown') => void): () => void {
-    this.running.set(taskId, stop);
-    return () => {
-      if (this.running.get(taskId) === stop) this.running.delete(taskId);
-    };
+  register(taskId: string, task: Stoppable): void {
+    this.running.set(taskId, task);
+  }
+
+  unregister(taskId: string, task: Stoppable): void {
+    if (this.running.get(taskId) === task) this.running.delete(taskId);
   }
 
   /** Returns true when the task runs here and was told to stop. */
   cancel(taskId: string): boolean {
     this.remember(taskId);
-    const stop = this.running.get(taskId);
-    stop?.('cancel');
-    return stop !== undefined;
+    const task = this.running.get(taskId);
+    task?.stopFor('cancel');
+    return task !== undefined;
   }
 
   wasCancelled(taskId: string): boolean {
@@ -42,7 +48,7 @@ export class CancelRegistry {
 
   /** Tells every running task to stop because the worker is leaving. */
   shutdownAll(): number {
-    for (const stop of this.running.values()) stop('shutdown');
+    for (const task of this.running.values()) task.stopFor('shutdown');
     return this.running.size;
   }
 

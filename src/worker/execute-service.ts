@@ -28,19 +28,20 @@ export function failureInfo(error: unknown): FailureInfo {
   return info;
 }
 
+/** What a task records about itself; the lists are made on first use, most tasks record none. */
 class Resources implements ResourceTracker {
-  private readonly files: FileTouch[] = [];
-  private readonly usage: ModelUsage[] = [];
+  private files: FileTouch[] | undefined;
+  private usage: ModelUsage[] | undefined;
   private readonly timings: Record<string, number> = {};
 
   file(path: string, operation: FileTouch['operation'], bytes?: number): void {
     const touch: FileTouch = { path: String(path), operation, at: Date.now() };
     if (bytes !== undefined) touch.bytes = bytes;
-    this.files.push(touch);
+    (this.files ??= []).push(touch);
   }
 
   modelUsage(usage: Parameters<ResourceTracker['modelUsage']>[0]): void {
-    this.usage.push({
+    (this.usage ??= []).push({
       provider: String(usage.provider),
       model: String(usage.model),
       input_tokens: Number(usage.input_tokens) || 0,
@@ -66,8 +67,8 @@ class Resources implements ResourceTracker {
   /** What gets stored: empty parts are left out (toTaskRecord puts them back). */
   snapshot(): StoredResources {
     const stored: StoredResources = { timings: { ...this.timings } };
-    if (this.files.length) stored.files = [...this.files];
-    if (this.usage.length === 0) return stored;
+    if (this.files) stored.files = [...this.files];
+    if (!this.usage) return stored;
     const totals = { input_tokens: 0, output_tokens: 0, cost_usd: 0 };
     for (const u of this.usage) {
       totals.input_tokens += u.input_tokens;
@@ -80,10 +81,12 @@ class Resources implements ResourceTracker {
 }
 
 export interface ServiceRun {
-  outcome: Promise<ExecOutcome>;
+  /** Settles once: with the service's outcome, or with the failure given to `kill`. */
+  readonly outcome: Promise<ExecOutcome>;
   /** After this, progress and stream calls of a task left running are ignored. */
   detach(): void;
-  resources(): StoredResources;
+  /** Ends the run now with `error`; a service still running is detached and its result ignored. */
+  kill(error: FailureInfo): void;
 }
 
 /**
@@ -111,6 +114,117 @@ export class LazyAbort {
   }
 }
 
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  typeof (value as { then?: unknown } | null)?.then === 'function';
+
+/**
+ * One task's run of its service method, and the context the method sees. One object per task,
+ * its methods on the prototype: at thousands of tasks a second, per-task closures are the
+ * worker's largest garbage.
+ */
+class ServiceTask implements TaskContext, ServiceRun {
+  readonly outcome: Promise<ExecOutcome>;
+  readonly resources = new Resources();
+  private settle!: (outcome: ExecOutcome) => void;
+  private settled = false;
+  private attached = true;
+  private readonly startedAt = performance.now();
+
+  constructor(
+    private readonly data: TaskJobData,
+    readonly attempt: number,
+    private readonly abort: { readonly signal: AbortSignal },
+    private readonly sink: TaskSink,
+    readonly log: TaskLogger,
+    readonly limits: SharedLimits,
+  ) {
+    this.outcome = new Promise<ExecOutcome>((resolve) => (this.settle = resolve));
+  }
+
+  get taskId(): string {
+    return this.data.task_id;
+  }
+  get taskName(): string {
+    return this.data.task_name;
+  }
+  get userId(): string {
+    return this.data.user_id;
+  }
+  get step(): number {
+    return this.data.step;
+  }
+  get mode(): string {
+    return this.data.mode;
+  }
+  get service(): string {
+    return this.data.service;
+  }
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  progress(percent: number, message = ''): void {
+    if (!this.attached) return;
+    const p = Number(percent);
+    this.sink.progress(Number.isFinite(p) ? Math.min(100, Math.max(0, p)) : 0, String(message));
+  }
+
+  stream(delta: string): void {
+    if (this.attached && delta !== undefined && delta !== null && String(delta) !== '')
+      this.sink.stream(String(delta));
+  }
+
+  start(): void {
+    const data = this.data;
+    let returned: unknown;
+    try {
+      returned = registry.call(data.mode, data.service, data.task_name, data.input_data, data.context, this);
+    } catch (error) {
+      this.failed(error);
+      return;
+    }
+    // A method that returns a plain value (no promise) finishes without a trip through the microtask queue.
+    if (isThenable(returned))
+      returned.then(
+        (value) => this.succeeded(value),
+        (error: unknown) => this.failed(error),
+      );
+    else this.succeeded(returned);
+  }
+
+  private succeeded(value: unknown): void {
+    let result: unknown;
+    try {
+      result = toJsonSafe(value);
+    } catch (error) {
+      this.failed(error);
+      return;
+    }
+    this.resources.timing('service_ms', Math.round(performance.now() - this.startedAt));
+    this.end({ ok: true, result, resources: this.resources.snapshot() });
+  }
+
+  private failed(error: unknown): void {
+    this.resources.timing('service_ms', Math.round(performance.now() - this.startedAt));
+    this.end({ ok: false, error: failureInfo(error), resources: this.resources.snapshot() });
+  }
+
+  private end(outcome: ExecOutcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.settle(outcome);
+  }
+
+  detach(): void {
+    this.attached = false;
+  }
+
+  kill(error: FailureInfo): void {
+    this.detach();
+    this.end({ ok: false, error, resources: this.resources.snapshot() });
+  }
+}
+
 /**
  * Runs one task's service method in this process. The caller owns the abort (time limits and
  * cancel decide when it fires); errors come back as data, never as a crash.
@@ -123,49 +237,7 @@ export function runService(
   log: TaskLogger,
   limits: SharedLimits,
 ): ServiceRun {
-  const resources = new Resources();
-  let attached = true;
-  const task: TaskContext = {
-    taskId: data.task_id,
-    taskName: data.task_name,
-    userId: data.user_id,
-    step: data.step,
-    mode: data.mode,
-    service: data.service,
-    attempt,
-    get signal() {
-      return abort.signal;
-    },
-    progress(percent, message = '') {
-      if (!attached) return;
-      const p = Number(percent);
-      sink.progress(Number.isFinite(p) ? Math.min(100, Math.max(0, p)) : 0, String(message));
-    },
-    stream(delta) {
-      if (attached && delta !== undefined && delta !== null && String(delta) !== '')
-        sink.stream(String(delta));
-    },
-    log,
-    resources,
-    limits,
-  };
-  const start = performance.now();
-  const outcome = (async (): Promise<ExecOutcome> => {
-    try {
-      const method = registry.resolve(data.mode, data.service, data.task_name);
-      const result = toJsonSafe(await method(data.input_data, data.context, task));
-      resources.timing('service_ms', Math.round(performance.now() - start));
-      return { ok: true, result, resources: resources.snapshot() };
-    } catch (error) {
-      resources.timing('service_ms', Math.round(performance.now() - start));
-      return { ok: false, error: failureInfo(error), resources: resources.snapshot() };
-    }
-  })();
-  return {
-    outcome,
-    detach: () => {
-      attached = false;
-    },
-    resources: () => resources.snapshot(),
-  };
+  const task = new ServiceTask(data, attempt, abort, sink, log, limits);
+  task.start();
+  return task;
 }

@@ -2,7 +2,7 @@ import type { PoolKind } from '../core/config.js';
 import type { TaskJobData } from '../core/task.js';
 import type { SharedLimits, TaskLogger } from '../registry/task-context.js';
 import type { ExecOutcome, FailureInfo, TaskSink } from './execute-service.js';
-import { LazyAbort, runService } from './execute-service.js';
+import { LazyAbort, runService, type ServiceRun } from './execute-service.js';
 
 /** One task under way in some pool. */
 export interface Execution {
@@ -21,7 +21,7 @@ export interface Executor {
     sink: TaskSink,
     log: TaskLogger,
     limits: SharedLimits,
-  ): Promise<Execution>;
+  ): Execution | Promise<Execution>;
   close(): Promise<void>;
 }
 
@@ -32,27 +32,37 @@ export interface Executor {
 export class AsyncExecutor implements Executor {
   readonly kind = 'async' as const;
 
-  async start(
+  start(
     data: TaskJobData,
     attempt: number,
     sink: TaskSink,
     log: TaskLogger,
     limits: SharedLimits,
-  ): Promise<Execution> {
-    const controller = new LazyAbort();
-    const run = runService(data, attempt, controller, sink, log, limits);
-    let killWith: ((outcome: ExecOutcome) => void) | undefined;
-    const killed = new Promise<ExecOutcome>((resolve) => (killWith = resolve));
-    return {
-      outcome: Promise.race([run.outcome, killed]),
-      abort: (reason) => controller.abort(reason),
-      kill: (reason) => {
-        controller.abort(new Error(reason.message));
-        run.detach();
-        killWith?.({ ok: false, error: reason, resources: run.resources() });
-      },
-    };
+  ): Execution {
+    return new AsyncExecution(data, attempt, sink, log, limits);
   }
 
   async close(): Promise<void> {}
+}
+
+class AsyncExecution implements Execution {
+  private readonly controller = new LazyAbort();
+  private readonly run: ServiceRun;
+
+  constructor(data: TaskJobData, attempt: number, sink: TaskSink, log: TaskLogger, limits: SharedLimits) {
+    this.run = runService(data, attempt, this.controller, sink, log, limits);
+  }
+
+  get outcome(): Promise<ExecOutcome> {
+    return this.run.outcome;
+  }
+
+  abort(reason: Error): void {
+    this.controller.abort(reason);
+  }
+
+  kill(reason: FailureInfo): void {
+    this.controller.abort(new Error(reason.message));
+    this.run.kill(reason);
+  }
 }

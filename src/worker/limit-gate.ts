@@ -83,33 +83,43 @@ export class LimitGate {
     };
   }
 
-  /**
-   * The task-scoped face: waits end when the task stops, and every slot is freed at its end.
-   * Nothing is allocated until a task asks for a slot: most tasks never do.
-   */
-  forTask(): { limits: SharedLimits; stop(reason: Error): void; releaseAll(): void } {
-    let controller: AbortController | undefined;
-    let stopped: Error | undefined;
-    let held: Set<() => void> | undefined;
-    return {
-      limits: {
-        acquire: async (key, spec) => {
-          controller ??= new AbortController();
-          if (stopped) controller.abort(stopped);
-          const release = await this.acquire(key, spec, controller.signal);
-          const once = () => {
-            held?.delete(once);
-            release();
-          };
-          (held ??= new Set()).add(once);
-          return once;
-        },
-      },
-      stop: (reason) => {
-        stopped ??= reason;
-        controller?.abort(reason);
-      },
-      releaseAll: () => held && [...held].forEach((r) => r()),
+  /** The task-scoped face: waits end when the task stops, and every slot is freed at its end. */
+  forTask(): TaskSlots {
+    return new TaskSlots(this);
+  }
+}
+
+/** One task's use of the gate. Nothing is allocated until the task asks for a slot: most never do. */
+export class TaskSlots implements SharedLimits {
+  private controller: AbortController | undefined;
+  private stopped: Error | undefined;
+  private held: Set<() => void> | undefined;
+
+  constructor(private readonly gate: LimitGate) {}
+
+  /** What the task's service sees as `task.limits`. */
+  get limits(): SharedLimits {
+    return this;
+  }
+
+  async acquire(key: string, spec: LimitSpec): Promise<() => void> {
+    this.controller ??= new AbortController();
+    if (this.stopped) this.controller.abort(this.stopped);
+    const release = await this.gate.acquire(key, spec, this.controller.signal);
+    const once = () => {
+      this.held?.delete(once);
+      release();
     };
+    (this.held ??= new Set()).add(once);
+    return once;
+  }
+
+  stop(reason: Error): void {
+    this.stopped ??= reason;
+    this.controller?.abort(reason);
+  }
+
+  releaseAll(): void {
+    if (this.held) for (const release of [...this.held]) release();
   }
 }

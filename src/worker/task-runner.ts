@@ -9,12 +9,14 @@ import {
 import type { Logger } from '../core/logger.js';
 import type { TaskLogger } from '../registry/task-context.js';
 import { TaskStatus } from '../core/task.js';
+import type { TaskJobData } from '../core/task.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
-import { progressPayload } from '../engine/task-record.js';
-import type { CancelRegistry } from './cancel-registry.js';
-import type { FailureInfo } from './execute-service.js';
+import { progressPayload, SEQ_PER_ATTEMPT } from '../engine/task-record.js';
+import type { CancelRegistry, Stoppable } from './cancel-registry.js';
+import { DeadlineWatch, type HasDeadline } from './deadline-watch.js';
+import type { FailureInfo, TaskSink } from './execute-service.js';
 import type { Execution, Executor } from './executor.js';
-import type { LimitGate } from './limit-gate.js';
+import type { LimitGate, TaskSlots } from './limit-gate.js';
 import { TaskReporter } from './task-reporter.js';
 
 export interface RunnerDeps {
@@ -55,198 +57,284 @@ function info(error: { toInfo(): TaskErrorInfo }): FailureInfo {
  * cancel from anywhere, and turns every way a task can end into exactly one terminal state.
  */
 export function createTaskProcessor(deps: RunnerDeps) {
-  const { config, cancels } = deps;
+  const deadlines = new DeadlineWatch();
+  return function processTask(job: TaskJob, token?: string): Promise<ResultEnvelope> {
+    return new TaskRun(job, token, deps, deadlines).run();
+  };
+}
 
-  return async function processTask(job: TaskJob, token?: string): Promise<ResultEnvelope> {
-    const data = job.data;
-    const attempt = Math.max(job.attemptsStarted ?? 0, (job.attemptsMade ?? 0) + 1, 1);
-    const maxAttempts = job.opts.attempts ?? 1;
-    const log = lazyChild(deps.logger, () => ({
-      task_id: data.task_id,
-      task_name: data.task_name,
-      user_id: data.user_id,
-      worker: deps.workerId,
-    }));
-    const reporter = new TaskReporter(job, attempt, deps.workerId, deps.producer, log);
+/**
+ * One attempt of one task. A class rather than closures: its state and methods cost one object
+ * per task, which matters at thousands of tasks a second.
+ */
+class TaskRun implements TaskSink, Stoppable, HasDeadline {
+  private readonly data: TaskJobData;
+  private readonly attempt: number;
+  private readonly log: LazyTaskLogger;
+  private reporterMade: TaskReporter | undefined;
+  private stop: StopReason | undefined;
+  private execution: Execution | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private slots: TaskSlots | undefined;
+  private limits: TaskLimits = { softS: 0, hardS: 0 };
+  private startedAt = 0;
+  private hardAt = Infinity;
+  deadline = Infinity;
 
-    const finishFailed = async (
-      status: TaskStatus,
-      error: FailureInfo,
-      resources?: ResultEnvelope['resources'],
-    ) => {
-      const { retryable: _r, retryAfterMs: _a, ...stored } = error;
-      const payload = { status, message: error.message, error: stored, ...(resources ? { resources } : {}) };
-      await reporter.final(payload);
-      deps.onFinished?.(false);
-      log.info({ status, code: error.code }, `task ${status}`);
-      throw new UnrecoverableError(`${error.code} ${error.type}: ${error.message}`);
-    };
+  constructor(
+    private readonly job: TaskJob,
+    private readonly token: string | undefined,
+    private readonly deps: RunnerDeps,
+    private readonly deadlines: DeadlineWatch,
+  ) {
+    this.data = job.data;
+    this.attempt = Math.max(job.attemptsStarted ?? 0, (job.attemptsMade ?? 0) + 1, 1);
+    this.log = new LazyTaskLogger(deps.logger, this.data, deps.workerId);
+  }
 
-    if (progressPayload(job)?.status === TaskStatus.CANCELLED) {
+  /** Made on first need: a task that reports nothing and ends well never writes progress. */
+  private get reporter(): TaskReporter {
+    return (this.reporterMade ??= new TaskReporter(
+      this.job,
+      this.attempt,
+      this.deps.workerId,
+      this.deps.producer,
+      this.log,
+    ));
+  }
+
+  progress(percent: number, message: string): void {
+    this.reporter.progress(percent, message);
+  }
+
+  stream(delta: string): void {
+    this.reporter.stream(delta);
+  }
+
+  async run(): Promise<ResultEnvelope> {
+    const { data, deps } = this;
+    const { cancels } = deps;
+    if (progressPayload(this.job)?.status === TaskStatus.CANCELLED) {
       // The caller's marker is the task's last word: it never ran, so nothing is rewritten.
-      reporter.close();
       deps.onFinished?.(false);
       throw new UnrecoverableError('E004 TaskCancelledError: cancelled before it ran');
     }
     if (cancels.wasCancelled(data.task_id)) {
-      return finishFailed(
+      return this.finishFailed(
         TaskStatus.CANCELLED,
         info(new TaskCancelledError(data.task_id, 'cancelled before it ran')),
       );
     }
 
-    const limits = taskLimits(data.options, config);
-    const startedAt = Date.now();
-    log.debug({ attempt, limits }, 'task started');
-    let stop: StopReason | undefined;
-    let execution: Execution | undefined;
-    const timers: NodeJS.Timeout[] = [];
-    // Built only when a limit fires: an error captures a stack, and most tasks never time out.
-    const timeoutError = (limit: 'soft' | 'hard') =>
-      new TaskTimeoutError(limit, limit === 'soft' ? limits.softS : limits.hardS, data.task_id);
-
+    this.limits = taskLimits(data.options, deps.config);
+    this.startedAt = Date.now();
+    this.log.debug({ attempt: this.attempt, limits: this.limits }, 'task started');
     // Waits for shared limits end when the task stops; slots it still holds are freed at its end.
-    const shared = deps.gate.forTask();
+    const slots = (this.slots = deps.gate.forTask());
+    cancels.register(data.task_id, this);
+    if (cancels.wasCancelled(data.task_id)) this.stop = 'cancel';
 
-    // Cancel and shutdown may arrive while a child process is still starting: remember, apply once running.
-    const applyStop = (reason: 'cancel' | 'shutdown') => {
-      if (!execution) return;
-      const running = execution;
-      const error =
-        reason === 'cancel'
-          ? new TaskCancelledError(data.task_id)
-          : new Error('worker is shutting down; the task goes back to the queue');
-      running.abort(error);
-      shared.stop(error);
-      const killInfo: FailureInfo =
-        reason === 'cancel'
-          ? info(error as TaskCancelledError)
-          : { type: 'ShutdownError', code: 'E003', message: error.message, retryable: true };
-      timers.push(setTimeout(() => running.kill(killInfo), config.cancelGraceMs));
-    };
-    const unregister = cancels.register(data.task_id, (reason) => {
-      if (stop) return;
-      stop = reason;
-      applyStop(reason);
-    });
-    if (cancels.wasCancelled(data.task_id)) stop = 'cancel';
-
+    let execution: Execution;
     try {
-      execution = await deps.executor.start(data, attempt, reporter, log, shared.limits);
+      const started = deps.executor.start(data, this.attempt, this, this.log, slots.limits);
+      execution = this.execution = started instanceof Promise ? await started : started;
     } catch (error) {
       // No child could be started: BullMQ retries the attempt like any other failure.
-      unregister();
+      cancels.unregister(data.task_id, this);
       throw error;
     }
-    const started = execution;
-    if (stop === 'cancel' || stop === 'shutdown') applyStop(stop);
+    // Cancel and shutdown may arrive while a child process is still starting: applied once running.
+    if (this.stop === 'cancel' || this.stop === 'shutdown') this.applyStop(this.stop);
 
-    const hardLimit = () => {
-      if (stop !== 'soft_timeout' && stop !== undefined) return;
-      stop = 'hard_timeout';
-      const error = timeoutError('hard');
-      started.abort(error);
-      shared.stop(error);
-      started.kill(info(error));
-    };
-    // One timer per task: the soft limit's callback arms the hard one.
-    if (limits.softS < limits.hardS) {
-      timers.push(
-        setTimeout(() => {
-          timers.push(setTimeout(hardLimit, (limits.hardS - limits.softS) * 1000));
-          if (stop) return;
-          stop = 'soft_timeout';
-          const error = timeoutError('soft');
-          started.abort(error);
-          shared.stop(error);
-        }, limits.softS * 1000),
-      );
-    } else {
-      timers.push(setTimeout(hardLimit, limits.hardS * 1000));
-    }
+    const { softS, hardS } = this.limits;
+    this.hardAt = this.startedAt + hardS * 1000;
+    this.deadline = softS < hardS ? this.startedAt + softS * 1000 : this.hardAt;
+    this.deadlines.add(this);
 
-    const outcome = await started.outcome;
-    timers.forEach(clearTimeout);
-    unregister();
-    shared.releaseAll();
-    outcome.resources.timings.total_ms = Date.now() - startedAt;
+    const outcome = await execution.outcome;
+    this.deadlines.delete(this);
+    clearTimeout(this.graceTimer);
+    cancels.unregister(data.task_id, this);
+    slots.releaseAll();
+    outcome.resources.timings.total_ms = Date.now() - this.startedAt;
 
-    switch (stop) {
+    switch (this.stop) {
       case 'soft_timeout':
-        return finishFailed(TaskStatus.TIMED_OUT, info(timeoutError('soft')), outcome.resources);
       case 'hard_timeout':
-        return finishFailed(TaskStatus.TIMED_OUT, info(timeoutError('hard')), outcome.resources);
+        return this.finishFailed(
+          TaskStatus.TIMED_OUT,
+          info(this.timeoutError(this.stop === 'soft_timeout' ? 'soft' : 'hard')),
+          outcome.resources,
+        );
       case 'cancel':
-        return finishFailed(
+        return this.finishFailed(
           TaskStatus.CANCELLED,
           info(new TaskCancelledError(data.task_id)),
           outcome.resources,
         );
       case 'shutdown':
-        reporter.close();
-        log.info('task returned to the queue for another worker');
+        this.reporterMade?.close();
+        this.log.info('task returned to the queue for another worker');
         // Back to waiting without spending an attempt: another worker picks it up.
-        await job.moveToWait(token);
+        await this.job.moveToWait(this.token);
         throw new WaitingError();
     }
 
     if (outcome.ok) {
-      await reporter.flush();
-      reporter.close();
+      const reporter = this.reporterMade;
+      if (reporter) {
+        await reporter.flush();
+        reporter.close();
+      }
       deps.onFinished?.(true);
-      log.debug({ ms: outcome.resources.timings.total_ms }, 'task completed');
+      this.log.debug({ ms: outcome.resources.timings.total_ms }, 'task completed');
       return {
         result: outcome.result,
         resources: outcome.resources,
-        seq: reporter.nextSeq(),
-        attempt,
+        // The seq after everything reported: the first of the attempt when nothing was.
+        seq: reporter ? reporter.nextSeq() : this.attempt * SEQ_PER_ATTEMPT + 1,
+        attempt: this.attempt,
         message: 'completed',
         worker: deps.workerId,
       };
     }
 
     const error = outcome.error;
-    if (error.retryable && attempt < maxAttempts) {
-      await reporter.final({
+    const maxAttempts = this.job.opts.attempts ?? 1;
+    if (error.retryable && this.attempt < maxAttempts) {
+      await this.reporter.final({
         status: TaskStatus.PENDING,
-        message: `attempt ${attempt} of ${maxAttempts} failed (${error.message}); retrying`,
+        message: `attempt ${this.attempt} of ${maxAttempts} failed (${error.message}); retrying`,
         error: { type: error.type, code: error.code, message: error.message },
       });
-      log.warn({ attempt, code: error.code, err: error.message }, 'task failed; will retry');
+      this.log.warn(
+        { attempt: this.attempt, code: error.code, err: error.message },
+        'task failed; will retry',
+      );
       const retry = new Error(error.message) as Error & { retryAfterMs?: number };
       if (error.retryAfterMs !== undefined) retry.retryAfterMs = error.retryAfterMs;
       throw retry;
     }
     if (error.retryable) {
-      const exhausted = new RetriesExhaustedError(`gave up after ${attempt} attempts: ${error.message}`, {
-        attempts: attempt,
-        last_error: { type: error.type, message: error.message },
-      });
-      return finishFailed(
+      const exhausted = new RetriesExhaustedError(
+        `gave up after ${this.attempt} attempts: ${error.message}`,
+        { attempts: this.attempt, last_error: { type: error.type, message: error.message } },
+      );
+      return this.finishFailed(
         TaskStatus.FAILED,
         { ...info(exhausted), ...(error.stack ? { stack: error.stack } : {}) },
         outcome.resources,
       );
     }
-    return finishFailed(TaskStatus.FAILED, error, outcome.resources);
-  };
+    return this.finishFailed(TaskStatus.FAILED, error, outcome.resources);
+  }
+
+  /** Cancel (from any process) or shutdown: the first reason to stop wins. */
+  stopFor(reason: 'cancel' | 'shutdown'): void {
+    if (this.stop) return;
+    this.stop = reason;
+    this.applyStop(reason);
+  }
+
+  private applyStop(reason: 'cancel' | 'shutdown'): void {
+    const running = this.execution;
+    if (!running) return;
+    const error =
+      reason === 'cancel'
+        ? new TaskCancelledError(this.data.task_id)
+        : new Error('worker is shutting down; the task goes back to the queue');
+    running.abort(error);
+    this.slots?.stop(error);
+    const killInfo: FailureInfo =
+      reason === 'cancel'
+        ? info(error as TaskCancelledError)
+        : { type: 'ShutdownError', code: 'E003', message: error.message, retryable: true };
+    this.graceTimer = setTimeout(() => running.kill(killInfo), this.deps.config.cancelGraceMs);
+  }
+
+  /** The soft limit aborts the task's signal; the hard limit ends it. */
+  onDeadline(): void {
+    const running = this.execution;
+    if (!running) {
+      this.deadline = Infinity;
+      return;
+    }
+    if (this.deadline < this.hardAt) {
+      this.deadline = this.hardAt;
+      if (this.stop) return;
+      this.stop = 'soft_timeout';
+      const error = this.timeoutError('soft');
+      running.abort(error);
+      this.slots?.stop(error);
+      return;
+    }
+    this.deadline = Infinity;
+    if (this.stop !== 'soft_timeout' && this.stop !== undefined) return;
+    this.stop = 'hard_timeout';
+    const error = this.timeoutError('hard');
+    running.abort(error);
+    this.slots?.stop(error);
+    running.kill(info(error));
+  }
+
+  /** Built only when a limit fires: an error captures a stack, and most tasks never time out. */
+  private timeoutError(limit: 'soft' | 'hard'): TaskTimeoutError {
+    const { softS, hardS } = this.limits;
+    return new TaskTimeoutError(limit, limit === 'soft' ? softS : hardS, this.data.task_id);
+  }
+
+  private async finishFailed(
+    status: TaskStatus,
+    error: FailureInfo,
+    resources?: ResultEnvelope['resources'],
+  ): Promise<never> {
+    const { retryable: _r, retryAfterMs: _a, ...stored } = error;
+    const payload = { status, message: error.message, error: stored, ...(resources ? { resources } : {}) };
+    await this.reporter.final(payload);
+    this.deps.onFinished?.(false);
+    this.log.info({ status, code: error.code }, `task ${status}`);
+    throw new UnrecoverableError(`${error.code} ${error.type}: ${error.message}`);
+  }
 }
 
 /**
  * The per-task child logger, made only when a line at an enabled level is written: most tasks
  * log nothing, and a pino child costs a bindings serialization.
  */
-export function lazyChild(parent: Logger, bindings: () => Record<string, unknown>): TaskLogger {
-  let child: Logger | undefined;
-  const at =
-    (level: 'debug' | 'info' | 'warn' | 'error') =>
-    (obj: unknown, msg?: string): void => {
-      if (!parent.isLevelEnabled(level)) return;
-      child ??= parent.child(bindings());
-      if (typeof obj === 'string') child[level](obj);
-      else child[level](obj as object, msg);
-    };
-  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+export class LazyTaskLogger implements TaskLogger {
+  private child: Logger | undefined;
+
+  constructor(
+    private readonly parent: Logger,
+    private readonly data: TaskJobData,
+    private readonly worker: string,
+  ) {}
+
+  debug(obj: unknown, msg?: string): void {
+    this.write('debug', obj, msg);
+  }
+  info(obj: unknown, msg?: string): void {
+    this.write('info', obj, msg);
+  }
+  warn(obj: unknown, msg?: string): void {
+    this.write('warn', obj, msg);
+  }
+  error(obj: unknown, msg?: string): void {
+    this.write('error', obj, msg);
+  }
+
+  private write(level: 'debug' | 'info' | 'warn' | 'error', obj: unknown, msg?: string): void {
+    if (!this.parent.isLevelEnabled(level)) return;
+    const { data } = this;
+    this.child ??= this.parent.child({
+      task_id: data.task_id,
+      task_name: data.task_name,
+      user_id: data.user_id,
+      worker: this.worker,
+    });
+    if (typeof obj === 'string') this.child[level](obj);
+    else this.child[level](obj as object, msg);
+  }
 }
 
 /** Exponential backoff with jitter, or what the service asked for (Retry-After). */
