@@ -13,7 +13,8 @@ export type { AiecsConfig, WorkerSettings, PoolKind } from './core/config.js';
 export { openStore, parseBrokerUrl } from './engine/store.js';
 export type { Store, StoreKind, WorkerHeartbeat } from './engine/store.js';
 export type { ProgressPayload, ResultEnvelope } from './engine/task-record.js';
-export { TaskStatus, FAST_QUEUE, HEAVY_QUEUE, taskRequestSchema, submitOptionsSchema } from './core/task.js';
+export { TaskStatus, FAST_QUEUE, HEAVY_QUEUE } from './core/task.js';
+export { taskRequestSchema, submitOptionsSchema } from './core/submission.js';
 export type {
   TaskRequest,
   SubmitOptions,

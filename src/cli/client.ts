@@ -8,8 +8,7 @@ import type { Logger } from '../core/logger.js';
 import { createLogger } from '../core/logger.js';
 import type { QueueKind, TaskRecord, TaskStatus, WireSubmitOptions } from '../core/task.js';
 import { TaskStatus as Status } from '../core/task.js';
-import type { CancelResult } from '../engine/app.js';
-import { AiecsApp } from '../engine/app.js';
+import type { AiecsApp, CancelResult } from '../engine/app.js';
 import type { WorkerHeartbeat } from '../engine/store.js';
 import { parseBrokerUrl } from '../engine/store.js';
 import { findGateway, localSecret } from './local-gateway.js';
@@ -86,6 +85,8 @@ export class StoreClient implements TaskClient {
     namespace?: string;
     logger: Logger;
   }): Promise<StoreClient> {
+    // Loaded here, not at the top: every command imports this module, and the app brings zod.
+    const { AiecsApp } = await import('../engine/app.js');
     const app = new AiecsApp({
       config: options.config,
       logger: options.logger,

@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
-import { createApp } from '../engine/app.js';
 import { openStore } from '../engine/store.js';
 import { localSecret } from './local-gateway.js';
 import type { GlobalOptions } from './options.js';
@@ -34,6 +33,8 @@ export function registerGatewayCommands(program: Command): void {
       await loadServiceModules(flags.services);
       const namespace = globals.namespace !== undefined ? { namespace: globals.namespace } : {};
       const store = await openStore(config.brokerUrl, { logger, role: 'producer', ...namespace });
+      // Loaded here, not at the top: every command imports this module, and the app brings zod.
+      const { createApp } = await import('../engine/app.js');
       const app = createApp({ config, logger, store, ...namespace });
       const { Gateway } = await import('../gateway/server.js');
       const gateway = new Gateway({ app, store, config, logger });

@@ -8,7 +8,6 @@ import type { AiecsConfig, WorkerSettings } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { createLogger } from '../core/logger.js';
 import type { AiecsApp } from '../engine/app.js';
-import { createApp } from '../engine/app.js';
 import type { Store } from '../engine/store.js';
 import { openStore } from '../engine/store.js';
 import type { Gateway } from '../gateway/server.js';
@@ -64,6 +63,8 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
       ...(options.worker ? { worker: options.worker } : {}),
     });
     await worker.start();
+    // Loaded here, not at the top: every command imports this module, and the app brings zod.
+    const { createApp } = await import('../engine/app.js');
     app = createApp({ config, logger, store, ...namespace });
 
     if (options.gateway !== false) {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from './errors.js';
-import { prepareSubmission, requestFingerprint, taskRequestSchema } from './task.js';
+import { prepareSubmission, taskRequestSchema } from './submission.js';
+import { requestFingerprint } from './task.js';
 
 const MiB = 1024 * 1024;
 

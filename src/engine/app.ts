@@ -31,11 +31,11 @@ import {
   TaskStatus,
   isTerminal,
   optionsToWire,
-  prepareSubmission,
   requestFingerprint,
   requestToWire,
   toBullPriority,
 } from '../core/task.js';
+import { prepareSubmission } from '../core/submission.js';
 import { encodeControl } from './control.js';
 import { ResultWaiter } from './result-waiter.js';
 import type { IndexedTask, Store, WorkerHeartbeat } from './store.js';

@@ -1,7 +1,7 @@
 import type { Server as HttpServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
 import type { Logger } from '../core/logger.js';
-import { taskIdSchema } from '../core/task.js';
+import { taskIdSchema } from '../core/submission.js';
 import type { AiecsApp } from '../engine/app.js';
 import type { Principal, Verifier } from './auth.js';
 import { bearer } from './auth.js';

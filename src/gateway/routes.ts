@@ -7,7 +7,7 @@ import {
   ValidationError,
 } from '../core/errors.js';
 import type { QueueKind, TaskRecord, WireSubmitOptions } from '../core/task.js';
-import { taskIdSchema } from '../core/task.js';
+import { taskIdSchema } from '../core/submission.js';
 import type { AiecsApp } from '../engine/app.js';
 import type { Store } from '../engine/store.js';
 import type { ServiceDescription } from '../registry/registry.js';

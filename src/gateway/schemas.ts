@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { ValidationError } from '../core/errors.js';
 import type { QueueKind, WireSubmitOptions } from '../core/task.js';
-import { FAST_QUEUE, HEAVY_QUEUE, TaskStatus, submitOptionsSchema, taskRequestSchema } from '../core/task.js';
+import { submitOptionsSchema, taskRequestSchema } from '../core/submission.js';
+import { FAST_QUEUE, HEAVY_QUEUE, TaskStatus } from '../core/task.js';
 import { zodIssues } from '../core/zod-issues.js';
 
 /** Over HTTP `eta` is an ISO date-time string; everything else is the engine's own schema. */

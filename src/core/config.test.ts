@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from './config.js';
+import { ConfigError } from './errors.js';
+
+/** The message loadConfig throws for one environment. */
+function failure(env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('uses the defaults for an empty environment', () => {
+    const config = loadConfig({});
+    expect(config.port).toBe(8000);
+    expect(config.logLevel).toBe('info');
+    expect(config.maxAttempts).toBe(3);
+    expect(config.providers.xaiBaseUrl).toBe('https://api.x.ai/v1');
+    expect(config.providers.modelPrices).toEqual({});
+  });
+
+  it('coerces numbers as Number() does and trims URLs', () => {
+    const config = loadConfig({
+      PORT: '0x10',
+      AIECS_RATE_LIMIT_PER_S: '2.5',
+      AIECS_TASK_MAX_ATTEMPTS: ' 7 ',
+      OPENAI_BASE_URL: ' http://127.0.0.1:9/v1 ',
+    });
+    expect(config.port).toBe(16);
+    expect(config.gateway.rateLimitPerS).toBe(2.5);
+    expect(config.maxAttempts).toBe(7);
+    expect(config.providers.openaiBaseUrl).toBe('http://127.0.0.1:9/v1');
+  });
+
+  // The messages are zod's, as they were when a zod schema parsed the environment.
+  it.each([
+    [{ PORT: 'abc' }, 'PORT="abc": Invalid input: expected number, received NaN'],
+    [{ PORT: '1e400' }, 'PORT="1e400": Invalid input: expected number, received Infinity'],
+    [{ PORT: '1.5' }, 'PORT="1.5": Invalid input: expected int, received number'],
+    [{ PORT: '70000' }, 'PORT="70000": Too big: expected number to be <=65535'],
+    [{ CELERY_TASK_TIME_LIMIT: '0' }, 'CELERY_TASK_TIME_LIMIT="0": Too small: expected number to be >0'],
+    [
+      { AIECS_LOCK_DURATION_MS: '0' },
+      'AIECS_LOCK_DURATION_MS="0": Too small: expected number to be >=1; ' +
+        'AIECS_LOCK_DURATION_MS="0": Too small: expected number to be >=1000',
+    ],
+    [
+      { AIECS_TASK_MAX_ATTEMPTS: '9007199254740993' },
+      'AIECS_TASK_MAX_ATTEMPTS="9007199254740993": Too big: expected int to be <=9007199254740991; ' +
+        'AIECS_TASK_MAX_ATTEMPTS="9007199254740993": Too big: expected number to be <=100',
+    ],
+    [{ AIECS_BROKER_URL: '' }, 'AIECS_BROKER_URL="": Too small: expected string to have >=1 characters'],
+    [{ AIECS_JWKS_URL: 'not a url' }, 'AIECS_JWKS_URL="not a url": Invalid URL'],
+    [
+      { AIECS_DEFAULT_PROVIDER: 'azure' },
+      'AIECS_DEFAULT_PROVIDER="azure": Invalid option: expected one of "openai"|"xai"|"vertex"',
+    ],
+    [
+      { AIECS_MODEL_PRICES: '[]' },
+      'AIECS_MODEL_PRICES="[]": expected JSON {"model": {"input": USD per 1M tokens, "output": USD per 1M tokens}}',
+    ],
+  ])('names the variable, its value and the rule: %j', (env, message) => {
+    expect(failure(env)).toBe(`invalid configuration: ${message}`);
+  });
+
+  it('reports every bad variable, in the order of the settings', () => {
+    expect(failure({ AIECS_LOG_LEVEL: 'loud', PORT: '-1' })).toBe(
+      'invalid configuration: PORT="-1": Too small: expected number to be >=0; ' +
+        'AIECS_LOG_LEVEL="loud": Invalid option: expected one of "trace"|"debug"|"info"|"warn"|"error"|"fatal"|"silent"',
+    );
+  });
+});
