@@ -117,18 +117,15 @@ export function prepareSubmission(
   if (opts.time_limit !== undefined) taskOptions.time_limit = opts.time_limit;
   if (opts.soft_time_limit !== undefined) taskOptions.soft_time_limit = opts.soft_time_limit;
 
-  const body = {
-    task_name: req.task_name,
-    user_id: req.user_id,
-    step: req.step,
-    mode: req.mode,
-    service: req.service,
-    input_data: req.input_data,
-    context: req.context,
-  };
   return {
     data: {
-      ...body,
+      task_name: req.task_name,
+      user_id: req.user_id,
+      step: req.step,
+      mode: req.mode,
+      service: req.service,
+      input_data: req.input_data,
+      context: req.context,
       task_id: req.task_id ?? randomUUID(),
       options: taskOptions,
       submitted_at: now,
@@ -151,6 +148,12 @@ const REQUEST_KEYS = new Set([
 ]);
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+
+function isEmptyObject(value: unknown): boolean {
+  if (!isPlainObject(value)) return false;
+  for (const _ in value) return false;
+  return true;
+}
 
 /**
  * The common, valid request checked by hand: thousands of submissions a second should not each
@@ -182,6 +185,7 @@ function fastRequest(raw: unknown): z.output<typeof taskRequestSchema> | undefin
 }
 
 function jsonSize(field: string, value: unknown): number {
+  if (isEmptyObject(value)) return 2;
   try {
     return Buffer.byteLength(JSON.stringify(value));
   } catch (error) {

@@ -176,7 +176,7 @@ export class AiecsApp {
       try {
         const p = prepareSubmission(item.queue, item.request, item.options, this.config.maxInputBytes);
         const chosen = typeof (item.request as { task_id?: unknown } | null)?.task_id === 'string';
-        return { queue: item.queue, chosen, ...p };
+        return { queue: item.queue, chosen, data: p.data, delayMs: p.delayMs, attempts: p.attempts };
       } catch (error) {
         // A lone request keeps its own error (PayloadTooLargeError is HTTP 413, not a batch's 400).
         if (items.length === 1 && !itemName(0)) throw error;
@@ -190,8 +190,10 @@ export class AiecsApp {
     });
     if (issues.length) throw new ValidationError(issues, 'invalid batch');
     const ready = prepared as NonNullable<(typeof prepared)[number]>[];
+    // Only ids a caller chose can repeat: generated ones are random UUIDs.
     const first = new Map<string, number>();
     for (const [i, p] of ready.entries()) {
+      if (!p.chosen) continue;
       const j = first.get(p.data.task_id);
       if (j === undefined) first.set(p.data.task_id, i);
       else issues.push({ field: field(i, 'task_id'), message: `repeats ${field(j, 'task_id')}` });
@@ -231,10 +233,7 @@ export class AiecsApp {
             mine.map((p) => ({ name: p.data.task_name, data: p.data, opts: this.jobOptions(p) })),
           );
       }),
-      store.indexTasks(
-        fresh.map((p) => indexEntry(p.queue, p.data)),
-        this.retentionMs,
-      ),
+      store.indexTasks(fresh.map((p) => indexEntry(p.queue, p.data))),
     ]);
 
     // Another process may have added the same id between our check and our add: the stored job decides.
@@ -256,10 +255,6 @@ export class AiecsApp {
         !existing.has(p.data.task_id) && created.get(p.data.task_id) !== false,
       ),
     );
-  }
-
-  private get retentionMs(): number {
-    return Math.max(this.config.retention.completedS, this.config.retention.failedS) * 1000;
   }
 
   /** A page of a user's tasks (all users' without one), newest first, as records. */
@@ -294,8 +289,8 @@ export class AiecsApp {
   private get sharedJobOptions(): Record<string, unknown> {
     return (this.sharedOptions ??= {
       backoff: { type: 'aiecs', delay: this.config.retryBackoffMs },
-      removeOnComplete: { age: this.config.retention.completedS },
-      removeOnFail: { age: this.config.retention.failedS },
+      // No removeOnComplete/removeOnFail: workers sweep expired tasks now and then (RetentionSweeper)
+      // instead of every finishing job looking for them.
     });
   }
 
@@ -311,18 +306,7 @@ export class AiecsApp {
   }
 
   handle(taskId: string, kind: QueueKind, created = true): TaskHandle {
-    return {
-      id: taskId,
-      queue: kind,
-      created,
-      get: (opts) => this.waitFor(taskId, kind, opts),
-      status: async () => {
-        const record = await this.getTask(taskId, kind);
-        if (!record) throw new TaskNotFoundError(taskId);
-        return record;
-      },
-      cancel: () => this.cancel(taskId),
-    };
+    return new Handle(this, taskId, kind, created);
   }
 
   /** The record of a task by id, from whichever queue holds it. */
@@ -457,6 +441,30 @@ export function settleRecord(record: TaskRecord): TaskRecord {
       throw Object.assign(new TaskCancelledError(record.task_id, remote.message), { remote, record });
     default:
       throw Object.assign(new TaskFailedError(record.task_id, remote), { record });
+  }
+}
+
+/** A class, not closures: a bulk submit makes one handle per task. */
+class Handle implements TaskHandle {
+  constructor(
+    private readonly app: AiecsApp,
+    readonly id: string,
+    readonly queue: QueueKind,
+    readonly created: boolean,
+  ) {}
+
+  get(options?: WaitOptions): Promise<TaskRecord> {
+    return this.app.waitFor(this.id, this.queue, options);
+  }
+
+  async status(): Promise<TaskRecord> {
+    const record = await this.app.getTask(this.id, this.queue);
+    if (!record) throw new TaskNotFoundError(this.id);
+    return record;
+  }
+
+  cancel(): Promise<CancelResult> {
+    return this.app.cancel(this.id);
   }
 }
 

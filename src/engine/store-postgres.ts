@@ -118,7 +118,7 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
     async releaseLease(key, holder) {
       await pool.query(`DELETE FROM ${quoted}.aiecs_lease WHERE key = $1 AND holder = $2`, [key, holder]);
     },
-    async indexTasks(tasks, retentionMs) {
+    async indexTasks(tasks) {
       if (tasks.length === 0) return;
       await pool.query(
         `INSERT INTO ${index} (task_id, user_id, queue, created_at_ms)
@@ -130,11 +130,9 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
           tasks.map((t) => t.created_at),
         ],
       );
-      if (Math.random() < 0.01) {
-        void pool
-          .query(`DELETE FROM ${index} WHERE created_at_ms < $1`, [Date.now() - retentionMs])
-          .catch(() => undefined);
-      }
+    },
+    async trimIndex(cutoffMs) {
+      await pool.query(`DELETE FROM ${index} WHERE created_at_ms < $1`, [cutoffMs]);
     },
     async listTasks(userId, limit, cursor) {
       const after = cursor ? decodeCursor(cursor) : undefined;

@@ -168,7 +168,7 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
       await command.zrem(`${limitPrefix}lease:${key}`, holder);
     },
 
-    async indexTasks(tasks, retentionMs) {
+    async indexTasks(tasks) {
       if (tasks.length === 0) return;
       // ZADD is variadic: one command per key per batch, not two per task.
       const all: Array<number | string> = [];
@@ -183,10 +183,22 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
       const pipeline = command.pipeline();
       pipeline.zadd(`${indexPrefix}all`, ...all);
       for (const [user, list] of byUser) pipeline.zadd(`${indexPrefix}user:${user}`, ...list);
-      // Trimming every write would double the cost; now and then is enough to bound the index.
-      if (Math.random() < 0.01)
-        pipeline.zremrangebyscore(`${indexPrefix}all`, '-inf', Date.now() - retentionMs);
       await pipeline.exec();
+    },
+    async trimIndex(cutoffMs) {
+      const max = `(${cutoffMs}`;
+      await command.zremrangebyscore(`${indexPrefix}all`, '-inf', max);
+      // Users' own indexes too: SCAN walks them in pages without blocking Redis.
+      let cursor = '0';
+      do {
+        const [next, keys] = await command.scan(cursor, 'MATCH', `${indexPrefix}user:*`, 'COUNT', 500);
+        cursor = next;
+        if (keys.length) {
+          const pipeline = command.pipeline();
+          for (const key of keys) pipeline.zremrangebyscore(key, '-inf', max);
+          await pipeline.exec();
+        }
+      } while (cursor !== '0');
     },
     async listTasks(userId, limit, cursor) {
       const key = userId === undefined ? `${indexPrefix}all` : `${indexPrefix}user:${userId}`;

@@ -72,7 +72,9 @@ export interface Store {
   releaseLease(key: string, holder: string): Promise<void>;
 
   /** Records tasks under their user, newest first, so a user's tasks can be listed. */
-  indexTasks(tasks: IndexedTask[], retentionMs: number): Promise<void>;
+  indexTasks(tasks: IndexedTask[]): Promise<void>;
+  /** Drops index entries of tasks created before `cutoffMs` (their records are gone by then). */
+  trimIndex(cutoffMs: number): Promise<void>;
   /** One page of a user's tasks (or everyone's, without a user), newest first. */
   listTasks(userId: string | undefined, limit: number, cursor?: string): Promise<TaskPage>;
 

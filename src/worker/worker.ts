@@ -21,6 +21,7 @@ import { LimitGate } from './limit-gate.js';
 import type { Executor } from './executor.js';
 import { AsyncExecutor } from './executor.js';
 import { ProcessExecutor } from './process-pool.js';
+import { RetentionSweeper } from './retention-sweeper.js';
 import { createTaskProcessor, retryDelay } from './task-runner.js';
 
 export { VERSION } from '../core/version.js';
@@ -54,6 +55,7 @@ export class AiecsWorker {
   private readonly cancels = new CancelRegistry();
   private unsubscribe: (() => Promise<void>) | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private sweeper: RetentionSweeper | undefined;
   private readonly startedAt = Date.now();
   private processed = 0;
   private failed = 0;
@@ -132,6 +134,8 @@ export class AiecsWorker {
     await this.beat();
     this.heartbeatTimer = setInterval(() => void this.beat(), this.config.heartbeatIntervalMs);
     this.heartbeatTimer.unref();
+    this.sweeper = new RetentionSweeper(store, this.settings.queues, this.config.retention, this.logger);
+    this.sweeper.start();
     this.logger.info(
       {
         store: store.displayUrl,
@@ -191,6 +195,7 @@ export class AiecsWorker {
   close(deadlineS = this.config.shutdownTimeoutS): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.heartbeatTimer);
+      const sweeperStopped = this.sweeper?.stop();
       const draining = Promise.all([...this.workers.values()].map((w) => w.close()));
       const deadline = new Promise<'deadline'>((resolve) =>
         setTimeout(() => resolve('deadline'), deadlineS * 1000).unref(),
@@ -203,6 +208,7 @@ export class AiecsWorker {
       await Promise.all([...this.executors.values()].map((e) => e.close()));
       await settleWithin(Promise.allSettled(this.producers.map((p) => p.close())), CLOSE_DEADLINE_MS);
       await this.unsubscribe?.();
+      await sweeperStopped;
       await this.store?.removeHeartbeat(this.id).catch(() => undefined);
       if (!this.options.store) await this.store?.close();
       this.logger.info({ processed: this.processed, failed: this.failed }, 'worker stopped');

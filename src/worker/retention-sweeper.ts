@@ -1,0 +1,98 @@
+import type { Queue } from 'bullmq';
+import type { AiecsConfig } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import type { QueueKind } from '../core/task.js';
+import type { Store } from '../engine/store.js';
+
+/** Jobs removed per store call; a sweep goes on until a call removes fewer. */
+const BATCH = 1_000;
+/** A bound on one sweep's work; what is left waits for the next sweep. */
+const MAX_BATCHES = 50;
+
+/** A tenth of the shortest retention, between 1 s and 1 min. */
+export function sweepIntervalMs(retention: AiecsConfig['retention']): number {
+  return Math.min(60_000, Math.max(1_000, Math.min(retention.completedS, retention.failedS) * 100));
+}
+
+/**
+ * Removes finished tasks past their retention (AIECS_RETENTION_COMPLETED_S / _FAILED_S) and
+ * their index entries. Every worker sweeps now and then; sweeps of several workers overlap
+ * harmlessly. BullMQ's per-job removeOnComplete/removeOnFail would make every finishing job look
+ * for expired ones, on the hot path, for work that can wait a minute.
+ */
+export class RetentionSweeper {
+  private timer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<number> | undefined;
+  private readonly queues = new Map<QueueKind, Queue>();
+  private stopped = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly kinds: readonly QueueKind[],
+    private readonly retention: AiecsConfig['retention'],
+    private readonly logger: Logger,
+    readonly intervalMs = sweepIntervalMs(retention),
+  ) {}
+
+  start(): void {
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    // Jittered, so that workers started together do not sweep together.
+    const delay = this.intervalMs * (0.75 + Math.random() * 0.5);
+    this.timer = setTimeout(() => {
+      void this.sweep()
+        .catch((error: Error) => this.logger.warn({ err: error.message }, 'retention sweep failed'))
+        .finally(() => this.schedule());
+    }, delay);
+    this.timer.unref();
+  }
+
+  /** One sweep now (or joins the one under way); resolves with the number of tasks removed. */
+  sweep(): Promise<number> {
+    this.sweeping ??= this.sweepOnce().finally(() => (this.sweeping = undefined));
+    return this.sweeping;
+  }
+
+  private async sweepOnce(): Promise<number> {
+    let removed = 0;
+    for (const kind of this.kinds) {
+      const queue = this.queue(kind);
+      for (const [state, keepS] of [
+        ['completed', this.retention.completedS],
+        ['failed', this.retention.failedS],
+      ] as const) {
+        for (let batch = 0; batch < MAX_BATCHES && !this.stopped; batch++) {
+          const ids = await queue.clean(keepS * 1000, BATCH, state);
+          removed += ids.length;
+          if (ids.length < BATCH) break;
+        }
+      }
+    }
+    const keepS = Math.max(this.retention.completedS, this.retention.failedS);
+    await this.store.trimIndex(Date.now() - keepS * 1000);
+    if (removed > 0) this.logger.debug({ removed }, 'removed tasks past their retention');
+    return removed;
+  }
+
+  /** Made on first sweep: a worker that stops before then never opens them. */
+  private queue(kind: QueueKind): Queue {
+    let queue = this.queues.get(kind);
+    if (!queue) {
+      queue = this.store.createQueue(kind);
+      queue.on('error', (error) => this.logger.warn({ err: error.message, queue: kind }, 'queue error'));
+      this.queues.set(kind, queue);
+    }
+    return queue;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.sweeping?.catch(() => undefined);
+    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+  }
+}
