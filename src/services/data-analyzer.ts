@@ -1,4 +1,3 @@
-import { parse } from 'csv-parse/sync';
 import { ValidationError } from '../core/errors.js';
 import { registerService } from '../registry/registry.js';
 import type { TaskContext } from '../registry/task-context.js';
@@ -211,7 +210,9 @@ function validateInput(input: Record<string, unknown>): ParsedInput {
   };
 }
 
-function parseCsv(csv: string, delimiter: string): string[][] {
+async function parseCsv(csv: string, delimiter: string): Promise<string[][]> {
+  // Loaded on the first analysis, not when a worker starts: most workers never parse a CSV.
+  const { parse } = await import('csv-parse/sync');
   try {
     return parse(csv, { delimiter, bom: true, skip_empty_lines: true, trim: true }) as string[][];
   } catch (err) {
@@ -341,7 +342,7 @@ export class DataAnalyzer {
     const { signal } = task;
     const { csv, delimiter, columns: wanted } = validateInput(input);
 
-    const records = parseCsv(csv, delimiter);
+    const records = await parseCsv(csv, delimiter);
     const [header, ...data] = records;
     if (!header) throw new ValidationError([{ field: 'input_data.csv', message: 'has no header row' }]);
     if (!data.length)
