@@ -288,7 +288,8 @@ export class AiecsApp {
   private sharedOptions: Record<string, unknown> | undefined;
   private get sharedJobOptions(): Record<string, unknown> {
     return (this.sharedOptions ??= {
-      backoff: { type: 'aiecs', delay: this.config.retryBackoffMs },
+      // The worker's backoffStrategy knows the delay (AIECS_RETRY_BACKOFF_MS): only the type is stored.
+      backoff: { type: 'aiecs' },
       // No removeOnComplete/removeOnFail: workers sweep expired tasks now and then (RetentionSweeper)
       // instead of every finishing job looking for them.
     });

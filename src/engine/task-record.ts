@@ -20,13 +20,15 @@ export interface ProgressPayload {
 }
 
 /** A completed job's return value: the service's result plus what the task used. */
+/**
+ * What a worker returns for a completed task (BullMQ's return value). Kept small: it is written
+ * to the job and to the event stream for every task. The worker is the job's `processedBy`.
+ */
 export interface ResultEnvelope {
   result: unknown;
   resources: StoredResources;
   seq: number;
   attempt: number;
-  message: string;
-  worker: string;
 }
 
 /** Progress events of one attempt sort after the previous attempt's. */
@@ -106,7 +108,7 @@ export function toTaskRecord(job: TaskJob, state: BullState | string, queue: Que
     queue,
     status,
     progress: status === TaskStatus.COMPLETED ? 100 : (progress?.progress ?? 0),
-    message: envelope?.message ?? progress?.message ?? (status === TaskStatus.PENDING ? 'queued' : ''),
+    message: envelope ? 'completed' : (progress?.message ?? (status === TaskStatus.PENDING ? 'queued' : '')),
     attempt,
     max_attempts: maxAttempts,
     priority: data.options.priority,
@@ -119,6 +121,6 @@ export function toTaskRecord(job: TaskJob, state: BullState | string, queue: Que
     result: envelope ? envelope.result : null,
     error,
     resources: stored ? fullResources(stored) : null,
-    worker: envelope?.worker ?? progress?.worker ?? job.processedBy ?? null,
+    worker: envelope ? (job.processedBy ?? null) : (progress?.worker ?? job.processedBy ?? null),
   };
 }

@@ -259,7 +259,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     this.emitProgress(taskId, meta, {
       status: TaskStatus.COMPLETED,
       seq: envelope?.seq ?? meta.attempt * SEQ_PER_ATTEMPT + SEQ_PER_ATTEMPT - 1,
-      message: envelope?.message ?? 'completed',
+      message: 'completed',
       progress: 100,
       attempt: envelope?.attempt ?? meta.attempt,
       result: envelope?.result ?? null,

@@ -194,8 +194,6 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
         // The seq after everything reported: the first of the attempt when nothing was.
         seq: reporter ? reporter.nextSeq() : this.attempt * SEQ_PER_ATTEMPT + 1,
         attempt: this.attempt,
-        message: 'completed',
-        worker: deps.workerId,
       };
     }
 
