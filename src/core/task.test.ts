@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from './errors.js';
 import { prepareSubmission, taskRequestSchema } from './submission.js';
-import { requestFingerprint } from './task.js';
+import { fromStoredData, requestFingerprint, toStoredData, type QueueKind } from './task.js';
 
 const MiB = 1024 * 1024;
 
@@ -66,5 +66,45 @@ describe('requestFingerprint', () => {
     expect(requestFingerprint('fast_tasks', a)).not.toBe(
       requestFingerprint('fast_tasks', { ...a, input_data: { a: 2 } }),
     );
+  });
+});
+
+describe('stored task data', () => {
+  const prepare = (
+    request: Record<string, unknown>,
+    options?: Record<string, unknown>,
+    queue: QueueKind = 'fast_tasks',
+  ) =>
+    prepareSubmission(
+      queue,
+      { task_name: 't', user_id: 'u', mode: 'm', service: 's', ...request },
+      options,
+      MiB,
+      1_700_000_000_000,
+    ).data;
+
+  it('leaves out what is at its default, and the id and time the job carries', () => {
+    expect(toStoredData('fast_tasks', prepare({}))).toEqual({
+      task_name: 't',
+      user_id: 'u',
+      mode: 'm',
+      service: 's',
+    });
+    expect(toStoredData('heavy_tasks', prepare({}, {}, 'heavy_tasks'))).not.toHaveProperty('options');
+  });
+
+  it.each([
+    [{}, undefined],
+    [{ step: 3, input_data: { text: 'hi' }, context: { model: 'x' }, task_id: 'mine-1' }, undefined],
+    [{}, { priority: 10 }],
+    [{}, { priority: 99, time_limit: 60, soft_time_limit: 30 }],
+    [{}, { soft_time_limit: 5 }],
+  ])('comes back whole, with the same fingerprint (%j, options %j)', (request, options) => {
+    for (const queue of ['fast_tasks', 'heavy_tasks'] as const) {
+      const data = prepare(request, options, queue);
+      const back = fromStoredData(queue, toStoredData(queue, data), data.task_id, data.submitted_at);
+      expect(back).toEqual(data);
+      expect(requestFingerprint(queue, back)).toBe(requestFingerprint(queue, data));
+    }
   });
 });

@@ -64,7 +64,7 @@ export interface SubmitOptions {
   attempts?: number;
 }
 
-/** What a job carries in the store. */
+/** A task's data as the worker and the records see it: every field, defaults filled in. */
 export interface TaskJobData {
   task_name: string;
   user_id: string;
@@ -76,6 +76,73 @@ export interface TaskJobData {
   context: Record<string, unknown>;
   options: { time_limit?: number; soft_time_limit?: number; priority: number };
   submitted_at: number;
+}
+
+/**
+ * What a job stores: the request's fields with those at their defaults left out (step 0, empty
+ * input_data and context, the queue's priority, no time limits). The task id is the job's id and
+ * the submit time its timestamp, so neither is stored twice. Every task writes this to the store
+ * and reads it back: bytes here cost throughput.
+ */
+export interface StoredTaskData {
+  task_name: string;
+  user_id: string;
+  mode: string;
+  service: string;
+  step?: number;
+  input_data?: Record<string, unknown>;
+  context?: Record<string, unknown>;
+  options?: { time_limit?: number; soft_time_limit?: number; priority?: number };
+}
+
+const isEmpty = (o: Record<string, unknown>): boolean => {
+  for (const _ in o) return false;
+  return true;
+};
+
+export function toStoredData(queue: QueueKind, data: TaskJobData): StoredTaskData {
+  const stored: StoredTaskData = {
+    task_name: data.task_name,
+    user_id: data.user_id,
+    mode: data.mode,
+    service: data.service,
+  };
+  if (data.step !== 0) stored.step = data.step;
+  if (!isEmpty(data.input_data)) stored.input_data = data.input_data;
+  if (!isEmpty(data.context)) stored.context = data.context;
+  const { priority, time_limit, soft_time_limit } = data.options;
+  if (priority !== DEFAULT_PRIORITY[queue] || time_limit !== undefined || soft_time_limit !== undefined) {
+    const options: NonNullable<StoredTaskData['options']> = {};
+    if (priority !== DEFAULT_PRIORITY[queue]) options.priority = priority;
+    if (time_limit !== undefined) options.time_limit = time_limit;
+    if (soft_time_limit !== undefined) options.soft_time_limit = soft_time_limit;
+    stored.options = options;
+  }
+  return stored;
+}
+
+/** The inverse of toStoredData, given the job's id and timestamp. */
+export function fromStoredData(
+  queue: QueueKind,
+  stored: StoredTaskData,
+  taskId: string,
+  submittedAt: number,
+): TaskJobData {
+  const options: TaskJobData['options'] = { priority: stored.options?.priority ?? DEFAULT_PRIORITY[queue] };
+  if (stored.options?.time_limit !== undefined) options.time_limit = stored.options.time_limit;
+  if (stored.options?.soft_time_limit !== undefined) options.soft_time_limit = stored.options.soft_time_limit;
+  return {
+    task_name: stored.task_name,
+    user_id: stored.user_id,
+    step: stored.step ?? 0,
+    mode: stored.mode,
+    service: stored.service,
+    input_data: stored.input_data ?? {},
+    context: stored.context ?? {},
+    task_id: taskId,
+    options,
+    submitted_at: submittedAt,
+  };
 }
 
 /** The one place where camelCase meets snake_case. */

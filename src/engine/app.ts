@@ -20,6 +20,7 @@ import type {
   QueueKind,
   SubmitOptions,
   TaskJobData,
+  StoredTaskData,
   TaskRecord,
   TaskRequest,
   WireSubmitOptions,
@@ -34,6 +35,7 @@ import {
   requestFingerprint,
   requestToWire,
   toBullPriority,
+  toStoredData,
 } from '../core/task.js';
 import { prepareSubmission } from '../core/submission.js';
 import { encodeControl } from './control.js';
@@ -41,7 +43,7 @@ import { ResultWaiter } from './result-waiter.js';
 import type { IndexedTask, Store, WorkerHeartbeat } from './store.js';
 import { openStore } from './store.js';
 import type { BullState, ProgressPayload, ResultEnvelope, TaskJob } from './task-record.js';
-import { toTaskRecord } from './task-record.js';
+import { jobTaskData, toTaskRecord } from './task-record.js';
 
 export interface AppOptions {
   /** Store URL; default: AIECS_BROKER_URL, else CELERY_BROKER_URL, else `embedded:./.aiecs/data`. */
@@ -83,7 +85,7 @@ export interface TaskSubmitter {
   delay(request: TaskRequest, options?: SubmitOptions): Promise<TaskHandle>;
 }
 
-type TaskQueue = Queue<TaskJobData, ResultEnvelope>;
+type TaskQueue = Queue<StoredTaskData, ResultEnvelope>;
 
 /** The producer side: submit, read, wait for and cancel tasks, from any process. */
 export class AiecsApp {
@@ -125,7 +127,7 @@ export class AiecsApp {
     const store = await this.store();
     let queue = this.queues.get(kind);
     if (!queue) {
-      queue = store.createQueue<TaskJobData, ResultEnvelope>(kind);
+      queue = store.createQueue<StoredTaskData, ResultEnvelope>(kind);
       queue.on('error', (error) => this.logger.warn({ err: error.message, queue: kind }, 'queue error'));
       this.queues.set(kind, queue);
     }
@@ -210,7 +212,7 @@ export class AiecsApp {
             if (!job) continue;
             if (
               kind !== p.queue ||
-              requestFingerprint(kind, job.data) !== requestFingerprint(p.queue, p.data)
+              requestFingerprint(kind, jobTaskData(job)) !== requestFingerprint(p.queue, p.data)
             )
               throw new TaskConflictError(p.data.task_id);
             existing.add(p.data.task_id);
@@ -227,10 +229,18 @@ export class AiecsApp {
         if (mine.length === 0) return;
         const queue = await this.queue(kind);
         if (mine.length === 1)
-          await queue.add(mine[0]!.data.task_name, mine[0]!.data, this.jobOptions(mine[0]!));
+          await queue.add(
+            mine[0]!.data.task_name,
+            toStoredData(kind, mine[0]!.data),
+            this.jobOptions(mine[0]!),
+          );
         else
           await queue.addBulk(
-            mine.map((p) => ({ name: p.data.task_name, data: p.data, opts: this.jobOptions(p) })),
+            mine.map((p) => ({
+              name: p.data.task_name,
+              data: toStoredData(kind, p.data),
+              opts: this.jobOptions(p),
+            })),
           );
       }),
       store.indexTasks(fresh.map((p) => indexEntry(p.queue, p.data))),
@@ -243,9 +253,12 @@ export class AiecsApp {
         .filter((p) => p.chosen)
         .map(async (p) => {
           const stored = await (await this.queue(p.queue)).getJob(p.data.task_id);
-          if (stored && requestFingerprint(p.queue, stored.data) !== requestFingerprint(p.queue, p.data))
+          if (
+            stored &&
+            requestFingerprint(p.queue, jobTaskData(stored)) !== requestFingerprint(p.queue, p.data)
+          )
             throw new TaskConflictError(p.data.task_id);
-          created.set(p.data.task_id, stored?.data.submitted_at === p.data.submitted_at);
+          created.set(p.data.task_id, stored?.timestamp === p.data.submitted_at);
         }),
     );
     return ready.map((p) =>
@@ -298,6 +311,8 @@ export class AiecsApp {
   private jobOptions(prepared: ReturnType<typeof prepareSubmission>) {
     const opts: Record<string, unknown> = {
       jobId: prepared.data.task_id,
+      // The job's timestamp is the task's submit time (StoredTaskData does not repeat it).
+      timestamp: prepared.data.submitted_at,
       priority: toBullPriority(prepared.data.options.priority),
       attempts: prepared.attempts ?? this.config.maxAttempts,
       ...this.sharedJobOptions,

@@ -1,6 +1,7 @@
 import type { Job } from 'bullmq';
 import type { TaskErrorInfo } from '../core/errors.js';
-import type { QueueKind, StoredResources, TaskJobData, TaskRecord } from '../core/task.js';
+import type { QueueKind, StoredResources, StoredTaskData, TaskJobData, TaskRecord } from '../core/task.js';
+import { fromStoredData } from '../core/task.js';
 import { TaskStatus, fullResources } from '../core/task.js';
 
 /**
@@ -37,7 +38,12 @@ export const SEQ_PER_ATTEMPT = 1_000_000;
 export type BullState =
   'completed' | 'failed' | 'delayed' | 'active' | 'waiting' | 'waiting-children' | 'prioritized' | 'unknown';
 
-export type TaskJob = Job<TaskJobData, ResultEnvelope>;
+export type TaskJob = Job<StoredTaskData, ResultEnvelope>;
+
+/** The job's task data with every field (see StoredTaskData). */
+export function jobTaskData(job: TaskJob): TaskJobData {
+  return fromStoredData(job.queueName as QueueKind, job.data, job.id ?? '', job.timestamp);
+}
 
 export function progressPayload(job: Pick<TaskJob, 'progress'>): ProgressPayload | undefined {
   const p = job.progress as unknown;
@@ -67,7 +73,7 @@ export function deriveStatus(state: BullState | string, progress: ProgressPayloa
 const iso = (ms: number | undefined | null) => (ms ? new Date(ms).toISOString() : null);
 
 export function toTaskRecord(job: TaskJob, state: BullState | string, queue: QueueKind): TaskRecord {
-  const data = job.data;
+  const data = fromStoredData(queue, job.data, job.id ?? '', job.timestamp);
   const progress = progressPayload(job);
   const status = deriveStatus(state, progress);
   const envelope = status === TaskStatus.COMPLETED ? (job.returnvalue as ResultEnvelope | null) : null;

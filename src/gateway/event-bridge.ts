@@ -153,7 +153,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     const meta: Meta = {
       userId: job.data.user_id,
       taskName: job.data.task_name,
-      step: job.data.step,
+      step: job.data.step ?? 0,
       attempt,
       fetchedAttempt: attempt,
       activeSeen: 0,

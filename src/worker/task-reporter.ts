@@ -83,7 +83,7 @@ export class TaskReporter implements TaskSink {
     if (!this.streamBuffer || !this.producer) return;
     const event: StreamEvent = {
       eventName: STREAM_EVENT,
-      task_id: this.job.data.task_id,
+      task_id: this.job.id ?? '',
       user_id: this.job.data.user_id,
       seq: this.nextSeq(),
       delta: this.streamBuffer,

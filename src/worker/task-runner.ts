@@ -11,7 +11,7 @@ import type { TaskLogger } from '../registry/task-context.js';
 import { TaskStatus } from '../core/task.js';
 import type { TaskJobData } from '../core/task.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
-import { progressPayload, SEQ_PER_ATTEMPT } from '../engine/task-record.js';
+import { jobTaskData, progressPayload, SEQ_PER_ATTEMPT } from '../engine/task-record.js';
 import type { CancelRegistry, Stoppable } from './cancel-registry.js';
 import { DeadlineWatch, type HasDeadline } from './deadline-watch.js';
 import type { FailureInfo, TaskSink } from './execute-service.js';
@@ -87,7 +87,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     private readonly deps: RunnerDeps,
     private readonly deadlines: DeadlineWatch,
   ) {
-    this.data = job.data;
+    this.data = jobTaskData(job);
     this.attempt = Math.max(job.attemptsStarted ?? 0, (job.attemptsMade ?? 0) + 1, 1);
     this.log = new LazyTaskLogger(deps.logger, this.data, deps.workerId);
   }

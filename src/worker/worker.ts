@@ -7,7 +7,7 @@ import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
 import type { Logger } from '../core/logger.js';
 import { createLogger } from '../core/logger.js';
 import { VERSION } from '../core/version.js';
-import type { QueueKind, TaskJobData } from '../core/task.js';
+import type { QueueKind, StoredTaskData } from '../core/task.js';
 import { decodeControl } from '../engine/control.js';
 import type { Store, WorkerHeartbeat } from '../engine/store.js';
 import { openStore } from '../engine/store.js';
@@ -49,7 +49,7 @@ export class AiecsWorker {
   readonly settings: WorkerSettings;
   readonly logger: Logger;
   private store: Store | undefined;
-  private readonly workers = new Map<QueueKind, Worker<TaskJobData, ResultEnvelope>>();
+  private readonly workers = new Map<QueueKind, Worker<StoredTaskData, ResultEnvelope>>();
   private readonly executors = new Map<QueueKind, Executor>();
   private readonly producers: QueueEventsProducer[] = [];
   private readonly cancels = new CancelRegistry();
@@ -117,7 +117,7 @@ export class AiecsWorker {
         gate,
         onFinished: (ok) => (ok ? this.processed++ : this.failed++),
       });
-      const worker = store.createWorker<TaskJobData, ResultEnvelope>(queue, processor, {
+      const worker = store.createWorker<StoredTaskData, ResultEnvelope>(queue, processor, {
         name: this.id,
         concurrency,
         lockDuration: this.config.lockDurationMs,
