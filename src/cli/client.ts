@@ -85,7 +85,7 @@ export class StoreClient implements TaskClient {
     namespace?: string;
     logger: Logger;
   }): Promise<StoreClient> {
-    // Loaded here, not at the top: every command imports this module, and the app brings zod.
+    // Loaded here, not at the top: the app brings zod, and the HTTP path never needs it.
     const { AiecsApp } = await import('../engine/app.js');
     const app = new AiecsApp({
       config: options.config,

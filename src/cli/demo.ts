@@ -6,7 +6,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Command } from 'commander';
 import type { AiecsConfig } from '../core/config.js';
 import { loadConfig } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
@@ -176,34 +175,30 @@ async function runDemo(up: UpHandle, started: number, stop: { requested: boolean
   return tasks.every((task, i) => finals.get(ids[i] as string)?.status === task.expected);
 }
 
-export function registerDemoCommand(program: Command): void {
-  program
-    .command('demo')
-    .description('run four tasks end to end on a temporary embedded store (ignores --broker)')
-    .action(async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'aiecs-demo-'));
-      const config = demoConfig(dir);
-      const logger = createLogger(clientLogLevel(config));
-      const stop = { requested: false };
-      const onSignal = () => (stop.requested = true);
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      let up: UpHandle | undefined;
-      try {
-        const opening = Date.now();
-        up = await startUp({ config, logger });
-        console.log(
-          `aiecs demo: store ${up.store.displayUrl}, worker ${up.worker.id} ` +
-            `(ready in ${((Date.now() - opening) / 1000).toFixed(1)} s)`,
-        );
-        const ok = await runDemo(up, Date.now(), stop);
-        console.log(ok ? '\nall tasks ended as expected' : '\nsome tasks did not end as expected');
-        process.exitCode = stop.requested ? EXIT_INTERRUPTED : ok ? 0 : 1;
-      } finally {
-        await up?.close(2).catch((error: Error) => logger.warn({ err: error.message }, 'demo shutdown'));
-        await rm(dir, { recursive: true, force: true });
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
-    });
+/** The `aiecs demo` action. */
+export async function demoAction(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'aiecs-demo-'));
+  const config = demoConfig(dir);
+  const logger = createLogger(clientLogLevel(config));
+  const stop = { requested: false };
+  const onSignal = () => (stop.requested = true);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let up: UpHandle | undefined;
+  try {
+    const opening = Date.now();
+    up = await startUp({ config, logger });
+    console.log(
+      `aiecs demo: store ${up.store.displayUrl}, worker ${up.worker.id} ` +
+        `(ready in ${((Date.now() - opening) / 1000).toFixed(1)} s)`,
+    );
+    const ok = await runDemo(up, Date.now(), stop);
+    console.log(ok ? '\nall tasks ended as expected' : '\nsome tasks did not end as expected');
+    process.exitCode = stop.requested ? EXIT_INTERRUPTED : ok ? 0 : 1;
+  } finally {
+    await up?.close(2).catch((error: Error) => logger.warn({ err: error.message }, 'demo shutdown'));
+    await rm(dir, { recursive: true, force: true });
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }

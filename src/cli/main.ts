@@ -5,12 +5,14 @@
  */
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../core/version.js';
-import { registerDemoCommand } from './demo.js';
-import { registerGatewayCommands } from './gateway-command.js';
+import {
+  registerDemoCommand,
+  registerGatewayCommands,
+  registerStatusCommands,
+  registerSubmitCommand,
+  registerUpCommand,
+} from './commands.js';
 import { EXIT_USAGE } from './options.js';
-import { registerStatusCommands } from './status.js';
-import { registerSubmitCommand } from './submit.js';
-import { registerUpCommand } from './up.js';
 import { registerWorkerCommand } from './worker-command.js';
 
 /** Errors that mean "called wrongly" rather than "something broke". */

@@ -6,7 +6,7 @@ import { WaitTimeoutError } from '../core/errors.js';
 import type { TaskClient } from './client.js';
 import { withClient } from './client.js';
 import type { GlobalOptions } from './options.js';
-import { UsageError, intFlag, numberFlag, parseJsonObject } from './options.js';
+import { UsageError, parseJsonObject } from './options.js';
 import { formatRecord, jsonLine } from './output.js';
 
 export interface SubmitFlags {
@@ -100,57 +100,37 @@ async function waitWithProgress(
   }
 }
 
-export function registerSubmitCommand(program: Command): void {
-  program
-    .command('submit')
-    .description('submit a task; prints its id, or with --wait its final record')
-    .requiredOption('--mode <mode>', 'service mode, e.g. chat')
-    .requiredOption('--service <service>', 'service name, e.g. text_analyzer')
-    .requiredOption('--task <task>', 'task (method) name, e.g. analyze_text')
-    .requiredOption('--input <json>', 'input_data: a JSON object, @file.json or - (stdin)')
-    .option('--context <json>', 'context: a JSON object, @file.json or - (stdin)')
-    .option('--user <user>', 'user id', 'cli')
-    .option('--task-id <id>', 'your own task id (re-submitting the same request is a no-op)')
-    .option('--step <n>', 'step number', intFlag())
-    .option('--heavy', 'submit to the heavy queue (process pool) instead of the fast one')
-    .option('--priority <n>', 'priority 1-100, higher runs first', intFlag(1))
-    .option('--countdown <s>', 'seconds to wait before the task may run', numberFlag())
-    .option('--time-limit <s>', 'hard time limit in seconds', numberFlag())
-    .option('--soft-time-limit <s>', 'soft time limit in seconds', numberFlag())
-    .option('--wait', 'wait for the task to end and print its record')
-    .option('--timeout <s>', 'with --wait: give up waiting after this many seconds', numberFlag())
-    .option('--json', 'print one JSON line')
-    .action(async (flags: SubmitFlags, cmd: Command) => {
-      // Flags first: a usage error should not wait for the store to open.
-      const { queue, request, options } = buildSubmission(flags);
-      await withClient(cmd.optsWithGlobals<GlobalOptions>(), async (client) => {
-        // Refuse before submitting: the wait could never end.
-        if (flags.wait && client.cannotWait) throw new UsageError(`--wait: ${client.cannotWait}`);
-        const submitted = await client.submit(queue, request, options);
-        if (!flags.wait) {
-          console.log(flags.json ? jsonLine(submitted) : submitted.task_id);
-          return;
-        }
-        let record: TaskRecord;
-        try {
-          record = await waitWithProgress(
-            client,
-            submitted.task_id,
-            queue,
-            flags.timeout,
-            Boolean(process.stderr.isTTY),
-          );
-        } catch (error) {
-          if (!(error instanceof WaitTimeoutError)) throw error;
-          // The task goes on; show where it is and say why we stopped.
-          const current = await client.get(submitted.task_id);
-          if (current) console.log(flags.json ? jsonLine(current) : formatRecord(current));
-          console.error(`aiecs: ${error.message}`);
-          process.exitCode = 1;
-          return;
-        }
-        console.log(flags.json ? jsonLine(record) : formatRecord(record));
-        process.exitCode = exitCodeFor(record);
-      });
-    });
+/** The `aiecs submit` action. */
+export async function submitAction(flags: SubmitFlags, cmd: Command): Promise<void> {
+  // Flags first: a usage error should not wait for the store to open.
+  const { queue, request, options } = buildSubmission(flags);
+  await withClient(cmd.optsWithGlobals<GlobalOptions>(), async (client) => {
+    // Refuse before submitting: the wait could never end.
+    if (flags.wait && client.cannotWait) throw new UsageError(`--wait: ${client.cannotWait}`);
+    const submitted = await client.submit(queue, request, options);
+    if (!flags.wait) {
+      console.log(flags.json ? jsonLine(submitted) : submitted.task_id);
+      return;
+    }
+    let record: TaskRecord;
+    try {
+      record = await waitWithProgress(
+        client,
+        submitted.task_id,
+        queue,
+        flags.timeout,
+        Boolean(process.stderr.isTTY),
+      );
+    } catch (error) {
+      if (!(error instanceof WaitTimeoutError)) throw error;
+      // The task goes on; show where it is and say why we stopped.
+      const current = await client.get(submitted.task_id);
+      if (current) console.log(flags.json ? jsonLine(current) : formatRecord(current));
+      console.error(`aiecs: ${error.message}`);
+      process.exitCode = 1;
+      return;
+    }
+    console.log(flags.json ? jsonLine(record) : formatRecord(record));
+    process.exitCode = exitCodeFor(record);
+  });
 }

@@ -14,7 +14,7 @@ import type { Gateway } from '../gateway/server.js';
 import { AiecsWorker } from '../worker/worker.js';
 import { localSecret, writeGatewayFile } from './local-gateway.js';
 import type { GlobalOptions, WorkerFlags } from './options.js';
-import { addWorkerFlags, cliConfig, describeQueues, intFlag, workerOverrides } from './options.js';
+import { cliConfig, describeQueues, workerOverrides } from './options.js';
 import { untilShutdown } from './worker-command.js';
 
 export interface UpOptions {
@@ -63,7 +63,7 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
       ...(options.worker ? { worker: options.worker } : {}),
     });
     await worker.start();
-    // Loaded here, not at the top: every command imports this module, and the app brings zod.
+    // Loaded once the worker is up: the app brings zod, which the worker never needs.
     const { createApp } = await import('../engine/app.js');
     app = createApp({ config, logger, store, ...namespace });
 
@@ -115,49 +115,40 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
   };
 }
 
-export function registerUpCommand(program: Command): void {
-  const command = program
-    .command('up')
-    .description(
-      'run the whole engine in this process (store, worker and HTTP/WebSocket gateway) until SIGTERM/SIGINT',
-    );
-  addWorkerFlags(command)
-    .option('--port <n>', 'gateway port (default: PORT, 8000)', intFlag(0))
-    .option('--host <host>', 'gateway address (default: AIECS_HOST, 127.0.0.1)')
-    .option('--no-gateway', 'run without the HTTP/WebSocket gateway');
-  command.action(
-    async (flags: WorkerFlags & { port?: number; host?: string; gateway?: boolean }, cmd: Command) => {
-      const globals = cmd.optsWithGlobals<GlobalOptions>();
-      const config = cliConfig(globals);
-      const logger = createLogger(config.logLevel);
-      let starting: Promise<UpHandle> | undefined = undefined;
-      const stopped = untilShutdown(async () => {
-        const up = await starting?.catch(() => undefined);
-        await up?.close();
-      }, logger);
-      starting = startUp({
-        config,
-        logger,
-        gateway:
-          flags.gateway === false
-            ? false
-            : {
-                ...(flags.port !== undefined ? { port: flags.port } : {}),
-                ...(flags.host !== undefined ? { host: flags.host } : {}),
-              },
-        worker: workerOverrides(flags, config.worker),
-        ...(globals.namespace !== undefined ? { namespace: globals.namespace } : {}),
-      });
-      const up = await starting;
-      console.log(
-        `aiecs up: store ${up.store.displayUrl}, worker ${up.worker.id}, queues ${describeQueues(up.worker.settings)}` +
-          (up.url ? `, gateway ${up.url}` : ''),
-      );
-      if (up.url && up.token) {
-        console.log(`  try:   curl -H "Authorization: Bearer ${up.token}" ${up.url}/api/services`);
-        console.log(`  token: ${up.token}  (user "you", 24 h; mint others with \`aiecs token --user U\`)`);
-      }
-      await stopped;
-    },
+/** Flags of `aiecs up`: a worker's, plus where the gateway listens. */
+export type UpFlags = WorkerFlags & { port?: number; host?: string; gateway?: boolean };
+
+/** The `aiecs up` action. */
+export async function upAction(flags: UpFlags, cmd: Command): Promise<void> {
+  const globals = cmd.optsWithGlobals<GlobalOptions>();
+  const config = cliConfig(globals);
+  const logger = createLogger(config.logLevel);
+  let starting: Promise<UpHandle> | undefined = undefined;
+  const stopped = untilShutdown(async () => {
+    const up = await starting?.catch(() => undefined);
+    await up?.close();
+  }, logger);
+  starting = startUp({
+    config,
+    logger,
+    gateway:
+      flags.gateway === false
+        ? false
+        : {
+            ...(flags.port !== undefined ? { port: flags.port } : {}),
+            ...(flags.host !== undefined ? { host: flags.host } : {}),
+          },
+    worker: workerOverrides(flags, config.worker),
+    ...(globals.namespace !== undefined ? { namespace: globals.namespace } : {}),
+  });
+  const up = await starting;
+  console.log(
+    `aiecs up: store ${up.store.displayUrl}, worker ${up.worker.id}, queues ${describeQueues(up.worker.settings)}` +
+      (up.url ? `, gateway ${up.url}` : ''),
   );
+  if (up.url && up.token) {
+    console.log(`  try:   curl -H "Authorization: Bearer ${up.token}" ${up.url}/api/services`);
+    console.log(`  token: ${up.token}  (user "you", 24 h; mint others with \`aiecs token --user U\`)`);
+  }
+  await stopped;
 }

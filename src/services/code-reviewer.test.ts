@@ -2,8 +2,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import ts from 'typescript';
 import { ValidationError } from '../core/errors.js';
 import { registry } from '../registry/registry.js';
+import { registerBuiltinServices } from './builtin.js';
 import { MAX_FILES, functionMetrics } from './code-review-engine.js';
-import { CodeReviewer, registerCodeReviewer } from './code-reviewer.js';
+import { CodeReviewer } from './code-reviewer.js';
 import type { CodeReview } from './code-reviewer.js';
 import { createTestTaskContext } from './test-task-context.js';
 import type { TestTaskOptions } from './test-task-context.js';
@@ -300,7 +301,7 @@ describe('registration', () => {
   });
 
   it('registers code/code_reviewer and resolves review_code', async () => {
-    registerCodeReviewer();
+    registerBuiltinServices();
     expect(registry.get('code', 'code_reviewer')?.methods).toEqual(['review_code']);
     const run = registry.resolve('code', 'code_reviewer', 'review_code');
     const r = (await run({ code: TYPE_ERROR }, {}, createTestTaskContext().task)) as CodeReview;

@@ -1,4 +1,3 @@
-import { registerService } from '../registry/registry.js';
 import type { TaskContext } from '../registry/task-context.js';
 import type { CodeReview } from './code-review-engine.js';
 
@@ -25,10 +24,4 @@ export class CodeReviewer {
     const { reviewCode } = await import('./code-review-engine.js');
     return reviewCode(input, task);
   }
-}
-
-export function registerCodeReviewer(): void {
-  registerService('code', 'code_reviewer', CodeReviewer, {
-    description: 'Strict TypeScript type-check in memory plus per-function cyclomatic complexity and nesting',
-  });
 }

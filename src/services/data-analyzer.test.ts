@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ValidationError } from '../core/errors.js';
 import { registry } from '../registry/registry.js';
-import { DataAnalyzer, pearson, percentile, registerDataAnalyzer } from './data-analyzer.js';
+import { registerBuiltinServices } from './builtin.js';
+import { DataAnalyzer, pearson, percentile } from './data-analyzer.js';
 import type { ColumnProfile, DatasetAnalysis } from './data-analyzer.js';
 import { createTestTaskContext } from './test-task-context.js';
 import type { TestTaskOptions } from './test-task-context.js';
@@ -231,7 +232,7 @@ describe('registration', () => {
   });
 
   it('registers data/data_analyzer and resolves analyze_dataset', async () => {
-    registerDataAnalyzer();
+    registerBuiltinServices();
     expect(registry.get('data', 'data_analyzer')?.methods).toEqual(['analyze_dataset']);
     const run = registry.resolve('data', 'data_analyzer', 'analyze_dataset');
     const t = createTestTaskContext();

@@ -1,5 +1,4 @@
 import { ValidationError } from '../core/errors.js';
-import { registerService } from '../registry/registry.js';
 import type { TaskContext } from '../registry/task-context.js';
 import { checkpoint, round } from './cooperative.js';
 
@@ -453,10 +452,4 @@ export class DataAnalyzer {
     task.progress(100, 'report ready');
     return { rows: data.length, delimiter, columns: profiles, correlations, report_markdown };
   }
-}
-
-export function registerDataAnalyzer(): void {
-  registerService('data', 'data_analyzer', DataAnalyzer, {
-    description: 'CSV profiling: column types and statistics, Pearson correlations, Markdown report',
-  });
 }

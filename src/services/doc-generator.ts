@@ -3,7 +3,6 @@ import { ValidationError } from '../core/errors.js';
 import { llm } from '../providers/client.js';
 import { parseJsonLoose } from '../providers/json.js';
 import type { ProviderName } from '../providers/types.js';
-import { registerService } from '../registry/registry.js';
 import type { TaskContext } from '../registry/task-context.js';
 import { samplingOptions } from './llm-chat.js';
 import { words } from './text-analyzer.js';
@@ -376,11 +375,4 @@ export class DocGenerator {
     if (references) doc.references = references;
     return doc;
   }
-}
-
-export function registerDocGenerator(): void {
-  registerService('document', 'doc_generator', DocGenerator, {
-    description:
-      'Writes a Markdown document with an LLM: outline, then each section (streamed), references when asked',
-  });
 }

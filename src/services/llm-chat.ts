@@ -2,7 +2,6 @@ import type { FieldIssue } from '../core/errors.js';
 import { ValidationError } from '../core/errors.js';
 import { llm } from '../providers/client.js';
 import type { ChatMessage, ChatRole, ProviderName } from '../providers/types.js';
-import { registerService } from '../registry/registry.js';
 import type { TaskContext } from '../registry/task-context.js';
 
 export interface ChatAnswer {
@@ -115,11 +114,4 @@ export class LlmChat {
       finish_reason: result.finish_reason,
     };
   }
-}
-
-export function registerLlmChat(): void {
-  registerService('chat', 'llm_chat', LlmChat, {
-    description:
-      'Chat with an LLM (OpenAI, xAI, Vertex AI): messages or a prompt in, the answer out, tokens streamed',
-  });
 }

@@ -1,5 +1,4 @@
 import { ValidationError } from '../core/errors.js';
-import { registerService } from '../registry/registry.js';
 import type { TaskContext } from '../registry/task-context.js';
 
 /** Longest sleep accepted: an hour is plenty for demos and tests of limits and cancel. */
@@ -62,9 +61,3 @@ export const sleeper = {
     return { slept_s: Math.round(Date.now() - started) / 1000 };
   },
 };
-
-export function registerSleeper(): void {
-  registerService('util', 'sleeper', sleeper, {
-    description: 'sleeps input_data.seconds (0–3600), reporting progress each second; stops at once on abort',
-  });
-}

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ValidationError } from '../core/errors.js';
 import { registry } from '../registry/registry.js';
+import { registerBuiltinServices } from './builtin.js';
 import { createTestTaskContext } from './test-task-context.js';
 import {
   TextAnalyzer,
@@ -9,7 +10,6 @@ import {
   loadTextModels,
   moderate,
   readability,
-  registerTextAnalyzer,
 } from './text-analyzer.js';
 import type { TextAnalysis } from './text-analyzer.js';
 
@@ -227,7 +227,7 @@ describe('registration', () => {
   });
 
   it('registers chat/text_analyzer and resolves each task name to a fresh instance', async () => {
-    registerTextAnalyzer();
+    registerBuiltinServices();
     const entry = registry.get('chat', 'text_analyzer');
     expect(entry?.methods).toEqual(['analyze_text', 'detect_language', 'moderate_content']);
     expect(entry?.description).toBeTruthy();

@@ -5,7 +5,6 @@ import { llm } from '../providers/client.js';
 import { parseJsonLoose } from '../providers/json.js';
 import { namesModel } from '../providers/select.js';
 import type { ProviderName } from '../providers/types.js';
-import { registerService } from '../registry/registry.js';
 import type { TaskContext } from '../registry/task-context.js';
 import { checkpoint, round } from './cooperative.js';
 
@@ -625,11 +624,4 @@ export class TextAnalyzer {
     await loadTextModels();
     return moderate(text);
   }
-}
-
-export function registerTextAnalyzer(): void {
-  registerService('chat', 'text_analyzer', TextAnalyzer, {
-    description:
-      'Text analysis: sentiment (AFINN-165), language, keywords, readability, moderation; with context.model, an LLM summary and sentiment',
-  });
 }

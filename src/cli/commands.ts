@@ -1,0 +1,111 @@
+/**
+ * The commands besides `worker`: names, flags and help here, each action imported when its
+ * command runs. Every `aiecs` process builds the whole program, and a long-lived worker should
+ * not carry the client, demo and gateway code it never runs.
+ */
+import type { Command } from 'commander';
+import type { GatewayFlags, TokenFlags } from './gateway-command.js';
+import { addWorkerFlags, collectList, intFlag, numberFlag } from './options.js';
+import type { JsonFlag } from './status.js';
+import type { SubmitFlags } from './submit.js';
+import type { UpFlags } from './up.js';
+
+export function registerUpCommand(program: Command): void {
+  const command = program
+    .command('up')
+    .description(
+      'run the whole engine in this process (store, worker and HTTP/WebSocket gateway) until SIGTERM/SIGINT',
+    );
+  addWorkerFlags(command)
+    .option('--port <n>', 'gateway port (default: PORT, 8000)', intFlag(0))
+    .option('--host <host>', 'gateway address (default: AIECS_HOST, 127.0.0.1)')
+    .option('--no-gateway', 'run without the HTTP/WebSocket gateway');
+  command.action(async (flags: UpFlags, cmd: Command) => (await import('./up.js')).upAction(flags, cmd));
+}
+
+export function registerSubmitCommand(program: Command): void {
+  program
+    .command('submit')
+    .description('submit a task; prints its id, or with --wait its final record')
+    .requiredOption('--mode <mode>', 'service mode, e.g. chat')
+    .requiredOption('--service <service>', 'service name, e.g. text_analyzer')
+    .requiredOption('--task <task>', 'task (method) name, e.g. analyze_text')
+    .requiredOption('--input <json>', 'input_data: a JSON object, @file.json or - (stdin)')
+    .option('--context <json>', 'context: a JSON object, @file.json or - (stdin)')
+    .option('--user <user>', 'user id', 'cli')
+    .option('--task-id <id>', 'your own task id (re-submitting the same request is a no-op)')
+    .option('--step <n>', 'step number', intFlag())
+    .option('--heavy', 'submit to the heavy queue (process pool) instead of the fast one')
+    .option('--priority <n>', 'priority 1-100, higher runs first', intFlag(1))
+    .option('--countdown <s>', 'seconds to wait before the task may run', numberFlag())
+    .option('--time-limit <s>', 'hard time limit in seconds', numberFlag())
+    .option('--soft-time-limit <s>', 'soft time limit in seconds', numberFlag())
+    .option('--wait', 'wait for the task to end and print its record')
+    .option('--timeout <s>', 'with --wait: give up waiting after this many seconds', numberFlag())
+    .option('--json', 'print one JSON line')
+    .action(async (flags: SubmitFlags, cmd: Command) =>
+      (await import('./submit.js')).submitAction(flags, cmd),
+    );
+}
+
+/** `status`, `cancel` and `workers`: about tasks and workers that already exist. */
+export function registerStatusCommands(program: Command): void {
+  program
+    .command('status')
+    .description("print a task's record")
+    .argument('<id>', 'task id')
+    .option('--json', 'print one JSON line')
+    .action(async (id: string, flags: JsonFlag, cmd: Command) =>
+      (await import('./status.js')).statusAction(id, flags, cmd),
+    );
+
+  program
+    .command('cancel')
+    .description('cancel a task: a pending one never runs, a running one is stopped')
+    .argument('<id>', 'task id')
+    .option('--json', 'print one JSON line')
+    .action(async (id: string, flags: JsonFlag, cmd: Command) =>
+      (await import('./status.js')).cancelAction(id, flags, cmd),
+    );
+
+  program
+    .command('workers')
+    .description('list live workers (from their heartbeats)')
+    .option('--json', 'print one JSON line')
+    .action(async (flags: JsonFlag, cmd: Command) => (await import('./status.js')).workersAction(flags, cmd));
+}
+
+export function registerDemoCommand(program: Command): void {
+  program
+    .command('demo')
+    .description('run four tasks end to end on a temporary embedded store (ignores --broker)')
+    .action(async () => (await import('./demo.js')).demoAction());
+}
+
+/** `aiecs gateway` (the HTTP/WebSocket gateway alone) and `aiecs token` (mint a JWT). */
+export function registerGatewayCommands(program: Command): void {
+  program
+    .command('gateway')
+    .description('run the HTTP API and WebSocket gateway alone (workers run elsewhere on the same store)')
+    .option('--port <n>', 'port (default: PORT, 8000)', intFlag(0))
+    .option('--host <host>', 'address (default: AIECS_HOST, 127.0.0.1)')
+    .option(
+      '--services <path>',
+      "service modules to list and accept besides the workers' (repeatable)",
+      collectList,
+      [],
+    )
+    .action(async (flags: GatewayFlags, cmd: Command) =>
+      (await import('./gateway-command.js')).gatewayAction(flags, cmd),
+    );
+
+  program
+    .command('token')
+    .description('mint a JWT for a user with the configured secret (or the one `aiecs up` keeps)')
+    .requiredOption('--user <id>', "the user (the token's sub)")
+    .option('--admin', 'may see and cancel every task')
+    .option('--ttl <duration>', 'lifetime: 90s, 30m, 1h, 7d', '1h')
+    .action(async (flags: TokenFlags, cmd: Command) =>
+      (await import('./gateway-command.js')).tokenAction(flags, cmd),
+    );
+}
