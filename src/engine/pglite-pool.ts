@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { PGlite } from '@electric-sql/pglite';
-import { DEFAULT_SCHEMA, runMigrations } from 'bullmq';
+import { DEFAULT_SCHEMA, runMigrations } from './bullmq.js';
 
 /**
  * A `pg.Pool`-shaped face over one PGlite instance, which is what BullMQ's PostgreSQL backend

@@ -1,7 +1,7 @@
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
-import { DEFAULT_SCHEMA } from 'bullmq';
+import { DEFAULT_SCHEMA } from './bullmq.js';
 import { AiecsError } from '../core/errors.js';
 import { openMigratedPglite } from './pglite-pool.js';
 import type { ResolvedStoreOptions, Store } from './store.js';

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import type { PgPool } from 'bullmq';
 import {
   Queue,
   QueueEvents,
@@ -6,8 +7,7 @@ import {
   Worker,
   createPostgresBackend,
   quoteSchemaName,
-  type PgPool,
-} from 'bullmq';
+} from './bullmq.js';
 import { StoreUnavailableError } from '../core/errors.js';
 import { QUEUE_KINDS } from '../core/task.js';
 import { readEventsInOrder, type PgEventBackend } from './pg-event-reader.js';

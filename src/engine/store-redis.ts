@@ -1,5 +1,5 @@
-import { Redis, type RedisOptions } from 'ioredis';
-import { Queue, QueueEvents, QueueEventsProducer, Worker } from 'bullmq';
+import type { Redis as RedisClient, RedisOptions } from 'ioredis';
+import { Queue, QueueEvents, QueueEventsProducer, Redis, Worker } from './bullmq.js';
 import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
 import { StoreUnavailableError } from '../core/errors.js';
 import type { IndexedTask, ResolvedStoreOptions, Store, WorkerHeartbeat } from './store.js';
@@ -45,7 +45,7 @@ function clientOptions(role: 'producer' | 'worker' | 'blocking'): RedisOptions {
   };
 }
 
-async function connected(client: Redis, url: string): Promise<void> {
+async function connected(client: RedisClient, url: string): Promise<void> {
   if (client.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -70,7 +70,7 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
   const namespace = checkNamespace(options.namespace ?? 'aiecs');
   const role = options.role ?? 'producer';
   const log = options.logger;
-  const clients: Redis[] = [];
+  const clients: RedisClient[] = [];
   const newClient = (kind: 'producer' | 'worker' | 'blocking') => {
     const client = new Redis(url, clientOptions(kind));
     // ioredis reports every failed reconnect; one line per outage is enough.

@@ -1,4 +1,5 @@
-import { UnrecoverableError, WaitingError, type QueueEventsProducer } from 'bullmq';
+import type { QueueEventsProducer } from 'bullmq';
+import { UnrecoverableError, WaitingError } from '../engine/bullmq.js';
 import type { AiecsConfig } from '../core/config.js';
 import {
   RetriesExhaustedError,
