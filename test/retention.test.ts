@@ -37,4 +37,30 @@ describe.each(STORE_KINDS)('retention on %s', (kind) => {
     expect(await ids('alice')).toEqual(['new-a']);
     expect(await ids('bob')).toEqual([]);
   });
+
+  it('indexes a large one-user batch whole, newest first, for everyone and for the user', async () => {
+    env = await TestEnv.create(kind);
+    const store = await env.app().store();
+    const now = Date.now();
+    const batch = Array.from({ length: 1_201 }, (_, i) => ({
+      task_id: `t-${i}`,
+      user_id: 'carol | the "admin"',
+      queue: i % 2 ? 'heavy_tasks' : 'fast_tasks',
+      created_at: now + i,
+    }));
+    await store.indexTasks(batch);
+    const all = async (user?: string) => {
+      const items = [];
+      let cursor: string | undefined;
+      do {
+        const page = await store.listTasks(user, 500, cursor);
+        items.push(...page.items);
+        cursor = page.next_cursor;
+      } while (cursor);
+      return items;
+    };
+    const expected = [...batch].reverse();
+    expect(await all('carol | the "admin"')).toEqual(expected);
+    expect(await all()).toEqual(expected);
+  });
 });
