@@ -64,7 +64,10 @@ export function deriveStatus(state: BullState | string, progress: ProgressPayloa
     case 'failed':
       return progress && FAILURE_STATUSES.has(progress.status) ? progress.status : TaskStatus.FAILED;
     case 'active':
-      return TaskStatus.RUNNING;
+      // A task cancelled while pending is taken by a worker only to be dropped: it stays cancelled.
+      return progress?.status === TaskStatus.CANCELLED && progress.seq < SEQ_PER_ATTEMPT
+        ? TaskStatus.CANCELLED
+        : TaskStatus.RUNNING;
     default:
       return progress?.status === TaskStatus.CANCELLED ? TaskStatus.CANCELLED : TaskStatus.PENDING;
   }
