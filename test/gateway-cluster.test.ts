@@ -6,6 +6,7 @@ import {
   api,
   probe,
   progressProblem,
+  sleep,
   until,
   token,
   uid,
@@ -141,5 +142,23 @@ describe('two gateways and two workers on one Redis', () => {
     expect(await c.subscribe(id, -1)).toMatchObject({ ok: true, status: 'cancelled', replayed: 1 });
     await c.waitTerminal([id]);
     expect(c.terminal(id)).toMatchObject({ status: 'cancelled', error_code: 'E004', seq: seen.seq });
+  });
+
+  it('holds a user to one rate limit across gateways, not one per gateway', async () => {
+    // 6 requests per 60 s window on each node: each node's own bucket would let 6 through.
+    const limits = { AIECS_RATE_LIMIT_PER_S: '0.1', AIECS_RATE_LIMIT_BURST: '6' };
+    const [a, b] = [await ge.addGateway(limits), await ge.addGateway(limits)];
+    const tok = await token(uid('limited'));
+    const [onA, onB] = [api(a.url, tok), api(b.url, tok)];
+    // The shared count lives in fixed windows: stay clear of a window's end.
+    while (60_000 - (Date.now() % 60_000) < 5_000) await sleep(250);
+    const first = await Promise.all(Array.from({ length: 6 }, () => onA.get('/api/tasks?limit=1')));
+    expect(first.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    const second = await Promise.all(Array.from({ length: 6 }, () => onB.get('/api/tasks?limit=1')));
+    expect(second.map((r) => r.status)).toEqual([429, 429, 429, 429, 429, 429]);
+    expect(second[0]!.body.error.code).toBe('RATE_LIMITED');
+    expect(Number(second[0]!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // Another user is not touched by it.
+    expect((await api(b.url, await token(uid('other'))).get('/api/tasks?limit=1')).status).toBe(200);
   });
 });

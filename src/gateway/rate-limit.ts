@@ -25,25 +25,48 @@ export class TokenBucket {
   }
 }
 
-/** One bucket per user on this gateway node; idle buckets are forgotten. */
+/** A counter every gateway on the store shares (Store.tryHit). */
+export interface SharedCounter {
+  tryHit(key: string, limit: number, windowMs: number): Promise<{ ok: boolean; retryAfterMs: number }>;
+}
+
+/**
+ * Requests per user: a token bucket on this node answers most requests without a round trip,
+ * and, with several gateways on a shared store, a counter in the store holds the user to `burst`
+ * requests per `burst / perSecond` seconds across all of them (a fixed window: cheaper than a
+ * shared bucket, and the same rate over time). Idle buckets are forgotten.
+ */
 export class UserRateLimiter {
   private readonly buckets = new Map<string, TokenBucket>();
   private readonly sweep: NodeJS.Timeout;
+  private readonly windowMs: number;
 
   constructor(
     private readonly perSecond: number,
     private readonly burst: number,
+    private readonly shared?: SharedCounter,
+    private readonly onSharedError?: (error: Error) => void,
   ) {
     this.sweep = setInterval(() => this.buckets.clear(), 10 * 60_000);
     this.sweep.unref();
+    this.windowMs = perSecond > 0 ? Math.max(1_000, Math.ceil((burst / perSecond) * 1000)) : 0;
   }
 
-  /** Returns 0 when allowed, else the seconds to wait. */
-  check(userId: string): number {
+  /** Resolves 0 when allowed, else the seconds to wait. */
+  async check(userId: string): Promise<number> {
     if (this.perSecond <= 0) return 0;
     let bucket = this.buckets.get(userId);
     if (!bucket) this.buckets.set(userId, (bucket = new TokenBucket(this.perSecond, this.burst)));
-    return bucket.take() ? 0 : bucket.waitS();
+    if (!bucket.take()) return bucket.waitS();
+    if (!this.shared) return 0;
+    try {
+      const hit = await this.shared.tryHit(`http:${userId}`, this.burst, this.windowMs);
+      return hit.ok ? 0 : Math.max(1, Math.ceil(hit.retryAfterMs / 1000));
+    } catch (error) {
+      // The store being down must not lock every user out; this node's bucket still holds.
+      this.onSharedError?.(error as Error);
+      return 0;
+    }
   }
 
   close(): void {

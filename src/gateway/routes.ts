@@ -121,7 +121,7 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
     async (api) => {
       api.addHook('onRequest', async (request, reply) => {
         request.principal = await verify(bearer(request.headers.authorization));
-        const wait = limiter.check(request.principal.userId);
+        const wait = await limiter.check(request.principal.userId);
         if (wait > 0) {
           void reply.header('retry-after', String(wait));
           throw new RateLimitedError('too many requests; slow down', wait);

@@ -39,7 +39,19 @@ export class Gateway {
         ...(config.auth.jwtSecret ? { secret: config.auth.jwtSecret } : {}),
         ...(config.auth.jwksUrl ? { jwksUrl: config.auth.jwksUrl } : {}),
       });
-    this.limiter = new UserRateLimiter(config.gateway.rateLimitPerS, config.gateway.rateLimitBurst);
+    let lastLimitWarn = 0;
+    // One embedded store has one gateway: its own buckets are the whole truth there.
+    this.limiter = new UserRateLimiter(
+      config.gateway.rateLimitPerS,
+      config.gateway.rateLimitBurst,
+      options.store.kind === 'embedded' ? undefined : options.store,
+      (error) => {
+        // Once a minute at most: during an outage every request would say it.
+        if (Date.now() - lastLimitWarn < 60_000) return;
+        lastLimitWarn = Date.now();
+        logger.warn({ err: error.message }, 'shared rate limit unavailable; this node limits alone');
+      },
+    );
     this.bridge = new EventBridge(options.app, options.store, logger);
     this.fastify = Fastify({
       loggerInstance: logger.child({ component: 'gateway' }) as unknown as FastifyBaseLogger,
