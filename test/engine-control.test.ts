@@ -152,6 +152,20 @@ describe.each(STORE_KINDS)('time limits, cancel and retries on %s', (kind) => {
     }
   });
 
+  it('cancels a running task whose worker missed the control message, on its next heartbeat', async () => {
+    env = await TestEnv.create(kind);
+    await env.worker();
+    const app = env.app();
+    for (const queue of ['fast_tasks', 'heavy_tasks'] as const) {
+      const handle = await submit(app, queue, probe('sleep', { ms: 15_000 }));
+      await running(app, handle.id);
+      // Only the stored request, no message: as if the worker had been reconnecting when it went out.
+      await (await app.store()).requestCancel(handle.id, 60_000);
+      await expect(handle.get({ timeout: 10 })).rejects.toBeInstanceOf(TaskCancelledError);
+      expect(await handle.status()).toMatchObject({ status: 'cancelled' });
+    }
+  });
+
   it('retries retryable errors with backoff and succeeds', async () => {
     env = await TestEnv.create(kind);
     await env.worker();

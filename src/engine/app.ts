@@ -87,6 +87,9 @@ export interface TaskSubmitter {
 
 type TaskQueue = Queue<StoredTaskData, ResultEnvelope>;
 
+/** How long a cancel request waits for a worker that missed the control message (a heartbeat or more). */
+const CANCEL_REQUEST_TTL_MS = 10 * 60_000;
+
 /** The producer side: submit, read, wait for and cancel tasks, from any process. */
 export class AiecsApp {
   readonly config: AiecsConfig;
@@ -396,8 +399,12 @@ export class AiecsApp {
     if (isTerminal(before.status)) return { task_id: taskId, status: before.status, cancelled: false };
 
     const store = await this.store();
-    // Tell the workers first: a task that turns active right now is caught by the message.
-    await store.publish(encodeControl({ type: 'cancel', task_id: taskId }));
+    // Tell the workers first: a task that turns active right now is caught by the message. The
+    // request is also kept a while, for a worker that did not hear the message.
+    await Promise.all([
+      store.publish(encodeControl({ type: 'cancel', task_id: taskId })),
+      store.requestCancel(taskId, CANCEL_REQUEST_TTL_MS),
+    ]);
     if (state === 'active') return { task_id: taskId, status: TaskStatus.RUNNING, cancelled: true };
 
     const error = new TaskCancelledError(taskId, 'cancelled before it ran').toInfo();

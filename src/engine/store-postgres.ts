@@ -54,6 +54,10 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
     `CREATE TABLE IF NOT EXISTS ${table} (id text PRIMARY KEY, beat jsonb NOT NULL, expires_at_ms bigint NOT NULL)`,
   );
   await ensureLimitTables(pool, quoted);
+  const cancels = `${quoted}.aiecs_cancel`;
+  await pool.query(
+    `CREATE TABLE IF NOT EXISTS ${cancels} (task_id text PRIMARY KEY, expires_at_ms bigint NOT NULL)`,
+  );
   const index = `${quoted}.aiecs_task_index`;
   await pool.query(
     `CREATE TABLE IF NOT EXISTS ${index} (task_id text PRIMARY KEY, user_id text NOT NULL, queue text NOT NULL, created_at_ms bigint NOT NULL)`,
@@ -157,6 +161,24 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
       return items.length > limit && last
         ? { items: page, next_cursor: encodeCursor(last.created_at, last.task_id) }
         : { items: page };
+    },
+    async requestCancel(taskId, ttlMs) {
+      const now = Date.now();
+      await pool.query(
+        `INSERT INTO ${cancels} (task_id, expires_at_ms) VALUES ($1, $2)
+         ON CONFLICT (task_id) DO UPDATE SET expires_at_ms = EXCLUDED.expires_at_ms`,
+        [taskId, now + ttlMs],
+      );
+      // Expired requests go when new ones come: the table stays as small as the recent cancels.
+      await pool.query(`DELETE FROM ${cancels} WHERE expires_at_ms < $1`, [now]);
+    },
+    async cancelRequested(taskIds) {
+      if (taskIds.length === 0) return [];
+      const { rows } = await pool.query(
+        `SELECT task_id FROM ${cancels} WHERE task_id = ANY($1::text[]) AND expires_at_ms >= $2`,
+        [taskIds, Date.now()],
+      );
+      return rows.map((r) => r.task_id as string);
     },
     async putHeartbeat(beat, ttlMs) {
       await pool.query(

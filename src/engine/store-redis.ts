@@ -132,6 +132,7 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
   const beatPrefix = `${namespace}:aiecs:worker:`;
   const limitPrefix = `${namespace}:aiecs:limit:`;
   const indexPrefix = `${namespace}:aiecs:index:`;
+  const cancelPrefix = `${namespace}:aiecs:cancel:`;
   const bull = { connection: command, prefix: namespace };
   // Workers and QueueEvents block on their connection: each gets its own, with worker options.
   const blockingConnection = () => ({ prefix: namespace, connection: newClient('worker') });
@@ -272,6 +273,14 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
         : { items: page };
     },
 
+    async requestCancel(taskId, ttlMs) {
+      await command.set(`${cancelPrefix}${taskId}`, '1', 'PX', ttlMs);
+    },
+    async cancelRequested(taskIds) {
+      if (taskIds.length === 0) return [];
+      const values = await command.mget(...taskIds.map((id) => `${cancelPrefix}${id}`));
+      return taskIds.filter((_, i) => values[i] !== null);
+    },
     async putHeartbeat(beat, ttlMs) {
       await command.set(beatPrefix + beat.id, JSON.stringify(beat), 'PX', ttlMs);
     },

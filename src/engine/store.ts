@@ -78,6 +78,14 @@ export interface Store {
   /** One page of a user's tasks (or everyone's, without a user), newest first. */
   listTasks(userId: string | undefined, limit: number, cursor?: string): Promise<TaskPage>;
 
+  /**
+   * Records that a running task should stop, for `ttlMs`. The control message is the fast path;
+   * this is what a worker finds on its next heartbeat if that message was lost (pub/sub keeps
+   * nothing for a subscriber that was not listening).
+   */
+  requestCancel(taskId: string, ttlMs: number): Promise<void>;
+  /** Which of these tasks have a cancel request. */
+  cancelRequested(taskIds: string[]): Promise<string[]>;
   putHeartbeat(beat: WorkerHeartbeat, ttlMs: number): Promise<void>;
   removeHeartbeat(id: string): Promise<void>;
   listHeartbeats(): Promise<WorkerHeartbeat[]>;

@@ -20,6 +20,10 @@ export class CancelRegistry {
     return this.running.size;
   }
 
+  runningIds(): string[] {
+    return [...this.running.keys()];
+  }
+
   register(taskId: string, task: Stoppable): void {
     this.running.set(taskId, task);
   }

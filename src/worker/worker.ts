@@ -178,6 +178,13 @@ export class AiecsWorker {
   private async beat(): Promise<void> {
     try {
       await this.store?.putHeartbeat(this.heartbeat(), this.config.heartbeatIntervalMs * 3);
+      // A cancel whose control message this worker missed (a reconnect, say) is found here.
+      if (this.cancels.size > 0 && this.store) {
+        for (const taskId of await this.store.cancelRequested(this.cancels.runningIds())) {
+          if (this.cancels.cancel(taskId))
+            this.logger.info({ task_id: taskId }, 'cancelling running task (found on heartbeat)');
+        }
+      }
     } catch (error) {
       this.logger.warn({ err: (error as Error).message }, 'could not record heartbeat');
     }
