@@ -29,6 +29,7 @@ export interface PgEventBackend {
   query(text: string, params: unknown[]): Promise<{ rows: EventRow[] }>;
   waitForEvent(blockTimeout: number): Promise<void>;
   readEvents(id: string, blockTimeout?: number): Promise<unknown>;
+  waitUntilReady(): Promise<unknown>;
 }
 
 export interface EventReaderOptions {
@@ -54,6 +55,13 @@ type XReadReply = [[string, Array<[string, string[]]>]];
 export function readEventsInOrder<B extends PgEventBackend>(backend: B, options: EventReaderOptions): B {
   const reader = new GapAwareReader(backend, options);
   backend.readEvents = (_id, blockTimeout) => reader.read(blockTimeout ?? 10_000);
+  // Ready once the starting point is fixed: an event published after that is read, never skipped.
+  const ready = backend.waitUntilReady.bind(backend);
+  backend.waitUntilReady = async () => {
+    const connection = await ready();
+    await reader.start();
+    return connection;
+  };
   return backend;
 }
 
@@ -83,16 +91,26 @@ export class GapAwareReader {
     return Boolean(this.backend.closing) || this.backend.connection.isClosing;
   }
 
-  async read(blockTimeout: number): Promise<XReadReply | null> {
-    if (this.closing) return null;
-    // '$': only events from now on, as BullMQ's own reader starts.
-    if (this.cursor === undefined) {
+  private starting: Promise<void> | undefined;
+
+  /** Fixes the starting point ('$': events from now on), once. */
+  start(): Promise<void> {
+    this.starting ??= (async () => {
       const { rows } = await this.backend.query(
         'SELECT COALESCE(MAX(id), 0)::bigint AS id FROM event WHERE queue = ANY($1::text[])',
         [this.queues],
       );
-      this.cursor = Number(rows[0]?.id ?? 0);
-    }
+      this.cursor ??= Number(rows[0]?.id ?? 0);
+    })().catch((error: unknown) => {
+      this.starting = undefined; // the next read tries again
+      throw error;
+    });
+    return this.starting;
+  }
+
+  async read(blockTimeout: number): Promise<XReadReply | null> {
+    if (this.closing) return null;
+    if (this.cursor === undefined) await this.start();
     let ready = await this.fetch();
     if (ready.length === 0) {
       await this.backend.waitForEvent(this.nextWaitMs(blockTimeout));

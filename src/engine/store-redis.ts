@@ -153,7 +153,27 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
     createQueue: (name) => new Queue(name, bull),
     createWorker: (name, processor, opts) =>
       new Worker(name, processor, { ...opts, ...blockingConnection() }),
-    createQueueEvents: (name) => new QueueEvents(name, { ...blockingConnection(), autorun: true }),
+    createQueueEvents: (name) => {
+      // BullMQ starts reading at '$' whenever its first read happens, which may be after
+      // waitUntilReady: events in between were lost. Start instead at the stream's last entry as
+      // it is now, and be ready only once that point is fixed.
+      const events = new QueueEvents(name, { ...blockingConnection(), autorun: false });
+      const started = command
+        .xrevrange(events.keys.events!, '+', '-', 'COUNT', 1)
+        .then((entries) => entries[0]?.[0] ?? '0-0')
+        .catch(() => undefined)
+        .then((from) => {
+          if (events.closing) return;
+          if (from) (events.opts as { lastEventId?: string }).lastEventId = from;
+          events.run().catch((error: Error) => events.emit('error', error));
+        });
+      const ready = events.waitUntilReady.bind(events);
+      events.waitUntilReady = async () => {
+        await started;
+        return ready();
+      };
+      return events;
+    },
     createEventsProducer: (name) => new QueueEventsProducer(name, bull),
 
     async publish(message) {
