@@ -10,8 +10,8 @@
  * This reader keeps the ids it has not seen below its cursor and asks for them again: events
  * after a fresh gap are held back (for `holdMs`) so that they still come out in id order, and a
  * gap is looked for (for `recoverMs`) even after the hold ends, so a late event comes late rather
- * than never. It polls briefly while gaps are open or events have just arrived, so a skipped
- * NOTIFY costs milliseconds, not the blocking timeout.
+ * than never. It polls briefly while gaps are open or events have just arrived, and at least every
+ * `idlePollMs` otherwise, so a skipped or missed NOTIFY costs milliseconds, not the blocking timeout.
  */
 
 interface EventRow {
@@ -39,7 +39,10 @@ export interface EventReaderOptions {
   holdMs?: number;
   /** How long a gap is looked for before it counts as a rolled-back id. Default 10 s. */
   recoverMs?: number;
-  /** Longest wait between reads when nothing is pending. Default 1 s. */
+  /**
+   * Longest wait between reads when nothing is pending. Default 250 ms: a NOTIFY sent while the
+   * reader was not waiting (between two reads) wakes nobody, so this bounds such an event's delay.
+   */
   idlePollMs?: number;
 }
 
@@ -83,7 +86,7 @@ export class GapAwareReader {
   ) {
     this.holdMs = options.holdMs ?? 250;
     this.recoverMs = options.recoverMs ?? 10_000;
-    this.idlePollMs = options.idlePollMs ?? 1_000;
+    this.idlePollMs = options.idlePollMs ?? 250;
     this.queues = [...new Set([...options.queues, backend.queueName])];
   }
 
