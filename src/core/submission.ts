@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { PayloadTooLargeError, ValidationError } from './errors.js';
 import type { QueueKind, TaskJobData } from './task.js';
-import { DEFAULT_PRIORITY, MAX_PRIORITY } from './task.js';
+import { DEFAULT_PRIORITY, MAX_PRIORITY, isEmpty } from './task.js';
 import { zodIssues } from './zod-issues.js';
 
 const identifier = z
@@ -149,12 +149,6 @@ const REQUEST_KEYS = new Set([
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
 
-function isEmptyObject(value: unknown): boolean {
-  if (!isPlainObject(value)) return false;
-  for (const _ in value) return false;
-  return true;
-}
-
 /**
  * The common, valid request checked by hand: thousands of submissions a second should not each
  * build zod's intermediate objects. Anything unusual returns undefined and goes through the
@@ -185,7 +179,7 @@ function fastRequest(raw: unknown): z.output<typeof taskRequestSchema> | undefin
 }
 
 function jsonSize(field: string, value: unknown): number {
-  if (isEmptyObject(value)) return 2;
+  if (isPlainObject(value) && isEmpty(value)) return 2;
   try {
     return Buffer.byteLength(JSON.stringify(value));
   } catch (error) {

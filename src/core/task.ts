@@ -95,10 +95,10 @@ export interface StoredTaskData {
   options?: { time_limit?: number; soft_time_limit?: number; priority?: number };
 }
 
-const isEmpty = (o: Record<string, unknown>): boolean => {
+export function isEmpty(o: Record<string, unknown>): boolean {
   for (const _ in o) return false;
   return true;
-};
+}
 
 export function toStoredData(queue: QueueKind, data: TaskJobData): StoredTaskData {
   const stored: StoredTaskData = {

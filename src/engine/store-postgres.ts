@@ -12,7 +12,7 @@ import { StoreUnavailableError } from '../core/errors.js';
 import { QUEUE_KINDS } from '../core/task.js';
 import { readEventsInOrder, type PgEventBackend } from './pg-event-reader.js';
 import type { ControlHandler, ResolvedStoreOptions, Store, StoreKind, WorkerHeartbeat } from './store.js';
-import { checkNamespace, decodeCursor, encodeCursor, redactUrl } from './store.js';
+import { checkNamespace, decodeCursor, indexPage, redactUrl } from './store.js';
 
 /** The part of a pg pool our own queries need; both pg.Pool and the PGlite pool fit. */
 export interface PgLike {
@@ -156,11 +156,7 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
         queue: String(r.queue),
         created_at: Number(r.created_at_ms),
       }));
-      const page = items.slice(0, limit);
-      const last = page[page.length - 1];
-      return items.length > limit && last
-        ? { items: page, next_cursor: encodeCursor(last.created_at, last.task_id) }
-        : { items: page };
+      return indexPage(items, limit);
     },
     async requestCancel(taskId, ttlMs) {
       const now = Date.now();

@@ -3,7 +3,7 @@ import { Queue, QueueEvents, QueueEventsProducer, Redis, Worker } from './bullmq
 import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
 import { StoreUnavailableError } from '../core/errors.js';
 import type { IndexedTask, ResolvedStoreOptions, Store, WorkerHeartbeat } from './store.js';
-import { checkNamespace, decodeCursor, encodeCursor, redactUrl } from './store.js';
+import { checkNamespace, decodeCursor, indexPage, redactUrl } from './store.js';
 
 const CONNECT_TIMEOUT_MS = 5_000;
 
@@ -286,11 +286,7 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
         if (batch.length < (limit + 50) * 2) break;
         max = String(lastScore);
       }
-      const page = items.slice(0, limit);
-      const last = page[page.length - 1];
-      return items.length > limit && last
-        ? { items: page, next_cursor: encodeCursor(last.created_at, last.task_id) }
-        : { items: page };
+      return indexPage(items, limit);
     },
 
     async requestCancel(taskId, ttlMs) {

@@ -120,6 +120,15 @@ export function parseBrokerUrl(url: string): ParsedBrokerUrl {
   );
 }
 
+/** The first `limit` of `items` (newest first; one more was read to know whether more follow). */
+export function indexPage(items: IndexedTask[], limit: number): TaskPage {
+  const page = items.slice(0, limit);
+  const last = page[page.length - 1];
+  return items.length > limit && last
+    ? { items: page, next_cursor: encodeCursor(last.created_at, last.task_id) }
+    : { items: page };
+}
+
 /** Cursors are opaque to callers: created time and id of the last item seen. */
 export function encodeCursor(createdAt: number, taskId: string): string {
   return Buffer.from(JSON.stringify([createdAt, taskId])).toString('base64url');

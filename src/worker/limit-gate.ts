@@ -97,11 +97,6 @@ export class TaskSlots implements SharedLimits {
 
   constructor(private readonly gate: LimitGate) {}
 
-  /** What the task's service sees as `task.limits`. */
-  get limits(): SharedLimits {
-    return this;
-  }
-
   async acquire(key: string, spec: LimitSpec): Promise<() => void> {
     this.controller ??= new AbortController();
     if (this.stopped) this.controller.abort(this.stopped);

@@ -9,8 +9,7 @@ import {
 } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { TaskLogger } from '../registry/task-context.js';
-import { TaskStatus } from '../core/task.js';
-import type { TaskJobData } from '../core/task.js';
+import { TaskStatus, type TaskJobData } from '../core/task.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
 import { jobTaskData, progressPayload, SEQ_PER_ATTEMPT } from '../engine/task-record.js';
 import type { CancelRegistry, Stoppable } from './cancel-registry.js';
@@ -137,7 +136,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
 
     let execution: Execution;
     try {
-      const started = deps.executor.start(data, this.attempt, this, this.log, slots.limits);
+      const started = deps.executor.start(data, this.attempt, this, this.log, slots);
       execution = this.execution = started instanceof Promise ? await started : started;
     } catch (error) {
       // No child could be started: BullMQ retries the attempt like any other failure.
