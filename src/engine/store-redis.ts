@@ -2,6 +2,7 @@ import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import { Queue, QueueEvents, QueueEventsProducer, Redis, Worker } from './bullmq.js';
 import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
 import { StoreUnavailableError } from '../core/errors.js';
+import { RedisEventBatch } from './redis-event-batch.js';
 import type { IndexedTask, ResolvedStoreOptions, Store, WorkerHeartbeat } from './store.js';
 import { checkNamespace, decodeCursor, indexPage, redactUrl } from './store.js';
 
@@ -175,6 +176,7 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
       return events;
     },
     createEventsProducer: (name) => new QueueEventsProducer(name, bull),
+    createEventWriter: (name) => new RedisEventBatch(command, `${namespace}:${name}:`),
 
     async publish(message) {
       await command.publish(controlChannel, message);

@@ -25,6 +25,14 @@ export interface WorkerHeartbeat {
 
 export type ControlHandler = (message: string) => void;
 
+/** Writes a queue's task progress and custom events to its event stream, as BullMQ would. */
+export interface EventWriter {
+  /** Stores a job's progress and announces it (BullMQ's job.updateProgress). */
+  progress(jobId: string, data: object): Promise<void>;
+  /** Adds a custom event (BullMQ's QueueEventsProducer.publishEvent). */
+  publish(fields: Record<string, string | number>): Promise<void>;
+}
+
 export interface IndexedTask {
   task_id: string;
   user_id: string;
@@ -57,6 +65,11 @@ export interface Store {
   ): Worker<D, R>;
   createQueueEvents(name: string): QueueEvents;
   createEventsProducer(name: string): QueueEventsProducer;
+  /**
+   * A writer that batches progress and events across tasks, where the store has one (Redis);
+   * elsewhere workers write through the job and the events producer.
+   */
+  createEventWriter?(name: string): EventWriter;
 
   publish(message: string): Promise<void>;
   /** Resolves once subscribed; returns the unsubscribe function. */

@@ -1,6 +1,7 @@
 import type { QueueEventsProducer } from 'bullmq';
 import type { TaskLogger } from '../registry/task-context.js';
 import { TaskStatus } from '../core/task.js';
+import type { EventWriter } from '../engine/store.js';
 import type { ProgressPayload, TaskJob } from '../engine/task-record.js';
 import { SEQ_PER_ATTEMPT } from '../engine/task-record.js';
 import type { TaskSink } from './execute-service.js';
@@ -36,6 +37,8 @@ export class TaskReporter implements TaskSink {
     private readonly attempt: number,
     private readonly worker: string,
     private readonly producer: QueueEventsProducer | undefined,
+    /** The store's batching writer, where it has one; else the job and the producer write. */
+    private readonly events: EventWriter | undefined,
     private readonly log: TaskLogger,
     private readonly streamIntervalMs = 50,
   ) {
@@ -65,14 +68,17 @@ export class TaskReporter implements TaskSink {
 
   private async write(payload: ProgressPayload): Promise<void> {
     try {
-      await this.job.updateProgress(payload as unknown as object);
+      if (this.events) {
+        this.job.progress = payload as unknown as object;
+        await this.events.progress(this.job.id ?? '', payload);
+      } else await this.job.updateProgress(payload as unknown as object);
     } catch (error) {
       this.log.warn({ err: (error as Error).message }, 'could not record task progress');
     }
   }
 
   stream(delta: string): void {
-    if (this.closed || !this.producer) return;
+    if (this.closed || !(this.producer || this.events)) return;
     this.streamBuffer += delta;
     this.streamTimer ??= setTimeout(() => this.flushStreamNow(), this.streamIntervalMs);
   }
@@ -80,7 +86,8 @@ export class TaskReporter implements TaskSink {
   private flushStreamNow(): void {
     clearTimeout(this.streamTimer);
     this.streamTimer = undefined;
-    if (!this.streamBuffer || !this.producer) return;
+    const { producer, events } = this;
+    if (!this.streamBuffer || !(producer || events)) return;
     const event: StreamEvent = {
       eventName: STREAM_EVENT,
       task_id: this.job.id ?? '',
@@ -89,13 +96,15 @@ export class TaskReporter implements TaskSink {
       delta: this.streamBuffer,
     };
     this.streamBuffer = '';
-    const producer = this.producer;
+    const warn = (error: Error) => this.log.warn({ err: error.message }, 'could not publish stream delta');
+    if (events) {
+      // The writer keeps the order of its calls: no chain needed.
+      const { eventName, ...fields } = event;
+      this.streamChain = events.publish({ event: eventName, ...fields }).catch(warn);
+      return;
+    }
     // Chained, so a slow store makes bigger batches rather than reordered ones.
-    this.streamChain = this.streamChain.then(() =>
-      producer
-        .publishEvent(event)
-        .catch((error: Error) => this.log.warn({ err: error.message }, 'could not publish stream delta')),
-    );
+    this.streamChain = this.streamChain.then(() => producer!.publishEvent(event).catch(warn));
   }
 
   /** Waits until everything reported so far is stored. */

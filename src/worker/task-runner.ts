@@ -10,6 +10,7 @@ import {
 import type { Logger } from '../core/logger.js';
 import type { TaskLogger } from '../registry/task-context.js';
 import { TaskStatus, type TaskJobData } from '../core/task.js';
+import type { EventWriter } from '../engine/store.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
 import { jobTaskData, progressPayload, SEQ_PER_ATTEMPT } from '../engine/task-record.js';
 import type { CancelRegistry, Stoppable } from './cancel-registry.js';
@@ -22,6 +23,8 @@ import { TaskReporter } from './task-reporter.js';
 export interface RunnerDeps {
   executor: Executor;
   producer: QueueEventsProducer | undefined;
+  /** The store's batching writer for progress and stream events, where it has one. */
+  events?: EventWriter | undefined;
   workerId: string;
   config: AiecsConfig;
   logger: Logger;
@@ -99,6 +102,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
       this.attempt,
       this.deps.workerId,
       this.deps.producer,
+      this.deps.events,
       this.log,
     ));
   }

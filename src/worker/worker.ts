@@ -111,6 +111,7 @@ export class AiecsWorker {
         executor,
         producer,
         workerId: this.id,
+        events: store.createEventWriter?.(queue),
         config: this.config,
         logger: this.logger,
         cancels: this.cancels,
