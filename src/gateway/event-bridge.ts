@@ -109,38 +109,68 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
   }
 
   private attach(events: QueueEvents, queue: QueueKind): void {
-    const on = (taskId: string, fn: () => Promise<void> | void) => this.serial(taskId, fn);
-    events.on('added', ({ jobId }) => on(jobId, () => this.onPending(jobId, queue)));
-    events.on('active', ({ jobId }) => on(jobId, () => this.onActive(jobId, queue)));
-    events.on('progress', ({ jobId, data }) => on(jobId, () => this.onProgress(jobId, queue, data)));
+    const on = (taskId: string, handle: (meta: Meta) => Promise<void> | void) =>
+      this.forTask(taskId, queue, handle);
+    events.on('added', ({ jobId }) => on(jobId, (meta) => this.onPending(jobId, meta)));
+    events.on('active', ({ jobId }) => on(jobId, (meta) => this.onActive(jobId, meta)));
+    events.on('progress', ({ jobId, data }) => on(jobId, (meta) => this.onProgress(jobId, meta, data)));
     events.on('completed', ({ jobId, returnvalue }) =>
-      on(jobId, () => this.onCompleted(jobId, queue, returnvalue)),
+      on(jobId, (meta) => this.onCompleted(jobId, meta, returnvalue)),
     );
-    events.on('failed', ({ jobId }) => on(jobId, () => this.onFailed(jobId, queue)));
-    events.on('removed', ({ jobId }) => on(jobId, () => void this.meta.delete(jobId)));
+    events.on('failed', ({ jobId }) => on(jobId, (meta) => this.onFailed(jobId, queue, meta)));
+    events.on('removed', ({ jobId }) => this.serial(jobId, () => void this.meta.delete(jobId)));
     events.on('stream' as 'added', (raw: unknown) => {
       const e = raw as { task_id?: unknown; user_id?: unknown; seq?: unknown; delta?: unknown };
       if (typeof e.task_id !== 'string' || typeof e.user_id !== 'string' || typeof e.delta !== 'string')
         return;
       const taskId = e.task_id;
       const payload: StreamEvent = { task_id: taskId, seq: Number(e.seq), delta: e.delta };
-      on(taskId, () =>
+      this.serial(taskId, () =>
         this.publish({ kind: 'stream', userId: e.user_id as string, taskId, seq: payload.seq, payload }),
       );
     });
   }
 
-  /** One promise chain per task: an event waiting for a store read holds back the next. */
-  private serial(taskId: string, fn: () => Promise<void> | void): void {
-    const next = (this.chains.get(taskId) ?? Promise.resolve())
-      .then(fn)
-      .catch((error: Error) =>
-        this.logger.warn({ err: error.message, task_id: taskId }, 'could not relay task event'),
-      );
-    this.chains.set(taskId, next);
-    void next.then(() => {
-      if (this.chains.get(taskId) === next) this.chains.delete(taskId);
+  /**
+   * Runs `handle` with the task's metadata, after the task's earlier events. The usual case (the
+   * task is known, nothing of it is waiting) runs at once: no promise per event, thousands a second.
+   */
+  private forTask(taskId: string, queue: QueueKind, handle: (meta: Meta) => Promise<void> | void): void {
+    const meta = this.chains.has(taskId) ? undefined : this.meta.get(taskId);
+    if (meta) return this.serial(taskId, () => handle(meta));
+    this.serial(taskId, async () => {
+      const found = await this.metaFor(taskId, queue);
+      if (found) await handle(found);
     });
+  }
+
+  /**
+   * One chain per task: an event waiting for a store read holds back the next. `fn` runs at once
+   * when nothing of the task is waiting; only what it leaves pending becomes the chain.
+   */
+  private serial(taskId: string, fn: () => Promise<void> | void): void {
+    const previous = this.chains.get(taskId);
+    let next: Promise<void>;
+    if (previous) next = previous.then(fn);
+    else {
+      let result: Promise<void> | void;
+      try {
+        result = fn();
+      } catch (error) {
+        return this.relayFailed(taskId, error as Error);
+      }
+      if (!result) return;
+      next = result;
+    }
+    const settled = next.catch((error: Error) => this.relayFailed(taskId, error));
+    this.chains.set(taskId, settled);
+    void settled.then(() => {
+      if (this.chains.get(taskId) === settled) this.chains.delete(taskId);
+    });
+  }
+
+  private relayFailed(taskId: string, error: Error): void {
+    this.logger.warn({ err: error.message, task_id: taskId }, 'could not relay task event');
   }
 
   private async metaFor(taskId: string, queue: QueueKind): Promise<Meta | undefined> {
@@ -205,16 +235,13 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     this.publish({ kind: 'progress', userId: meta.userId, taskId, seq: payload.seq, payload });
   }
 
-  private async onPending(taskId: string, queue: QueueKind): Promise<void> {
-    const meta = await this.metaFor(taskId, queue);
-    if (meta)
-      this.emitProgress(taskId, meta, { status: TaskStatus.PENDING, seq: 0, message: 'queued', progress: 0 });
+  private onPending(taskId: string, meta: Meta): void {
+    this.emitProgress(taskId, meta, { status: TaskStatus.PENDING, seq: 0, message: 'queued', progress: 0 });
   }
 
-  private async onActive(taskId: string, queue: QueueKind): Promise<void> {
-    const meta = await this.metaFor(taskId, queue);
+  private onActive(taskId: string, meta: Meta): void {
     // A task cancelled before it ran is still taken (and dropped) by a worker: it stays cancelled.
-    if (!meta || meta.terminalSent) return;
+    if (meta.terminalSent) return;
     // Read late, the record may already count the attempt this event starts.
     meta.activeSeen += 1;
     meta.attempt = meta.activeSeen === 1 ? Math.max(1, meta.fetchedAttempt) : meta.attempt + 1;
@@ -227,11 +254,9 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     });
   }
 
-  private async onProgress(taskId: string, queue: QueueKind, data: unknown): Promise<void> {
+  private onProgress(taskId: string, meta: Meta, data: unknown): void {
     if (typeof data !== 'object' || data === null || !('status' in data)) return;
     const payload = data as ProgressPayload;
-    const meta = await this.metaFor(taskId, queue);
-    if (!meta) return;
     meta.attempt = Math.max(meta.attempt, payload.attempt);
     const fields = {
       status: payload.status,
@@ -252,9 +277,8 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     this.emitProgress(taskId, meta, fields);
   }
 
-  private async onCompleted(taskId: string, queue: QueueKind, raw: unknown): Promise<void> {
-    const meta = await this.metaFor(taskId, queue);
-    if (!meta || meta.terminalSent) return;
+  private onCompleted(taskId: string, meta: Meta, raw: unknown): void {
+    if (meta.terminalSent) return;
     const envelope = (typeof raw === 'string' ? safeJson(raw) : raw) as ResultEnvelope | undefined;
     this.emitProgress(taskId, meta, {
       status: TaskStatus.COMPLETED,
@@ -266,9 +290,8 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     });
   }
 
-  private async onFailed(taskId: string, queue: QueueKind): Promise<void> {
-    const meta = await this.metaFor(taskId, queue);
-    if (!meta || meta.terminalSent) return;
+  private onFailed(taskId: string, queue: QueueKind, meta: Meta): Promise<void> | void {
+    if (meta.terminalSent) return;
     const last = meta.pendingTerminal;
     if (last) {
       this.emitProgress(taskId, meta, {
@@ -283,8 +306,9 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
       return;
     }
     // Failed without a word from a worker (stalled too often): the record says why.
-    const record = await this.app.getTask(taskId, queue);
-    if (record && isTerminal(record.status)) this.emitRecord(meta, record);
+    return this.app.getTask(taskId, queue).then((record) => {
+      if (record && isTerminal(record.status)) this.emitRecord(meta, record);
+    });
   }
 
   private emitRecord(meta: Meta, record: TaskRecord): void {
