@@ -17,8 +17,10 @@ let fake: FakeAiServer;
 let dir: string;
 const savedEnv = { ...process.env };
 
-/** Provider settings for one test: given to TestEnv (the worker's config) and to process.env (what
- * the provider layer reads in this process and in process-pool children). */
+/**
+ * Provider settings for one test: they go into the worker's config only. process.env holds none
+ * (see `deploy`), so a worker or child that ignored its config would fail its tasks here.
+ */
 function providerEnv(extra: Record<string, string> = {}): Record<string, string> {
   return {
     OPENAI_API_KEY: 'sk-test',
@@ -36,14 +38,14 @@ function providerEnv(extra: Record<string, string> = {}): Record<string, string>
 const PROVIDER_VARS =
   /^(OPENAI_|XAI_|GROK_|VERTEX_|GOOGLE_APPLICATION|AIECS_(OPENAI|XAI|VERTEX|PROVIDER|MODEL|DEFAULT)_)/;
 
-function setProcessEnv(vars: Record<string, string>): void {
+function clearProviderEnv(): void {
   for (const key of Object.keys(process.env)) if (PROVIDER_VARS.test(key)) delete process.env[key];
-  Object.assign(process.env, vars);
   resetProviders();
 }
 
+/** A deployment whose provider settings are in its config, none in this process's environment. */
 async function deploy(kind: StoreKind, vars: Record<string, string>): Promise<TestEnv> {
-  setProcessEnv(vars);
+  clearProviderEnv();
   return TestEnv.create(kind, vars);
 }
 
@@ -352,5 +354,20 @@ describe.each(['redis', 'embedded', 'postgres'] as const)('AI services on %s', (
     expect(fake.maxInFlight(model)).toBe(1);
     // Both workers took part.
     expect(new Set(records.map((r) => r.worker)).size).toBe(2);
+  });
+
+  it('runs a heavy task in a child with the keys of the worker config alone', async () => {
+    env = await deploy(kind, providerEnv({ OPENAI_API_KEY: 'sk-config-only' }));
+    expect(process.env.OPENAI_API_KEY).toBeUndefined();
+    await env.worker();
+    const app = env.app();
+    const model = fresh('gpt-4o-mini');
+    fake.script(model, { reply: 'from the child' });
+    const record = await (await app.executeHeavyTask.delay(chat({ model }))).get({ timeout: 30 });
+    expect(record).toMatchObject({
+      status: 'completed',
+      result: { text: 'from the child', provider: 'openai' },
+    });
+    expect(fake.requestsFor(model).map((r) => r.headers.authorization)).toEqual(['Bearer sk-config-only']);
   });
 });

@@ -3,6 +3,7 @@
  * parent worker. It exits when the parent goes away, so a killed worker leaves no child behind
  * to finish a task a second time.
  */
+import type { ProviderSettings } from '../providers/types.js';
 import { loadServiceModules } from '../registry/service-loader.js';
 import type { SharedLimits, TaskLogger } from '../registry/task-context.js';
 import { registerBuiltinServices } from '../services/builtin.js';
@@ -17,6 +18,8 @@ function send(message: ChildMessage): void {
 process.on('disconnect', () => process.exit(0));
 
 let current: { runId: number; controller: AbortController } | undefined;
+let initialised!: (providers: ProviderSettings | undefined) => void;
+const init = new Promise<ProviderSettings | undefined>((resolve) => (initialised = resolve));
 let nextReqId = 1;
 const pendingAcquires = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
 
@@ -77,6 +80,9 @@ async function run(message: Extract<ParentMessage, { type: 'run' }>): Promise<vo
 
 process.on('message', (message: ParentMessage) => {
   switch (message.type) {
+    case 'init':
+      initialised(message.providers);
+      break;
     case 'run':
       void run(message);
       break;
@@ -118,6 +124,10 @@ process.on('uncaughtException', (error) => {
 });
 
 try {
+  // The parent's first message; before it, a service module loaded below could see no providers.
+  const providers = await init;
+  // Loaded only here: a child without settings to apply keeps the provider layer unloaded until used.
+  if (providers) (await import('../providers/settings.js')).configureProviders(providers);
   if (process.env[CHILD_BUILTINS_ENV] !== '0') registerBuiltinServices();
   await loadServiceModules(JSON.parse(process.env[CHILD_SERVICES_ENV] ?? '[]') as string[]);
   send({ type: 'ready', pid: process.pid });

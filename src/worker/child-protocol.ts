@@ -1,9 +1,16 @@
 import type { TaskJobData } from '../core/task.js';
+import type { ProviderSettings } from '../providers/types.js';
 import type { LimitSpec } from '../registry/task-context.js';
 import type { ExecOutcome, FailureInfo } from './execute-service.js';
 
 /** Messages between a worker and the child processes of its process pool (over IPC). */
 export type ParentMessage =
+  /**
+   * The first message to every child, before it loads anything: the worker's provider settings
+   * (they may hold keys only its config has, not the environment the child inherits). Over IPC,
+   * so keys stay out of the child's environment and its command line.
+   */
+  | { type: 'init'; providers?: ProviderSettings }
   | { type: 'run'; runId: number; data: TaskJobData; attempt: number }
   | { type: 'abort'; runId: number; reason: string }
   | { type: 'acquired'; runId: number; reqId: number }

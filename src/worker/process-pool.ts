@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../core/logger.js';
 import type { TaskJobData } from '../core/task.js';
+import type { ProviderSettings } from '../providers/types.js';
 import type { SharedLimits, TaskLogger } from '../registry/task-context.js';
 import type { ChildMessage, ParentMessage } from './child-protocol.js';
 import { CHILD_BUILTINS_ENV, CHILD_SERVICES_ENV } from './child-protocol.js';
@@ -21,6 +22,8 @@ export interface ProcessPoolOptions {
   services: string[];
   /** Load the built-in services in children (default true). */
   builtins?: boolean;
+  /** The worker's provider settings, handed to each child (else children read their environment). */
+  providers?: ProviderSettings;
   logger: Logger;
 }
 
@@ -191,6 +194,9 @@ export class ProcessExecutor implements Executor {
     proc.on('error', (error) =>
       this.options.logger.debug({ err: error.message, pid: proc.pid }, 'child process error'),
     );
+    // The child waits for this before loading services; it carries keys, so it is never logged.
+    const { providers } = this.options;
+    this.post(child, providers ? { type: 'init', providers } : { type: 'init' });
     child.ready = new Promise<void>((resolve, reject) => {
       proc.on('message', (message: ChildMessage) => {
         switch (message.type) {

@@ -101,6 +101,7 @@ export class AiecsWorker {
               maxMemoryPerChildKiB: this.settings.maxMemoryPerChildKiB,
               services,
               builtins: this.options.builtins ?? true,
+              providers: this.config.providers,
               logger: this.logger,
             })
           : new AsyncExecutor();
