@@ -189,7 +189,7 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
     expect(fake.requestsFor(model)).toHaveLength(1);
   });
 
-  it('aborts the HTTP request mid-stream on cancel, closing its connection', async () => {
+  it('aborts the HTTP request mid-stream on cancel, closing its connection, and records the streamed tokens', async () => {
     configure();
     const model = modelFor(provider);
     fake.script(model, { tokens: 1_000, tokenDelayMs: 20 });
@@ -207,7 +207,20 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
     await expect.poll(() => request!.clientClosed).toBe(true);
     expect(request!.socket.destroyed).toBe(true);
     expect(request!.tokensSent).toBeLessThan(1_000);
-    expect(t.usages).toHaveLength(0);
+    // The tokens that arrived were billed though no usage came: recorded as an estimate.
+    const chars = t.streamed.join('').length;
+    expect(t.usages).toHaveLength(1);
+    expect(t.usages[0]).toMatchObject({
+      provider,
+      model,
+      input_tokens: 1, // "hi"
+      output_tokens: Math.ceil(chars / 4),
+      estimated: true,
+    });
+    expect(t.usages[0]!.output_tokens).toBeGreaterThan(0);
+    // Five tokens 20 ms apart reached us before the abort.
+    expect(t.usages[0]!.latency_ms).toBeGreaterThanOrEqual(80);
+    expect(t.usages[0]!.cost_usd).toBeGreaterThan(0);
   });
 
   it('times out a stalled stream, closing the connection, and calls it retryable', async () => {
@@ -223,6 +236,11 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
     expect(t.streamed.join('')).toBe('t0 t1 ');
     const [request] = fake.requestsFor(model);
     await expect.poll(() => request!.clientClosed).toBe(true);
+    // "t0 t1 " streamed before the stall: 6 characters, 2 tokens, over the 300 ms until the timeout
+    // (a timer may fire a millisecond early by the clock that measures latency).
+    expect(t.usages).toHaveLength(1);
+    expect(t.usages[0]).toMatchObject({ provider, model, output_tokens: 2, estimated: true });
+    expect(t.usages[0]!.latency_ms).toBeGreaterThanOrEqual(295);
   });
 
   it('does not retry in-call once text has reached the user', async () => {

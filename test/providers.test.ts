@@ -264,9 +264,10 @@ describe.each(['redis', 'embedded', 'postgres'] as const)('AI services on %s', (
   });
 
   it.each(['fast_tasks', 'heavy_tasks'] as const)(
-    'cancel mid-stream closes the HTTP connection and ends the task cancelled (%s)',
+    'cancel mid-stream closes the HTTP connection and ends the task cancelled, with its streamed tokens recorded (%s)',
     async (queue) => {
-      env = await deploy(kind, providerEnv());
+      // A grace long enough that a busy machine does not kill the child before it reports its usage.
+      env = await deploy(kind, providerEnv({ AIECS_CANCEL_GRACE_MS: '10000' }));
       await env.worker();
       const app = env.app();
       const model = fresh('gpt-4o-mini');
@@ -282,7 +283,15 @@ describe.each(['redis', 'embedded', 'postgres'] as const)('AI services on %s', (
       await until(async () => request.clientClosed, 10_000, 'connection closed');
       expect(request.socket.destroyed).toBe(true);
       expect(request.tokensSent).toBeLessThan(100_000);
-      expect(await handle.status()).toMatchObject({ status: 'cancelled', error: { code: 'E004' } });
+      const record = await handle.status();
+      expect(record).toMatchObject({ status: 'cancelled', error: { code: 'E004' } });
+      // Billed tokens though no usage came back: an estimate, summed into the totals.
+      const usage = record.resources!.model_usage;
+      expect(usage).toHaveLength(1);
+      expect(usage[0]).toMatchObject({ provider: 'openai', model, estimated: true });
+      expect(usage[0]!.output_tokens).toBeGreaterThan(0);
+      expect(usage[0]!.cost_usd).toBeGreaterThan(0);
+      expect(totalsOf(record).output_tokens).toBe(usage[0]!.output_tokens);
     },
   );
 

@@ -208,6 +208,11 @@ export interface ModelUsage {
   output_tokens: number;
   cost_usd: number;
   latency_ms: number;
+  /**
+   * The token counts are estimates (about 4 characters a token): the server reported none, or the
+   * call was cut short (cancel, time limit, an error mid-stream) after text had arrived.
+   */
+  estimated?: boolean;
 }
 
 export interface FileTouch {

@@ -5,7 +5,15 @@ import { withRetries } from './retry.js';
 import type { ModelSelection } from './select.js';
 import { selectModel } from './select.js';
 import { getProvider, pricesFor, providerSettings } from './settings.js';
-import type { ChatMessage, ChatResult, LlmProvider, ProviderName, ProviderSettings } from './types.js';
+import { estimateTokens } from './tokens.js';
+import type {
+  ChatMessage,
+  ChatResult,
+  LlmProvider,
+  ProviderName,
+  ProviderSettings,
+  TokenUsage,
+} from './types.js';
 
 export interface LlmCallOptions {
   temperature?: number;
@@ -74,8 +82,11 @@ class TaskLlm implements Llm {
     const forward = options.stream ?? true;
     let emitted = false;
     let attempts = 0;
+    /** Text of the current attempt: billed even when the attempt ends in an error or abort. */
+    let attemptChars = 0;
     const onDelta = (delta: string) => {
       emitted = true;
+      attemptChars += delta.length;
       if (forward) task.stream(delta);
       options.onDelta?.(delta);
     };
@@ -85,11 +96,14 @@ class TaskLlm implements Llm {
         attempts = attempt;
         // A slot per HTTP request, shared by every worker on the store; never held while waiting to retry.
         const release = spec ? await task.limits.acquire(`provider:${provider}`, spec) : undefined;
+        const started = performance.now();
+        attemptChars = 0;
         const timeout = AbortSignal.timeout(settings.timeoutMs);
         const signal = AbortSignal.any([task.signal, timeout]);
         try {
           return await this.impl.chat(request, { signal, onDelta });
         } catch (error) {
+          if (attemptChars > 0) this.recordCutShort(messages, attemptChars, performance.now() - started);
           if (task.signal.aborted) throw task.signal.reason;
           if (timeout.aborted)
             throw new ProviderUnavailableError(
@@ -117,7 +131,15 @@ class TaskLlm implements Llm {
       },
     );
 
-    const cost = costUsd([this.model, result.model], result.usage, pricesFor(settings));
+    const cost = this.record(result.usage, result.latency_ms, result.model);
+    return { ...result, cost_usd: cost, attempts };
+  }
+
+  /** Records one call's usage on the task; returns its cost (0 for a model without a price). */
+  private record(usage: TokenUsage, latencyMs: number, answeredBy?: string): number {
+    const { task, provider } = this;
+    const models = answeredBy === undefined ? [this.model] : [this.model, answeredBy];
+    const cost = costUsd(models, usage, pricesFor(this.settings));
     if (cost === undefined && !warnedPrices.has(this.model)) {
       warnedPrices.add(this.model);
       task.log.warn(
@@ -128,12 +150,28 @@ class TaskLlm implements Llm {
     task.resources.modelUsage({
       provider,
       model: this.model,
-      input_tokens: result.usage.input_tokens,
-      output_tokens: result.usage.output_tokens,
+      input_tokens: usage.input_tokens,
+      output_tokens: usage.output_tokens,
       cost_usd: cost ?? 0,
-      latency_ms: result.latency_ms,
+      latency_ms: Math.round(latencyMs),
+      ...(usage.estimated ? { estimated: true } : {}),
     });
-    return { ...result, cost_usd: cost ?? 0, attempts };
+    return cost ?? 0;
+  }
+
+  /**
+   * A request that streamed text and then failed or was aborted (cancel, time limit, timeout):
+   * the provider billed those tokens but sent no usage, so record an estimate.
+   */
+  private recordCutShort(messages: ChatMessage[], chars: number, latencyMs: number): void {
+    this.record(
+      {
+        input_tokens: estimateTokens(messages.map((m) => m.content).join('\n')),
+        output_tokens: Math.ceil(chars / 4),
+        estimated: true,
+      },
+      latencyMs,
+    );
   }
 }
 

@@ -2,6 +2,7 @@ import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUse
 import type { ChatCompletionCreateParamsStreaming } from 'openai/resources/chat/completions';
 import { ProviderUnavailableError } from './errors.js';
 import { bodyMessage, httpError, transportError } from './http-errors.js';
+import { estimateTokens } from './tokens.js';
 import type { ChatOptions, ChatRequest, ChatResult, LlmProvider, ProviderName } from './types.js';
 
 import { OPENAI_BASE_URL } from './types.js';
@@ -125,9 +126,4 @@ export class OpenAiProvider implements LlmProvider {
     }
     return transportError(this.name, error);
   }
-}
-
-/** About four characters a token: for servers that report no usage. */
-export function estimateTokens(text: string): number {
-  return text ? Math.ceil(text.length / 4) : 0;
 }

@@ -2,7 +2,7 @@ import { ApiError, GoogleGenAI } from '@google/genai';
 import type { Content, GenerateContentConfig } from '@google/genai';
 import { ProviderError } from './errors.js';
 import { bodyMessage, httpError, transportError } from './http-errors.js';
-import { estimateTokens } from './openai-provider.js';
+import { estimateTokens } from './tokens.js';
 import type { ChatOptions, ChatRequest, ChatResult, LlmProvider } from './types.js';
 
 export interface VertexProviderOptions {

@@ -41,14 +41,16 @@ class Resources implements ResourceTracker {
   }
 
   modelUsage(usage: Parameters<ResourceTracker['modelUsage']>[0]): void {
-    (this.usage ??= []).push({
+    const entry: ModelUsage = {
       provider: String(usage.provider),
       model: String(usage.model),
       input_tokens: Number(usage.input_tokens) || 0,
       output_tokens: Number(usage.output_tokens) || 0,
       cost_usd: Number(usage.cost_usd) || 0,
       latency_ms: Number(usage.latency_ms) || 0,
-    });
+    };
+    if (usage.estimated === true) entry.estimated = true;
+    (this.usage ??= []).push(entry);
   }
 
   timing(name: string, ms: number): void {
