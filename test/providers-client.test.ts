@@ -70,7 +70,7 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
   it('streams tokens in order and records usage and cost', async () => {
     configure();
     const model = modelFor(provider);
-    fake.script(model, { tokens: 40, usage: { input: 1_000, output: 40 } });
+    fake.script(model, { tokens: 40, usage: { input: 1_000, output: 40 }, delayMs: 150 });
     const t = createTestTaskContext();
     const result = await llm(t.task, { model }).chat([
       { role: 'system', content: 'Be brief.' },
@@ -86,6 +86,9 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
     // Priced by the model's family (a suffixed name takes its prefix's price).
     expect(t.usages[0]!.cost_usd).toBeGreaterThan(0);
     expect(t.usages[0]!.cost_usd).toBe(result.cost_usd);
+    // The server held its answer back 150 ms: the recorded latency covers at least that.
+    expect(t.usages[0]!.latency_ms).toBeGreaterThanOrEqual(150);
+    expect(t.usages[0]!.estimated).toBeUndefined();
     const [request] = fake.requestsFor(model);
     expect(request!.stream).toBe(true);
     expect(request!.messages).toEqual([

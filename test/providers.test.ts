@@ -118,7 +118,7 @@ describe.each(['redis', 'embedded', 'postgres'] as const)('AI services on %s', (
       const app = env.app();
       const stream = await streamCollector(app, queue);
       const model = fresh('gpt-4o-mini');
-      fake.script(model, { tokens: 60, tokenDelayMs: 2, usage: { input: 2_000, output: 60 } });
+      fake.script(model, { tokens: 60, tokenDelayMs: 2, usage: { input: 2_000, output: 60 }, delayMs: 100 });
       const handle = await submit(
         app,
         queue,
@@ -137,6 +137,8 @@ describe.each(['redis', 'embedded', 'postgres'] as const)('AI services on %s', (
       expect(usage[0]).toMatchObject({ provider: 'openai', model, input_tokens: 2_000, output_tokens: 60 });
       // gpt-4o-mini: $0.15 / $0.6 per 1M tokens.
       expect(usage[0]!.cost_usd).toBeCloseTo((2_000 * 0.15 + 60 * 0.6) / 1e6, 12);
+      // The server held its answer back 100 ms: the stored latency covers at least that.
+      expect(usage[0]!.latency_ms).toBeGreaterThanOrEqual(100);
       expect(totalsOf(record)).toMatchObject({ input_tokens: 2_000, output_tokens: 60 });
     },
   );
