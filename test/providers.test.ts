@@ -49,6 +49,9 @@ async function deploy(kind: StoreKind, vars: Record<string, string>): Promise<Te
   return TestEnv.create(kind, vars);
 }
 
+const MINUTE = 60_000;
+const minuteOf = (ms: number) => Math.floor(ms / MINUTE);
+
 beforeAll(async () => {
   fake = await startFakeAi();
   dir = mkdtempSync(join(tmpdir(), 'aiecs-providers-e2e-'));
@@ -380,5 +383,53 @@ describe.each(['redis', 'embedded', 'postgres'] as const)('AI services on %s', (
       result: { text: 'from the child', provider: 'openai' },
     });
     expect(fake.requestsFor(model).map((r) => r.headers.authorization)).toEqual(['Bearer sk-config-only']);
+  });
+
+  it('holds a provider requests-per-minute limit across two workers and both pools', async () => {
+    const limit = 3;
+    env = await deploy(kind, providerEnv({ AIECS_OPENAI_RPM: String(limit) }));
+    // One worker per queue: the fast one (async pool) and the heavy one (process pool) each decide
+    // by the store's count alone. Separate connections to the store, except embedded (one process).
+    const fastWorker = await env.worker({ worker: { queues: ['fast_tasks'] } });
+    const heavyWorker = await env.worker({ worker: { queues: ['heavy_tasks'] } });
+    const app = env.app();
+    const model = fresh('gpt-4o-mini');
+    fake.script(model, { reply: 'ok' });
+    // The count is per calendar minute: start with most of one ahead, so the test ends inside it.
+    const left = MINUTE - (Date.now() % MINUTE);
+    if (left < 25_000) await sleep(left + 50);
+
+    const first = await Promise.all(
+      (['fast_tasks', 'fast_tasks', 'heavy_tasks'] as const).map((q) => submit(app, q, chat({ model }))),
+    );
+    const done = await Promise.all(first.map((h) => h.get({ timeout: 30 })));
+    expect(done.map((r) => r.worker).sort()).toEqual([fastWorker.id, fastWorker.id, heavyWorker.id].sort());
+
+    // The minute's requests are used up: the next task of each worker waits for the next minute.
+    const deferred = await Promise.all(
+      (['fast_tasks', 'heavy_tasks'] as const).map((q) => submit(app, q, chat({ model }))),
+    );
+    // llm_chat reports 5% just before its request, which asks for the slot first.
+    await until(
+      async () => (await Promise.all(deferred.map((h) => h.status()))).every((r) => r.progress === 5),
+      30_000,
+      'deferred tasks at their request',
+    );
+    await sleep(1_500);
+    const requests = fake.requestsFor(model);
+    const window = minuteOf(requests[0]!.receivedAt);
+    const perMinute = new Map<number, number>();
+    for (const r of requests)
+      perMinute.set(minuteOf(r.receivedAt), (perMinute.get(minuteOf(r.receivedAt)) ?? 0) + 1);
+    expect(Math.max(...perMinute.values())).toBeLessThanOrEqual(limit);
+    expect(perMinute.get(window)).toBe(limit);
+    // Still in that minute (the usual case), nothing more has started; past it, the rest may have.
+    if (minuteOf(Date.now()) === window) {
+      expect(requests).toHaveLength(limit);
+      for (const h of deferred) expect(await h.status()).toMatchObject({ status: 'running', progress: 5 });
+    }
+    // Waiting for a slot ends with the task.
+    for (const h of deferred) await h.cancel();
+    for (const h of deferred) await expect(h.get({ timeout: 20 })).rejects.toBeInstanceOf(TaskCancelledError);
   });
 });
