@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TaskCancelledError, TaskFailedError } from '../src/core/errors.js';
 import type { QueueKind, TaskRecord, TaskRequest } from '../src/core/task.js';
@@ -431,5 +432,40 @@ describe.each(['redis', 'embedded', 'postgres'] as const)('AI services on %s', (
     // Waiting for a slot ends with the task.
     for (const h of deferred) await h.cancel();
     for (const h of deferred) await expect(h.get({ timeout: 20 })).rejects.toBeInstanceOf(TaskCancelledError);
+  });
+});
+
+describe('worker start-up', () => {
+  let env: TestEnv | undefined;
+  afterEach(async () => {
+    await env?.cleanup();
+    env = undefined;
+  });
+
+  it('logs which providers are configured, and no key', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino(
+      { level: 'info' },
+      { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+    );
+    env = await deploy('redis', {
+      OPENAI_API_KEY: 'sk-start-up-secret',
+      OPENAI_BASE_URL: fake.openaiBaseUrl,
+    });
+    const worker = await env.worker({ logger });
+    const summary = lines.findIndex((l) => typeof l.msg === 'string' && l.msg.startsWith('AI providers:'));
+    expect(lines[summary]).toMatchObject({
+      level: 30,
+      worker: worker.id,
+      msg: 'AI providers: openai (gpt-4o-mini); not configured: xai (set XAI_API_KEY), vertex (set VERTEX_PROJECT_ID)',
+      providers: [
+        { name: 'openai', configured: true, default: true, endpoint: fake.openaiBaseUrl },
+        { name: 'xai', configured: false, missing: 'XAI_API_KEY' },
+        { name: 'vertex', configured: false, missing: 'VERTEX_PROJECT_ID' },
+      ],
+    });
+    // Before the worker takes tasks.
+    expect(summary).toBeLessThan(lines.findIndex((l) => l.msg === 'worker ready'));
+    expect(JSON.stringify(lines)).not.toContain('sk-start-up-secret');
   });
 });
