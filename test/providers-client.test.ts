@@ -385,9 +385,16 @@ describe('provider configuration', () => {
     expect(fake.requests.length).toBe(before);
   });
 
-  it('accepts GROK_API_KEY for xAI', () => {
-    configureProviders(loadConfig({ GROK_API_KEY: 'grok-key' }));
-    expect(llm(createTestTaskContext().task, { provider: 'xai' }).model).toBe('grok-3-mini');
+  it('accepts GROK_API_KEY for xAI and sends it as the bearer token', async () => {
+    configureProviders(loadConfig({ GROK_API_KEY: 'grok-key', AIECS_XAI_BASE_URL: fake.openaiBaseUrl }));
+    const t = createTestTaskContext();
+    expect(llm(t.task, { provider: 'xai' }).model).toBe('grok-3-mini');
+    const model = modelFor('xai');
+    fake.script(model, { reply: 'grok here' });
+    const result = await llm(t.task, { provider: 'xai', model }).chat('hi');
+    expect(result).toMatchObject({ text: 'grok here', provider: 'xai' });
+    const [request] = fake.requestsFor(model);
+    expect(request!.headers.authorization).toBe('Bearer grok-key');
   });
 
   it('refuses an unknown provider name as a validation error', () => {
