@@ -132,9 +132,8 @@ async function startCli(
   ready: RegExp,
   count?: RegExp,
 ): Promise<Child> {
-  // AIECS_BENCH_CPU_PROF=<dir>: each child writes a V8 CPU profile there when it exits.
-  const profileDir = process.env.AIECS_BENCH_CPU_PROF;
-  const node = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  // AIECS_BENCH_NODE_ARGS: flags for the gateway's and worker's node, e.g. `--cpu-prof --cpu-prof-dir=DIR`.
+  const node = (process.env.AIECS_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawnTracked(process.execPath, [...node, CLI, ...args], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -176,6 +175,8 @@ interface Client {
   taskId?: string;
   /** Deliveries per step, 1..STEPS. */
   steps: Uint16Array;
+  /** Date.now() of the first receipt of each step, to split the latency at the store. */
+  receivedAt: Float64Array;
   tasksSeen: Set<string>;
   terminal?: TaskStatus;
   startedEarly?: boolean;
@@ -186,8 +187,6 @@ interface Tally {
   latencies: number[];
   /** Latencies of step 1..STEPS apart: the start and the end of the tasks are where the bursts are. */
   byStep: number[][];
-  /** Date.now() of the first receipt of `${task_id}/${step}`, to split the latency at the store. */
-  receipts: Map<string, number>;
   delivered: number;
   duplicates: number;
   foreign: number;
@@ -201,8 +200,15 @@ interface Tally {
   onAllFinished?: () => void;
 }
 
-function onProgress(client: Client, tally: Tally, total: number) {
+/** The round being counted: the warm-up's, then the measured one's. */
+interface Round {
+  tally: Tally;
+  total: number;
+}
+
+function onProgress(client: Client, round: Round) {
   return (event: ProgressEvent) => {
+    const { tally, total } = round;
     const now = Date.now();
     const at = performance.now();
     // Isolation: a user must never see another user's events.
@@ -230,13 +236,15 @@ function onProgress(client: Client, tally: Tally, total: number) {
     tally.byStep[step]?.push(now - event.timestamp);
     tally.delivered += 1;
     if ((client.steps[step] = (client.steps[step] ?? 0) + 1) > 1) tally.duplicates += 1;
-    else tally.receipts.set(`${event.task_id}/${step}`, now);
+    // Kept per client in a typed array: a map of 40,000 string keys made this process's own GC
+    // pauses part of the latency it measures.
+    else client.receivedAt[step] = now;
     tally.firstAt ??= at;
     tally.lastAt = at;
   };
 }
 
-function connect(url: string, client: Client, tally: Tally, total: number): Promise<void> {
+function connect(url: string, client: Client, round: Round): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const socket = io(url, {
       transports: ['websocket'],
@@ -248,9 +256,9 @@ function connect(url: string, client: Client, tally: Tally, total: number): Prom
       timeout: CONNECT_TIMEOUT_MS,
     });
     client.socket = socket;
-    socket.on('progress', onProgress(client, tally, total));
+    socket.on('progress', onProgress(client, round));
     socket.on('disconnect', () => {
-      if (!tally.closing) tally.disconnects += 1;
+      if (!round.tally.closing) round.tally.disconnects += 1;
     });
     socket.once('connect', () => resolve());
     socket.once('connect_error', (error: Error) =>
@@ -269,6 +277,7 @@ async function submitBatch(
   batch: Client[],
   pacing: Pacing,
   startAt: number,
+  steps: number,
 ): Promise<void> {
   const intervalMs = STEP_INTERVAL_MS[pacing];
   const paced = pacing === 'paced';
@@ -282,7 +291,7 @@ async function submitBatch(
         service: 'fanout',
         task_name: 'steps',
         input_data: {
-          steps: STEPS,
+          steps,
           interval_ms: intervalMs,
           start_at: paced ? startAt + Math.floor(Math.random() * intervalMs) : 0,
           tail_ms: paced ? Math.floor(Math.random() * PACED_TAIL_MS) : 0,
@@ -350,7 +359,11 @@ export interface Stages {
  * entry of the queue's event stream carries the worker's timestamp, and its id Redis's clock when
  * it was added. Same machine, same clock, millisecond resolution.
  */
-async function stages(redisUrl: string, namespace: string, receipts: Map<string, number>): Promise<Stages> {
+async function stages(
+  redisUrl: string,
+  namespace: string,
+  receivedAt: (taskId: string, step: number) => number | undefined,
+): Promise<Stages> {
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined);
   try {
@@ -366,8 +379,8 @@ async function stages(redisUrl: string, namespace: string, receipts: Map<string,
       if (data.status !== 'running' || step === undefined || typeof data.timestamp !== 'number') continue;
       const addedAt = Number(id.split('-')[0]);
       workerToStore.push(addedAt - data.timestamp);
-      const receivedAt = receipts.get(`${entry.jobId}/${step}`);
-      if (receivedAt !== undefined) storeToClient.push(receivedAt - addedAt);
+      const received = receivedAt(entry.jobId ?? '', Number(step));
+      if (received !== undefined) storeToClient.push(received - addedAt);
     }
     const w = spread(workerToStore);
     const c = spread(storeToClient);
@@ -430,6 +443,51 @@ export function fanoutProblems(r: FanoutResult): string[] {
   return problems;
 }
 
+/** Steps per task of the unmeasured warm-up round. */
+const WARMUP_STEPS = 5;
+
+function newTally(): Tally {
+  return {
+    latencies: [],
+    byStep: Array.from({ length: STEPS + 1 }, () => []),
+    delivered: 0,
+    duplicates: 0,
+    foreign: 0,
+    disconnects: 0,
+    finished: 0,
+    startedBeforeFirstStep: 0,
+    closing: false,
+  };
+}
+
+/** Submits one task per client and waits until every client has seen its task end (or the drain time passed). */
+async function runRound(
+  url: string,
+  adminToken: string,
+  list: Client[],
+  round: Round,
+  pacing: Pacing,
+  steps: number,
+): Promise<{ submitS: number; timedOut: boolean; drainMs: number; finished: number }> {
+  const intervalMs = STEP_INTERVAL_MS[pacing];
+  const allFinished = new Promise<void>((resolve) => (round.tally.onAllFinished = resolve));
+  const submitStart = performance.now();
+  // Date.now(): the worker compares it with its own clock (same machine).
+  const startAt = Date.now() + PACED_LEAD_MS;
+  for (let i = 0; i < list.length; i += BATCH_SIZE) {
+    await submitBatch(url, adminToken, list.slice(i, i + BATCH_SIZE), pacing, startAt, steps);
+  }
+  const submitS = (performance.now() - submitStart) / 1000;
+  const drainMs = PACED_LEAD_MS + (steps + 1) * intervalMs + PACED_TAIL_MS + DRAIN_SLACK_MS;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([
+    allFinished.then(() => false),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), drainMs))),
+  ]);
+  clearTimeout(timer);
+  return { submitS, timedOut, drainMs, finished: round.tally.finished };
+}
+
 export async function fanout(
   redisUrl: string,
   clients: number,
@@ -444,18 +502,7 @@ export async function fanout(
   const store = ['--broker', redisUrl, '--namespace', namespace];
   const secret = randomBytes(32).toString('hex');
   const port = await freePort();
-  const tally: Tally = {
-    latencies: [],
-    byStep: Array.from({ length: STEPS + 1 }, () => []),
-    receipts: new Map(),
-    delivered: 0,
-    duplicates: 0,
-    foreign: 0,
-    disconnects: 0,
-    finished: 0,
-    startedBeforeFirstStep: 0,
-    closing: false,
-  };
+  const round: Round = { tally: newTally(), total: clients };
   const list: Client[] = [];
   const loop = monitorEventLoopDelay({ resolution: 10 });
   let gateway: Child | undefined;
@@ -498,13 +545,14 @@ export async function fanout(
         user,
         token: await mintToken(secret, user),
         steps: new Uint16Array(STEPS + 1),
+        receivedAt: new Float64Array(STEPS + 1),
         tasksSeen: new Set(),
       });
     }
     loop.enable();
     const connectStart = performance.now();
     await within(
-      inParallel(list, CONNECT_PARALLEL, (c) => connect(url, c, tally, clients)),
+      inParallel(list, CONNECT_PARALLEL, (c) => connect(url, c, round)),
       CONNECT_TIMEOUT_MS * 2,
       `connecting ${clients} clients`,
     );
@@ -518,7 +566,21 @@ export async function fanout(
     if (!health.ok) throw new Error(`GET /healthz: HTTP ${health.status}`);
     const adminToken = await mintToken(secret, 'fanout-admin', { admin: true });
 
-    const allFinished = new Promise<void>((resolve) => (tally.onAllFinished = resolve));
+    // One unmeasured round first, the same load with fewer steps: the measured one then runs on
+    // warm processes (JIT, connections, buffers), as a gateway in service does.
+    const warm = await runRound(url, adminToken, list, round, pacing, WARMUP_STEPS);
+    if (warm.timedOut) throw new Error(`the warm-up round did not finish: ${warm.finished} of ${clients}`);
+    const warmupForeign = round.tally.foreign;
+    const warmupDisconnects = round.tally.disconnects;
+    for (const c of list) {
+      c.steps.fill(0);
+      c.receivedAt.fill(0);
+      c.tasksSeen.clear();
+      delete c.taskId;
+      delete c.terminal;
+      delete c.startedEarly;
+    }
+    const tally = (round.tally = newTally());
     loop.reset();
     const cpuBefore = {
       gateway: cpuSeconds(gatewayPid),
@@ -526,23 +588,10 @@ export async function fanout(
       self: process.cpuUsage(),
     };
     const submitStart = performance.now();
-    // Date.now(): the worker compares it with its own clock (same machine).
-    const startAt = Date.now() + PACED_LEAD_MS;
-    for (let i = 0; i < list.length; i += BATCH_SIZE) {
-      await submitBatch(url, adminToken, list.slice(i, i + BATCH_SIZE), pacing, startAt);
-    }
-    const submitS = (performance.now() - submitStart) / 1000;
+    const { submitS, timedOut, drainMs } = await runRound(url, adminToken, list, round, pacing, STEPS);
     log(
       `  ${clients} tasks submitted in ${submitS.toFixed(2)} s (POST /api/tasks/batch, ${BATCH_SIZE} a request)`,
     );
-
-    const drainMs = (STEPS + 1) * intervalMs + DRAIN_SLACK_MS;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      allFinished.then(() => false),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), drainMs))),
-    ]);
-    clearTimeout(timer);
     loop.disable();
     const runS = (performance.now() - submitStart) / 1000;
     const selfCpu = process.cpuUsage(cpuBefore.self);
@@ -558,7 +607,7 @@ export async function fanout(
 
     let missingSteps = 0;
     let missingTerminal = 0;
-    let isolation = tally.foreign;
+    let isolation = tally.foreign + warmupForeign;
     let unsuccessful = 0;
     for (const c of list) {
       for (let step = 1; step <= STEPS; step++) if (!c.steps[step]) missingSteps += 1;
@@ -569,7 +618,9 @@ export async function fanout(
     const expected = clients * STEPS;
     const windowMs = (tally.lastAt ?? 0) - (tally.firstAt ?? 0);
     const latency = spread(tally.latencies);
-    const split = await stages(redisUrl, namespace, tally.receipts).catch((error: Error) => {
+    const byTask = new Map(list.map((c) => [c.taskId, c]));
+    const receivedAt = (taskId: string, step: number) => byTask.get(taskId)?.receivedAt[step] || undefined;
+    const split = await stages(redisUrl, namespace, receivedAt).catch((error: Error) => {
       log(`  could not read the event stream for the stage split: ${error.message}`);
       return undefined;
     });
@@ -594,7 +645,7 @@ export async function fanout(
       rssPeakMb,
       rssAfterMb,
       isolationViolations: isolation,
-      disconnects: tally.disconnects,
+      disconnects: tally.disconnects + warmupDisconnects,
       unsuccessful,
       startedBeforeFirstStep: tally.startedBeforeFirstStep,
       slowClientDrops: gateway.counted(),
@@ -635,7 +686,7 @@ export async function fanout(
   } finally {
     sampler?.stop();
     loop.disable();
-    tally.closing = true;
+    round.tally.closing = true;
     for (const c of list) c.socket?.disconnect();
     await Promise.all([
       gateway ? stopChild(gateway.process, STOP_GRACE_MS) : undefined,

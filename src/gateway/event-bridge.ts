@@ -8,6 +8,7 @@ import type { AiecsApp } from '../engine/app.js';
 import type { ProgressPayload, ResultEnvelope, TaskJob } from '../engine/task-record.js';
 import { SEQ_PER_ATTEMPT, progressPayload } from '../engine/task-record.js';
 import type { Store } from '../engine/store.js';
+import { encodeEvent } from './packet.js';
 
 /** The original's `progress` payload, extended as DESIGN §3 says. */
 export interface ProgressEvent {
@@ -32,9 +33,18 @@ export interface StreamEvent {
   delta: string;
 }
 
-export type BridgeEvent =
+type BridgeFields =
   | { kind: 'progress'; userId: string; taskId: string; seq: number; payload: ProgressEvent }
   | { kind: 'stream'; userId: string; taskId: string; seq: number; payload: StreamEvent };
+
+/** An event for one user's sockets, with its socket.io packet encoded once. */
+export type BridgeEvent = BridgeFields & { packet: string };
+
+/** What replay keeps of an event: its order and its packet, one string, not an object tree. */
+export interface ReplayEntry {
+  seq: number;
+  packet: string;
+}
 
 interface Meta {
   userId: string;
@@ -51,16 +61,13 @@ interface Meta {
 }
 
 interface Replay {
-  events: BridgeEvent[];
+  events: ReplayEntry[];
   /** Rough size of the events kept: results and deltas are what weigh. */
   bytes: number;
 }
 
-function weight(event: BridgeEvent): number {
-  if (event.kind === 'stream') return 64 + event.payload.delta.length;
-  const result = event.payload.result;
-  return 256 + (result === undefined || result === null ? 0 : JSON.stringify(result).length);
-}
+/** Bytes an entry holds, roughly: the packet and the entry around it. */
+const weight = (entry: ReplayEntry) => 48 + entry.packet.length;
 
 export interface BridgeOptions {
   /** Events kept per task for `subscribe { after_seq }`. */
@@ -315,14 +322,16 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     this.emitProgress(record.task_id, meta, recordFields(record));
   }
 
-  private publish(event: BridgeEvent): void {
+  private publish(fields: BridgeFields): void {
+    const event = { ...fields, packet: encodeEvent(fields.kind, fields.payload) } as BridgeEvent;
     let replay = this.replay.get(event.taskId);
     if (!replay) {
       replay = { events: [], bytes: 0 };
       this.replay.set(event.taskId, replay);
     }
-    const size = weight(event);
-    replay.events.push(event);
+    const entry: ReplayEntry = { seq: event.seq, packet: event.packet };
+    const size = weight(entry);
+    replay.events.push(entry);
     replay.bytes += size;
     this.replayTotal += size;
     if (replay.events.length > this.replayPerTask) {
@@ -350,7 +359,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
    * What a client that last saw `afterSeq` missed. When this node no longer holds (or never saw)
    * the task's early events, the current record stands in for them as one progress event.
    */
-  async missed(record: TaskRecord, afterSeq: number): Promise<BridgeEvent[]> {
+  async missed(record: TaskRecord, afterSeq: number): Promise<ReplayEntry[]> {
     const kept = this.replay.get(record.task_id)?.events ?? [];
     const covers = kept.length > 0 && (kept[0]!.seq <= afterSeq + 1 || kept[0]!.seq === 0);
     const after = kept.filter((e) => e.seq > afterSeq);
@@ -360,12 +369,9 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     // A terminal event keeps the seq it went out with live, so a client never gets it twice.
     if (isTerminal(record.status)) fields.seq = (await this.terminalSeq(record)) ?? fields.seq;
     if (fields.seq <= afterSeq) return after;
-    const snapshot: BridgeEvent = {
-      kind: 'progress',
-      userId: record.user_id,
-      taskId: record.task_id,
+    const snapshot: ReplayEntry = {
       seq: fields.seq,
-      payload: this.progressEvent(record.task_id, meta, fields),
+      packet: encodeEvent('progress', this.progressEvent(record.task_id, meta, fields)),
     };
     return [snapshot, ...after.filter((e) => e.seq > fields.seq)];
   }

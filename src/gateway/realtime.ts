@@ -6,6 +6,7 @@ import type { AiecsApp } from '../engine/app.js';
 import type { Principal, Verifier } from './auth.js';
 import { bearer } from './auth.js';
 import type { BridgeEvent, EventBridge } from './event-bridge.js';
+import { writePacket } from './packet.js';
 import { TokenBucket } from './rate-limit.js';
 
 export interface RealtimeOptions {
@@ -29,19 +30,6 @@ interface SocketData {
 type Ack = (reply: unknown) => void;
 
 const userRoom = (userId: string) => `user:${userId}`;
-
-/**
- * A socket.io EVENT packet on the main namespace, as socket.io-parser encodes one without binary
- * data: the type digit, then the JSON array of name and arguments (socket.io protocol v5).
- */
-function encodeEvent(name: string, payload: unknown): string {
-  return `2${JSON.stringify([name, payload])}`;
-}
-
-function writePacket(socket: Socket | undefined, packet: string): void {
-  // What socket.io's Client.writeToEngine does: nothing for a connection that is closing.
-  if (socket?.connected && socket.conn.readyState === 'open') socket.conn.write(packet);
-}
 const taskRoom = (taskId: string) => `task:${taskId}`;
 
 /**
@@ -94,10 +82,10 @@ export class Realtime {
       // A task room has members only when an admin follows someone else's task.
       const followers = rooms.get(taskRoom(event.taskId));
       if (!members && !followers) return;
-      // Encoded once, as socket.io's broadcast does, and handed to each socket's engine.io
-      // connection: the broadcast machinery (operator, flags, room union, binary scan) cost more
-      // than the write itself at thousands of events a second, for rooms of one or two sockets.
-      const packet = encodeEvent(event.kind, event.payload);
+      // The bridge encoded it once; each socket's engine.io connection gets it as it is. The
+      // broadcast machinery (operator, flags, room union, binary scan) cost more than the write
+      // itself at thousands of events a second, for rooms of one or two sockets.
+      const { packet } = event;
       if (members) for (const id of members) writePacket(sockets.get(id), packet);
       if (followers) for (const id of followers) if (!members?.has(id)) writePacket(sockets.get(id), packet);
     };
@@ -165,7 +153,7 @@ export class Realtime {
     }
     if (record.user_id !== data.principal.userId) await socket.join(taskRoom(record.task_id));
     const missed = await this.bridge.missed(record, afterSeq);
-    for (const event of missed) socket.emit(event.kind, event.payload);
+    for (const event of missed) writePacket(socket, event.packet);
     return { ok: true, task_id: record.task_id, status: record.status, replayed: missed.length };
   }
 
