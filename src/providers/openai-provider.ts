@@ -1,7 +1,11 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
-import type { ChatCompletionCreateParamsStreaming } from 'openai/resources/chat/completions';
+import type {
+  ChatCompletionChunk,
+  ChatCompletionCreateParamsStreaming,
+} from 'openai/resources/chat/completions';
 import { ProviderUnavailableError } from './errors.js';
 import { bodyMessage, httpError, transportError } from './http-errors.js';
+import { readSse } from './sse.js';
 import { estimateTokens } from './tokens.js';
 import type { ChatOptions, ChatRequest, ChatResult, LlmProvider, ProviderName } from './types.js';
 
@@ -66,8 +70,22 @@ export class OpenAiProvider implements LlmProvider {
     let finish = 'unknown';
     let usage: { prompt_tokens?: number; completion_tokens?: number } | undefined;
     try {
-      const stream = await this.client.chat.completions.create(body, { signal: options.signal });
-      for await (const chunk of stream) {
+      // The SDK makes the request (auth, headers, base URL, HTTP errors as APIError); the event
+      // stream is read by readSse, which costs a fraction of the SDK's Stream (see sse.ts). What
+      // follows is what the SDK's Stream does with each event of a chat completion.
+      const response = await this.client.chat.completions
+        .create(body, { signal: options.signal })
+        .asResponse();
+      if (!response.body) throw new APIConnectionError({ message: 'the response has no body' });
+      let done = false;
+      await readSse(response.body, (sse) => {
+        if (done) return;
+        if (sse.data.startsWith('[DONE]')) {
+          done = true;
+          return;
+        }
+        const chunk = JSON.parse(sse.data) as ChatCompletionChunk & { error?: unknown };
+        if (chunk?.error) throw new APIError(undefined, chunk.error, undefined, response.headers);
         if (chunk.model) model = chunk.model;
         if (chunk.usage) usage = chunk.usage;
         const choice = chunk.choices?.[0];
@@ -77,7 +95,7 @@ export class OpenAiProvider implements LlmProvider {
           options.onDelta?.(delta);
         }
         if (choice?.finish_reason) finish = choice.finish_reason;
-      }
+      });
     } catch (error) {
       throw this.mapError(error, options.signal, request.model);
     }
