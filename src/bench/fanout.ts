@@ -37,6 +37,7 @@ import { FAST_QUEUE, isTerminal, type TaskStatus } from '../core/task.js';
 import { mintToken } from '../gateway/auth.js';
 import type { ProgressEvent } from '../gateway/event-bridge.js';
 import {
+  benchNodeArgs,
   freePort,
   makeTempDir,
   removeTempDir,
@@ -132,8 +133,7 @@ async function startCli(
   ready: RegExp,
   count?: RegExp,
 ): Promise<Child> {
-  // AIECS_BENCH_NODE_ARGS: flags for the gateway's and worker's node, e.g. `--cpu-prof --cpu-prof-dir=DIR`.
-  const node = (process.env.AIECS_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const node = benchNodeArgs();
   const child = spawnTracked(process.execPath, [...node, CLI, ...args], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

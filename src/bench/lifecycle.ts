@@ -24,6 +24,11 @@ export function removeTempDir(dir: string): void {
 }
 
 /** Spawns a child that is killed at exit if it is still running then. */
+/** AIECS_BENCH_NODE_ARGS: flags for the node of the aiecs processes a bench starts, e.g. `--cpu-prof`. */
+export function benchNodeArgs(): string[] {
+  return (process.env.AIECS_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+}
+
 export function spawnTracked(command: string, args: string[], options: SpawnOptions): ChildProcess {
   const child = spawn(command, args, options);
   children.add(child);

@@ -16,7 +16,7 @@ import { silentLogger } from '../core/logger.js';
 import { FAST_QUEUE, HEAVY_QUEUE } from '../core/task.js';
 import { createApp } from '../engine/app.js';
 import { TOKEN, startFakeOpenAi, type FakeOpenAi } from './fake-openai.js';
-import { rssMb, sleep, spawnTracked, stopChild, waitForLine, within } from './lifecycle.js';
+import { benchNodeArgs, rssMb, sleep, spawnTracked, stopChild, waitForLine, within } from './lifecycle.js';
 import { perSecond } from './stats.js';
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -75,6 +75,8 @@ function childEnv(baseUrl: string): NodeJS.ProcessEnv {
     AIECS_HOST: '127.0.0.1',
     OPENAI_API_KEY: 'bench',
     OPENAI_BASE_URL: baseUrl,
+    // Off: those limits guard a provider's quota (defaults 50 in flight), and the goal measures the
+    // engine against a server with no quota, as a self-hosted OpenAI-compatible one is.
     AIECS_OPENAI_MAX_CONCURRENCY: '0',
     AIECS_OPENAI_RPM: '0',
   };
@@ -134,6 +136,7 @@ export async function llm(redisUrl: string, count: number, log: (line: string) =
     worker = spawnTracked(
       process.execPath,
       [
+        ...benchNodeArgs(),
         CLI,
         'worker',
         '--broker',
