@@ -110,4 +110,42 @@ describe('Redis faults', () => {
     );
     expect((await again.get({ timeout: 30 })).status).toBe('completed');
   });
+
+  it('fixes where an event reader starts only once Redis is back, so nothing after ready is lost', async () => {
+    const redis = new OwnRedis(await freePort());
+    cleanups.push(
+      () => redis.stop(),
+      async () => rmSync(redis.dir, { recursive: true, force: true }),
+    );
+    await redis.start();
+    const store = await openStore(redis.url, { logger: silentLogger, namespace: 'fault_events' });
+    cleanups.push(() => store.close());
+    const producer = store.createEventsProducer('fast_tasks');
+    producer.on('error', () => undefined);
+    cleanups.push(() => producer.close());
+    await producer.publishEvent({ eventName: 'marker', n: 'before the outage' });
+
+    await redis.stop();
+    // Created while Redis is away: the stream's last entry cannot be read yet.
+    const events = store.createQueueEvents('fast_tasks');
+    events.on('error', () => undefined);
+    cleanups.push(() => events.close());
+    const seen: string[] = [];
+    events.on('marker' as 'progress', (e: unknown) => seen.push((e as { n: string }).n));
+    const ready = events.waitUntilReady();
+    await redis.start();
+    await ready;
+    // Right after ready, as a caller would: the reader must already have its starting point.
+    await until(
+      async () =>
+        producer.publishEvent({ eventName: 'marker', n: 'after ready' }).then(
+          () => true,
+          () => false,
+        ),
+      10_000,
+      'the producer to reconnect',
+    );
+    await until(async () => seen.length > 0, 10_000, 'the event published right after ready');
+    expect(seen).toEqual(['after ready']);
+  });
 });

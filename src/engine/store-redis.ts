@@ -159,15 +159,13 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
       // waitUntilReady: events in between were lost. Start instead at the stream's last entry as
       // it is now, and be ready only once that point is fixed.
       const events = new QueueEvents(name, { ...blockingConnection(), autorun: false });
-      const started = command
-        .xrevrange(events.keys.events!, '+', '-', 'COUNT', 1)
-        .then((entries) => entries[0]?.[0] ?? '0-0')
-        .catch(() => undefined)
-        .then((from) => {
-          if (events.closing) return;
-          if (from) (events.opts as { lastEventId?: string }).lastEventId = from;
+      const started = fixStartingPoint(command, events.keys.events!, () => Boolean(events.closing)).then(
+        (from) => {
+          if (events.closing || from === undefined) return;
+          (events.opts as { lastEventId?: string }).lastEventId = from;
           events.run().catch((error: Error) => events.emit('error', error));
-        });
+        },
+      );
       const ready = events.waitUntilReady.bind(events);
       events.waitUntilReady = async () => {
         await started;
@@ -329,6 +327,27 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
       clients.forEach((c) => c.disconnect());
     },
   };
+}
+
+/**
+ * The id of the stream's last entry ('0-0' when it is empty), where a reader starts. While Redis
+ * is away it keeps asking: starting at '$' instead would skip whatever is added between Redis
+ * coming back and the reader's first read. Undefined once the reader is closing.
+ */
+async function fixStartingPoint(
+  command: RedisClient,
+  key: string,
+  closing: () => boolean,
+): Promise<string | undefined> {
+  for (let attempt = 1; !closing(); attempt++) {
+    try {
+      const entries = await command.xrevrange(key, '+', '-', 'COUNT', 1);
+      return entries[0]?.[0] ?? '0-0';
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(200 * attempt, 2_000)));
+    }
+  }
+  return undefined;
 }
 
 /**
