@@ -84,8 +84,11 @@ function servicesModule(): string {
 const sleep = (ms, signal) =>
   new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => { clearTimeout(timer); reject(signal.reason); }, { once: true });
+    // The listener goes when the timer fires: one left per step would trip Node's listener-leak
+    // warning at the 11th, formatted and written by every task at once.
+    const onAbort = () => { clearTimeout(timer); reject(signal.reason); };
+    const timer = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve(); }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
   });
 registerService('bench', 'fanout', {
   async steps(input, _ctx, task) {
