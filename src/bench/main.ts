@@ -96,7 +96,7 @@ async function run(options: Options): Promise<number> {
       startup: async () => void (results.startup = await upStartup(progress)),
       fanout: async () => {
         // The paced run is the goals'; the burst run is reported beside it (see fanout.ts).
-        results.fanout = await fanout(url, n.fanout, 'paced', progress);
+        results.fanout = await fanout(url, n.fanout, 'paced', progress, n.rounds);
         results.fanoutBurst = await fanout(url, n.fanout, 'burst', progress);
         // Their figures are kept for the table, but lost or misdelivered events fail the section.
         const problems = [...fanoutProblems(results.fanout), ...fanoutProblems(results.fanoutBurst)];

@@ -252,6 +252,13 @@ function fanoutTable(f: FanoutResult, burst: FanoutResult | undefined): string {
       ],
       ['latency max ms', fmt(f.latency?.max, 1), '', '', b((r) => fmt(r.latency?.max, 1))],
       [
+        'p99 ms of each round',
+        f.roundsP99.map((x) => fmt(x, 0)).join(' / '),
+        'median',
+        '',
+        b((r) => r.roundsP99.map((x) => fmt(x, 0)).join(' / ')),
+      ],
+      [
         'gateway RSS MB, peak',
         fmt(rss, 1),
         '<= 300 MB',
@@ -328,6 +335,7 @@ export function figures(results: Results): Record<string, number | string | bool
     out.fanout_events_per_s = round(fanout.eventsPerS);
     out.fanout_latency_p50_ms = round(fanout.latency?.p50, 1);
     out.fanout_latency_p99_ms = round(fanout.latency?.p99, 1);
+    out.fanout_rounds_p99_ms = fanout.roundsP99.map((x) => round(x, 1)).join(',');
     out.fanout_gateway_rss_mb = round(fanout.rssPeakMb, 1);
     out.fanout_missing_events = fanout.missing;
     out.fanout_isolation_violations = fanout.isolationViolations;
