@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { PGlite } from '@electric-sql/pglite';
 import { DEFAULT_SCHEMA, runMigrations } from './bullmq.js';
+import { POOL_MAX_LISTENERS } from './store.js';
 
 /**
  * A `pg.Pool`-shaped face over one PGlite instance, which is what BullMQ's PostgreSQL backend
@@ -111,6 +112,7 @@ export function createPglitePool(db: PGlite): PglitePool {
       clients.clear();
     },
   });
+  pool.setMaxListeners(POOL_MAX_LISTENERS);
   return pool;
 }
 

@@ -12,7 +12,7 @@ import { StoreUnavailableError } from '../core/errors.js';
 import { QUEUE_KINDS } from '../core/task.js';
 import { readEventsInOrder, type PgEventBackend } from './pg-event-reader.js';
 import type { ControlHandler, ResolvedStoreOptions, Store, StoreKind, WorkerHeartbeat } from './store.js';
-import { checkNamespace, decodeCursor, indexPage, redactUrl } from './store.js';
+import { checkNamespace, decodeCursor, indexPage, POOL_MAX_LISTENERS, redactUrl } from './store.js';
 
 /** The part of a pg pool our own queries need; both pg.Pool and the PGlite pool fit. */
 export interface PgLike {
@@ -267,6 +267,7 @@ export function bullOnPostgres(
 export async function openPostgresStore(url: string, options: ResolvedStoreOptions): Promise<Store> {
   const schema = checkNamespace(options.namespace ?? 'aiecs');
   const pool = new pg.Pool({ connectionString: url, max: 3 });
+  pool.setMaxListeners(POOL_MAX_LISTENERS);
   pool.on('error', (error) => options.logger.warn({ err: error.message }, 'PostgreSQL pool error'));
   let extras: ExtrasPart;
   try {

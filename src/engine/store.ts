@@ -162,6 +162,13 @@ export function redactUrl(url: string): string {
   return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
 }
 
+/**
+ * Every BullMQ object on a shared PostgreSQL pool adds an 'error' listener that it never removes.
+ * A process makes a fixed few (queue, worker, events reader and producer per queue; `aiecs up` has
+ * app, worker and gateway on one pool): more than Node's default of 10, far fewer than this.
+ */
+export const POOL_MAX_LISTENERS = 100;
+
 export const NAMESPACE_PATTERN = /^[a-z_][a-z0-9_]{0,40}$/;
 
 export function checkNamespace(namespace: string): string {
