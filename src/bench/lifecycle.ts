@@ -23,12 +23,12 @@ export function removeTempDir(dir: string): void {
   tempDirs.delete(dir);
 }
 
-/** Spawns a child that is killed at exit if it is still running then. */
 /** AIECS_BENCH_NODE_ARGS: flags for the node of the aiecs processes a bench starts, e.g. `--cpu-prof`. */
 export function benchNodeArgs(): string[] {
   return (process.env.AIECS_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 }
 
+/** Spawns a child that is killed at exit if it is still running then. */
 export function spawnTracked(command: string, args: string[], options: SpawnOptions): ChildProcess {
   const child = spawn(command, args, options);
   children.add(child);

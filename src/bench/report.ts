@@ -218,81 +218,45 @@ function fanoutTable(f: FanoutResult, burst: FanoutResult | undefined): string {
   // only correctness is judged; the speed and memory goals are stated for 2,000 clients.
   const full = f.clients >= GOALS.fanoutClients;
   const judge = (ok: boolean | undefined) => (full ? verdict(ok) : '');
-  const perS = round(f.eventsPerS);
-  const p99 = round(f.latency?.p99, 1);
-  const rss = round(f.rssPeakMb, 1);
-  const b = (pick: (r: FanoutResult) => string) => (burst ? pick(burst) : '-');
+  // Each row: its label, how a run shows it (applied to the paced run and the burst run alike),
+  // the goal, and the paced run's verdict.
+  const row = (label: string, show: (r: FanoutResult) => string, goal = '', judged = ''): Cell[] => [
+    label,
+    show(f),
+    goal,
+    judged,
+    burst ? show(burst) : '-',
+  ];
+  const perS = (r: FanoutResult) => round(r.eventsPerS);
+  const p99 = (r: FanoutResult) => round(r.latency?.p99, 1);
+  const rss = (r: FanoutResult) => round(r.rssPeakMb, 1);
   return table(
     `Gateway fan-out (${fmt(f.clients)} socket.io clients x ${f.steps} progress steps; paced: ${f.intervalMs} ms` +
       ` apart at a phase of each task's own; burst: ${burst?.intervalMs ?? '-'} ms apart in lockstep` +
       `${full ? '' : '; speed and memory goals judged at 2,000 clients only'})`,
     ['', 'paced', 'goal', '', 'burst (no goal)'],
     [
-      [
-        'events delivered',
-        `${fmt(f.delivered)} of ${fmt(f.expected)}`,
-        '',
-        '',
-        b((r) => `${fmt(r.delivered)} of ${fmt(r.expected)}`),
-      ],
-      [
-        'events/s',
-        fmt(perS),
-        '>= 10,000',
-        judge(meets(perS, GOALS.fanoutEventsPerS)),
-        b((r) => fmt(round(r.eventsPerS))),
-      ],
-      ['latency p50 ms', fmt(f.latency?.p50, 1), '', '', b((r) => fmt(r.latency?.p50, 1))],
-      [
-        'latency p99 ms',
-        fmt(p99, 1),
-        '<= 50 ms',
-        judge(meets(p99, GOALS.fanoutP99Ms)),
-        b((r) => fmt(r.latency?.p99, 1)),
-      ],
-      ['latency max ms', fmt(f.latency?.max, 1), '', '', b((r) => fmt(r.latency?.max, 1))],
-      [
-        'p99 ms of each round',
-        f.roundsP99.map((x) => fmt(x, 0)).join(' / '),
-        'median',
-        '',
-        b((r) => r.roundsP99.map((x) => fmt(x, 0)).join(' / ')),
-      ],
-      [
+      row('events delivered', (r) => `${fmt(r.delivered)} of ${fmt(r.expected)}`),
+      row('events/s', (r) => fmt(perS(r)), '>= 10,000', judge(meets(perS(f), GOALS.fanoutEventsPerS))),
+      row('latency p50 ms', (r) => fmt(r.latency?.p50, 1)),
+      row('latency p99 ms', (r) => fmt(p99(r), 1), '<= 50 ms', judge(meets(p99(f), GOALS.fanoutP99Ms))),
+      row('latency max ms', (r) => fmt(r.latency?.max, 1)),
+      row('p99 ms of each round', (r) => r.roundsP99.map((x) => fmt(x, 0)).join(' / '), 'median'),
+      row(
         'gateway RSS MB, peak',
-        fmt(rss, 1),
+        (r) => fmt(rss(r), 1),
         '<= 300 MB',
-        judge(meets(rss, GOALS.fanoutRssMb)),
-        b((r) => fmt(r.rssPeakMb, 1)),
-      ],
-      [
-        'gateway RSS MB, idle / after',
-        `${fmt(f.rssIdleMb, 1)} / ${fmt(f.rssAfterMb, 1)}`,
-        '',
-        '',
-        b((r) => `${fmt(r.rssIdleMb, 1)} / ${fmt(r.rssAfterMb, 1)}`),
-      ],
-      [
-        'missing events',
-        fmt(f.missing),
-        '0',
-        verdict(meets(f.missing, GOALS.fanoutMissing)),
-        b((r) => fmt(r.missing)),
-      ],
-      [
+        judge(meets(rss(f), GOALS.fanoutRssMb)),
+      ),
+      row('gateway RSS MB, idle / after', (r) => `${fmt(r.rssIdleMb, 1)} / ${fmt(r.rssAfterMb, 1)}`),
+      row('missing events', (r) => fmt(r.missing), '0', verdict(meets(f.missing, GOALS.fanoutMissing))),
+      row(
         'isolation violations',
-        fmt(f.isolationViolations),
+        (r) => fmt(r.isolationViolations),
         '0',
         verdict(f.isolationViolations === 0),
-        b((r) => fmt(r.isolationViolations)),
-      ],
-      [
-        'connect s / submit s',
-        `${fmt(f.connectS, 2)} / ${fmt(f.submitS, 2)}`,
-        '',
-        '',
-        b((r) => `${fmt(r.connectS, 2)} / ${fmt(r.submitS, 2)}`),
-      ],
+      ),
+      row('connect s / submit s', (r) => `${fmt(r.connectS, 2)} / ${fmt(r.submitS, 2)}`),
     ],
   );
 }
