@@ -5,7 +5,7 @@ import { withRetries } from './retry.js';
 import type { ModelSelection } from './select.js';
 import { selectModel } from './select.js';
 import { getProvider, pricesFor, providerSettings } from './settings.js';
-import { estimateTokens } from './tokens.js';
+import { estimateTokens, tokensForChars } from './tokens.js';
 import type {
   ChatMessage,
   ChatResult,
@@ -167,7 +167,7 @@ class TaskLlm implements Llm {
     this.record(
       {
         input_tokens: estimateTokens(messages.map((m) => m.content).join('\n')),
-        output_tokens: Math.ceil(chars / 4),
+        output_tokens: tokensForChars(chars),
         estimated: true,
       },
       latencyMs,
