@@ -557,7 +557,6 @@ export async function fanout(
         tasksSeen: new Set(),
       });
     }
-    loop.enable();
     const connectStart = performance.now();
     await within(
       inParallel(list, CONNECT_PARALLEL, (c) => connect(url, c, round)),
