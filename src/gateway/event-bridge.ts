@@ -323,7 +323,9 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
   }
 
   private publish(fields: BridgeFields): void {
-    const event = { ...fields, packet: encodeEvent(fields.kind, fields.payload) } as BridgeEvent;
+    // Every caller builds its fields afresh: the packet is added to them, not to a copy.
+    const event = fields as BridgeEvent;
+    event.packet = encodeEvent(fields.kind, fields.payload);
     let replay = this.replay.get(event.taskId);
     if (!replay) {
       replay = { events: [], bytes: 0 };
