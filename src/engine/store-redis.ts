@@ -4,7 +4,7 @@ import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
 import { StoreUnavailableError } from '../core/errors.js';
 import { RedisEventBatch } from './redis-event-batch.js';
 import type { IndexedTask, ResolvedStoreOptions, Store, WorkerHeartbeat } from './store.js';
-import { checkNamespace, decodeCursor, indexPage, redactUrl } from './store.js';
+import { checkNamespace, decodeCursor, encodeCursor, redactUrl } from './store.js';
 
 const CONNECT_TIMEOUT_MS = 5_000;
 
@@ -28,27 +28,51 @@ if count >= tonumber(ARGV[1]) then return {0, redis.call('PTTL', KEYS[1])} end
 if redis.call('INCR', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return {1, 0}`;
 
-// One user's batch of index entries, packed as "<created_at> <queue> <task_id>;" each: one
-// argument instead of four per task, which ioredis would otherwise encode one by one.
-const INDEX_ONE_USER = `
-local user = ARGV[2]
-local args = {}
-local n = 0
-for score, queue, id in string.gmatch(ARGV[1], '(%d+) (%S+) ([^;]+);') do
-  args[n + 1] = score
-  args[n + 2] = queue .. '|' .. id .. '|' .. user
-  n = n + 2
-  if n >= 1000 then
-    redis.call('ZADD', KEYS[1], unpack(args, 1, n))
-    redis.call('ZADD', KEYS[2], unpack(args, 1, n))
-    n = 0
+// The task index is a list per key, oldest at the head; the trimmed-count key makes positions
+// absolute (trimmed + index), so a cursor stays valid while trimIndex cuts the head off.
+// Reads the page older than a cursor, plus the cursor's own entry (last) so the caller can check
+// the cursor still names it. Returns {absolute position of the first entry, entries}.
+const LIST_TASKS = `
+local trimmed = tonumber(redis.call('GET', KEYS[2]) or '0')
+local len = redis.call('LLEN', KEYS[1])
+local limit = tonumber(ARGV[1])
+local last = len - 1
+local older = last
+if ARGV[2] ~= '' then
+  last = tonumber(ARGV[2]) - trimmed
+  -- Before the head: trimmed, and everything older with it. Past the tail: positions restarted.
+  if last < 1 or last >= len then return {trimmed, {}} end
+  older = last - 1
+end
+if older < 0 then return {trimmed, {}} end
+local first = math.max(0, older - limit)
+return {trimmed + first, redis.call('LRANGE', KEYS[1], first, last)}`;
+
+// Cuts index entries created before ARGV[1] off the head, 100 at a time, for at most ARGV[2]
+// rounds; stops at the first younger entry. Returns 1 when it stopped for the round limit.
+const TRIM_INDEX = `
+local cutoff = tonumber(ARGV[1])
+for round = 1, tonumber(ARGV[2]) do
+  local head = redis.call('LRANGE', KEYS[1], 0, 99)
+  local n = 0
+  for _, entry in ipairs(head) do
+    if tonumber(string.sub(entry, 1, string.find(entry, '|', 1, true) - 1)) >= cutoff then break end
+    n = n + 1
+  end
+  if n > 0 then
+    redis.call('LTRIM', KEYS[1], n, -1)
+    redis.call('INCRBY', KEYS[2], n)
+  end
+  if n < 100 then
+    -- An emptied list starts its positions again: LIST_TASKS ends a cursor from before.
+    if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
+    return 0
   end
 end
-if n > 0 then
-  redis.call('ZADD', KEYS[1], unpack(args, 1, n))
-  redis.call('ZADD', KEYS[2], unpack(args, 1, n))
-end
 return 1`;
+
+/** Index entries per RPUSH: bounds the size of one command for a huge batch. */
+const INDEX_CHUNK = 1_000;
 
 /** Workers wait for Redis forever; producers are told at once that it is down. */
 function clientOptions(role: 'producer' | 'worker' | 'blocking'): RedisOptions {
@@ -132,19 +156,34 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
   const controlChannel = `${namespace}:aiecs:control`;
   const beatPrefix = `${namespace}:aiecs:worker:`;
   const limitPrefix = `${namespace}:aiecs:limit:`;
-  const indexPrefix = `${namespace}:aiecs:index:`;
+  // New names, not the old sorted sets' `index:*`: an older deployment's keys never meet a list command.
+  const tasksPrefix = `${namespace}:aiecs:tasks:`;
+  // Not under `tasks:`, so the SCAN for `tasks:user:*` finds lists only.
+  const trimmedPrefix = `${namespace}:aiecs:tasks-trimmed:`;
   const cancelPrefix = `${namespace}:aiecs:cancel:`;
   const bull = { connection: command, prefix: namespace };
   // Workers and QueueEvents block on their connection: each gets its own, with worker options.
   const blockingConnection = () => ({ prefix: namespace, connection: newClient('worker') });
 
-  // EVALSHA after the first call: the script is not sent with every batch.
-  command.defineCommand('aiecsIndexOneUser', { numberOfKeys: 2, lua: INDEX_ONE_USER });
-  const indexOneUser = (
-    command as unknown as {
-      aiecsIndexOneUser(all: string, own: string, packed: string, user: string): Promise<number>;
+  // EVALSHA after the first call: the scripts are not sent with every call.
+  command.defineCommand('aiecsListTasks', { numberOfKeys: 2, lua: LIST_TASKS });
+  command.defineCommand('aiecsTrimIndex', { numberOfKeys: 2, lua: TRIM_INDEX });
+  type IndexScripts = {
+    aiecsListTasks(list: string, trimmed: string, limit: number, at: string): Promise<[number, string[]]>;
+    aiecsTrimIndex(list: string, trimmed: string, cutoffMs: number, rounds: number): Promise<number>;
+  };
+  const scripts = command as unknown as IndexScripts;
+  /** Trims these index lists (names after `tasks:`), one pipelined script call per key per pass. */
+  const trimLists = async (names: string[], cutoffMs: number) => {
+    let pending = names;
+    while (pending.length) {
+      const pipeline = command.pipeline() as unknown as IndexScripts & ReturnType<RedisClient['pipeline']>;
+      for (const name of pending)
+        pipeline.aiecsTrimIndex(tasksPrefix + name, trimmedPrefix + name, cutoffMs, 100);
+      const more = execResults(await pipeline.exec());
+      pending = pending.filter((_, i) => more[i] === 1);
     }
-  ).aiecsIndexOneUser.bind(command);
+  };
 
   let closed = false;
   return {
@@ -221,72 +260,62 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
 
     async indexTasks(tasks) {
       if (tasks.length === 0) return;
-      const user = tasks[0]!.user_id;
-      // A batch of one user's tasks (the usual case: a submit, an HTTP batch) goes as one string.
-      if (tasks.every((t) => t.user_id === user)) {
-        let packed = '';
-        for (const t of tasks) packed += `${t.created_at} ${t.queue} ${t.task_id};`;
-        await indexOneUser(`${indexPrefix}all`, `${indexPrefix}user:${user}`, packed, user);
-        return;
-      }
-      // ZADD is variadic: one command per key per batch, not two per task.
-      const all: Array<number | string> = [];
-      const byUser = new Map<string, Array<number | string>>();
+      // Appended in arrival order, one variadic RPUSH per key (and chunk), all in one round trip.
+      const all: string[] = [];
+      const byUser = new Map<string, string[]>();
       for (const t of tasks) {
-        const member = indexMember(t);
-        all.push(t.created_at, member);
-        let list = byUser.get(t.user_id);
-        if (!list) byUser.set(t.user_id, (list = []));
-        list.push(t.created_at, member);
+        const entry = indexEntry(t);
+        all.push(entry);
+        let own = byUser.get(t.user_id);
+        if (!own) byUser.set(t.user_id, (own = []));
+        own.push(entry);
       }
       const pipeline = command.pipeline();
-      pipeline.zadd(`${indexPrefix}all`, ...all);
-      for (const [owner, list] of byUser) pipeline.zadd(`${indexPrefix}user:${owner}`, ...list);
-      await pipeline.exec();
+      const push = (key: string, entries: string[]) => {
+        for (let i = 0; i < entries.length; i += INDEX_CHUNK)
+          pipeline.rpush(key, ...entries.slice(i, i + INDEX_CHUNK));
+      };
+      push(`${tasksPrefix}all`, all);
+      for (const [owner, own] of byUser) push(`${tasksPrefix}user:${owner}`, own);
+      execResults(await pipeline.exec());
     },
     async trimIndex(cutoffMs) {
-      const max = `(${cutoffMs}`;
-      await command.zremrangebyscore(`${indexPrefix}all`, '-inf', max);
-      // Users' own indexes too: SCAN walks them in pages without blocking Redis.
+      await trimLists(['all'], cutoffMs);
+      // Users' own lists too: SCAN walks them in pages without blocking Redis.
       let cursor = '0';
       do {
-        const [next, keys] = await command.scan(cursor, 'MATCH', `${indexPrefix}user:*`, 'COUNT', 500);
+        const [next, keys] = await command.scan(cursor, 'MATCH', `${tasksPrefix}user:*`, 'COUNT', 500);
         cursor = next;
-        if (keys.length) {
-          const pipeline = command.pipeline();
-          for (const key of keys) pipeline.zremrangebyscore(key, '-inf', max);
-          await pipeline.exec();
-        }
+        if (keys.length)
+          await trimLists(
+            keys.map((k) => k.slice(tasksPrefix.length)),
+            cutoffMs,
+          );
       } while (cursor !== '0');
     },
     async listTasks(userId, limit, cursor) {
-      const key = userId === undefined ? `${indexPrefix}all` : `${indexPrefix}user:${userId}`;
-      const after = cursor ? decodeCursor(cursor) : undefined;
-      const items: IndexedTask[] = [];
-      let max = after ? String(after[0]) : '+inf';
-      let skipping = after !== undefined;
-      // Same-score members come back in reverse lexical order: skip up to and including the cursor's.
-      for (let round = 0; round < 20 && items.length <= limit; round++) {
-        const batch = await command.zrevrangebyscore(key, max, '-inf', 'WITHSCORES', 'LIMIT', 0, limit + 50);
-        if (batch.length === 0) break;
-        for (let i = 0; i < batch.length; i += 2) {
-          const { task_id: taskId, user_id: user, queue } = parseIndexMember(batch[i]!);
-          const createdAt = Number(batch[i + 1]);
-          if (skipping) {
-            if (createdAt < after![0]) skipping = false;
-            else {
-              if (taskId === after![1]) skipping = false;
-              continue;
-            }
-          }
-          items.push({ task_id: taskId, user_id: user, queue, created_at: createdAt });
-          if (items.length > limit) break;
-        }
-        const lastScore = Number(batch[batch.length - 1]);
-        if (batch.length < (limit + 50) * 2) break;
-        max = String(lastScore);
+      const name = userId === undefined ? 'all' : `user:${userId}`;
+      const decoded = cursor ? decodeCursor(cursor) : undefined;
+      // A cursor that is not one of ours reads as none, as a malformed one does: the first page.
+      const after = decoded && Number.isSafeInteger(decoded[0]) && decoded[0] >= 0 ? decoded : undefined;
+      const [first, entries] = await scripts.aiecsListTasks(
+        tasksPrefix + name,
+        trimmedPrefix + name,
+        limit,
+        after ? String(after[0]) : '',
+      );
+      if (after) {
+        // The last entry is the cursor's own: another task there means the positions restarted
+        // (the list was emptied by trimming and refilled), so nothing older is left to list.
+        const own = entries.pop();
+        if (own === undefined || parseIndexEntry(own).task_id !== after[1]) return { items: [] };
       }
-      return indexPage(items, limit);
+      const items = entries.map(parseIndexEntry).reverse().slice(0, limit);
+      const oldest = items[items.length - 1];
+      // Positions count up from the head: the oldest item returned is first + what was read past it.
+      return entries.length > limit && oldest
+        ? { items, next_cursor: encodeCursor(first + entries.length - limit, oldest.task_id) }
+        : { items };
     },
 
     async requestCancel(taskId, ttlMs) {
@@ -350,20 +379,29 @@ async function fixStartingPoint(
   return undefined;
 }
 
-/**
- * `queue|task_id|user_id`: queue names and task ids hold no `|`, so the user id, last, may hold
- * anything. Cheaper to build and read than JSON, at thousands of submits a second.
- */
-function indexMember(t: IndexedTask): string {
-  return `${t.queue}|${t.task_id}|${t.user_id}`;
+/** A pipeline's replies; throws the first command's error (exec reports them, it does not throw). */
+function execResults(results: Array<[Error | null, unknown]> | null): unknown[] {
+  if (!results) throw new StoreUnavailableError('Redis pipeline was not run');
+  for (const [error] of results) if (error) throw error;
+  return results.map(([, value]) => value);
 }
 
-function parseIndexMember(member: string): Omit<IndexedTask, 'created_at'> {
-  const first = member.indexOf('|');
-  const second = member.indexOf('|', first + 1);
+/**
+ * `created_at|queue|task_id|user_id`: queue names and task ids hold no `|`, so the user id, last,
+ * may hold anything. Cheaper to build and read than JSON, at thousands of submits a second.
+ */
+function indexEntry(t: IndexedTask): string {
+  return `${t.created_at}|${t.queue}|${t.task_id}|${t.user_id}`;
+}
+
+function parseIndexEntry(entry: string): IndexedTask {
+  const first = entry.indexOf('|');
+  const second = entry.indexOf('|', first + 1);
+  const third = entry.indexOf('|', second + 1);
   return {
-    queue: member.slice(0, first),
-    task_id: member.slice(first + 1, second),
-    user_id: member.slice(second + 1),
+    task_id: entry.slice(second + 1, third),
+    user_id: entry.slice(third + 1),
+    queue: entry.slice(first + 1, second),
+    created_at: Number(entry.slice(0, first)),
   };
 }
