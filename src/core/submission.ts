@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { PayloadTooLargeError, ValidationError } from './errors.js';
 import type { QueueKind, TaskJobData } from './task.js';
-import { DEFAULT_PRIORITY, MAX_PRIORITY, isEmpty } from './task.js';
+import { DEFAULT_PRIORITY, DEFAULT_TASK_OPTIONS, MAX_PRIORITY, isEmpty } from './task.js';
 import { zodIssues } from './zod-issues.js';
 
 const identifier = z
@@ -62,7 +62,10 @@ export const submitOptionsSchema = z.strictObject({
 export type WireSubmitOptions = z.input<typeof submitOptionsSchema>;
 
 export interface PreparedSubmission {
+  queue: QueueKind;
   data: TaskJobData;
+  /** The caller chose the task id (generated ones are random UUIDs and cannot repeat). */
+  chosen: boolean;
   delayMs: number;
   attempts: number | undefined;
 }
@@ -78,12 +81,12 @@ export function prepareSubmission(
   maxInputBytes: number,
   now = Date.now(),
 ): PreparedSubmission {
-  const fast = fastRequest(rawRequest);
-  const request = fast ? ({ success: true, data: fast } as const) : taskRequestSchema.safeParse(rawRequest);
   // Most submissions carry no options: skip validating an empty object.
   const noOptions =
     rawOptions === undefined ||
     (typeof rawOptions === 'object' && rawOptions !== null && Object.keys(rawOptions).length === 0);
+  if (noOptions && isFastRequest(rawRequest)) return fastSubmission(queue, rawRequest, maxInputBytes, now);
+  const request = taskRequestSchema.safeParse(rawRequest);
   const options = noOptions
     ? ({ success: true, data: {} as z.output<typeof submitOptionsSchema> } as const)
     : submitOptionsSchema.safeParse(rawOptions);
@@ -95,9 +98,7 @@ export function prepareSubmission(
   const req = request.data;
   const opts = options.data;
 
-  const inputBytes = jsonSize('input_data', req.input_data) + jsonSize('context', req.context);
-  if (inputBytes > maxInputBytes)
-    throw new PayloadTooLargeError('input_data+context', inputBytes, maxInputBytes);
+  checkInputSize(req.input_data, req.context, maxInputBytes);
   if (opts.countdown !== undefined && opts.eta !== undefined) {
     throw new ValidationError([{ field: 'options.eta', message: 'give countdown or eta, not both' }]);
   }
@@ -113,11 +114,16 @@ export function prepareSubmission(
   if (opts.countdown !== undefined) delayMs = Math.round(opts.countdown * 1000);
   if (opts.eta !== undefined) delayMs = Math.max(0, new Date(opts.eta).getTime() - now);
 
-  const taskOptions: TaskJobData['options'] = { priority: opts.priority ?? DEFAULT_PRIORITY[queue] };
-  if (opts.time_limit !== undefined) taskOptions.time_limit = opts.time_limit;
-  if (opts.soft_time_limit !== undefined) taskOptions.soft_time_limit = opts.soft_time_limit;
+  let taskOptions = DEFAULT_TASK_OPTIONS[queue];
+  if (opts.priority !== undefined || opts.time_limit !== undefined || opts.soft_time_limit !== undefined) {
+    taskOptions = { priority: opts.priority ?? DEFAULT_PRIORITY[queue] };
+    if (opts.time_limit !== undefined) taskOptions.time_limit = opts.time_limit;
+    if (opts.soft_time_limit !== undefined) taskOptions.soft_time_limit = opts.soft_time_limit;
+  }
 
   return {
+    queue,
+    chosen: req.task_id !== undefined,
     data: {
       task_name: req.task_name,
       user_id: req.user_id,
@@ -149,33 +155,74 @@ const REQUEST_KEYS = new Set([
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
 
+interface FastRequest {
+  task_name: string;
+  user_id: string;
+  step?: number;
+  mode: string;
+  service: string;
+  input_data?: Record<string, unknown>;
+  context?: Record<string, unknown>;
+}
+
 /**
  * The common, valid request checked by hand: thousands of submissions a second should not each
- * build zod's intermediate objects. Anything unusual returns undefined and goes through the
- * schema, which also writes the error messages. Accepts exactly what the schema accepts.
+ * build zod's intermediate objects. Anything unusual is left to the schema, which also writes the
+ * error messages. Accepts only what the schema accepts.
  */
-function fastRequest(raw: unknown): z.output<typeof taskRequestSchema> | undefined {
-  if (!isPlainObject(raw)) return undefined;
-  for (const key in raw) if (!REQUEST_KEYS.has(key)) return undefined;
+function isFastRequest(raw: unknown): raw is FastRequest {
+  if (!isPlainObject(raw)) return false;
+  for (const key in raw) if (!REQUEST_KEYS.has(key)) return false;
   const { task_name, user_id, task_id, step, mode, service, input_data, context } = raw;
-  if (typeof task_name !== 'string' || !NAME.test(task_name)) return undefined;
+  if (typeof task_name !== 'string' || !NAME.test(task_name)) return false;
   if (typeof mode !== 'string' || !NAME.test(mode) || typeof service !== 'string' || !NAME.test(service))
-    return undefined;
-  if (typeof user_id !== 'string' || user_id.length === 0 || user_id.length > 256) return undefined;
-  if (task_id !== undefined) return undefined; // ids have their own rules: leave them to the schema
-  if (step !== undefined && !(typeof step === 'number' && Number.isInteger(step) && step >= 0))
-    return undefined;
-  if (input_data !== undefined && !isPlainObject(input_data)) return undefined;
-  if (context !== undefined && !isPlainObject(context)) return undefined;
+    return false;
+  if (typeof user_id !== 'string' || user_id.length === 0 || user_id.length > 256) return false;
+  if (task_id !== undefined) return false; // ids have their own rules: leave them to the schema
+  if (step !== undefined && !(typeof step === 'number' && Number.isInteger(step) && step >= 0)) return false;
+  if (input_data !== undefined && !isPlainObject(input_data)) return false;
+  if (context !== undefined && !isPlainObject(context)) return false;
+  return true;
+}
+
+/** A checked fast request straight into its job data: one object per task, no copies between. */
+function fastSubmission(
+  queue: QueueKind,
+  raw: FastRequest,
+  maxInputBytes: number,
+  now: number,
+): PreparedSubmission {
+  const input_data = raw.input_data ?? {};
+  const context = raw.context ?? {};
+  checkInputSize(input_data, context, maxInputBytes);
   return {
-    task_name,
-    user_id,
-    step: (step as number | undefined) ?? 0,
-    mode,
-    service,
-    input_data: input_data ?? {},
-    context: context ?? {},
+    queue,
+    chosen: false,
+    data: {
+      task_name: raw.task_name,
+      user_id: raw.user_id,
+      step: raw.step ?? 0,
+      mode: raw.mode,
+      service: raw.service,
+      input_data,
+      context,
+      task_id: randomUUID(),
+      options: DEFAULT_TASK_OPTIONS[queue],
+      submitted_at: now,
+    },
+    delayMs: 0,
+    attempts: undefined,
   };
+}
+
+function checkInputSize(
+  input_data: Record<string, unknown>,
+  context: Record<string, unknown>,
+  maxInputBytes: number,
+): void {
+  const inputBytes = jsonSize('input_data', input_data) + jsonSize('context', context);
+  if (inputBytes > maxInputBytes)
+    throw new PayloadTooLargeError('input_data+context', inputBytes, maxInputBytes);
 }
 
 function jsonSize(field: string, value: unknown): number {

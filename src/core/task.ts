@@ -37,6 +37,12 @@ export const QUEUE_KINDS: readonly QueueKind[] = [FAST_QUEUE, HEAVY_QUEUE];
 export const DEFAULT_PRIORITY: Record<QueueKind, number> = { [FAST_QUEUE]: 10, [HEAVY_QUEUE]: 5 };
 export const MAX_PRIORITY = 100;
 
+/** A task's options when it was given none: shared by all such tasks, so never written to. */
+export const DEFAULT_TASK_OPTIONS: Readonly<Record<QueueKind, TaskJobData['options']>> = {
+  [FAST_QUEUE]: Object.freeze({ priority: DEFAULT_PRIORITY[FAST_QUEUE] }),
+  [HEAVY_QUEUE]: Object.freeze({ priority: DEFAULT_PRIORITY[HEAVY_QUEUE] }),
+};
+
 /** The TypeScript face of a task request (camelCase). */
 export interface TaskRequest {
   taskName: string;
@@ -128,9 +134,13 @@ export function fromStoredData(
   taskId: string,
   submittedAt: number,
 ): TaskJobData {
-  const options: TaskJobData['options'] = { priority: stored.options?.priority ?? DEFAULT_PRIORITY[queue] };
-  if (stored.options?.time_limit !== undefined) options.time_limit = stored.options.time_limit;
-  if (stored.options?.soft_time_limit !== undefined) options.soft_time_limit = stored.options.soft_time_limit;
+  let options = DEFAULT_TASK_OPTIONS[queue];
+  if (stored.options) {
+    options = { priority: stored.options.priority ?? DEFAULT_PRIORITY[queue] };
+    if (stored.options.time_limit !== undefined) options.time_limit = stored.options.time_limit;
+    if (stored.options.soft_time_limit !== undefined)
+      options.soft_time_limit = stored.options.soft_time_limit;
+  }
   return {
     task_name: stored.task_name,
     user_id: stored.user_id,

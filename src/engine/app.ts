@@ -87,6 +87,9 @@ export interface TaskSubmitter {
 
 type TaskQueue = Queue<StoredTaskData, ResultEnvelope>;
 
+/** The worker's backoffStrategy knows the delay (AIECS_RETRY_BACKOFF_MS): only the type is stored. */
+const AIECS_BACKOFF = { type: 'aiecs' };
+
 /** How long a cancel request waits for a worker that missed the control message (a heartbeat or more). */
 const CANCEL_REQUEST_TTL_MS = 10 * 60_000;
 
@@ -149,8 +152,9 @@ export class AiecsApp {
 
   /** Submits a wire (snake_case) request: the HTTP API and the CLI come in here. */
   async submitWire(kind: QueueKind, request: unknown, options?: WireSubmitOptions): Promise<TaskHandle> {
-    const [handle] = await this.submitManyWire(
-      [{ queue: kind, request, ...(options ? { options } : {}) }],
+    const [handle] = await this.submitPrepared(
+      [{ request, ...(options ? { options } : {}) }],
+      () => kind,
       () => '',
     );
     return handle!;
@@ -161,7 +165,11 @@ export class AiecsApp {
     kind: QueueKind,
     items: ReadonlyArray<{ request: unknown; options?: WireSubmitOptions }>,
   ): Promise<TaskHandle[]> {
-    return this.submitManyWire(items.map((item) => ({ ...item, queue: kind })));
+    return this.submitPrepared(
+      items,
+      () => kind,
+      (i) => `[${i}]`,
+    );
   }
 
   /**
@@ -171,17 +179,24 @@ export class AiecsApp {
    * An id names one task across both queues: the same request again returns that task; another
    * request, or the other queue, is a conflict.
    */
-  async submitManyWire(
+  submitManyWire(
     items: ReadonlyArray<{ queue: QueueKind; request: unknown; options?: WireSubmitOptions }>,
     itemName: (index: number) => string = (i) => `[${i}]`,
+  ): Promise<TaskHandle[]> {
+    return this.submitPrepared(items, (i) => items[i]!.queue, itemName);
+  }
+
+  // The queue comes apart from the items so a one-queue batch is not copied item by item to add it.
+  private async submitPrepared(
+    items: ReadonlyArray<{ request: unknown; options?: WireSubmitOptions }>,
+    queueOf: (index: number) => QueueKind,
+    itemName: (index: number) => string,
   ): Promise<TaskHandle[]> {
     const field = (i: number, name: string) => (itemName(i) ? `${itemName(i)}.${name}` : name);
     const issues: FieldIssue[] = [];
     const prepared = items.map((item, i) => {
       try {
-        const p = prepareSubmission(item.queue, item.request, item.options, this.config.maxInputBytes);
-        const chosen = typeof (item.request as { task_id?: unknown } | null)?.task_id === 'string';
-        return { queue: item.queue, chosen, data: p.data, delayMs: p.delayMs, attempts: p.attempts };
+        return prepareSubmission(queueOf(i), item.request, item.options, this.config.maxInputBytes);
       } catch (error) {
         // A lone request keeps its own error (PayloadTooLargeError is HTTP 413, not a batch's 400).
         if (items.length === 1 && !itemName(0)) throw error;
@@ -300,17 +315,6 @@ export class AiecsApp {
     return cursor ? { tasks, next_cursor: cursor } : { tasks };
   }
 
-  // The same for every job: built once, not per task.
-  private sharedOptions: Record<string, unknown> | undefined;
-  private get sharedJobOptions(): Record<string, unknown> {
-    return (this.sharedOptions ??= {
-      // The worker's backoffStrategy knows the delay (AIECS_RETRY_BACKOFF_MS): only the type is stored.
-      backoff: { type: 'aiecs' },
-      // No removeOnComplete/removeOnFail: workers sweep expired tasks now and then (RetentionSweeper)
-      // instead of every finishing job looking for them.
-    });
-  }
-
   private jobOptions(prepared: ReturnType<typeof prepareSubmission>) {
     const opts: Record<string, unknown> = {
       jobId: prepared.data.task_id,
@@ -318,7 +322,9 @@ export class AiecsApp {
       timestamp: prepared.data.submitted_at,
       priority: toBullPriority(prepared.data.options.priority),
       attempts: prepared.attempts ?? this.config.maxAttempts,
-      ...this.sharedJobOptions,
+      backoff: AIECS_BACKOFF,
+      // No removeOnComplete/removeOnFail: workers sweep expired tasks now and then (RetentionSweeper)
+      // instead of every finishing job looking for them.
     };
     if (prepared.delayMs > 0) opts.delay = prepared.delayMs;
     return opts;
