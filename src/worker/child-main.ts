@@ -9,7 +9,7 @@ import type { SharedLimits, TaskLogger } from '../registry/task-context.js';
 import { registerBuiltinServices } from '../services/builtin.js';
 import type { ChildMessage, LogLevel, ParentMessage } from './child-protocol.js';
 import { CHILD_BUILTINS_ENV, CHILD_SERVICES_ENV } from './child-protocol.js';
-import { failureInfo, runService } from './execute-service.js';
+import { failureInfo, runService, type ServiceRun } from './execute-service.js';
 
 function send(message: ChildMessage): void {
   if (process.connected) process.send?.(message);
@@ -17,7 +17,7 @@ function send(message: ChildMessage): void {
 
 process.on('disconnect', () => process.exit(0));
 
-let current: { runId: number; controller: AbortController } | undefined;
+let current: { runId: number; execution: ServiceRun } | undefined;
 let initialised!: (providers: ProviderSettings | undefined) => void;
 const init = new Promise<ProviderSettings | undefined>((resolve) => (initialised = resolve));
 let nextReqId = 1;
@@ -59,13 +59,10 @@ function ipcLogger(runId: number): TaskLogger {
 }
 
 async function run(message: Extract<ParentMessage, { type: 'run' }>): Promise<void> {
-  const controller = new AbortController();
-  current = { runId: message.runId, controller };
   const { runId } = message;
   const execution = runService(
     message.data,
     message.attempt,
-    controller,
     {
       progress: (percent, text) => send({ type: 'progress', runId, percent, message: text }),
       stream: (delta) => send({ type: 'stream', runId, delta }),
@@ -73,6 +70,7 @@ async function run(message: Extract<ParentMessage, { type: 'run' }>): Promise<vo
     ipcLogger(runId),
     ipcLimits(runId),
   );
+  current = { runId, execution };
   const outcome = await execution.outcome;
   current = undefined;
   send({ type: 'done', runId, outcome, rssBytes: process.memoryUsage().rss });
@@ -87,7 +85,7 @@ process.on('message', (message: ParentMessage) => {
       void run(message);
       break;
     case 'abort':
-      if (current?.runId === message.runId) current.controller.abort(new Error(message.reason));
+      if (current?.runId === message.runId) current.execution.abort(new Error(message.reason));
       break;
     case 'acquired':
       pendingAcquires.get(message.reqId)?.resolve();

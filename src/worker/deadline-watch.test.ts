@@ -5,6 +5,7 @@ import { DeadlineWatch, type HasDeadline } from './deadline-watch.js';
 class Limited implements HasDeadline {
   readonly fired: string[] = [];
   deadline: number;
+  watchSlot = -1;
   constructor(
     private readonly softAt: number,
     private readonly hardAt: number,
@@ -65,6 +66,7 @@ describe('DeadlineWatch', () => {
     watch.add(gone);
     watch.add(stays);
     watch.delete(gone);
+    watch.delete(gone);
     vi.advanceTimersByTime(1_000);
     expect(gone.fired).toEqual([]);
     expect(stays.fired).toEqual(['soft', 'hard']);
@@ -80,5 +82,21 @@ describe('DeadlineWatch', () => {
     vi.advanceTimersByTime(100);
     expect(near.fired).toEqual(['soft', 'hard']);
     expect(far.fired).toEqual([]);
+  });
+
+  it('keeps every other member when one leaves from the middle, and takes a member back after it left', () => {
+    const watch = new DeadlineWatch();
+    const now = Date.now();
+    const tasks = [100, 200, 300, 400].map((ms) => new Limited(now + ms, now + ms));
+    for (const task of tasks) watch.add(task);
+    watch.delete(tasks[1]!);
+    watch.delete(tasks[0]!);
+    expect(watch.size).toBe(2);
+    watch.add(tasks[0]!);
+    watch.add(tasks[0]!);
+    expect(watch.size).toBe(3);
+    vi.advanceTimersByTime(1_000);
+    expect(tasks.map((t) => t.fired.length)).toEqual([1, 0, 1, 1]);
+    expect(watch.size).toBe(0);
   });
 });

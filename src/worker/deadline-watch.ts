@@ -4,32 +4,43 @@ export interface HasDeadline {
   readonly deadline: number;
   /** Called once `deadline` has passed; may move `deadline` later (or to Infinity). */
   onDeadline(): void;
+  /** Where the watch keeps this member (-1 when not watched); only the watch writes it. */
+  watchSlot: number;
 }
 
 /**
  * One timer for the time limits of every running task, set for the earliest deadline. Tasks
  * mostly end long before their limits and mostly share the same limits, so a new task rarely
  * moves the timer: a timer per task would be an allocation and a timer-list update per task,
- * for a callback that almost never runs.
+ * for a callback that almost never runs. Members sit in an array and know their slot: adding and
+ * removing hundreds a second then neither hashes nor rehashes, as a Set does.
  */
 export class DeadlineWatch {
-  private readonly members = new Set<HasDeadline>();
+  private readonly members: HasDeadline[] = [];
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
 
   add(member: HasDeadline): void {
-    this.members.add(member);
+    if (member.watchSlot >= 0) return;
+    member.watchSlot = this.members.push(member) - 1;
     if (member.deadline < this.timerAt) this.arm(member.deadline);
   }
 
   delete(member: HasDeadline): void {
     // The timer stays, even with no members left: when it fires it finds nothing due and re-arms
     // for whoever is left. Disarming here would re-arm for nearly every task.
-    this.members.delete(member);
+    const slot = member.watchSlot;
+    if (slot < 0 || this.members[slot] !== member) return;
+    const last = this.members.pop()!;
+    if (last !== member) {
+      this.members[slot] = last;
+      last.watchSlot = slot;
+    }
+    member.watchSlot = -1;
   }
 
   get size(): number {
-    return this.members.size;
+    return this.members.length;
   }
 
   private arm(at: number): void {
@@ -44,10 +55,11 @@ export class DeadlineWatch {
     this.timerAt = Infinity;
     const now = Date.now();
     let next = Infinity;
-    for (const member of this.members) {
+    // A copy: telling a member may end it, and ending removes it from the array.
+    for (const member of [...this.members]) {
       // A timer that fired late may find a second deadline (the hard limit after the soft one) due too.
       for (let round = 0; round < 2 && member.deadline <= now; round++) member.onDeadline();
-      if (member.deadline === Infinity || member.deadline <= now) this.members.delete(member);
+      if (member.deadline === Infinity || member.deadline <= now) this.delete(member);
       else if (member.deadline < next) next = member.deadline;
     }
     if (next !== Infinity) this.arm(next);

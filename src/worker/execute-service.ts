@@ -85,35 +85,12 @@ class Resources implements ResourceTracker {
 export interface ServiceRun {
   /** Settles once: with the service's outcome, or with the failure given to `kill`. */
   readonly outcome: Promise<ExecOutcome>;
+  /** Aborts the task's signal so it can clean up (soft limit, cancel, shutdown). */
+  abort(reason: unknown): void;
   /** After this, progress and stream calls of a task left running are ignored. */
   detach(): void;
   /** Ends the run now with `error`; a service still running is detached and its result ignored. */
   kill(error: FailureInfo): void;
-}
-
-/**
- * An AbortController made on first need: most tasks never look at their signal, and a
- * controller per task is measurable garbage at thousands of tasks a second.
- */
-export class LazyAbort {
-  private controller: AbortController | undefined;
-  private reason: unknown;
-  private aborted = false;
-
-  get signal(): AbortSignal {
-    if (!this.controller) {
-      this.controller = new AbortController();
-      if (this.aborted) this.controller.abort(this.reason);
-    }
-    return this.controller.signal;
-  }
-
-  abort(reason: unknown): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.reason = reason;
-    this.controller?.abort(reason);
-  }
 }
 
 const isThenable = (value: unknown): value is PromiseLike<unknown> =>
@@ -131,11 +108,15 @@ class ServiceTask implements TaskContext, ServiceRun {
   private settled = false;
   private attached = true;
   private readonly startedAt = performance.now();
+  // The AbortController is made on first need: most tasks never look at their signal, and a
+  // controller per task is measurable garbage at thousands of tasks a second.
+  private controller: AbortController | undefined;
+  private abortReason: unknown;
+  private aborted = false;
 
   constructor(
     private readonly data: TaskJobData,
     readonly attempt: number,
-    private readonly abort: { readonly signal: AbortSignal },
     private readonly sink: TaskSink,
     readonly log: TaskLogger,
     readonly limits: SharedLimits,
@@ -162,7 +143,18 @@ class ServiceTask implements TaskContext, ServiceRun {
     return this.data.service;
   }
   get signal(): AbortSignal {
-    return this.abort.signal;
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.abortReason = reason;
+    this.controller?.abort(reason);
   }
 
   progress(percent: number, message = ''): void {
@@ -222,24 +214,24 @@ class ServiceTask implements TaskContext, ServiceRun {
   }
 
   kill(error: FailureInfo): void {
+    this.abort(new Error(error.message));
     this.detach();
     this.end({ ok: false, error, resources: this.resources.snapshot() });
   }
 }
 
 /**
- * Runs one task's service method in this process. The caller owns the abort (time limits and
- * cancel decide when it fires); errors come back as data, never as a crash.
+ * Runs one task's service method in this process. The caller decides when to abort (time limits
+ * and cancel); errors come back as data, never as a crash.
  */
 export function runService(
   data: TaskJobData,
   attempt: number,
-  abort: { readonly signal: AbortSignal },
   sink: TaskSink,
   log: TaskLogger,
   limits: SharedLimits,
 ): ServiceRun {
-  const task = new ServiceTask(data, attempt, abort, sink, log, limits);
+  const task = new ServiceTask(data, attempt, sink, log, limits);
   task.start();
   return task;
 }

@@ -2,7 +2,7 @@ import type { PoolKind } from '../core/config.js';
 import type { TaskJobData } from '../core/task.js';
 import type { SharedLimits, TaskLogger } from '../registry/task-context.js';
 import type { ExecOutcome, FailureInfo, TaskSink } from './execute-service.js';
-import { LazyAbort, runService, type ServiceRun } from './execute-service.js';
+import { runService } from './execute-service.js';
 
 /** One task under way in some pool. */
 export interface Execution {
@@ -39,30 +39,9 @@ export class AsyncExecutor implements Executor {
     log: TaskLogger,
     limits: SharedLimits,
   ): Execution {
-    return new AsyncExecution(data, attempt, sink, log, limits);
+    // The service run is the execution itself: one object per task, not a wrapper around it.
+    return runService(data, attempt, sink, log, limits);
   }
 
   async close(): Promise<void> {}
-}
-
-class AsyncExecution implements Execution {
-  private readonly controller = new LazyAbort();
-  private readonly run: ServiceRun;
-
-  constructor(data: TaskJobData, attempt: number, sink: TaskSink, log: TaskLogger, limits: SharedLimits) {
-    this.run = runService(data, attempt, this.controller, sink, log, limits);
-  }
-
-  get outcome(): Promise<ExecOutcome> {
-    return this.run.outcome;
-  }
-
-  abort(reason: Error): void {
-    this.controller.abort(reason);
-  }
-
-  kill(reason: FailureInfo): void {
-    this.controller.abort(new Error(reason.message));
-    this.run.kill(reason);
-  }
 }

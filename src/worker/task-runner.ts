@@ -15,7 +15,7 @@ import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
 import { jobTaskData, progressPayload, SEQ_PER_ATTEMPT } from '../engine/task-record.js';
 import type { CancelRegistry, Stoppable } from './cancel-registry.js';
 import { DeadlineWatch, type HasDeadline } from './deadline-watch.js';
-import type { FailureInfo, TaskSink } from './execute-service.js';
+import type { ExecOutcome, FailureInfo, TaskSink } from './execute-service.js';
 import type { Execution, Executor } from './executor.js';
 import type { LimitGate, TaskSlots } from './limit-gate.js';
 import { TaskReporter } from './task-reporter.js';
@@ -40,7 +40,23 @@ export interface TaskLimits {
   hardS: number;
 }
 
+const NO_LIMITS: TaskLimits = Object.freeze({ softS: 0, hardS: 0 });
+/** The limits of tasks that set none, per config: one object for them all. */
+const configLimits = new WeakMap<AiecsConfig, TaskLimits>();
+
 export function taskLimits(
+  options: { time_limit?: number; soft_time_limit?: number },
+  config: AiecsConfig,
+): TaskLimits {
+  if (options.time_limit === undefined && options.soft_time_limit === undefined) {
+    let limits = configLimits.get(config);
+    if (!limits) configLimits.set(config, (limits = Object.freeze(limitsOf(options, config))));
+    return limits;
+  }
+  return limitsOf(options, config);
+}
+
+function limitsOf(
   options: { time_limit?: number; soft_time_limit?: number },
   config: AiecsConfig,
 ): TaskLimits {
@@ -79,10 +95,11 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
   private execution: Execution | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private slots: TaskSlots | undefined;
-  private limits: TaskLimits = { softS: 0, hardS: 0 };
+  private limits: TaskLimits = NO_LIMITS;
   private startedAt = 0;
   private hardAt = Infinity;
   deadline = Infinity;
+  watchSlot = -1;
 
   constructor(
     private readonly job: TaskJob,
@@ -115,7 +132,19 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     this.reporter.stream(delta);
   }
 
-  async run(): Promise<ResultEnvelope> {
+  /**
+   * Promise chains, not an async function: a task whose service returns at once then costs one
+   * reaction per step rather than a suspended frame holding every local.
+   */
+  run(): Promise<ResultEnvelope> {
+    try {
+      return this.begin();
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  private begin(): Promise<ResultEnvelope> {
     const { data, deps } = this;
     const { cancels } = deps;
     if (progressPayload(this.job)?.status === TaskStatus.CANCELLED) {
@@ -138,15 +167,26 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     cancels.register(data.task_id, this);
     if (cancels.wasCancelled(data.task_id)) this.stop = 'cancel';
 
-    let execution: Execution;
+    let started: Execution | Promise<Execution>;
     try {
-      const started = deps.executor.start(data, this.attempt, this, this.log, slots);
-      execution = this.execution = started instanceof Promise ? await started : started;
+      started = deps.executor.start(data, this.attempt, this, this.log, slots);
     } catch (error) {
       // No child could be started: BullMQ retries the attempt like any other failure.
       cancels.unregister(data.task_id, this);
       throw error;
     }
+    if (!(started instanceof Promise)) return this.running(started);
+    return started.then(
+      (execution) => this.running(execution),
+      (error: unknown) => {
+        cancels.unregister(data.task_id, this);
+        throw error;
+      },
+    );
+  }
+
+  private running(execution: Execution): Promise<ResultEnvelope> {
+    this.execution = execution;
     // Cancel and shutdown may arrive while a child process is still starting: applied once running.
     if (this.stop === 'cancel' || this.stop === 'shutdown') this.applyStop(this.stop);
 
@@ -154,12 +194,16 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     this.hardAt = this.startedAt + hardS * 1000;
     this.deadline = softS < hardS ? this.startedAt + softS * 1000 : this.hardAt;
     this.deadlines.add(this);
+    return execution.outcome.then((outcome) => this.finish(outcome));
+  }
 
-    const outcome = await execution.outcome;
+  /** Turns how the run ended into the task's one terminal state (or a retry, or back to waiting). */
+  private finish(outcome: ExecOutcome): ResultEnvelope | Promise<ResultEnvelope> {
+    const { data, deps } = this;
     this.deadlines.delete(this);
     clearTimeout(this.graceTimer);
-    cancels.unregister(data.task_id, this);
-    slots.releaseAll();
+    deps.cancels.unregister(data.task_id, this);
+    this.slots?.releaseAll();
     outcome.resources.timings.total_ms = Date.now() - this.startedAt;
 
     switch (this.stop) {
@@ -177,46 +221,21 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
           outcome.resources,
         );
       case 'shutdown':
-        this.reporterMade?.close();
-        this.log.info('task returned to the queue for another worker');
-        // Back to waiting without spending an attempt: another worker picks it up.
-        await this.job.moveToWait(this.token);
-        throw new WaitingError();
+        return this.backToWaiting();
     }
 
     if (outcome.ok) {
       const reporter = this.reporterMade;
-      if (reporter) {
-        await reporter.flush();
+      if (!reporter) return this.completed(outcome.result, outcome.resources);
+      return reporter.flush().then(() => {
         reporter.close();
-      }
-      deps.onFinished?.(true);
-      this.log.debug({ ms: outcome.resources.timings.total_ms }, 'task completed');
-      return {
-        result: outcome.result,
-        resources: outcome.resources,
-        // The seq after everything reported: the first of the attempt when nothing was.
-        seq: reporter ? reporter.nextSeq() : this.attempt * SEQ_PER_ATTEMPT + 1,
-        attempt: this.attempt,
-      };
+        return this.completed(outcome.result, outcome.resources);
+      });
     }
 
     const error = outcome.error;
     const maxAttempts = this.job.opts.attempts ?? 1;
-    if (error.retryable && this.attempt < maxAttempts) {
-      await this.reporter.final({
-        status: TaskStatus.PENDING,
-        message: `attempt ${this.attempt} of ${maxAttempts} failed (${error.message}); retrying`,
-        error: { type: error.type, code: error.code, message: error.message },
-      });
-      this.log.warn(
-        { attempt: this.attempt, code: error.code, err: error.message },
-        'task failed; will retry',
-      );
-      const retry = new Error(error.message) as Error & { retryAfterMs?: number };
-      if (error.retryAfterMs !== undefined) retry.retryAfterMs = error.retryAfterMs;
-      throw retry;
-    }
+    if (error.retryable && this.attempt < maxAttempts) return this.retryLater(error, maxAttempts);
     if (error.retryable) {
       const exhausted = new RetriesExhaustedError(
         `gave up after ${this.attempt} attempts: ${error.message}`,
@@ -229,6 +248,39 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
       );
     }
     return this.finishFailed(TaskStatus.FAILED, error, outcome.resources);
+  }
+
+  private completed(result: unknown, resources: ResultEnvelope['resources']): ResultEnvelope {
+    const reporter = this.reporterMade;
+    this.deps.onFinished?.(true);
+    this.log.debug({ ms: resources.timings.total_ms }, 'task completed');
+    return {
+      result,
+      resources,
+      // The seq after everything reported: the first of the attempt when nothing was.
+      seq: reporter ? reporter.nextSeq() : this.attempt * SEQ_PER_ATTEMPT + 1,
+      attempt: this.attempt,
+    };
+  }
+
+  private async backToWaiting(): Promise<never> {
+    this.reporterMade?.close();
+    this.log.info('task returned to the queue for another worker');
+    // Back to waiting without spending an attempt: another worker picks it up.
+    await this.job.moveToWait(this.token);
+    throw new WaitingError();
+  }
+
+  private async retryLater(error: FailureInfo, maxAttempts: number): Promise<never> {
+    await this.reporter.final({
+      status: TaskStatus.PENDING,
+      message: `attempt ${this.attempt} of ${maxAttempts} failed (${error.message}); retrying`,
+      error: { type: error.type, code: error.code, message: error.message },
+    });
+    this.log.warn({ attempt: this.attempt, code: error.code, err: error.message }, 'task failed; will retry');
+    const retry = new Error(error.message) as Error & { retryAfterMs?: number };
+    if (error.retryAfterMs !== undefined) retry.retryAfterMs = error.retryAfterMs;
+    throw retry;
   }
 
   /** Cancel (from any process) or shutdown: the first reason to stop wins. */
