@@ -142,9 +142,12 @@ export function indexPage(items: IndexedTask[], limit: number): TaskPage {
     : { items: page };
 }
 
-/** Cursors are opaque to callers: created time and id of the last item seen. */
-export function encodeCursor(createdAt: number, taskId: string): string {
-  return Buffer.from(JSON.stringify([createdAt, taskId])).toString('base64url');
+/**
+ * Cursors are opaque to callers: a number and the id of the last item seen. The number is the
+ * created time on PostgreSQL and embedded, the item's position in its list on Redis.
+ */
+export function encodeCursor(position: number, taskId: string): string {
+  return Buffer.from(JSON.stringify([position, taskId])).toString('base64url');
 }
 
 export function decodeCursor(cursor: string): [number, string] | undefined {
