@@ -1,8 +1,20 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { TaskFailedError } from '../src/core/errors.js';
-import { encodeCursor, type TaskPage } from '../src/engine/store.js';
+import { encodeCursor, type IndexedTask, type Store, type TaskPage } from '../src/engine/store.js';
 import { STORE_KINDS, TestEnv, probe, until } from './harness.js';
+
+/** Every index entry of a user (everyone's without one), following cursors page by page. */
+async function listAll(store: Store, user: string | undefined, pageSize: number): Promise<IndexedTask[]> {
+  const items: IndexedTask[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await store.listTasks(user, pageSize, cursor);
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return items;
+}
 
 describe.each(STORE_KINDS)('retention on %s', (kind) => {
   let env: TestEnv;
@@ -51,16 +63,7 @@ describe.each(STORE_KINDS)('retention on %s', (kind) => {
       created_at: now + i,
     }));
     await store.indexTasks(batch);
-    const all = async (user?: string) => {
-      const items = [];
-      let cursor: string | undefined;
-      do {
-        const page = await store.listTasks(user, 500, cursor);
-        items.push(...page.items);
-        cursor = page.next_cursor;
-      } while (cursor);
-      return items;
-    };
+    const all = (user?: string) => listAll(store, user, 500);
     const expected = [...batch].reverse();
     expect(await all('carol | the "admin"')).toEqual(expected);
     expect(await all()).toEqual(expected);
@@ -134,16 +137,7 @@ describe('task index on redis', () => {
     // Arrival order decides, even where created_at says otherwise (several producers' clocks).
     const batch = Array.from({ length: 2_500 }, (_, i) => entry(i, now + (i % 7), users[i % 3]));
     await store.indexTasks(batch);
-    const all = async (user?: string) => {
-      const items = [];
-      let cursor: string | undefined;
-      do {
-        const page = await store.listTasks(user, 200, cursor);
-        items.push(...page.items);
-        cursor = page.next_cursor;
-      } while (cursor);
-      return items;
-    };
+    const all = (user?: string) => listAll(store, user, 200);
     for (const user of users)
       expect(await all(user)).toEqual(batch.filter((t) => t.user_id === user).reverse());
     expect(await all()).toEqual([...batch].reverse());
