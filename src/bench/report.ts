@@ -73,7 +73,7 @@ function throughputTable(title: string, r: ThroughputResult): string {
   const q = ratio(r.aiecs, r.bullmq);
   const runs = (xs: number[]) => xs.map((x) => fmt(x)).join(', ');
   return table(
-    `${title} (${fmt(r.count)} no-op tasks, best of ${r.runs.aiecs.length} after a warm-up round; higher is better)`,
+    `${title} (${fmt(r.count)} no-op tasks, best of ${r.runs.aiecs.length} after ${r.warmupRounds} warm-up rounds; higher is better)`,
     HEADER,
     [
       [

@@ -128,7 +128,8 @@ function bullData(task: BenchTask): BullData {
 }
 
 export async function bullmqTarget(store: StoreChoice, concurrency: number): Promise<Target> {
-  const name = 'bench';
+  // The queue aiecs's fast tasks use: every key, and so every command, carries the same name.
+  const name = FAST_QUEUE;
   let queue: Queue<BullData>;
   let worker: Worker<BullData>;
   let makeEvents: () => QueueEvents;

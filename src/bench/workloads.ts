@@ -3,6 +3,7 @@
  * one loop on them and closes them again, so no run sees another's leftovers.
  */
 import { sleep, within } from './lifecycle.js';
+import { dropNamespace } from './redis-server.js';
 import { best, perSecond, summarize, type Summary } from './stats.js';
 import { aiecsTarget, bullmqTarget, type BenchTask, type StoreChoice, type Target } from './targets.js';
 
@@ -11,6 +12,8 @@ const POLL_MS = 20;
 const CHUNK = 1_000;
 /** Any single store call taking this long means something is broken, not slow. */
 const CALL_TIMEOUT_MS = 60_000;
+/** Unmeasured rounds per side before the throughput rounds (see `throughput`). */
+const WARMUP_ROUNDS = 3;
 
 export type Side = 'aiecs' | 'bullmq';
 
@@ -41,6 +44,8 @@ async function withTarget<T>(
     return await run(target);
   } finally {
     await within(target.close(), CALL_TIMEOUT_MS, `closing ${side}`);
+    if (store.kind === 'redis')
+      await within(dropNamespace(store.url, store.namespace), CALL_TIMEOUT_MS, `removing ${side}'s keys`);
   }
 }
 
@@ -68,6 +73,8 @@ async function timedBatch(target: Target, count: number, task: BenchTask, budget
 
 export interface ThroughputResult {
   count: number;
+  /** Unmeasured rounds per side before the measured ones. */
+  warmupRounds: number;
   /** jobs/s of every run, in the order they ran. */
   runs: Record<Side, number[]>;
   aiecs: number;
@@ -93,11 +100,14 @@ export async function throughput(
   const runs: Record<Side, number[]> = { aiecs: [], bullmq: [] };
   const cpu: Record<Side, number[]> = { aiecs: [], bullmq: [] };
   const budgetMs = 30_000 + count * 30;
-  // One unmeasured round of the same size per side first: the figure is a warm worker's, and
-  // without it the measured rounds paid for the JIT still compiling (more code on the aiecs side;
-  // and shared code, ioredis and BullMQ, was warmed by whichever side ran first).
-  for (const side of ['aiecs', 'bullmq'] as const) {
-    await withTarget(side, redisUrl, 100, (t) => timedBatch(t, count, { kind: 'noop' }, budgetMs));
+  // Unmeasured rounds of the same size per side first: the figure is a warm worker's. One round
+  // was not enough: measured alone, aiecs's CPU per task fell round over round for four to six
+  // rounds of 10,000 (about 210 -> 160 -> 127 -> 115 us) while raw BullMQ, with less code to
+  // compile, settled after one; the measured rounds then compared a cold aiecs with a warm BullMQ.
+  for (let round = 1; round <= WARMUP_ROUNDS; round++) {
+    for (const side of ['aiecs', 'bullmq'] as const) {
+      await withTarget(side, redisUrl, 100, (t) => timedBatch(t, count, { kind: 'noop' }, budgetMs));
+    }
   }
   for (let round = 1; round <= rounds; round++) {
     for (const side of ['aiecs', 'bullmq'] as const) {
@@ -118,6 +128,7 @@ export async function throughput(
   }
   return {
     count,
+    warmupRounds: WARMUP_ROUNDS,
     runs,
     aiecs: best(runs.aiecs),
     bullmq: best(runs.bullmq),
