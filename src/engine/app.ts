@@ -87,9 +87,6 @@ export interface TaskSubmitter {
 
 type TaskQueue = Queue<StoredTaskData, ResultEnvelope>;
 
-/** The worker's backoffStrategy knows the delay (AIECS_RETRY_BACKOFF_MS): only the type is stored. */
-const AIECS_BACKOFF = { type: 'aiecs' };
-
 /** How long a cancel request waits for a worker that missed the control message (a heartbeat or more). */
 const CANCEL_REQUEST_TTL_MS = 10 * 60_000;
 
@@ -318,11 +315,13 @@ export class AiecsApp {
   private jobOptions(prepared: ReturnType<typeof prepareSubmission>) {
     const opts: Record<string, unknown> = {
       jobId: prepared.data.task_id,
-      // The job's timestamp is the task's submit time (StoredTaskData does not repeat it).
-      timestamp: prepared.data.submitted_at,
+      // The job's timestamp is the task's submit time (StoredTaskData does not repeat it). Given,
+      // it is stored in the job's options too, and read back with every fetch: only a chosen id,
+      // whose submit compares it to tell its own add from an earlier one, needs it exact.
+      timestamp: prepared.chosen ? prepared.data.submitted_at : undefined,
       priority: toBullPriority(prepared.data.options.priority),
+      // No backoff: the worker's own policy (retryDelay) spaces retries, so jobs need not carry it.
       attempts: prepared.attempts ?? this.config.maxAttempts,
-      backoff: AIECS_BACKOFF,
       // No removeOnComplete/removeOnFail: workers sweep expired tasks now and then (RetentionSweeper)
       // instead of every finishing job looking for them.
     };

@@ -71,7 +71,12 @@ for round = 1, tonumber(ARGV[2]) do
 end
 return 1`;
 
-/** Index entries per RPUSH: bounds the size of one command for a huge batch. */
+// Appends the entries (ARGV) to the list of all tasks and to their one user's list.
+const INDEX_TASKS = `
+redis.call('RPUSH', KEYS[1], unpack(ARGV))
+return redis.call('RPUSH', KEYS[2], unpack(ARGV))`;
+
+/** Index entries per RPUSH or script call: bounds one command for a huge batch (and Lua's unpack). */
 const INDEX_CHUNK = 1_000;
 
 /** Workers wait for Redis forever; producers are told at once that it is down. */
@@ -168,7 +173,9 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
   // EVALSHA after the first call: the scripts are not sent with every call.
   command.defineCommand('aiecsListTasks', { numberOfKeys: 2, lua: LIST_TASKS });
   command.defineCommand('aiecsTrimIndex', { numberOfKeys: 2, lua: TRIM_INDEX });
+  command.defineCommand('aiecsIndexTasks', { numberOfKeys: 2, lua: INDEX_TASKS });
   type IndexScripts = {
+    aiecsIndexTasks(all: string, own: string, ...entries: string[]): Promise<number>;
     aiecsListTasks(list: string, trimmed: string, limit: number, at: string): Promise<[number, string[]]>;
     aiecsTrimIndex(list: string, trimmed: string, cutoffMs: number, rounds: number): Promise<number>;
   };
@@ -260,23 +267,33 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
 
     async indexTasks(tasks) {
       if (tasks.length === 0) return;
-      // Appended in arrival order, one variadic RPUSH per key (and chunk), all in one round trip.
-      const all: string[] = [];
-      const byUser = new Map<string, string[]>();
-      for (const t of tasks) {
-        const entry = indexEntry(t);
-        all.push(entry);
-        let own = byUser.get(t.user_id);
-        if (!own) byUser.set(t.user_id, (own = []));
-        own.push(entry);
-      }
-      const pipeline = command.pipeline();
-      const push = (key: string, entries: string[]) => {
+      const entries = tasks.map(indexEntry);
+      const owner = tasks[0]!.user_id;
+      const pipeline = command.pipeline() as unknown as IndexScripts & ReturnType<RedisClient['pipeline']>;
+      if (tasks.every((t) => t.user_id === owner)) {
+        // One user (every single submit, most batches): each entry crosses the wire once, and the
+        // script appends it to both lists.
         for (let i = 0; i < entries.length; i += INDEX_CHUNK)
-          pipeline.rpush(key, ...entries.slice(i, i + INDEX_CHUNK));
-      };
-      push(`${tasksPrefix}all`, all);
-      for (const [owner, own] of byUser) push(`${tasksPrefix}user:${owner}`, own);
+          pipeline.aiecsIndexTasks(
+            `${tasksPrefix}all`,
+            `${tasksPrefix}user:${owner}`,
+            ...entries.slice(i, i + INDEX_CHUNK),
+          );
+      } else {
+        // Appended in arrival order, one variadic RPUSH per key (and chunk), all in one round trip.
+        const byUser = new Map<string, string[]>();
+        for (const [i, t] of tasks.entries()) {
+          let own = byUser.get(t.user_id);
+          if (!own) byUser.set(t.user_id, (own = []));
+          own.push(entries[i]!);
+        }
+        const push = (key: string, list: string[]) => {
+          for (let i = 0; i < list.length; i += INDEX_CHUNK)
+            pipeline.rpush(key, ...list.slice(i, i + INDEX_CHUNK));
+        };
+        push(`${tasksPrefix}all`, entries);
+        for (const [user, own] of byUser) push(`${tasksPrefix}user:${user}`, own);
+      }
       execResults(await pipeline.exec());
     },
     async trimIndex(cutoffMs) {

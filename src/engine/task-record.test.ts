@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TaskStatus } from '../core/task.js';
-import { SEQ_PER_ATTEMPT, deriveStatus, type ProgressPayload } from './task-record.js';
+import { SEQ_PER_ATTEMPT, deriveStatus, envelopeSeq, type ProgressPayload } from './task-record.js';
 
 const payload = (status: TaskStatus, seq: number): ProgressPayload => ({
   status,
@@ -37,5 +37,21 @@ describe('deriveStatus', () => {
     );
     expect(deriveStatus('failed', payload(TaskStatus.RUNNING, SEQ_PER_ATTEMPT + 2))).toBe(TaskStatus.FAILED);
     expect(deriveStatus('prioritized', undefined)).toBe(TaskStatus.PENDING);
+  });
+});
+
+describe('envelopeSeq', () => {
+  const resources = { timings: { service_ms: 0, total_ms: 1 } };
+  it('is the seq the worker wrote, after what the attempt reported', () => {
+    expect(envelopeSeq({ result: 1, resources, attempt: 2, seq: 2 * SEQ_PER_ATTEMPT + 7 })).toBe(
+      2 * SEQ_PER_ATTEMPT + 7,
+    );
+  });
+
+  it("is the attempt's first seq when the attempt reported nothing, after its running event", () => {
+    expect(envelopeSeq({ result: 1, resources, attempt: 1 })).toBe(SEQ_PER_ATTEMPT + 1);
+    expect(envelopeSeq({ result: 1, resources, attempt: 3 })).toBe(3 * SEQ_PER_ATTEMPT + 1);
+    // The running event of an attempt is `attempt * SEQ_PER_ATTEMPT`: completed sorts after it.
+    expect(envelopeSeq({ result: 1, resources, attempt: 3 })).toBeGreaterThan(3 * SEQ_PER_ATTEMPT);
   });
 });

@@ -20,20 +20,26 @@ export interface ProgressPayload {
   worker?: string;
 }
 
-/** A completed job's return value: the service's result plus what the task used. */
 /**
- * What a worker returns for a completed task (BullMQ's return value). Kept small: it is written
- * to the job and to the event stream for every task. The worker is the job's `processedBy`.
+ * What a worker returns for a completed task (BullMQ's return value): the service's result plus
+ * what the task used. Kept small: it is written to the job and to the event stream for every
+ * task. The worker is the job's `processedBy`.
  */
 export interface ResultEnvelope {
   result: unknown;
   resources: StoredResources;
-  seq: number;
+  /** The completed event's seq; left out when the attempt reported nothing (see envelopeSeq). */
+  seq?: number;
   attempt: number;
 }
 
 /** Progress events of one attempt sort after the previous attempt's. */
 export const SEQ_PER_ATTEMPT = 1_000_000;
+
+/** The seq a completed task was announced with: the attempt's first when it reported nothing. */
+export function envelopeSeq(envelope: ResultEnvelope): number {
+  return envelope.seq ?? envelope.attempt * SEQ_PER_ATTEMPT + 1;
+}
 
 export type BullState =
   'completed' | 'failed' | 'delayed' | 'active' | 'waiting' | 'waiting-children' | 'prioritized' | 'unknown';

@@ -6,7 +6,7 @@ import type { QueueKind, TaskRecord } from '../core/task.js';
 import { QUEUE_KINDS, TaskStatus, isTerminal } from '../core/task.js';
 import type { AiecsApp } from '../engine/app.js';
 import type { ProgressPayload, ResultEnvelope, TaskJob } from '../engine/task-record.js';
-import { SEQ_PER_ATTEMPT, progressPayload } from '../engine/task-record.js';
+import { SEQ_PER_ATTEMPT, envelopeSeq, progressPayload } from '../engine/task-record.js';
 import type { Store } from '../engine/store.js';
 import { encodeEvent } from './packet.js';
 
@@ -289,7 +289,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     const envelope = (typeof raw === 'string' ? safeJson(raw) : raw) as ResultEnvelope | undefined;
     this.emitProgress(taskId, meta, {
       status: TaskStatus.COMPLETED,
-      seq: envelope?.seq ?? meta.attempt * SEQ_PER_ATTEMPT + SEQ_PER_ATTEMPT - 1,
+      seq: envelope?.attempt ? envelopeSeq(envelope) : meta.attempt * SEQ_PER_ATTEMPT + SEQ_PER_ATTEMPT - 1,
       message: 'completed',
       progress: 100,
       attempt: envelope?.attempt ?? meta.attempt,
@@ -384,7 +384,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     if (!job) return undefined;
     if (record.status === TaskStatus.COMPLETED) {
       const envelope = job.returnvalue as ResultEnvelope | null | undefined;
-      return typeof envelope?.seq === 'number' ? envelope.seq : undefined;
+      return envelope?.attempt ? envelopeSeq(envelope) : undefined;
     }
     const last = progressPayload(job);
     return last?.status === record.status ? last.seq : undefined;

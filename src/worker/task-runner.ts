@@ -12,7 +12,7 @@ import type { TaskLogger } from '../registry/task-context.js';
 import { TaskStatus, type TaskJobData } from '../core/task.js';
 import type { EventWriter } from '../engine/store.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
-import { jobTaskData, progressPayload, SEQ_PER_ATTEMPT } from '../engine/task-record.js';
+import { jobTaskData, progressPayload } from '../engine/task-record.js';
 import type { CancelRegistry, Stoppable } from './cancel-registry.js';
 import { DeadlineWatch, type HasDeadline } from './deadline-watch.js';
 import type { ExecOutcome, FailureInfo, TaskSink } from './execute-service.js';
@@ -78,9 +78,15 @@ function info(error: { toInfo(): TaskErrorInfo }): FailureInfo {
 export function createTaskProcessor(deps: RunnerDeps) {
   const deadlines = new DeadlineWatch();
   return function processTask(job: TaskJob, token?: string): Promise<ResultEnvelope> {
+    // BullMQ spaces a failed job's retries by the backoff of the job in hand: the worker's policy,
+    // so that no job has to store it (bytes written and read back with every job).
+    job.opts.backoff ??= WORKER_BACKOFF;
     return new TaskRun(job, token, deps, deadlines).run();
   };
 }
+
+/** Names the worker's backoffStrategy (retryDelay), which knows the delay (AIECS_RETRY_BACKOFF_MS). */
+const WORKER_BACKOFF = Object.freeze({ type: 'aiecs' });
 
 /**
  * One attempt of one task. A class rather than closures: its state and methods cost one object
@@ -254,13 +260,10 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     const reporter = this.reporterMade;
     this.deps.onFinished?.(true);
     this.log.debug({ ms: resources.timings.total_ms }, 'task completed');
-    return {
-      result,
-      resources,
-      // The seq after everything reported: the first of the attempt when nothing was.
-      seq: reporter ? reporter.nextSeq() : this.attempt * SEQ_PER_ATTEMPT + 1,
-      attempt: this.attempt,
-    };
+    // The seq after everything reported; when nothing was, readers derive it (envelopeSeq).
+    return reporter
+      ? { result, resources, seq: reporter.nextSeq(), attempt: this.attempt }
+      : { result, resources, attempt: this.attempt };
   }
 
   private async backToWaiting(): Promise<never> {
