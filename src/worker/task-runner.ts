@@ -167,7 +167,9 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
 
     this.limits = taskLimits(data.options, deps.config);
     this.startedAt = Date.now();
-    this.log.debug({ attempt: this.attempt, limits: this.limits }, 'task started');
+    // Checked first: the line's object would be built for every task, and debug is mostly off.
+    if (this.log.enabled('debug'))
+      this.log.debug({ attempt: this.attempt, limits: this.limits }, 'task started');
     // Waits for shared limits end when the task stops; slots it still holds are freed at its end.
     const slots = (this.slots = deps.gate.forTask());
     cancels.register(data.task_id, this);
@@ -259,7 +261,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
   private completed(result: unknown, resources: ResultEnvelope['resources']): ResultEnvelope {
     const reporter = this.reporterMade;
     this.deps.onFinished?.(true);
-    this.log.debug({ ms: resources.timings.total_ms }, 'task completed');
+    if (this.log.enabled('debug')) this.log.debug({ ms: resources.timings.total_ms }, 'task completed');
     // The seq after everything reported; when nothing was, readers derive it (envelopeSeq).
     return reporter
       ? { result, resources, seq: reporter.nextSeq(), attempt: this.attempt }
@@ -366,6 +368,10 @@ export class LazyTaskLogger implements TaskLogger {
     private readonly data: TaskJobData,
     private readonly worker: string,
   ) {}
+
+  enabled(level: 'debug' | 'info' | 'warn' | 'error'): boolean {
+    return this.parent.isLevelEnabled(level);
+  }
 
   debug(obj: unknown, msg?: string): void {
     this.write('debug', obj, msg);
