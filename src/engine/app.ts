@@ -236,7 +236,7 @@ export class AiecsApp {
     );
 
     const store = await this.store();
-    const fresh = ready.filter((p) => !existing.has(p.data.task_id));
+    const fresh = existing.size ? ready.filter((p) => !existing.has(p.data.task_id)) : ready;
     // The index write rides along with the adds rather than after them.
     await Promise.all([
       ...QUEUE_KINDS.map(async (kind) => {
@@ -276,11 +276,12 @@ export class AiecsApp {
           created.set(p.data.task_id, stored?.timestamp === p.data.submitted_at);
         }),
     );
+    // A generated id is new by construction; a chosen one is new if this submit's add made it.
     return ready.map((p) =>
       this.handle(
         p.data.task_id,
         p.queue,
-        !existing.has(p.data.task_id) && created.get(p.data.task_id) !== false,
+        !p.chosen || (!existing.has(p.data.task_id) && created.get(p.data.task_id) !== false),
       ),
     );
   }

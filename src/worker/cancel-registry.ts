@@ -4,11 +4,14 @@
  */
 /** A running task, told to stop. */
 export interface Stoppable {
+  readonly taskId: string;
   stopFor(reason: 'cancel' | 'shutdown'): void;
 }
 
 export class CancelRegistry {
-  private readonly running = new Map<string, Stoppable>();
+  // The tasks themselves, not a map by id: every task is added and removed once, and an object
+  // goes in and out of a set for less than a string key of a map; only a cancel looks up an id.
+  private readonly running = new Set<Stoppable>();
   private readonly recent = new Map<string, number>();
 
   constructor(
@@ -21,23 +24,27 @@ export class CancelRegistry {
   }
 
   runningIds(): string[] {
-    return [...this.running.keys()];
+    return [...new Set(Array.from(this.running, (task) => task.taskId))];
   }
 
-  register(taskId: string, task: Stoppable): void {
-    this.running.set(taskId, task);
+  register(task: Stoppable): void {
+    this.running.add(task);
   }
 
-  unregister(taskId: string, task: Stoppable): void {
-    if (this.running.get(taskId) === task) this.running.delete(taskId);
+  unregister(task: Stoppable): void {
+    this.running.delete(task);
   }
 
   /** Returns true when the task runs here and was told to stop. */
   cancel(taskId: string): boolean {
     this.remember(taskId);
-    const task = this.running.get(taskId);
-    task?.stopFor('cancel');
-    return task !== undefined;
+    let found = false;
+    for (const task of this.running) {
+      if (task.taskId !== taskId) continue;
+      task.stopFor('cancel');
+      found = true;
+    }
+    return found;
   }
 
   wasCancelled(taskId: string): boolean {

@@ -118,6 +118,10 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     this.log = new LazyTaskLogger(deps.logger, this.data, deps.workerId);
   }
 
+  get taskId(): string {
+    return this.data.task_id;
+  }
+
   /** Made on first need: a task that reports nothing and ends well never writes progress. */
   private get reporter(): TaskReporter {
     return (this.reporterMade ??= new TaskReporter(
@@ -172,7 +176,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
       this.log.debug({ attempt: this.attempt, limits: this.limits }, 'task started');
     // Waits for shared limits end when the task stops; slots it still holds are freed at its end.
     const slots = (this.slots = deps.gate.forTask());
-    cancels.register(data.task_id, this);
+    cancels.register(this);
     if (cancels.wasCancelled(data.task_id)) this.stop = 'cancel';
 
     let started: Execution | Promise<Execution>;
@@ -180,14 +184,14 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
       started = deps.executor.start(data, this.attempt, this, this.log, slots);
     } catch (error) {
       // No child could be started: BullMQ retries the attempt like any other failure.
-      cancels.unregister(data.task_id, this);
+      cancels.unregister(this);
       throw error;
     }
     if (!(started instanceof Promise)) return this.running(started);
     return started.then(
       (execution) => this.running(execution),
       (error: unknown) => {
-        cancels.unregister(data.task_id, this);
+        cancels.unregister(this);
         throw error;
       },
     );
@@ -210,7 +214,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     const { data, deps } = this;
     this.deadlines.delete(this);
     clearTimeout(this.graceTimer);
-    deps.cancels.unregister(data.task_id, this);
+    deps.cancels.unregister(this);
     this.slots?.releaseAll();
     outcome.resources.timings.total_ms = Date.now() - this.startedAt;
 
