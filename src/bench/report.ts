@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import type { RssResult, StartupResult } from './children.js';
 import type { FanoutResult } from './fanout.js';
 import type { LlmResult } from './llm.js';
-import { meets, ratio, round } from './stats.js';
+import { meets, pairedRatioMedian, ratio, round } from './stats.js';
 import type { IoResult, LatencyResult, ThroughputResult } from './workloads.js';
 
 export interface Results {
@@ -85,6 +85,14 @@ function throughputTable(title: string, r: ThroughputResult): string {
         verdict(meets(round(q, 2), GOALS.ratio)),
       ],
       ['all runs', runs(r.runs.aiecs), runs(r.runs.bullmq), '', '', ''],
+      [
+        'paired rounds',
+        '',
+        '',
+        fmt(pairedRatioMedian(r.runs.aiecs, r.runs.bullmq), 2),
+        'median, no goal',
+        '',
+      ],
       [
         'CPU us/task',
         fmt(r.cpuUsPerTask.aiecs),
@@ -269,11 +277,13 @@ export function figures(results: Results): Record<string, number | string | bool
     out.redis_aiecs_jobs_s = round(redis.aiecs);
     out.redis_bullmq_jobs_s = round(redis.bullmq);
     out.redis_ratio_vs_bullmq = round(ratio(redis.aiecs, redis.bullmq), 2);
+    out.redis_paired_ratio_median = round(pairedRatioMedian(redis.runs.aiecs, redis.runs.bullmq), 2);
   }
   if (embedded) {
     out.embedded_aiecs_jobs_s = round(embedded.aiecs);
     out.embedded_bullmq_jobs_s = round(embedded.bullmq);
     out.embedded_ratio_vs_bullmq = round(ratio(embedded.aiecs, embedded.bullmq), 2);
+    out.embedded_paired_ratio_median = round(pairedRatioMedian(embedded.runs.aiecs, embedded.runs.bullmq), 2);
   }
   if (latency) {
     out.redis_latency_p50_ms = round(latency.aiecs.p50, 2);

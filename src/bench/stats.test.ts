@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { best, meets, perSecond, percentile, ratio, round, summarize } from './stats.js';
+import { best, meets, pairedRatioMedian, perSecond, percentile, ratio, round, summarize } from './stats.js';
 
 describe('percentile', () => {
   it('interpolates between the nearest ranks', () => {
@@ -43,6 +43,14 @@ describe('ratio and rates', () => {
   it('turns a count and milliseconds into a rate', () => {
     expect(perSecond(10_000, 2_000)).toBe(5_000);
     expect(() => perSecond(1, 0)).toThrow(RangeError);
+  });
+
+  it('takes the median of the ratios of rounds run back to back', () => {
+    // The second pair ran on a slow machine: both sides slow, their ratio steady.
+    expect(pairedRatioMedian([80, 40, 90], [100, 50, 100])).toBeCloseTo(0.8);
+    expect(pairedRatioMedian([9, 10], [10, 10])).toBeCloseTo(0.95);
+    expect(() => pairedRatioMedian([], [])).toThrow(RangeError);
+    expect(() => pairedRatioMedian([1, 2], [1])).toThrow(RangeError);
   });
 
   it('picks the best run', () => {

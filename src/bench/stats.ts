@@ -33,6 +33,20 @@ export function perSecond(count: number, ms: number): number {
   return (count * 1000) / ms;
 }
 
+/**
+ * The median of the per-round ratios a[i] / b[i], where round i of each side ran back to back:
+ * a neighbour that slows the machine for a while slows both rounds of a pair, so their ratio
+ * moves less than either side's best run does.
+ */
+export function pairedRatioMedian(a: readonly number[], b: readonly number[]): number {
+  if (a.length === 0 || a.length !== b.length)
+    throw new RangeError('paired ratio needs rounds of both sides');
+  return percentile(
+    a.map((x, i) => x / (b[i] as number)),
+    50,
+  );
+}
+
 /** The highest value: the best of several runs damps a noisy, shared machine. */
 export function best(values: readonly number[]): number {
   if (values.length === 0) throw new RangeError('best of no runs');
