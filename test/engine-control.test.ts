@@ -174,13 +174,16 @@ describe.each(STORE_KINDS)('time limits, cancel and retries on %s', (kind) => {
     const events = (await app.store()).createQueueEvents('fast_tasks');
     const delayed: string[] = [];
     events.on('delayed', ({ jobId }) => delayed.push(jobId));
-    await events.waitUntilReady();
-    const handle = await app.executeTask.delay(probe('flaky', { fail_times: 2 }), { attempts: 3 });
-    const record = await handle.get({ timeout: 20 });
-    expect(record).toMatchObject({ status: 'completed', attempt: 3, result: { attempt: 3 } });
-    await until(async () => delayed.length >= 2, 5_000, 'two delayed events');
-    expect(delayed).toEqual([handle.id, handle.id]);
-    await events.close();
+    try {
+      await events.waitUntilReady();
+      const handle = await app.executeTask.delay(probe('flaky', { fail_times: 2 }), { attempts: 3 });
+      const record = await handle.get({ timeout: 20 });
+      expect(record).toMatchObject({ status: 'completed', attempt: 3, result: { attempt: 3 } });
+      await until(async () => delayed.length >= 2, 5_000, 'two delayed events');
+      expect(delayed).toEqual([handle.id, handle.id]);
+    } finally {
+      await events.close();
+    }
     const http = await app.executeTask.delay(probe('fail', { status: 503 }), { attempts: 2 });
     const e = await http.get({ timeout: 20 }).catch((x: unknown) => x);
     expect((e as TaskFailedError).remote).toMatchObject({ type: 'RetriesExhaustedError', code: 'E005' });

@@ -180,11 +180,14 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
     aiecsTrimIndex(list: string, trimmed: string, cutoffMs: number, rounds: number): Promise<number>;
   };
   const scripts = command as unknown as IndexScripts;
+  /** A pipeline that also takes the index scripts (ioredis types defined commands on no client). */
+  const indexPipeline = () =>
+    command.pipeline() as unknown as IndexScripts & ReturnType<RedisClient['pipeline']>;
   /** Trims these index lists (names after `tasks:`), one pipelined script call per key per pass. */
   const trimLists = async (names: string[], cutoffMs: number) => {
     let pending = names;
     while (pending.length) {
-      const pipeline = command.pipeline() as unknown as IndexScripts & ReturnType<RedisClient['pipeline']>;
+      const pipeline = indexPipeline();
       for (const name of pending)
         pipeline.aiecsTrimIndex(tasksPrefix + name, trimmedPrefix + name, cutoffMs, 100);
       const more = execResults(await pipeline.exec());
@@ -269,7 +272,7 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
       if (tasks.length === 0) return;
       const entries = tasks.map(indexEntry);
       const owner = tasks[0]!.user_id;
-      const pipeline = command.pipeline() as unknown as IndexScripts & ReturnType<RedisClient['pipeline']>;
+      const pipeline = indexPipeline();
       if (tasks.every((t) => t.user_id === owner)) {
         // One user (every single submit, most batches): each entry crosses the wire once, and the
         // script appends it to both lists.

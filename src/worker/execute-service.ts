@@ -28,8 +28,6 @@ export function failureInfo(error: unknown): FailureInfo {
   return info;
 }
 
-const SERVICE_MS = 'service_ms';
-
 /** What a task records about itself; the lists are made on first use, most tasks record none. */
 class Resources implements ResourceTracker {
   private files: FileTouch[] | undefined;
@@ -58,7 +56,7 @@ class Resources implements ResourceTracker {
   }
 
   timing(name: string, ms: number): void {
-    if (name === SERVICE_MS) this.serviceMs = (this.serviceMs ?? 0) + ms;
+    if (name === 'service_ms') this.serviceMs = (this.serviceMs ?? 0) + ms;
     else {
       const named = (this.named ??= {});
       named[name] = (named[name] ?? 0) + ms;
