@@ -2,6 +2,7 @@ import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import { Queue, QueueEvents, QueueEventsProducer, Redis, Worker } from './bullmq.js';
 import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
 import { StoreUnavailableError } from '../core/errors.js';
+import { coalesceWrites } from './coalesced-writes.js';
 import { RedisEventBatch } from './redis-event-batch.js';
 import type { IndexedTask, ResolvedStoreOptions, Store, WorkerHeartbeat } from './store.js';
 import { checkNamespace, decodeCursor, encodeCursor, redactUrl } from './store.js';
@@ -133,6 +134,8 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
       down = true;
     });
     client.on('ready', () => (down = false));
+    // Every (re)connect brings a new socket.
+    client.on('connect', () => coalesceWrites(client.stream));
     clients.push(client);
     return client;
   };
