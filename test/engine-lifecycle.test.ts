@@ -117,6 +117,30 @@ describe.each(STORE_KINDS)('task lifecycle on %s', (kind) => {
     expect((await again.status()).status).toBe('completed');
   });
 
+  it("keeps a task out of another user's list when a conflicting submit of its id races the first", async () => {
+    env = await TestEnv.create(kind);
+    const app = env.app();
+    const store = await app.store();
+    // Both submits check the id before either adds it: the loser learns of the conflict only
+    // after its add, and must not have indexed the winner's task under its own user.
+    const request = (userId: string) => probe('echo', { by: userId }, { taskId: 'raced-1', userId });
+    const outcomes = await Promise.allSettled([
+      app.executeTask.delay(request('user-a')),
+      app.executeTask.delay(request('user-b')),
+    ]);
+    const won = outcomes.findIndex((o) => o.status === 'fulfilled');
+    expect(won).toBeGreaterThanOrEqual(0);
+    const lost = outcomes[1 - won]!;
+    expect(lost.status === 'rejected' && lost.reason).toBeInstanceOf(TaskConflictError);
+    const [owner, other] = won === 0 ? ['user-a', 'user-b'] : ['user-b', 'user-a'];
+
+    expect((await store.listTasks(other, 10)).items).toEqual([]);
+    expect((await store.listTasks(owner, 10)).items.map((i) => i.task_id)).toEqual(['raced-1']);
+    expect((await app.listTasks(other)).tasks).toEqual([]);
+    expect((await app.listTasks(owner)).tasks.map((t) => t.user_id)).toEqual([owner]);
+    expect((await app.listTasks(undefined)).tasks.map((t) => t.task_id)).toEqual(['raced-1']);
+  });
+
   it('fails an unknown service or method at once with ServiceNotFoundError listing the registered services', async () => {
     env = await TestEnv.create(kind);
     await env.worker();

@@ -237,7 +237,10 @@ export class AiecsApp {
 
     const store = await this.store();
     const fresh = existing.size ? ready.filter((p) => !existing.has(p.data.task_id)) : ready;
-    // The index write rides along with the adds rather than after them.
+    // A generated id's index entry rides along with its add: the add surely makes it. A chosen
+    // id's waits until the add is known to have made the task: another process may have added
+    // the same id since the check, and its owner's task must not enter this caller's list.
+    const generated = fresh.some((p) => p.chosen) ? fresh.filter((p) => !p.chosen) : fresh;
     await Promise.all([
       ...QUEUE_KINDS.map(async (kind) => {
         const mine = fresh.filter((p) => p.queue === kind);
@@ -258,7 +261,7 @@ export class AiecsApp {
             })),
           );
       }),
-      store.indexTasks(fresh.map((p) => indexEntry(p.queue, p.data))),
+      store.indexTasks(generated.map((p) => indexEntry(p.queue, p.data))),
     ]);
 
     // Another process may have added the same id between our check and our add: the stored job decides.
@@ -276,6 +279,10 @@ export class AiecsApp {
           created.set(p.data.task_id, stored?.timestamp === p.data.submitted_at);
         }),
     );
+    if (generated !== fresh)
+      await store.indexTasks(
+        fresh.filter((p) => p.chosen && created.get(p.data.task_id)).map((p) => indexEntry(p.queue, p.data)),
+      );
     // A generated id is new by construction; a chosen one is new if this submit's add made it.
     return ready.map((p) =>
       this.handle(
@@ -294,6 +301,8 @@ export class AiecsApp {
     const limit = options.limit ?? 50;
     const store = await this.store();
     const tasks: TaskRecord[] = [];
+    // Defence in depth for the index: each task once, and only the asked-for user's.
+    const seen = new Set<string>();
     let cursor = options.cursor;
     // Filters apply to records, so a page may need several index pages; a few are enough.
     for (let round = 0; round < 10; round++) {
@@ -303,6 +312,8 @@ export class AiecsApp {
       );
       for (const record of records) {
         if (!record) continue; // removed by retention
+        if (seen.has(record.task_id) || (userId !== undefined && record.user_id !== userId)) continue;
+        seen.add(record.task_id);
         if (options.status && record.status !== options.status) continue;
         if (options.taskName && record.task_name !== options.taskName) continue;
         tasks.push(record);
