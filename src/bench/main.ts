@@ -106,7 +106,9 @@ async function run(options: Options): Promise<number> {
     }
     const url = redis?.url ?? '';
     const steps: Record<Section, () => Promise<void>> = {
-      redis: async () => void (results.redis = await throughput(url, n.redis, n.rounds, progress)),
+      // Redis also runs raw BullMQ with aiecs's job options: what they cost BullMQ, apart from aiecs.
+      redis: async () =>
+        void (results.redis = await throughput(url, n.redis, n.rounds, progress, { withTaskOptions: true })),
       embedded: async () =>
         void (results.embedded = await throughput(undefined, n.embedded, n.rounds, progress)),
       latency: async () => void (results.latency = await latency(url, n.latency, progress)),

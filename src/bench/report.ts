@@ -101,8 +101,31 @@ function throughputTable(title: string, r: ThroughputResult): string {
         '',
         '',
       ],
+      ...taskOptionsRows(r),
     ],
   );
+}
+
+/**
+ * Raw BullMQ with aiecs's job options in the BullMQ column: the ratio there is aiecs's own cost,
+ * and this side against plain BullMQ is what the options cost BullMQ itself.
+ */
+function taskOptionsRows(r: ThroughputResult): Cell[][] {
+  const shaped = r.bullmqTaskOptions;
+  if (shaped === undefined) return [];
+  return [
+    [
+      'BullMQ + task options, jobs/s',
+      fmt(r.aiecs),
+      fmt(shaped),
+      fmt(ratio(r.aiecs, shaped), 2),
+      'no goal',
+      '',
+    ],
+    ['  all runs', '', (r.runs.bullmqTaskOptions ?? []).map((x) => fmt(x)).join(', '), '', '', ''],
+    ['  its CPU us/task', '', fmt(r.cpuUsPerTask.bullmqTaskOptions), '', '', ''],
+    ['  vs plain BullMQ', '', '', fmt(ratio(shaped, r.bullmq), 2), 'options alone', ''],
+  ];
 }
 
 /** The readable report, one table per section that ran. */
@@ -278,6 +301,10 @@ export function figures(results: Results): Record<string, number | string | bool
     out.redis_bullmq_jobs_s = round(redis.bullmq);
     out.redis_ratio_vs_bullmq = round(ratio(redis.aiecs, redis.bullmq), 2);
     out.redis_paired_ratio_median = round(pairedRatioMedian(redis.runs.aiecs, redis.runs.bullmq), 2);
+    if (redis.bullmqTaskOptions !== undefined) {
+      out.redis_bullmq_task_options_jobs_s = round(redis.bullmqTaskOptions);
+      out.redis_ratio_vs_bullmq_task_options = round(ratio(redis.aiecs, redis.bullmqTaskOptions), 2);
+    }
   }
   if (embedded) {
     out.embedded_aiecs_jobs_s = round(embedded.aiecs);

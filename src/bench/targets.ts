@@ -3,11 +3,12 @@
  * (Queue + Worker + QueueEvents), each on Redis or on the embedded store (PGlite). The workloads
  * only see `Target`, so both sides run exactly the same loop and are measured the same way.
  */
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Queue, QueueEvents, Worker, createPostgresBackend, type Job } from 'bullmq';
 import { loadConfig, type WorkerSettings } from '../core/config.js';
 import { silentLogger } from '../core/logger.js';
-import { FAST_QUEUE, HEAVY_QUEUE } from '../core/task.js';
+import { DEFAULT_PRIORITY, FAST_QUEUE, HEAVY_QUEUE, toBullPriority } from '../core/task.js';
 import { createApp } from '../engine/app.js';
 import { openMigratedPglite } from '../engine/pglite-pool.js';
 import { openStore, type Store } from '../engine/store.js';
@@ -127,7 +128,20 @@ function bullData(task: BenchTask): BullData {
   return wireRequest(task) as BullData;
 }
 
-export async function bullmqTarget(store: StoreChoice, concurrency: number): Promise<Target> {
+/**
+ * Raw BullMQ given the job options aiecs's contract sets on every task (DESIGN §2): a priority,
+ * the task id (a UUID) as job id, the attempts, and a named worker. No aiecs code runs: this side
+ * tells what those options cost BullMQ itself from what aiecs's own code costs.
+ */
+export interface BullmqShape {
+  withTaskOptions: boolean;
+}
+
+export async function bullmqTarget(
+  store: StoreChoice,
+  concurrency: number,
+  shape: BullmqShape = { withTaskOptions: false },
+): Promise<Target> {
   // The queue aiecs's fast tasks use: every key, and so every command, carries the same name.
   const name = FAST_QUEUE;
   let queue: Queue<BullData>;
@@ -135,12 +149,21 @@ export async function bullmqTarget(store: StoreChoice, concurrency: number): Pro
   let makeEvents: () => QueueEvents;
   let closeStore = async () => {};
 
+  const workerName = shape.withTaskOptions ? { name: `bench:${process.pid}` } : {};
+  const config = shape.withTaskOptions ? loadConfig({}) : undefined;
+  const jobOptions = config
+    ? () => ({
+        jobId: randomUUID(),
+        priority: toBullPriority(DEFAULT_PRIORITY[FAST_QUEUE]),
+        attempts: config.maxAttempts,
+      })
+    : () => undefined;
   if (store.kind === 'redis') {
     const { hostname, port } = new URL(store.url);
     const connection = { host: hostname, port: Number(port), maxRetriesPerRequest: null };
     const prefix = store.namespace;
     queue = new Queue<BullData>(name, { connection, prefix });
-    worker = new Worker<BullData>(name, bullProcessor, { connection, prefix, concurrency });
+    worker = new Worker<BullData>(name, bullProcessor, { connection, prefix, concurrency, ...workerName });
     makeEvents = () => new QueueEvents(name, { connection, prefix });
   } else {
     // The same adapter the embedded store uses, on its own fresh dir, without anything of aiecs on top.
@@ -149,7 +172,12 @@ export async function bullmqTarget(store: StoreChoice, concurrency: number): Pro
     // BullMQ's constructors are typed for Redis by default; the backend factory makes them PostgreSQL.
     const factory = createPostgresBackend as never;
     queue = new Queue<BullData>(name, { connection: pool } as never, factory);
-    worker = new Worker<BullData>(name, bullProcessor, { connection: pool, concurrency } as never, factory);
+    worker = new Worker<BullData>(
+      name,
+      bullProcessor,
+      { connection: pool, concurrency, ...workerName } as never,
+      factory,
+    );
     makeEvents = () => new QueueEvents(name, { connection: pool } as never, factory);
     closeStore = async () => {
       await pool.end();
@@ -178,7 +206,9 @@ export async function bullmqTarget(store: StoreChoice, concurrency: number): Pro
   return {
     async addBulk(count, task) {
       const data = bullData(task);
-      await queue.addBulk(Array.from({ length: count }, () => ({ name: data.task_name, data })));
+      await queue.addBulk(
+        Array.from({ length: count }, () => ({ name: data.task_name, data, opts: jobOptions() })),
+      );
     },
     async runOne(task, timeoutMs) {
       if (!events) {
@@ -187,7 +217,7 @@ export async function bullmqTarget(store: StoreChoice, concurrency: number): Pro
         await events.waitUntilReady();
       }
       const data = bullData(task);
-      const job = await queue.add(data.task_name, data);
+      const job = await queue.add(data.task_name, data, jobOptions());
       await job.waitUntilFinished(events, timeoutMs);
     },
     async counts() {

@@ -16,27 +16,31 @@ const CALL_TIMEOUT_MS = 60_000;
 const WARMUP_ROUNDS = 3;
 
 export type Side = 'aiecs' | 'bullmq';
+/** The throughput workload's optional third side: raw BullMQ with aiecs's job options. */
+type ThroughputSide = Side | 'bullmq_opts';
 
 let serial = 0;
 /** A Redis key prefix no earlier run used (namespaces must match /^[a-z_][a-z0-9_]{0,40}$/). */
-function prefix(side: Side): string {
+function prefix(side: ThroughputSide): string {
   serial += 1;
   return `bench_${side}_${process.pid}_${serial}`;
 }
 
-function storeFor(side: Side, redisUrl: string | undefined): StoreChoice {
+function storeFor(side: ThroughputSide, redisUrl: string | undefined): StoreChoice {
   return redisUrl ? { kind: 'redis', url: redisUrl, namespace: prefix(side) } : { kind: 'embedded' };
 }
 
 async function withTarget<T>(
-  side: Side,
+  side: ThroughputSide,
   redisUrl: string | undefined,
   concurrency: number,
   run: (target: Target) => Promise<T>,
 ): Promise<T> {
   const store = storeFor(side, redisUrl);
   const target = await within(
-    side === 'aiecs' ? aiecsTarget(store, concurrency) : bullmqTarget(store, concurrency),
+    side === 'aiecs'
+      ? aiecsTarget(store, concurrency)
+      : bullmqTarget(store, concurrency, { withTaskOptions: side === 'bullmq_opts' }),
     CALL_TIMEOUT_MS,
     `starting ${side}`,
   );
@@ -76,15 +80,17 @@ export interface ThroughputResult {
   /** Unmeasured rounds per side before the measured ones. */
   warmupRounds: number;
   /** jobs/s of every run, in the order they ran. */
-  runs: Record<Side, number[]>;
+  runs: Record<Side, number[]> & { bullmqTaskOptions?: number[] };
   aiecs: number;
   bullmq: number;
+  /** Raw BullMQ given aiecs's job options (see BullmqShape); measured on request, no goal. */
+  bullmqTaskOptions?: number;
   /**
    * CPU time of this process (producer, worker and polling) per task, lowest run. On Redis, whose
    * server has its own process, this tells a gap in our CPU from a gap in the store (PGlite, in
    * process, counts here too).
    */
-  cpuUsPerTask: Record<Side, number>;
+  cpuUsPerTask: Record<Side, number> & { bullmqTaskOptions?: number };
 }
 
 /**
@@ -96,21 +102,27 @@ export async function throughput(
   count: number,
   rounds: number,
   log: (line: string) => void,
+  options: { withTaskOptions?: boolean } = {},
 ): Promise<ThroughputResult> {
-  const runs: Record<Side, number[]> = { aiecs: [], bullmq: [] };
-  const cpu: Record<Side, number[]> = { aiecs: [], bullmq: [] };
+  const sides: ThroughputSide[] = [
+    'aiecs',
+    'bullmq',
+    ...(options.withTaskOptions ? ['bullmq_opts' as const] : []),
+  ];
+  const runs: Record<ThroughputSide, number[]> = { aiecs: [], bullmq: [], bullmq_opts: [] };
+  const cpu: Record<ThroughputSide, number[]> = { aiecs: [], bullmq: [], bullmq_opts: [] };
   const budgetMs = 30_000 + count * 30;
   // Unmeasured rounds of the same size per side first: the figure is a warm worker's. One round
   // was not enough: measured alone, aiecs's CPU per task fell round over round for four to six
   // rounds of 10,000 (about 210 -> 160 -> 127 -> 115 us) while raw BullMQ, with less code to
   // compile, settled after one; the measured rounds then compared a cold aiecs with a warm BullMQ.
   for (let round = 1; round <= WARMUP_ROUNDS; round++) {
-    for (const side of ['aiecs', 'bullmq'] as const) {
+    for (const side of sides) {
       await withTarget(side, redisUrl, 100, (t) => timedBatch(t, count, { kind: 'noop' }, budgetMs));
     }
   }
   for (let round = 1; round <= rounds; round++) {
-    for (const side of ['aiecs', 'bullmq'] as const) {
+    for (const side of sides) {
       const { ms, cpuUs } = await withTarget(side, redisUrl, 100, async (t) => {
         const before = process.cpuUsage();
         const elapsed = await timedBatch(t, count, { kind: 'noop' }, budgetMs);
@@ -126,14 +138,20 @@ export async function throughput(
       );
     }
   }
-  return {
+  const result: ThroughputResult = {
     count,
     warmupRounds: WARMUP_ROUNDS,
-    runs,
+    runs: { aiecs: runs.aiecs, bullmq: runs.bullmq },
     aiecs: best(runs.aiecs),
     bullmq: best(runs.bullmq),
     cpuUsPerTask: { aiecs: Math.min(...cpu.aiecs), bullmq: Math.min(...cpu.bullmq) },
   };
+  if (options.withTaskOptions) {
+    result.runs.bullmqTaskOptions = runs.bullmq_opts;
+    result.bullmqTaskOptions = best(runs.bullmq_opts);
+    result.cpuUsPerTask.bullmqTaskOptions = Math.min(...cpu.bullmq_opts);
+  }
+  return result;
 }
 
 export interface LatencyResult {
