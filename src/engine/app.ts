@@ -347,9 +347,20 @@ export class AiecsApp {
 
   /** The record of a task by id, from whichever queue holds it. */
   async getTask(taskId: string, kind?: QueueKind): Promise<TaskRecord | undefined> {
-    let found = await this.findJob(taskId, kind);
-    if (!found) return undefined;
-    const state = (await found.job.getState()) as BullState;
+    let found: { job: TaskJob; kind: QueueKind } | undefined;
+    let state: BullState;
+    if (kind) {
+      // The queue is known (every waiter's case): both reads leave in one round trip, the job first.
+      const queue = await this.queue(kind);
+      const [job, jobState] = await Promise.all([queue.getJob(taskId), queue.getJobState(taskId)]);
+      if (!job) return undefined;
+      found = { job: job as TaskJob, kind };
+      state = jobState as BullState;
+    } else {
+      found = await this.findJob(taskId);
+      if (!found) return undefined;
+      state = (await found.job.getState()) as BullState;
+    }
     if (state === 'unknown') return undefined;
     // The job and its state are two reads: one that finished in between needs a fresh snapshot.
     if ((state === 'completed' || state === 'failed') && !found.job.finishedOn) {

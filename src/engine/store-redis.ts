@@ -275,16 +275,19 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
       if (tasks.length === 0) return;
       const entries = tasks.map(indexEntry);
       const owner = tasks[0]!.user_id;
+      const all = `${tasksPrefix}all`;
+      // A pipeline object copies every script defined on the connection (BullMQ's, some 65):
+      // a lone call, every single submit's, goes without one.
+      if (entries.length <= INDEX_CHUNK && tasks.every((t) => t.user_id === owner)) {
+        await scripts.aiecsIndexTasks(all, `${tasksPrefix}user:${owner}`, ...entries);
+        return;
+      }
       const pipeline = indexPipeline();
       if (tasks.every((t) => t.user_id === owner)) {
         // One user (every single submit, most batches): each entry crosses the wire once, and the
         // script appends it to both lists.
         for (let i = 0; i < entries.length; i += INDEX_CHUNK)
-          pipeline.aiecsIndexTasks(
-            `${tasksPrefix}all`,
-            `${tasksPrefix}user:${owner}`,
-            ...entries.slice(i, i + INDEX_CHUNK),
-          );
+          pipeline.aiecsIndexTasks(all, `${tasksPrefix}user:${owner}`, ...entries.slice(i, i + INDEX_CHUNK));
       } else {
         // Appended in arrival order, one variadic RPUSH per key (and chunk), all in one round trip.
         const byUser = new Map<string, string[]>();
@@ -297,7 +300,7 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
           for (let i = 0; i < list.length; i += INDEX_CHUNK)
             pipeline.rpush(key, ...list.slice(i, i + INDEX_CHUNK));
         };
-        push(`${tasksPrefix}all`, entries);
+        push(all, entries);
         for (const [user, own] of byUser) push(`${tasksPrefix}user:${user}`, own);
       }
       execResults(await pipeline.exec());
