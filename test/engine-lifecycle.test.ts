@@ -141,6 +141,31 @@ describe.each(STORE_KINDS)('task lifecycle on %s', (kind) => {
     expect((await app.listTasks(undefined)).tasks.map((t) => t.task_id)).toEqual(['raced-1']);
   });
 
+  it('lists every task a batch made under its owner, also when another of its ids lost a race', async () => {
+    env = await TestEnv.create(kind);
+    const app = env.app();
+    const store = await app.store();
+    const item = (taskId: string, userId: string) => ({
+      queue: 'fast_tasks' as const,
+      request: { task_name: 'echo', user_id: userId, mode: 'test', service: 'probe', task_id: taskId },
+    });
+    const outcomes = await Promise.allSettled([
+      app.submitManyWire([item('batch-new-1', 'user-a'), item('batch-raced-1', 'user-a')]),
+      app.submitManyWire([item('batch-raced-1', 'user-b')]),
+    ]);
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    const owner = outcomes[0].status === 'fulfilled' ? 'user-a' : 'user-b';
+
+    const listed = async (userId: string) =>
+      (await store.listTasks(userId, 10)).items.map((i) => i.task_id).sort();
+    // The batch's other task exists whichever submit won the raced id, and is listed as its user's.
+    expect((await app.getTask('batch-new-1'))?.user_id).toBe('user-a');
+    expect(await listed('user-a')).toEqual(
+      owner === 'user-a' ? ['batch-new-1', 'batch-raced-1'] : ['batch-new-1'],
+    );
+    expect(await listed('user-b')).toEqual(owner === 'user-b' ? ['batch-raced-1'] : []);
+  });
+
   it('fails an unknown service or method at once with ServiceNotFoundError listing the registered services', async () => {
     env = await TestEnv.create(kind);
     await env.worker();

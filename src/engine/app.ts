@@ -266,7 +266,7 @@ export class AiecsApp {
 
     // Another process may have added the same id between our check and our add: the stored job decides.
     const created = new Map<string, boolean>();
-    await Promise.all(
+    const checks = await Promise.allSettled(
       fresh
         .filter((p) => p.chosen)
         .map(async (p) => {
@@ -283,6 +283,9 @@ export class AiecsApp {
       await store.indexTasks(
         fresh.filter((p) => p.chosen && created.get(p.data.task_id)).map((p) => indexEntry(p.queue, p.data)),
       );
+    // Indexed first: the tasks this batch did make stay listed when another of its ids lost a race.
+    const lost = checks.find((c): c is PromiseRejectedResult => c.status === 'rejected');
+    if (lost) throw lost.reason;
     // A generated id is new by construction; a chosen one is new if this submit's add made it.
     return ready.map((p) =>
       this.handle(
