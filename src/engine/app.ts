@@ -240,7 +240,8 @@ export class AiecsApp {
     // A generated id's index entry rides along with its add: the add surely makes it. A chosen
     // id's waits until the add is known to have made the task: another process may have added
     // the same id since the check, and its owner's task must not enter this caller's list.
-    const generated = fresh.some((p) => p.chosen) ? fresh.filter((p) => !p.chosen) : fresh;
+    const chosen = fresh.filter((p) => p.chosen);
+    const generated = chosen.length ? fresh.filter((p) => !p.chosen) : fresh;
     await Promise.all([
       ...QUEUE_KINDS.map(async (kind) => {
         const mine = fresh.filter((p) => p.queue === kind);
@@ -267,21 +268,19 @@ export class AiecsApp {
     // Another process may have added the same id between our check and our add: the stored job decides.
     const created = new Map<string, boolean>();
     const checks = await Promise.allSettled(
-      fresh
-        .filter((p) => p.chosen)
-        .map(async (p) => {
-          const stored = await (await this.queue(p.queue)).getJob(p.data.task_id);
-          if (
-            stored &&
-            requestFingerprint(p.queue, jobTaskData(stored)) !== requestFingerprint(p.queue, p.data)
-          )
-            throw new TaskConflictError(p.data.task_id);
-          created.set(p.data.task_id, stored?.timestamp === p.data.submitted_at);
-        }),
+      chosen.map(async (p) => {
+        const stored = await (await this.queue(p.queue)).getJob(p.data.task_id);
+        if (
+          stored &&
+          requestFingerprint(p.queue, jobTaskData(stored)) !== requestFingerprint(p.queue, p.data)
+        )
+          throw new TaskConflictError(p.data.task_id);
+        created.set(p.data.task_id, stored?.timestamp === p.data.submitted_at);
+      }),
     );
-    if (generated !== fresh)
+    if (chosen.length)
       await store.indexTasks(
-        fresh.filter((p) => p.chosen && created.get(p.data.task_id)).map((p) => indexEntry(p.queue, p.data)),
+        chosen.filter((p) => created.get(p.data.task_id)).map((p) => indexEntry(p.queue, p.data)),
       );
     // Indexed first: the tasks this batch did make stay listed when another of its ids lost a race.
     const lost = checks.find((c): c is PromiseRejectedResult => c.status === 'rejected');

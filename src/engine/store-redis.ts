@@ -275,15 +275,16 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
       if (tasks.length === 0) return;
       const entries = tasks.map(indexEntry);
       const owner = tasks[0]!.user_id;
+      const oneUser = tasks.every((t) => t.user_id === owner);
       const all = `${tasksPrefix}all`;
       // A pipeline object copies every script defined on the connection (BullMQ's, some 65):
       // a lone call, every single submit's, goes without one.
-      if (entries.length <= INDEX_CHUNK && tasks.every((t) => t.user_id === owner)) {
+      if (entries.length <= INDEX_CHUNK && oneUser) {
         await scripts.aiecsIndexTasks(all, `${tasksPrefix}user:${owner}`, ...entries);
         return;
       }
       const pipeline = indexPipeline();
-      if (tasks.every((t) => t.user_id === owner)) {
+      if (oneUser) {
         // One user (every single submit, most batches): each entry crosses the wire once, and the
         // script appends it to both lists.
         for (let i = 0; i < entries.length; i += INDEX_CHUNK)
