@@ -1,4 +1,4 @@
-// The realtime contract (DESIGN §3) through the official socket.io-client against a real gateway:
+// The realtime contract (docs/design.md §3) through the official socket.io-client against a real gateway:
 // ordering, replay, isolation between users, and the original's register/ping handshake.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {

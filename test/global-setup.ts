@@ -38,7 +38,7 @@ async function waitForRedis(port: number, proc: ChildProcess): Promise<void> {
 }
 
 /**
- * Starts a private redis-server for the run when one is on PATH (DESIGN §6), else uses
+ * Starts a private redis-server for the run when one is on PATH (docs/design.md §6), else uses
  * AIECS_TEST_REDIS_URL; checks that PostgreSQL answers at AIECS_TEST_POSTGRES_URL.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {

@@ -129,7 +129,7 @@ function bullData(task: BenchTask): BullData {
 }
 
 /**
- * Raw BullMQ given the job options aiecs's contract sets on every task (DESIGN §2): a priority,
+ * Raw BullMQ given the job options aiecs's contract sets on every task (docs/design.md §2): a priority,
  * the task id (a UUID) as job id, the attempts, and a named worker. No aiecs code runs: this side
  * tells what those options cost BullMQ itself from what aiecs's own code costs.
  */

@@ -10,7 +10,7 @@ import { SEQ_PER_ATTEMPT, envelopeSeq, progressPayload } from '../engine/task-re
 import type { Store } from '../engine/store.js';
 import { encodeEvent } from './packet.js';
 
-/** The original's `progress` payload, extended as DESIGN §3 says. */
+/** The original's `progress` payload, extended as docs/design.md §3 says. */
 export interface ProgressEvent {
   status: TaskStatus;
   step: number;
