@@ -1,17 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import {
-  ForbiddenError,
-  RateLimitedError,
-  ServiceNotFoundError,
-  TaskNotFoundError,
-  ValidationError,
-} from '../core/errors.js';
+import { ForbiddenError, RateLimitedError, TaskNotFoundError, ValidationError } from '../core/errors.js';
 import type { QueueKind, TaskRecord, WireSubmitOptions } from '../core/task.js';
 import { taskIdSchema } from '../core/submission.js';
 import type { AiecsApp } from '../engine/app.js';
 import type { Store } from '../engine/store.js';
-import type { ServiceDescription } from '../registry/registry.js';
-import { registry } from '../registry/registry.js';
+import { ServiceCatalog } from '../registry/service-catalog.js';
 import type { Principal, Verifier } from './auth.js';
 import { bearer } from './auth.js';
 import type { UserRateLimiter } from './rate-limit.js';
@@ -44,52 +37,6 @@ declare module 'fastify' {
 function principal(request: FastifyRequest): Principal {
   if (!request.principal) throw new Error('route is missing its auth hook');
   return request.principal;
-}
-
-/** What can run: this process's registry and every live worker's (from heartbeats). */
-class ServiceCatalog {
-  private cached: { at: number; services: ServiceDescription[] } | undefined;
-  constructor(private readonly store: Store) {}
-
-  async list(): Promise<ServiceDescription[]> {
-    if (this.cached && Date.now() - this.cached.at < 2_000) return this.cached.services;
-    const byKey = new Map<string, ServiceDescription>();
-    for (const s of registry.list()) byKey.set(`${s.mode}/${s.service}`, s);
-    for (const beat of await this.store.listHeartbeats()) {
-      for (const s of beat.services ?? []) {
-        const known = byKey.get(`${s.mode}/${s.service}`);
-        const methods = [...new Set([...(known?.methods ?? []), ...s.methods])].sort();
-        byKey.set(`${s.mode}/${s.service}`, {
-          ...known,
-          ...s,
-          methods,
-          accepts_any_task: s.accepts_any_task || (known?.accepts_any_task ?? false),
-        });
-      }
-    }
-    const services = [...byKey.values()].sort((a, b) =>
-      `${a.mode}/${a.service}`.localeCompare(`${b.mode}/${b.service}`),
-    );
-    this.cached = { at: Date.now(), services };
-    return services;
-  }
-
-  /** 422 before queueing: a task no worker can run would only fail later. */
-  async check(mode: string, service: string, taskName: string): Promise<void> {
-    const services = await this.list();
-    const entry = services.find((s) => s.mode === mode && s.service === service);
-    const names = services.map((s) => `${s.mode}/${s.service}`);
-    if (!entry) throw new ServiceNotFoundError(mode, service, taskName, names);
-    if (!entry.methods.includes(taskName) && !entry.accepts_any_task) {
-      throw new ServiceNotFoundError(
-        mode,
-        service,
-        taskName,
-        names,
-        `service ${mode}/${service} has no method ${taskName}; its methods: ${entry.methods.join(', ')}`,
-      );
-    }
-  }
 }
 
 /** A record as clients see it: never a stack trace (it shows the server's code and paths). */
