@@ -66,7 +66,8 @@ describe.each(STORE_KINDS)('task lifecycle on %s', (kind) => {
     const error = await app.executeTask.delay(bad).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ValidationError);
     const fields = (error as ValidationError).issues.map((i) => i.field).sort();
-    expect(fields).toEqual(['step', 'task_name']);
+    // Named as the caller spelled them (camelCase here).
+    expect(fields).toEqual(['step', 'taskName']);
 
     const wire = await app
       .submitWire('fast_tasks', {
@@ -86,7 +87,7 @@ describe.each(STORE_KINDS)('task lifecycle on %s', (kind) => {
       .catch((e: unknown) => e);
     expect((opts as ValidationError).issues.map((i) => i.field).sort()).toEqual([
       'options.priority',
-      'options.time_limit',
+      'options.timeLimit',
     ]);
   });
 

@@ -5,8 +5,16 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { PayloadTooLargeError, ValidationError } from './errors.js';
+import { jsonTextProblem, textProblem } from './storable-text.js';
 import type { QueueKind, TaskJobData } from './task.js';
-import { DEFAULT_PRIORITY, DEFAULT_TASK_OPTIONS, MAX_PRIORITY, isEmpty } from './task.js';
+import {
+  DEFAULT_PRIORITY,
+  DEFAULT_TASK_OPTIONS,
+  MAX_DELAY_S,
+  MAX_PRIORITY,
+  TASK_ID_MAX_LENGTH,
+  isEmpty,
+} from './task.js';
 import { zodIssues } from './zod-issues.js';
 
 const identifier = z
@@ -19,16 +27,26 @@ const identifier = z
 export const taskIdSchema = z
   .string()
   .min(1, 'must not be empty')
-  .max(128, 'must be at most 128 characters')
+  .max(TASK_ID_MAX_LENGTH, `must be at most ${TASK_ID_MAX_LENGTH} characters`)
   .regex(/^[A-Za-z0-9._-]+$/, 'may hold only letters, digits, _ . -')
   .refine((v) => !/^\d+$/.test(v), 'must not be a plain integer');
 
 const jsonObject = z.record(z.string(), z.unknown());
 
+/** Text a store can keep: no NUL, no unpaired surrogate (see storable-text.ts). */
+export const storableText = (schema: z.ZodString) =>
+  schema.superRefine((value, ctx) => {
+    const problem = textProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+/** How far ahead a task may be put, in the words both `countdown` and `eta` refuse with. */
+const ONE_YEAR = `one year (${MAX_DELAY_S} s)`;
+
 /** A task request on the wire (HTTP, WebSocket, stored job data): the seed's fields, snake_case. */
 export const taskRequestSchema = z.strictObject({
   task_name: identifier,
-  user_id: z.string().min(1, 'must not be empty').max(256, 'must be at most 256 characters'),
+  user_id: storableText(z.string().min(1, 'must not be empty').max(256, 'must be at most 256 characters')),
   task_id: taskIdSchema.optional(),
   step: z.number().int('must be an integer').min(0, 'must be >= 0').default(0),
   mode: identifier,
@@ -41,11 +59,7 @@ export type WireTaskRequest = z.input<typeof taskRequestSchema>;
 /** Per-submission options; all optional. Seconds, as in Celery. */
 export const submitOptionsSchema = z.strictObject({
   priority: z.number().int().min(1).max(MAX_PRIORITY).optional(),
-  countdown: z
-    .number()
-    .min(0)
-    .max(365 * 86400)
-    .optional(),
+  countdown: z.number().min(0).max(MAX_DELAY_S, `must be at most ${ONE_YEAR}`).optional(),
   eta: z.union([z.date(), z.iso.datetime({ offset: true })]).optional(),
   time_limit: z
     .number()
@@ -112,7 +126,12 @@ export function prepareSubmission(
 
   let delayMs = 0;
   if (opts.countdown !== undefined) delayMs = Math.round(opts.countdown * 1000);
-  if (opts.eta !== undefined) delayMs = Math.max(0, new Date(opts.eta).getTime() - now);
+  if (opts.eta !== undefined) {
+    delayMs = Math.max(0, new Date(opts.eta).getTime() - now);
+    // The same cap as countdown's: an eta is a countdown written as a date.
+    if (delayMs > MAX_DELAY_S * 1000)
+      throw new ValidationError([{ field: 'options.eta', message: `must be at most ${ONE_YEAR} from now` }]);
+  }
 
   let taskOptions = DEFAULT_TASK_OPTIONS[queue];
   if (opts.priority !== undefined || opts.time_limit !== undefined || opts.soft_time_limit !== undefined) {
@@ -178,6 +197,7 @@ function isFastRequest(raw: unknown): raw is FastRequest {
   if (typeof mode !== 'string' || !NAME.test(mode) || typeof service !== 'string' || !NAME.test(service))
     return false;
   if (typeof user_id !== 'string' || user_id.length === 0 || user_id.length > 256) return false;
+  if (textProblem(user_id) !== undefined) return false; // the schema names the problem
   if (task_id !== undefined) return false; // ids have their own rules: leave them to the schema
   if (step !== undefined && !(typeof step === 'number' && Number.isInteger(step) && step >= 0)) return false;
   if (input_data !== undefined && !isPlainObject(input_data)) return false;
@@ -225,13 +245,18 @@ function checkInputSize(
     throw new PayloadTooLargeError('input_data+context', inputBytes, maxInputBytes);
 }
 
+/** The size of a value as stored; refuses text no store can keep, in the same pass over it. */
 function jsonSize(field: string, value: unknown): number {
   if (isPlainObject(value) && isEmpty(value)) return 2;
+  let json: string;
   try {
-    return Buffer.byteLength(JSON.stringify(value));
+    json = JSON.stringify(value);
   } catch (error) {
     throw new ValidationError([
       { field, message: `must be JSON-serializable (${(error as Error).message})` },
     ]);
   }
+  const problem = jsonTextProblem(json, field);
+  if (problem) throw new ValidationError([problem]);
+  return Buffer.byteLength(json);
 }

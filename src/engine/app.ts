@@ -31,9 +31,8 @@ import {
   QUEUE_KINDS,
   TaskStatus,
   isTerminal,
-  optionsToWire,
+  libraryToWire,
   requestFingerprint,
-  requestToWire,
   toBullPriority,
   toStoredData,
 } from '../core/task.js';
@@ -137,14 +136,10 @@ export class AiecsApp {
     return queue;
   }
 
-  /** Submits a camelCase request from the library API. */
-  submit(kind: QueueKind, request: TaskRequest, options: SubmitOptions = {}): Promise<TaskHandle> {
-    if (typeof request !== 'object' || request === null) {
-      return Promise.reject(
-        new ValidationError([{ field: '(root)', message: 'expected a task request object' }]),
-      );
-    }
-    return this.submitWire(kind, requestToWire(request), optionsToWire(options));
+  /** Submits a request from the library API (camelCase, or the seed's snake_case). */
+  async submit(kind: QueueKind, request: TaskRequest, options: SubmitOptions = {}): Promise<TaskHandle> {
+    const wire = libraryToWire(request, options);
+    return wire.respell(this.submitWire(kind, wire.request, wire.options));
   }
 
   /** Submits a wire (snake_case) request: the HTTP API and the CLI come in here. */
