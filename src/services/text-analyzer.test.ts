@@ -142,6 +142,67 @@ describe('detect_language', () => {
     });
   });
 
+  // Sentences of everyday length, none from the paragraphs the confidence was calibrated on.
+  it.each([
+    [
+      'en',
+      'My sister moved to a small village near the coast last spring, and she says she sleeps much better now.',
+    ],
+    [
+      'de',
+      'Meine Schwester ist letzten Frühling in ein kleines Dorf an der Küste gezogen und schläft jetzt viel besser.',
+    ],
+    [
+      'fr',
+      'Ma sœur a déménagé dans un petit village près de la côte au printemps dernier, et elle dort beaucoup mieux.',
+    ],
+    [
+      'es',
+      'Mi hermana se mudó a un pueblo pequeño cerca de la costa la primavera pasada y ahora duerme mucho mejor.',
+    ],
+    [
+      'it',
+      'Mia sorella si è trasferita in un piccolo paese vicino alla costa la primavera scorsa e ora dorme molto meglio.',
+    ],
+    [
+      'pt',
+      'A minha irmã mudou-se para uma pequena aldeia perto da costa na primavera passada e agora dorme muito melhor.',
+    ],
+    [
+      'nl',
+      'Mijn zus is afgelopen voorjaar naar een klein dorp aan de kust verhuisd en ze slaapt nu veel beter.',
+    ],
+    [
+      'ru',
+      'Прошлой весной моя сестра переехала в маленькую деревню у моря и теперь спит гораздо лучше, чем раньше.',
+    ],
+  ])('is sure of %s in a sentence', (code, text) => {
+    const r = detectLanguage(text);
+    expect(r.code).toBe(code);
+    expect(r.confidence).toBeGreaterThan(0.8);
+  });
+
+  // Trigram statistics of two or three words are noise: "Great work" scores Dutch first.
+  it.each([
+    'Great work',
+    'I love this!',
+    'Thank you very much',
+    'Hello world, how are you?',
+    'Merci beaucoup',
+    'Das ist sehr gut',
+    'Buenos días a todos',
+    'Grazie mille, amico',
+  ])('calls %j undetermined and lists its candidates', (text) => {
+    const r = detectLanguage(text);
+    expect(r).toMatchObject({ code: 'und', iso639_3: 'und', confidence: 0, name: 'Undetermined' });
+    expect(r.alternatives.length).toBeGreaterThan(0);
+    for (const alt of r.alternatives) expect(alt.confidence).toBeLessThan(0.5);
+  });
+
+  it('analyze_text reports und for the tour\'s "Great work"', async () => {
+    expect((await analyze('Great work')).language).toMatchObject({ code: 'und', confidence: 0 });
+  });
+
   it('keeps the ISO 639-3 code when there is no two-letter code', () => {
     // Japanese has one script of its own, so franc is certain.
     expect(detectLanguage('今日はとても良い天気ですね。散歩に行きましょう。')).toMatchObject({
