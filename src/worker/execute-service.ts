@@ -173,7 +173,9 @@ class ServiceTask implements TaskContext, ServiceRun {
   progress(percent: number, message = ''): void {
     if (!this.attached) return;
     const p = Number(percent);
-    this.sink.progress(Number.isFinite(p) ? Math.min(100, Math.max(0, p)) : 0, String(message));
+    // Rounded once, here, to one decimal: `75 * 0.6` is 44.99999999999999, not a number to show.
+    const shown = Number.isFinite(p) ? Math.round(Math.min(100, Math.max(0, p)) * 10) / 10 : 0;
+    this.sink.progress(shown, String(message));
   }
 
   stream(delta: string): void {
