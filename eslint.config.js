@@ -3,7 +3,11 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build-check/', 'node_modules/', 'coverage/', '.aiecs/'] },
+  {
+    // Only the project's own sources: what a user keeps in the project root (a services module,
+    // a scratch script) is theirs, and `npm test` must not fail on it.
+    ignores: ['*', '!src/', '!test/', '!examples/', '!eslint.config.js', '!vitest.config.ts'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
