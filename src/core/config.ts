@@ -186,6 +186,7 @@ const envSchema = {
   PORT: withDefault(num(int, gte(0), lte(65535)), 8000),
   AIECS_HOST: withDefault(str(), '127.0.0.1'),
   AIECS_LOG_LEVEL: withDefault(oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'), 'info'),
+  AIECS_LOG_FORMAT: withDefault(oneOf('auto', 'json', 'pretty'), 'auto'),
 
   CELERY_TASK_SOFT_TIME_LIMIT: positiveSeconds(300),
   CELERY_TASK_TIME_LIMIT: positiveSeconds(600),
@@ -262,6 +263,8 @@ export interface AiecsConfig {
   port: number;
   host: string;
   logLevel: string;
+  /** AIECS_LOG_FORMAT: JSON lines, human lines, or human on a terminal (auto). */
+  logFormat: 'auto' | 'json' | 'pretty';
   softTimeLimitS: number;
   timeLimitS: number;
   worker: WorkerSettings;
@@ -365,6 +368,7 @@ function buildConfig(e: Env): AiecsConfig {
     port: e.PORT,
     host: e.AIECS_HOST,
     logLevel: e.AIECS_LOG_LEVEL,
+    logFormat: e.AIECS_LOG_FORMAT,
     softTimeLimitS: e.CELERY_TASK_SOFT_TIME_LIMIT,
     timeLimitS: e.CELERY_TASK_TIME_LIMIT,
     worker: {

@@ -1,4 +1,5 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { logDestination } from './log-format.js';
 
 export type { Logger } from 'pino';
 
@@ -56,11 +57,14 @@ export function serializeError(err: unknown, depth = 0): unknown {
   return out;
 }
 
-/** The root logger: JSON lines on stderr, so stdout stays free for command output. */
+/**
+ * The root logger, on stderr so stdout stays free for command output: JSON lines, or one human
+ * line each on a terminal (AIECS_LOG_FORMAT; see log-format.ts).
+ */
 export function createLogger(
   level = process.env.AIECS_LOG_LEVEL ?? 'info',
   name = 'aiecs',
-  destination: DestinationStream = pino.destination({ fd: 2, sync: false }),
+  destination: DestinationStream = logDestination(process.env.AIECS_LOG_FORMAT),
 ): Logger {
   return pino(
     {
