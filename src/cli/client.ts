@@ -155,11 +155,14 @@ export async function openClient(options: {
     // An admin token: this user can read the data directory, so they own the deployment.
     if (running && secret) {
       // Loaded only here: jose and socket.io-client are not needed on the direct path.
-      const [{ mintToken }, { HttpClient }] = await Promise.all([
+      const [{ mintOptions, mintToken }, { HttpClient }] = await Promise.all([
         import('../gateway/auth.js'),
         import('./http-client.js'),
       ]);
-      return new HttpClient(running.url, await mintToken(secret, 'cli', { admin: true, ttlS: 600 }));
+      const auth = options.config.auth;
+      const ttlS = Math.min(600, auth.maxTtlS);
+      const token = await mintToken(secret, 'cli', { ...mintOptions(auth), admin: true, ttlS });
+      return new HttpClient(running.url, token);
     }
   }
   return StoreClient.open(options);

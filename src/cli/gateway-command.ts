@@ -46,6 +46,9 @@ export async function gatewayAction(flags: GatewayFlags, cmd: Command): Promise<
   }, logger);
   const url = await gateway.listen(flags.port ?? config.port, flags.host ?? config.host);
   console.log(`aiecs gateway: ${url}, store ${displayBroker(config.brokerUrl, globals.namespace)}`);
+  const { authWarning } = await import('../gateway/auth.js');
+  const warning = authWarning(config.auth);
+  if (warning) console.error(`aiecs gateway: ${warning}`);
   await stopped;
 }
 
@@ -54,8 +57,15 @@ export async function tokenAction(flags: TokenFlags, cmd: Command): Promise<void
   const config = cliConfig(cmd.optsWithGlobals<GlobalOptions>());
   const secret = localSecret(config, false);
   if (!secret) throw new ConfigError('no secret: set AIECS_JWT_SECRET, or run `aiecs up` once to create one');
-  const { mintToken, parseTtl } = await import('../gateway/auth.js');
+  const { describeTtl, mintOptions, mintToken, parseTtl } = await import('../gateway/auth.js');
+  const ttlS = parseTtl(flags.ttl);
+  // Refused rather than clamped: a token shorter than asked for would fail later, far from here.
+  if (ttlS > config.auth.maxTtlS) {
+    throw new ConfigError(
+      `--ttl ${flags.ttl} exceeds AIECS_JWT_MAX_TTL (${describeTtl(config.auth.maxTtlS)}); the gateway would refuse the token`,
+    );
+  }
   console.log(
-    await mintToken(secret, flags.user, { admin: flags.admin === true, ttlS: parseTtl(flags.ttl) }),
+    await mintToken(secret, flags.user, { ...mintOptions(config.auth), admin: flags.admin === true, ttlS }),
   );
 }

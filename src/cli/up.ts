@@ -75,14 +75,15 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
         auth: { ...config.auth, ...(secret ? { jwtSecret: secret } : {}) },
       };
       // The gateway's dependencies (fastify, socket.io, jose) load only when it runs.
-      const [{ Gateway }, { mintToken }] = await Promise.all([
+      const [{ Gateway }, { mintOptions, mintToken }] = await Promise.all([
         import('../gateway/server.js'),
         import('../gateway/auth.js'),
       ]);
       gateway = new Gateway({ app, store, config: gatewayConfig, logger });
       url = await gateway.listen(options.gateway?.port ?? config.port, options.gateway?.host ?? config.host);
       forgetGateway = writeGatewayFile(config, { url, pid: process.pid });
-      if (secret) token = await mintToken(secret, 'you', { ttlS: 24 * 3600 });
+      if (secret)
+        token = await mintToken(secret, 'you', { ...mintOptions(config.auth), ttlS: upTokenTtlS(config) });
     }
   } catch (error) {
     forgetGateway?.();
@@ -113,6 +114,11 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
       return closing;
     },
   };
+}
+
+/** The printed token's lifetime: a day, or AIECS_JWT_MAX_TTL when that is shorter. */
+function upTokenTtlS(config: AiecsConfig): number {
+  return Math.min(24 * 3600, config.auth.maxTtlS);
 }
 
 /** Flags of `aiecs up`: a worker's, plus where the gateway listens. */
@@ -146,9 +152,15 @@ export async function upAction(flags: UpFlags, cmd: Command): Promise<void> {
     `aiecs up: store ${up.store.displayUrl}, worker ${up.worker.id}, queues ${describeQueues(up.worker.settings)}` +
       (up.url ? `, gateway ${up.url}` : ''),
   );
-  if (up.url && up.token) {
-    console.log(`  try:   curl -H "Authorization: Bearer ${up.token}" ${up.url}/api/services`);
-    console.log(`  token: ${up.token}  (user "you", 24 h; mint others with \`aiecs token --user U\`)`);
+  if (up.url) {
+    const { authWarning, describeTtl } = await import('../gateway/auth.js');
+    const warning = authWarning(config.auth);
+    if (warning) console.error(`aiecs up: ${warning}`);
+    if (up.token) {
+      const ttl = describeTtl(upTokenTtlS(config));
+      console.log(`  try:   curl -H "Authorization: Bearer ${up.token}" ${up.url}/api/services`);
+      console.log(`  token: ${up.token}  (user "you", ${ttl}; mint others with \`aiecs token --user U\`)`);
+    }
   }
   await stopped;
 }

@@ -178,6 +178,24 @@ const modelPrices: Parser<ModelPrices> = (raw, issues) => {
   return prices;
 };
 
+/** `90s`, `30m`, `1h`, `7d` or plain seconds, as `aiecs token --ttl` takes them; undefined if neither. */
+export function parseDurationS(text: string): number | undefined {
+  const m = /^(\d+)\s*([smhd]?)$/.exec(text.trim());
+  if (!m) return undefined;
+  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
+  return Number(m[1]) * unit;
+}
+
+/** A positive duration in seconds (AIECS_JWT_MAX_TTL). */
+const duration: Parser<number> = (raw, issues) => {
+  const seconds = typeof raw === 'string' ? parseDurationS(raw) : undefined;
+  if (seconds === undefined || seconds <= 0) {
+    issues.push('expected a duration > 0: seconds, or like 90s, 30m, 1h, 7d');
+    return NaN;
+  }
+  return seconds;
+};
+
 const envSchema = {
   AIECS_BROKER_URL: optional(str('nonEmpty')),
   CELERY_BROKER_URL: optional(str('nonEmpty')),
@@ -241,6 +259,10 @@ const envSchema = {
   AIECS_WS_MAX_BUFFERED_BYTES: positiveInt(8 * 1024 * 1024),
   AIECS_WS_MESSAGES_PER_S: positiveInt(20),
   AIECS_JWKS_URL: optional(str('url')),
+  AIECS_JWT_AUDIENCE: optional(str()),
+  AIECS_JWT_ISSUER: optional(str()),
+  AIECS_JWT_ADMIN_CLAIM: withDefault(str('nonEmpty'), 'admin'),
+  AIECS_JWT_MAX_TTL: withDefault(duration, 86_400),
 };
 
 type Env = { [K in keyof typeof envSchema]: ReturnType<(typeof envSchema)[K]> };
@@ -303,7 +325,18 @@ export interface AiecsConfig {
     /** Per provider, across every worker on the store; 0 = unlimited. */
     limits: Record<'openai' | 'xai' | 'vertex', { concurrency: number; perMinute: number }>;
   };
-  auth: { jwtSecret?: string; jwksUrl?: string };
+  auth: {
+    jwtSecret?: string;
+    jwksUrl?: string;
+    /** AIECS_JWT_AUDIENCE: a token's `aud` must name one of these, when set. */
+    audience?: string[];
+    /** AIECS_JWT_ISSUER: a token's `iss` must be this, when set. */
+    issuer?: string;
+    /** AIECS_JWT_ADMIN_CLAIM: the one claim that makes an admin (see isAdmin in gateway/auth.ts). */
+    adminClaim: string;
+    /** AIECS_JWT_MAX_TTL: the longest token lifetime accepted (and minted), in seconds. */
+    maxTtlS: number;
+  };
   gateway: {
     /** Requests per second per user on one gateway node (0 = no limit). */
     rateLimitPerS: number;
@@ -417,7 +450,7 @@ function buildConfig(e: Env): AiecsConfig {
         vertex: { concurrency: e.AIECS_VERTEX_MAX_CONCURRENCY, perMinute: e.AIECS_VERTEX_RPM },
       },
     },
-    auth: {},
+    auth: { adminClaim: e.AIECS_JWT_ADMIN_CLAIM, maxTtlS: e.AIECS_JWT_MAX_TTL },
     gateway: {
       rateLimitPerS: e.AIECS_RATE_LIMIT_PER_S,
       rateLimitBurst: e.AIECS_RATE_LIMIT_BURST,
@@ -437,5 +470,11 @@ function buildConfig(e: Env): AiecsConfig {
   if (e.AIECS_VERTEX_BASE_URL) p.vertexBaseUrl = e.AIECS_VERTEX_BASE_URL;
   if (e.AIECS_JWT_SECRET) config.auth.jwtSecret = e.AIECS_JWT_SECRET;
   if (e.AIECS_JWKS_URL) config.auth.jwksUrl = e.AIECS_JWKS_URL;
+  const audience = (e.AIECS_JWT_AUDIENCE ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (audience.length > 0) config.auth.audience = audience;
+  if (e.AIECS_JWT_ISSUER?.trim()) config.auth.issuer = e.AIECS_JWT_ISSUER.trim();
   return config;
 }

@@ -4,7 +4,7 @@ import type { Logger } from '../core/logger.js';
 import type { AiecsApp } from '../engine/app.js';
 import type { Store } from '../engine/store.js';
 import { registerBuiltinServices } from '../services/builtin.js';
-import { createVerifier, type Verifier } from './auth.js';
+import { authOptions, createVerifier, type Verifier } from './auth.js';
 import { EventBridge } from './event-bridge.js';
 import { toHttpError } from './http-errors.js';
 import { UserRateLimiter } from './rate-limit.js';
@@ -33,12 +33,7 @@ export class Gateway {
 
   constructor(private readonly options: GatewayOptions) {
     const { config, logger } = options;
-    this.verify =
-      options.verify ??
-      createVerifier({
-        ...(config.auth.jwtSecret ? { secret: config.auth.jwtSecret } : {}),
-        ...(config.auth.jwksUrl ? { jwksUrl: config.auth.jwksUrl } : {}),
-      });
+    this.verify = options.verify ?? createVerifier(authOptions(config.auth));
     let lastLimitWarn = 0;
     // One embedded store has one gateway: its own buckets are the whole truth there.
     this.limiter = new UserRateLimiter(
