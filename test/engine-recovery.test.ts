@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TaskFailedError } from '../src/core/errors.js';
-import type { TaskRecord } from '../src/core/task.js';
+import type { TaskRecord, WireSubmitOptions } from '../src/core/task.js';
 import { STORE_KINDS, TEST_ENV, TestEnv, sleep, until, probe } from './harness.js';
 
 const EMBEDDED_PROCESS = fileURLToPath(new URL('./fixtures/embedded-process.mjs', import.meta.url));
@@ -42,6 +42,58 @@ describe.each(STORE_KINDS)('recovery on %s', (kind) => {
   });
   const track = async (created: Promise<TestEnv>) => (env = await created);
 
+  /**
+   * Submits `request`, SIGKILLs the worker (the whole process, on the embedded store) once the
+   * task has started (its first line in `log`), and returns the task's record as a fresh worker
+   * ends it.
+   */
+  async function killMidTask(
+    queue: 'fast_tasks' | 'heavy_tasks',
+    request: Record<string, unknown> & { task_id: string },
+    log: string,
+    options?: WireSubmitOptions,
+  ): Promise<{ record: TaskRecord; victimPid: number }> {
+    const heavy = queue === 'heavy_tasks' ? '1' : '0';
+    if (kind === 'embedded') {
+      // The embedded store belongs to one process: kill that process, start another on the same directory.
+      const broker = `embedded:${join(dir, 'store')}`;
+      const first = spawn(process.execPath, [EMBEDDED_PROCESS], {
+        env: {
+          ...process.env,
+          ...TEST_ENV,
+          BROKER: broker,
+          SUBMIT: JSON.stringify(request),
+          ...(options ? { SUBMIT_OPTIONS: JSON.stringify(options) } : {}),
+          HEAVY: heavy,
+        },
+        stdio: 'ignore',
+      });
+      await until(async () => runs(log).length > 0, 60_000, 'task start');
+      first.kill('SIGKILL');
+      await new Promise((r) => first.once('exit', r));
+      const second = spawn(process.execPath, [EMBEDDED_PROCESS], {
+        env: { ...process.env, ...TEST_ENV, BROKER: broker, WAIT_ID: request.task_id, HEAVY: heavy },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      second.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      await new Promise((r) => second.once('exit', r));
+      const line = out.split('\n').find((l) => l.startsWith('record '));
+      expect(line, out).toBeDefined();
+      return { record: JSON.parse(line!.slice('record '.length)) as TaskRecord, victimPid: first.pid! };
+    }
+    const shared = (env = await TestEnv.create(kind));
+    const app = shared.app();
+    const victim = await shared.workerProcess();
+    const handle = await app.submitWire(queue, request, options);
+    await until(async () => runs(log).length > 0, 20_000, 'task start');
+    victim.proc.kill('SIGKILL');
+    await new Promise((r) => victim.proc.once('exit', r));
+    await shared.worker();
+    await handle.get({ timeout: 30 }).catch(() => undefined);
+    return { record: (await app.getTask(request.task_id, queue))!, victimPid: victim.proc.pid! };
+  }
+
   it.each(['fast_tasks', 'heavy_tasks'] as const)(
     'runs a task again elsewhere when its worker is SIGKILLed mid-task, and never finishes it twice (%s)',
     async (queue) => {
@@ -55,45 +107,11 @@ describe.each(STORE_KINDS)('recovery on %s', (kind) => {
         task_id: `kill-${queue}`,
         input_data: { ms: 2_500, log },
       };
-      const heavy = queue === 'heavy_tasks' ? '1' : '0';
-      let record: TaskRecord;
-      let victimPid: number;
-
-      if (kind === 'embedded') {
-        // The embedded store belongs to one process: kill that process, start another on the same directory.
-        const broker = `embedded:${join(dir, 'store')}`;
-        const first = spawn(process.execPath, [EMBEDDED_PROCESS], {
-          env: { ...process.env, ...TEST_ENV, BROKER: broker, SUBMIT: JSON.stringify(request), HEAVY: heavy },
-          stdio: 'ignore',
-        });
-        await until(async () => runs(log).length > 0, 60_000, 'task start');
-        victimPid = first.pid!;
-        first.kill('SIGKILL');
-        await new Promise((r) => first.once('exit', r));
-        const second = spawn(process.execPath, [EMBEDDED_PROCESS], {
-          env: { ...process.env, ...TEST_ENV, BROKER: broker, WAIT_ID: request.task_id, HEAVY: heavy },
-          stdio: ['ignore', 'pipe', 'inherit'],
-        });
-        let out = '';
-        second.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-        await new Promise((r) => second.once('exit', r));
-        const line = out.split('\n').find((l) => l.startsWith('record '));
-        expect(line, out).toBeDefined();
-        record = JSON.parse(line!.slice('record '.length)) as TaskRecord;
-      } else {
-        const shared = (env = await TestEnv.create(kind));
-        const app = shared.app();
-        const victim = await shared.workerProcess();
-        victimPid = victim.proc.pid!;
-        const handle = await app.submitWire(queue, request);
-        await until(async () => runs(log).length > 0, 20_000, 'task start');
-        victim.proc.kill('SIGKILL');
-        await new Promise((r) => victim.proc.once('exit', r));
-        await shared.worker();
-        record = await handle.get({ timeout: 30 });
-      }
+      const { record, victimPid } = await killMidTask(queue, request, log);
 
       expect(record.status).toBe('completed');
+      // The run the kill cut short was a redelivery, not an attempt of the task's own.
+      expect(record).toMatchObject({ attempt: 1, redeliveries: 1 });
       const lines = runs(log);
       const firstRun = lines[0]!;
       if (queue === 'fast_tasks') expect(firstRun.pid).toBe(victimPid);
@@ -103,6 +121,31 @@ describe.each(STORE_KINDS)('recovery on %s', (kind) => {
       await sleep(3_000);
       expect(alive(firstRun.pid)).toBe(false);
       expect(runs(log).filter((l) => l.event === 'finish')).toHaveLength(1);
+    },
+  );
+
+  it.each([
+    { attempts: 2, status: 'completed', code: undefined },
+    { attempts: 1, status: 'failed', code: 'E005' },
+  ])(
+    'does not spend an attempt on a SIGKILL redelivery, nor go past the attempts (attempts: $attempts)',
+    async ({ attempts, status, code }) => {
+      dir = mkdtempSync(join(tmpdir(), 'aiecs-budget-'));
+      const log = join(dir, 'runs.log');
+      // Killed in its first run; its re-run fails retryably once; a further run would succeed.
+      const request = {
+        task_name: 'crash_once',
+        user_id: 'u',
+        mode: 'test',
+        service: 'probe',
+        task_id: `budget-${attempts}`,
+        input_data: { log, fail_times: 1 },
+      };
+      const { record } = await killMidTask('fast_tasks', request, log, { attempts });
+      expect(record).toMatchObject({ status, attempt: attempts, max_attempts: attempts, redeliveries: 1 });
+      if (code) expect(record.error).toMatchObject({ code, type: 'RetriesExhaustedError' });
+      else expect(record.result).toEqual({ attempt: 2, runs: 3 });
+      expect(runs(log)).toHaveLength(attempts + 1);
     },
   );
 

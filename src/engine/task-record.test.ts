@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { TaskStatus } from '../core/task.js';
-import { SEQ_PER_ATTEMPT, deriveStatus, envelopeSeq, type ProgressPayload } from './task-record.js';
+import {
+  SEQ_PER_ATTEMPT,
+  deriveStatus,
+  envelopeSeq,
+  toTaskRecord,
+  type ProgressPayload,
+  type TaskJob,
+} from './task-record.js';
 
 const payload = (status: TaskStatus, seq: number): ProgressPayload => ({
   status,
@@ -53,5 +60,54 @@ describe('envelopeSeq', () => {
     expect(envelopeSeq({ result: 1, resources, attempt: 3 })).toBe(3 * SEQ_PER_ATTEMPT + 1);
     // The running event of an attempt is `attempt * SEQ_PER_ATTEMPT`: completed sorts after it.
     expect(envelopeSeq({ result: 1, resources, attempt: 3 })).toBeGreaterThan(3 * SEQ_PER_ATTEMPT);
+  });
+
+  it("numbers a redelivered run after the run whose worker died, as BullMQ's active event does", () => {
+    expect(envelopeSeq({ result: 1, resources, attempt: 1, redeliveries: 1 })).toBe(2 * SEQ_PER_ATTEMPT + 1);
+  });
+});
+
+describe('toTaskRecord attempt and redeliveries', () => {
+  /** A job as BullMQ reads it back, with its three counters. */
+  const job = (attemptsStarted: number, attemptsMade: number, stalledCounter: number, extra = {}) =>
+    ({
+      id: 't1',
+      queueName: 'fast_tasks',
+      timestamp: 1,
+      data: { task_name: 'x', user_id: 'u', mode: 'm', service: 's' },
+      opts: { attempts: 2 },
+      progress: 0,
+      attemptsStarted,
+      attemptsMade,
+      stalledCounter,
+      ...extra,
+    }) as unknown as TaskJob;
+  const read = (j: TaskJob, state: string) => {
+    const { attempt, redeliveries, max_attempts } = toTaskRecord(j, state, 'fast_tasks');
+    return { attempt, redeliveries, max_attempts };
+  };
+
+  it('counts a start that ended without an outcome as a redelivery, never as an attempt', () => {
+    expect(read(job(0, 0, 0), 'waiting')).toEqual({ attempt: 0, redeliveries: 0, max_attempts: 2 });
+    expect(read(job(1, 0, 0), 'active')).toEqual({ attempt: 1, redeliveries: 0, max_attempts: 2 });
+    // Its worker died: back to waiting, then running again elsewhere.
+    expect(read(job(1, 0, 1), 'waiting')).toMatchObject({ attempt: 1, redeliveries: 1 });
+    expect(read(job(2, 0, 1), 'active')).toMatchObject({ attempt: 1, redeliveries: 1 });
+    // The re-run failed retryably, waits for its retry, runs it, ends.
+    expect(read(job(2, 1, 1), 'delayed')).toMatchObject({ attempt: 1, redeliveries: 1 });
+    expect(read(job(3, 1, 1), 'active')).toMatchObject({ attempt: 2, redeliveries: 1 });
+    expect(read(job(3, 2, 1), 'failed')).toMatchObject({ attempt: 2, redeliveries: 1 });
+    // Sent back at a drain deadline: started twice, no stall, one try.
+    expect(read(job(2, 1, 0), 'completed')).toMatchObject({ attempt: 1, redeliveries: 1 });
+  });
+
+  it("takes the worker's own count from its result or last progress", () => {
+    const envelope = { result: 1, resources: { timings: {} }, attempt: 2, redeliveries: 3 };
+    expect(read(job(5, 2, 3, { returnvalue: envelope }), 'completed')).toMatchObject({
+      attempt: 2,
+      redeliveries: 3,
+    });
+    const last = { ...payload(TaskStatus.FAILED, 2 * SEQ_PER_ATTEMPT + 4), redeliveries: 1 };
+    expect(read(job(2, 1, 0, { progress: last }), 'failed')).toMatchObject({ attempt: 1, redeliveries: 1 });
   });
 });

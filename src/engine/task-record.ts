@@ -18,6 +18,8 @@ export interface ProgressPayload {
   error?: TaskErrorInfo;
   resources?: StoredResources;
   worker?: string;
+  /** Times the task was started again without its own error spending an attempt; left out when 0. */
+  redeliveries?: number;
 }
 
 /**
@@ -31,14 +33,33 @@ export interface ResultEnvelope {
   /** The completed event's seq; left out when the attempt reported nothing (see envelopeSeq). */
   seq?: number;
   attempt: number;
+  /** See ProgressPayload; left out when 0. */
+  redeliveries?: number;
 }
 
-/** Progress events of one attempt sort after the previous attempt's. */
+/**
+ * Progress events of one run sort after the previous run's. A run is an attempt or a redelivery:
+ * run number = attempt + redeliveries (BullMQ's attemptsStarted while it runs).
+ */
 export const SEQ_PER_ATTEMPT = 1_000_000;
 
-/** The seq a completed task was announced with: the attempt's first when it reported nothing. */
+/** The seq a completed task was announced with: the run's first when it reported nothing. */
 export function envelopeSeq(envelope: ResultEnvelope): number {
-  return envelope.seq ?? envelope.attempt * SEQ_PER_ATTEMPT + 1;
+  return envelope.seq ?? (envelope.attempt + (envelope.redeliveries ?? 0)) * SEQ_PER_ATTEMPT + 1;
+}
+
+/**
+ * Which try of its budget a running job is, and how often it was delivered again besides.
+ * BullMQ counts every start (attemptsStarted) and every finished try (attemptsMade, raised by a
+ * failure that will be retried): a start that ended with neither (its worker died and the lock
+ * expired, or it was sent back at a drain deadline) is a redelivery and spends no attempt.
+ */
+export function runOf(job: Pick<TaskJob, 'attemptsStarted' | 'attemptsMade'>): {
+  attempt: number;
+  redeliveries: number;
+} {
+  const attempt = (job.attemptsMade ?? 0) + 1;
+  return { attempt, redeliveries: Math.max(0, (job.attemptsStarted ?? 0) - attempt) };
 }
 
 export type BullState =
@@ -92,11 +113,26 @@ export function toTaskRecord(job: TaskJob, state: BullState | string, queue: Que
   const neverRan =
     status === TaskStatus.CANCELLED && progress !== undefined && progress.seq < SEQ_PER_ATTEMPT;
 
-  let attempt = Math.max(1, job.attemptsStarted ?? job.attemptsMade ?? 0);
-  if (envelope?.attempt) attempt = envelope.attempt;
-  else if (progress?.attempt) attempt = Math.max(attempt, progress.attempt);
-  if (status === TaskStatus.PENDING && (job.attemptsStarted ?? 0) === 0) attempt = 0;
-  if (neverRan) attempt = 0;
+  // From BullMQ's counters (see runOf). Not running, attemptsMade also counts a try that completed
+  // or failed for good, and a start beyond the tries is a redelivery; stalledCounter counts a
+  // worker's death before the task is started again.
+  const started = job.attemptsStarted ?? 0;
+  let attempt: number;
+  let redeliveries: number;
+  if (state === 'active') ({ attempt, redeliveries } = runOf(job));
+  else {
+    attempt = Math.min(started, Math.max(job.attemptsMade ?? 0, 1));
+    redeliveries = Math.max(started - attempt, job.stalledCounter ?? 0);
+  }
+  // The worker's own word, where there is one.
+  if (envelope?.attempt) {
+    attempt = envelope.attempt;
+    redeliveries = envelope.redeliveries ?? 0;
+  } else if (progress?.attempt && !neverRan) {
+    attempt = Math.max(attempt, progress.attempt);
+    redeliveries = Math.max(redeliveries, progress.redeliveries ?? 0);
+  }
+  if ((status === TaskStatus.PENDING && started === 0) || neverRan) attempt = redeliveries = 0;
 
   let error: TaskErrorInfo | null = null;
   if (status === TaskStatus.FAILED || status === TaskStatus.TIMED_OUT || status === TaskStatus.CANCELLED) {
@@ -126,6 +162,7 @@ export function toTaskRecord(job: TaskJob, state: BullState | string, queue: Que
     message: envelope ? 'completed' : (progress?.message ?? (status === TaskStatus.PENDING ? 'queued' : '')),
     attempt,
     max_attempts: maxAttempts,
+    redeliveries,
     priority: data.options.priority,
     input_data: data.input_data,
     context: data.context,

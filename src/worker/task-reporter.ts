@@ -35,6 +35,7 @@ export class TaskReporter implements TaskSink {
   constructor(
     private readonly job: TaskJob,
     private readonly attempt: number,
+    private readonly redeliveries: number,
     private readonly worker: string,
     private readonly producer: QueueEventsProducer | undefined,
     /** The store's batching writer, where it has one; else the job and the producer write. */
@@ -42,7 +43,8 @@ export class TaskReporter implements TaskSink {
     private readonly log: TaskLogger,
     private readonly streamIntervalMs = 50,
   ) {
-    this.seq = attempt * SEQ_PER_ATTEMPT;
+    // Numbered by run, so a redelivered run's events sort after those of the run that died.
+    this.seq = (attempt + redeliveries) * SEQ_PER_ATTEMPT;
   }
 
   nextSeq(): number {
@@ -115,7 +117,7 @@ export class TaskReporter implements TaskSink {
   }
 
   payload(status: TaskStatus, percent: number, message: string): ProgressPayload {
-    return {
+    const payload: ProgressPayload = {
       status,
       progress: percent,
       message,
@@ -124,11 +126,13 @@ export class TaskReporter implements TaskSink {
       timestamp: Date.now(),
       worker: this.worker,
     };
+    if (this.redeliveries > 0) payload.redeliveries = this.redeliveries;
+    return payload;
   }
 
   /** Writes the task's last word for this attempt, after everything before it. */
   async final(
-    payload: Omit<ProgressPayload, 'seq' | 'timestamp' | 'attempt' | 'worker' | 'progress'>,
+    payload: Omit<ProgressPayload, 'seq' | 'timestamp' | 'attempt' | 'worker' | 'progress' | 'redeliveries'>,
   ): Promise<void> {
     await this.flush();
     this.closed = true;

@@ -12,7 +12,7 @@ import type { TaskLogger } from '../registry/task-context.js';
 import { TaskStatus, type TaskJobData } from '../core/task.js';
 import type { EventWriter } from '../engine/store.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
-import { jobTaskData, progressPayload } from '../engine/task-record.js';
+import { jobTaskData, progressPayload, runOf } from '../engine/task-record.js';
 import type { CancelRegistry, Stoppable } from './cancel-registry.js';
 import { DeadlineWatch, type HasDeadline } from './deadline-watch.js';
 import type { ExecOutcome, FailureInfo, TaskSink } from './execute-service.js';
@@ -94,7 +94,9 @@ const WORKER_BACKOFF = Object.freeze({ type: 'aiecs' });
  */
 class TaskRun implements TaskSink, Stoppable, HasDeadline {
   private readonly data: TaskJobData;
+  /** Which try of the budget this is: a redelivery (its worker died) does not spend one. */
   private readonly attempt: number;
+  private readonly redeliveries: number;
   private readonly log: LazyTaskLogger;
   private reporterMade: TaskReporter | undefined;
   private stop: StopReason | undefined;
@@ -114,7 +116,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     private readonly deadlines: DeadlineWatch,
   ) {
     this.data = jobTaskData(job);
-    this.attempt = Math.max(job.attemptsStarted ?? 0, (job.attemptsMade ?? 0) + 1, 1);
+    ({ attempt: this.attempt, redeliveries: this.redeliveries } = runOf(job));
     this.log = new LazyTaskLogger(deps.logger, this.data, deps.workerId);
   }
 
@@ -127,6 +129,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     return (this.reporterMade ??= new TaskReporter(
       this.job,
       this.attempt,
+      this.redeliveries,
       this.deps.workerId,
       this.deps.producer,
       this.deps.events,
@@ -174,6 +177,11 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     // Checked first: the line's object would be built for every task, and debug is mostly off.
     if (this.log.enabled('debug'))
       this.log.debug({ attempt: this.attempt, limits: this.limits }, 'task started');
+    if (this.redeliveries > 0)
+      this.log.info(
+        { attempt: this.attempt, redeliveries: this.redeliveries },
+        'task delivered again: the worker that ran it stopped without an outcome',
+      );
     // Waits for shared limits end when the task stops; slots it still holds are freed at its end.
     const slots = (this.slots = deps.gate.forTask());
     cancels.register(this);
@@ -267,9 +275,11 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     this.deps.onFinished?.(true);
     if (this.log.enabled('debug')) this.log.debug({ ms: resources.timings.total_ms }, 'task completed');
     // The seq after everything reported; when nothing was, readers derive it (envelopeSeq).
-    return reporter
+    const envelope: ResultEnvelope = reporter
       ? { result, resources, seq: reporter.nextSeq(), attempt: this.attempt }
       : { result, resources, attempt: this.attempt };
+    if (this.redeliveries > 0) envelope.redeliveries = this.redeliveries;
+    return envelope;
   }
 
   private async backToWaiting(): Promise<never> {
