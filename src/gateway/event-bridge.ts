@@ -8,6 +8,7 @@ import type { AiecsApp } from '../engine/app.js';
 import type { ProgressPayload, ResultEnvelope, TaskJob } from '../engine/task-record.js';
 import { SEQ_PER_ATTEMPT, envelopeSeq, progressPayload } from '../engine/task-record.js';
 import type { Store } from '../engine/store.js';
+import { sweepIntervalMs } from '../worker/retention-sweeper.js';
 import { encodeEvent } from './packet.js';
 
 /** The original's `progress` payload, extended as docs/design.md §3 says. */
@@ -33,9 +34,24 @@ export interface StreamEvent {
   delta: string;
 }
 
-type BridgeFields =
-  | { kind: 'progress'; userId: string; taskId: string; seq: number; payload: ProgressEvent }
-  | { kind: 'stream'; userId: string; taskId: string; seq: number; payload: StreamEvent };
+/**
+ * Which task an event is of. An id names one task at a time, but retention (or a removal) frees
+ * it for another user's task: a task is its id, its owner and its creation (the job's timestamp).
+ */
+interface TaskIdentity {
+  userId: string;
+  /** The job's timestamp; UNKNOWN_CREATION when only a stream event has been seen. */
+  createdAt: number;
+}
+
+/** The creation of a task known only from its stream events: it matches no record. */
+const UNKNOWN_CREATION = 0;
+
+type BridgeFields = TaskIdentity &
+  (
+    | { kind: 'progress'; taskId: string; seq: number; payload: ProgressEvent }
+    | { kind: 'stream'; taskId: string; seq: number; payload: StreamEvent }
+  );
 
 /** An event for one user's sockets, with its socket.io packet encoded once. */
 export type BridgeEvent = BridgeFields & { packet: string };
@@ -46,8 +62,9 @@ export interface ReplayEntry {
   packet: string;
 }
 
-interface Meta {
-  userId: string;
+interface Meta extends TaskIdentity {
+  /** Its queue: an event from the other queue is of another task under the same id. */
+  queue: QueueKind;
   taskName: string;
   step: number;
   attempt: number;
@@ -60,7 +77,7 @@ interface Meta {
   terminalSent: boolean;
 }
 
-interface Replay {
+interface Replay extends TaskIdentity {
   events: ReplayEntry[];
   /** Rough size of the events kept: results and deltas are what weigh. */
   bytes: number;
@@ -76,6 +93,20 @@ export interface BridgeOptions {
   replayTasks?: number;
   /** Bytes kept for replay over all tasks; the oldest tasks go first. */
   replayBytes?: number;
+  /**
+   * How long finished tasks are kept (AIECS_RETENTION_*): the bridge lets go of a task this long
+   * after its end, as the workers' sweeps remove it. Without it, only the bounds above apply.
+   */
+  retention?: { completedS: number; failedS: number };
+}
+
+/** Finished tasks in the order they ended, for one retention time: the oldest expire first. */
+interface Finished {
+  keepMs: number;
+  ids: string[];
+  createdAt: number[];
+  endedAt: number[];
+  head: number;
 }
 
 /**
@@ -92,6 +123,8 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
   private readonly replayTasks: number;
   private readonly replayBytes: number;
   private replayTotal = 0;
+  private readonly finished: { completed: Finished; failed: Finished } | undefined;
+  private readonly expiry: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly app: AiecsApp,
@@ -103,6 +136,20 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     this.replayPerTask = options.replayPerTask ?? 2_000;
     this.replayTasks = options.replayTasks ?? 20_000;
     this.replayBytes = options.replayBytes ?? 64 * 1024 * 1024;
+    const retention = options.retention;
+    if (retention) {
+      const list = (keepS: number): Finished => ({
+        keepMs: keepS * 1000,
+        ids: [],
+        createdAt: [],
+        endedAt: [],
+        head: 0,
+      });
+      this.finished = { completed: list(retention.completedS), failed: list(retention.failedS) };
+      // As often as the workers sweep: the bridge never keeps a task much longer than the store.
+      this.expiry = setInterval(() => this.expireFinished(Date.now()), sweepIntervalMs(retention));
+      this.expiry.unref();
+    }
   }
 
   async start(): Promise<void> {
@@ -118,23 +165,27 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
   private attach(events: QueueEvents, queue: QueueKind): void {
     const on = (taskId: string, handle: (meta: Meta) => Promise<void> | void) =>
       this.forTask(taskId, queue, handle);
-    events.on('added', ({ jobId }) => on(jobId, (meta) => this.onPending(jobId, meta)));
+    events.on('added', ({ jobId }) => this.serial(jobId, () => this.onAdded(jobId, queue)));
     events.on('active', ({ jobId }) => on(jobId, (meta) => this.onActive(jobId, meta)));
     events.on('progress', ({ jobId, data }) => on(jobId, (meta) => this.onProgress(jobId, meta, data)));
     events.on('completed', ({ jobId, returnvalue }) =>
       on(jobId, (meta) => this.onCompleted(jobId, meta, returnvalue)),
     );
     events.on('failed', ({ jobId }) => on(jobId, (meta) => this.onFailed(jobId, queue, meta)));
-    events.on('removed', ({ jobId }) => this.serial(jobId, () => void this.meta.delete(jobId)));
+    events.on('removed', ({ jobId }) => this.serial(jobId, () => this.forget(jobId, queue)));
     events.on('stream' as 'added', (raw: unknown) => {
       const e = raw as { task_id?: unknown; user_id?: unknown; seq?: unknown; delta?: unknown };
       if (typeof e.task_id !== 'string' || typeof e.user_id !== 'string' || typeof e.delta !== 'string')
         return;
       const taskId = e.task_id;
+      const userId = e.user_id;
       const payload: StreamEvent = { task_id: taskId, seq: Number(e.seq), delta: e.delta };
-      this.serial(taskId, () =>
-        this.publish({ kind: 'stream', userId: e.user_id as string, taskId, seq: payload.seq, payload }),
-      );
+      this.serial(taskId, () => {
+        // The worker names the owner; the task's creation is known once its job has been read.
+        const meta = this.meta.get(taskId);
+        const createdAt = meta?.userId === userId ? meta.createdAt : UNKNOWN_CREATION;
+        this.publish({ kind: 'stream', userId, createdAt, taskId, seq: payload.seq, payload });
+      });
     });
   }
 
@@ -144,7 +195,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
    */
   private forTask(taskId: string, queue: QueueKind, handle: (meta: Meta) => Promise<void> | void): void {
     const meta = this.chains.has(taskId) ? undefined : this.meta.get(taskId);
-    if (meta) return this.serial(taskId, () => handle(meta));
+    if (meta && !meta.terminalSent && meta.queue === queue) return this.serial(taskId, () => handle(meta));
     this.serial(taskId, async () => {
       const found = await this.metaFor(taskId, queue);
       if (found) await handle(found);
@@ -180,15 +231,26 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     this.logger.warn({ err: error.message, task_id: taskId }, 'could not relay task event');
   }
 
+  /**
+   * The task an event of `queue` is of. A live task known here is the usual case. Otherwise the
+   * job says (one read, not the record's two): a task not seen yet, or an event after a task's
+   * end (a pending task cancelled, then drained by a worker; or a new task under the same id whose
+   * `added` this node missed), or from the other queue.
+   */
   private async metaFor(taskId: string, queue: QueueKind): Promise<Meta | undefined> {
     const known = this.meta.get(taskId);
-    if (known) return known;
-    // The job alone says whose task it is: one read, not the record's two (job and state).
+    if (known && !known.terminalSent && known.queue === queue) return known;
     const job = (await (await this.app.queue(queue)).getJob(taskId)) as TaskJob | undefined;
+    // Gone: the event's task has no one left to tell.
     if (!job) return undefined;
+    if (known?.queue === queue && known.createdAt === job.timestamp && known.userId === job.data.user_id)
+      return known;
+    if (known) this.forget(taskId);
     const attempt = job.attemptsStarted ?? 0;
     const meta: Meta = {
       userId: job.data.user_id,
+      createdAt: job.timestamp,
+      queue,
       taskName: job.data.task_name,
       step: job.data.step ?? 0,
       attempt,
@@ -199,6 +261,21 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     };
     this.remember(taskId, meta);
     return meta;
+  }
+
+  /** Lets go of what the bridge holds of a task: its owner and its replay. */
+  private forget(taskId: string, queue?: QueueKind): void {
+    const meta = this.meta.get(taskId);
+    // A removal in one queue says nothing of a task under the same id in the other.
+    if (queue !== undefined && meta !== undefined && meta.queue !== queue) return;
+    this.meta.delete(taskId);
+    const replay = this.replay.get(taskId);
+    if (replay) this.dropReplay(taskId, replay);
+  }
+
+  private dropReplay(taskId: string, replay: Replay): void {
+    this.replayTotal -= replay.bytes;
+    this.replay.delete(taskId);
   }
 
   private remember(taskId: string, meta: Meta): void {
@@ -238,8 +315,22 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
   ): void {
     const payload = this.progressEvent(taskId, meta, fields);
     meta.progress = payload.progress;
-    if (isTerminal(payload.status)) meta.terminalSent = true;
-    this.publish({ kind: 'progress', userId: meta.userId, taskId, seq: payload.seq, payload });
+    if (isTerminal(payload.status)) {
+      if (!meta.terminalSent) this.ended(taskId, meta, payload.status);
+      meta.terminalSent = true;
+    }
+    const { userId, createdAt } = meta;
+    this.publish({ kind: 'progress', userId, createdAt, taskId, seq: payload.seq, payload });
+  }
+
+  /**
+   * A job was stored under this id: a new task. Whatever the bridge still holds of the id is an
+   * earlier task's (removed, and the id reused), and must neither reach nor name the new owner.
+   */
+  private async onAdded(taskId: string, queue: QueueKind): Promise<void> {
+    this.forget(taskId);
+    const meta = await this.metaFor(taskId, queue);
+    if (meta) this.onPending(taskId, meta);
   }
 
   private onPending(taskId: string, meta: Meta): void {
@@ -314,7 +405,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     }
     // Failed without a word from a worker (stalled too often): the record says why.
     return this.app.getTask(taskId, queue).then((record) => {
-      if (record && isTerminal(record.status)) this.emitRecord(meta, record);
+      if (record && isTerminal(record.status) && sameTask(meta, record)) this.emitRecord(meta, record);
     });
   }
 
@@ -327,8 +418,13 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     const event = fields as BridgeEvent;
     event.packet = encodeEvent(fields.kind, fields.payload);
     let replay = this.replay.get(event.taskId);
+    // An earlier task's events under the same id are never replayed as this one's.
+    if (replay && (replay.userId !== event.userId || replay.createdAt !== event.createdAt)) {
+      this.dropReplay(event.taskId, replay);
+      replay = undefined;
+    }
     if (!replay) {
-      replay = { events: [], bytes: 0 };
+      replay = { userId: event.userId, createdAt: event.createdAt, events: [], bytes: 0 };
       this.replay.set(event.taskId, replay);
     }
     const entry: ReplayEntry = { seq: event.seq, packet: event.packet };
@@ -351,8 +447,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     ) {
       const oldest = this.replay.keys().next().value;
       if (oldest === undefined || oldest === event.taskId) break;
-      this.replayTotal -= this.replay.get(oldest)?.bytes ?? 0;
-      this.replay.delete(oldest);
+      this.dropReplay(oldest, this.replay.get(oldest)!);
     }
     this.emit('event', event);
   }
@@ -362,14 +457,16 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
    * the task's early events, the current record stands in for them as one progress event.
    */
   async missed(record: TaskRecord, afterSeq: number): Promise<ReplayEntry[]> {
-    const kept = this.replay.get(record.task_id)?.events ?? [];
+    const meta = metaOf(record);
+    const replay = this.replay.get(record.task_id);
+    // Only the record's own task's events: an earlier task under the id kept its own replay.
+    const kept = replay && sameTask(replay, record, meta.createdAt) ? replay.events : [];
     const covers = kept.length > 0 && (kept[0]!.seq <= afterSeq + 1 || kept[0]!.seq === 0);
     const after = kept.filter((e) => e.seq > afterSeq);
     if (covers) return after;
-    const meta = this.meta.get(record.task_id) ?? metaOf(record);
     const fields = recordFields(record);
     // A terminal event keeps the seq it went out with live, so a client never gets it twice.
-    if (isTerminal(record.status)) fields.seq = (await this.terminalSeq(record)) ?? fields.seq;
+    if (isTerminal(record.status)) fields.seq = (await this.terminalSeq(record, meta)) ?? fields.seq;
     if (fields.seq <= afterSeq) return after;
     const snapshot: ReplayEntry = {
       seq: fields.seq,
@@ -379,9 +476,9 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
   }
 
   /** The seq a terminal record was announced with live (the worker's own), when the store has it. */
-  private async terminalSeq(record: TaskRecord): Promise<number | undefined> {
+  private async terminalSeq(record: TaskRecord, task: TaskIdentity): Promise<number | undefined> {
     const job = await (await this.app.queue(record.queue)).getJob(record.task_id);
-    if (!job) return undefined;
+    if (!job || job.timestamp !== task.createdAt) return undefined;
     if (record.status === TaskStatus.COMPLETED) {
       const envelope = job.returnvalue as ResultEnvelope | null | undefined;
       return envelope?.attempt ? envelopeSeq(envelope) : undefined;
@@ -390,16 +487,60 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     return last?.status === record.status ? last.seq : undefined;
   }
 
+  /** Notes a task's end, so that it is let go of once retention has removed it. */
+  private ended(taskId: string, meta: Meta, status: TaskStatus): void {
+    if (!this.finished) return;
+    const list = status === TaskStatus.COMPLETED ? this.finished.completed : this.finished.failed;
+    list.ids.push(taskId);
+    list.createdAt.push(meta.createdAt);
+    list.endedAt.push(Date.now());
+  }
+
+  /** Lets go of the tasks that ended longer ago than their retention: the store has removed them. */
+  private expireFinished(now: number): void {
+    if (!this.finished) return;
+    for (const list of [this.finished.completed, this.finished.failed]) {
+      let { head } = list;
+      while (head < list.ids.length && list.endedAt[head]! + list.keepMs <= now) {
+        const taskId = list.ids[head]!;
+        const held = this.meta.get(taskId) ?? this.replay.get(taskId);
+        // Still the task that ended, and nothing of it waiting (a new task may have the id now).
+        if (held?.createdAt === list.createdAt[head] && !this.chains.has(taskId)) this.forget(taskId);
+        head += 1;
+      }
+      if (head > 1024 && head * 2 > list.ids.length) {
+        list.ids.splice(0, head);
+        list.createdAt.splice(0, head);
+        list.endedAt.splice(0, head);
+        head = 0;
+      }
+      list.head = head;
+    }
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.expiry);
     await settleWithin(Promise.allSettled(this.events.map((e) => e.close())), CLOSE_DEADLINE_MS);
     this.removeAllListeners();
   }
 }
 
-/** What the bridge keeps of a task, from its record as first read. */
+/** Whether what the bridge holds is of the record's task, not of an earlier one under its id. */
+function sameTask(
+  held: TaskIdentity,
+  record: TaskRecord,
+  createdAt = Date.parse(record.created_at),
+): boolean {
+  return held.userId === record.user_id && held.createdAt === createdAt;
+}
+
+/** What the bridge keeps of a task, from its record. */
 function metaOf(record: TaskRecord): Meta {
   return {
     userId: record.user_id,
+    // The record's created_at is the job's timestamp, to the millisecond.
+    createdAt: Date.parse(record.created_at),
+    queue: record.queue,
     taskName: record.task_name,
     step: record.step,
     attempt: record.attempt,
