@@ -11,7 +11,7 @@ import { TaskStatus as Status } from '../core/task.js';
 import type { AiecsApp, CancelResult } from '../engine/app.js';
 import type { WorkerHeartbeat } from '../engine/store.js';
 import { parseBrokerUrl } from '../engine/store.js';
-import { findGateway, localSecret } from './local-gateway.js';
+import { findGateway, localSecret, refusedTokenMessage } from './local-gateway.js';
 import type { GlobalOptions } from './options.js';
 import { clientLogLevel, cliConfig } from './options.js';
 
@@ -63,6 +63,23 @@ function recordOf(error: unknown): TaskRecord | undefined {
     : undefined;
 }
 
+/**
+ * Refuses a task no worker on the store could run, as the gateway does (422 there), so the CLI
+ * says so up front on every store instead of queueing a task that can only fail.
+ */
+async function checkService(app: AiecsApp, request: unknown): Promise<void> {
+  const { mode, service, task_name: taskName } = request as Record<string, unknown>;
+  // Malformed requests are submitWire's to refuse, naming the field.
+  if (typeof mode !== 'string' || typeof service !== 'string' || typeof taskName !== 'string') return;
+  const [{ registerBuiltinServices }, { ServiceCatalog }] = await Promise.all([
+    import('../services/builtin.js'),
+    import('../registry/service-catalog.js'),
+  ]);
+  // Every worker runs the built-in services; they load lazily, so registering them is cheap.
+  registerBuiltinServices();
+  await new ServiceCatalog(await app.store()).check(mode, service, taskName);
+}
+
 /** TaskClient over an AiecsApp on the store (embedded, PostgreSQL or Redis). */
 export class StoreClient implements TaskClient {
   readonly cannotWait: string | undefined;
@@ -106,6 +123,7 @@ export class StoreClient implements TaskClient {
   }
 
   async submit(queue: QueueKind, request: unknown, options: WireSubmitOptions): Promise<SubmitResult> {
+    await checkService(this.app, request);
     const handle = await this.app.submitWire(queue, request, options);
     // A fast worker may already have picked it up; the record says where it is now.
     const record = await this.app.getTask(handle.id, queue).catch(() => undefined);
@@ -162,7 +180,7 @@ export async function openClient(options: {
       const auth = options.config.auth;
       const ttlS = Math.min(600, auth.maxTtlS);
       const token = await mintToken(secret, 'cli', { ...mintOptions(auth), admin: true, ttlS });
-      return new HttpClient(running.url, token);
+      return new HttpClient(running.url, token, refusedTokenMessage(options.config, running.url));
     }
   }
   return StoreClient.open(options);

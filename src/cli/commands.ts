@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import type { GatewayFlags, TokenFlags } from './gateway-command.js';
-import { addWorkerFlags, collectList, intFlag, numberFlag } from './options.js';
+import { addWorkerFlags, collectList, intFlag, numberFlag, requiredFlag } from './options.js';
 import type { JsonFlag } from './status.js';
 import type { SubmitFlags } from './submit.js';
 import type { UpFlags } from './up.js';
@@ -24,13 +24,14 @@ export function registerUpCommand(program: Command): void {
 }
 
 export function registerSubmitCommand(program: Command): void {
-  program
+  const command = program
     .command('submit')
-    .description('submit a task; prints its id, or with --wait its final record')
-    .requiredOption('--mode <mode>', 'service mode, e.g. chat')
-    .requiredOption('--service <service>', 'service name, e.g. text_analyzer')
-    .requiredOption('--task <task>', 'task (method) name, e.g. analyze_text')
-    .requiredOption('--input <json>', 'input_data: a JSON object, @file.json or - (stdin)')
+    .description('submit a task; prints its id, or with --wait its final record');
+  requiredFlag(command, '--mode <mode>', 'service mode, e.g. chat');
+  requiredFlag(command, '--service <service>', 'service name, e.g. text_analyzer');
+  requiredFlag(command, '--task <task>', 'task (method) name, e.g. analyze_text');
+  requiredFlag(command, '--input <json>', 'input_data: a JSON object, @file.json or - (stdin)');
+  command
     .option('--context <json>', 'context: a JSON object, @file.json or - (stdin)')
     .option('--user <user>', 'user id', 'cli')
     .option('--task-id <id>', 'your own task id (re-submitting the same request is a no-op)')
@@ -90,8 +91,8 @@ export function registerGatewayCommands(program: Command): void {
     .option('--port <n>', 'port (default: PORT, 8000)', intFlag(0))
     .option('--host <host>', 'address (default: AIECS_HOST, 127.0.0.1)')
     .option(
-      '--services <path>',
-      "service modules to list and accept besides the workers' (repeatable)",
+      '--services <paths...>',
+      "service modules to list and accept besides the workers' (space- or comma-separated)",
       collectList,
       [],
     )
@@ -99,10 +100,11 @@ export function registerGatewayCommands(program: Command): void {
       (await import('./gateway-command.js')).gatewayAction(flags, cmd),
     );
 
-  program
+  const token = program
     .command('token')
-    .description('mint a JWT for a user with the configured secret (or the one `aiecs up` keeps)')
-    .requiredOption('--user <id>', "the user (the token's sub)")
+    .description('mint a JWT for a user with the configured secret (or the one `aiecs up` keeps)');
+  requiredFlag(token, '--user <id>', "the user (the token's sub)");
+  token
     .option('--admin', 'may see and cancel every task')
     .option('--ttl <duration>', 'lifetime: 90s, 30m, 1h, 7d', '1h')
     .action(async (flags: TokenFlags, cmd: Command) =>

@@ -187,7 +187,8 @@ export async function demoAction(): Promise<void> {
   let up: UpHandle | undefined;
   try {
     const opening = Date.now();
-    up = await startUp({ config, logger });
+    // No gateway: the demo talks to the engine in-process, so it needs no port and runs beside `aiecs up`.
+    up = await startUp({ config, logger, gateway: false });
     console.log(
       `aiecs demo: store ${up.store.displayUrl}, worker ${up.worker.id} ` +
         `(ready in ${((Date.now() - opening) / 1000).toFixed(1)} s)`,

@@ -4,6 +4,7 @@ import { ConfigError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { openStore } from '../engine/store.js';
 import { localSecret } from './local-gateway.js';
+import { checkPort, portError } from './port.js';
 import type { GlobalOptions } from './options.js';
 import { cliConfig } from './options.js';
 import { displayBroker, untilShutdown } from './worker-command.js';
@@ -27,9 +28,12 @@ export async function gatewayAction(flags: GatewayFlags, cmd: Command): Promise<
   const config = cliConfig(globals);
   if (!config.auth.jwtSecret && !config.auth.jwksUrl) {
     throw new ConfigError(
-      'aiecs gateway needs AIECS_JWT_SECRET or AIECS_JWKS_URL (aiecs up creates a secret for you)',
+      'the gateway needs AIECS_JWT_SECRET or AIECS_JWKS_URL to verify tokens; set one (aiecs up creates a secret for you)',
     );
   }
+  const port = flags.port ?? config.port;
+  const host = flags.host ?? config.host;
+  await checkPort(port, host, 'another aiecs gateway or up?');
   const logger = createLogger(config.logLevel);
   await loadServiceModules(flags.services);
   const namespace = globals.namespace !== undefined ? { namespace: globals.namespace } : {};
@@ -44,7 +48,9 @@ export async function gatewayAction(flags: GatewayFlags, cmd: Command): Promise<
     await app.close();
     await store.close();
   }, logger);
-  const url = await gateway.listen(flags.port ?? config.port, flags.host ?? config.host);
+  const url = await gateway.listen(port, host).catch((error: unknown) => {
+    throw portError(error, port, host, 'another aiecs gateway or up?');
+  });
   console.log(`aiecs gateway: ${url}, store ${displayBroker(config.brokerUrl, globals.namespace)}`);
   const { authWarning } = await import('../gateway/auth.js');
   const warning = authWarning(config.auth);

@@ -28,6 +28,8 @@ export class HttpClient implements TaskClient {
   constructor(
     readonly url: string,
     private readonly token: string,
+    /** Said instead of the gateway's bare "invalid token" when it refuses ours (a 401). */
+    private readonly refusedToken?: string,
   ) {}
 
   private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
@@ -44,6 +46,9 @@ export class HttpClient implements TaskClient {
     };
     if (response.ok) return payload as T;
     const e = payload.error ?? { code: 'HTTP_ERROR', message: `${response.status} ${response.statusText}` };
+    if (response.status === 401 && this.refusedToken) {
+      throw new GatewayError(e.code, `${this.refusedToken} (${e.message})`, 401, e.details ?? {});
+    }
     if (e.code === 'VALIDATION_ERROR' && Array.isArray(e.details?.issues)) {
       throw new ValidationError(e.details.issues as ValidationError['issues']);
     }

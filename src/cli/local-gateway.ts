@@ -32,6 +32,24 @@ export function localSecret(config: AiecsConfig, create: boolean): string | unde
   }
 }
 
+/**
+ * What to say when the running `aiecs up` refuses the token a command minted: the secrets differ,
+ * and which one the command used says how to make them agree.
+ */
+export function refusedTokenMessage(config: AiecsConfig, url: string): string {
+  const refused = `the gateway at ${url} refused the token signed with`;
+  if (config.auth.jwtSecret) {
+    return (
+      `${refused} AIECS_JWT_SECRET; unset it to use the embedded store's own secret, ` +
+      'or set it to the secret the gateway uses'
+    );
+  }
+  return (
+    `${refused} the embedded store's secret (${join(dataDir(config), SECRET_FILE)}); ` +
+    'set AIECS_JWT_SECRET to the secret the gateway was started with'
+  );
+}
+
 export interface GatewayFile {
   url: string;
   pid: number;

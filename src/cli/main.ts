@@ -12,11 +12,17 @@ import {
   registerSubmitCommand,
   registerUpCommand,
 } from './commands.js';
-import { EXIT_USAGE } from './options.js';
+import { EXIT_USAGE, checkRequiredFlags } from './options.js';
 import { registerWorkerCommand } from './worker-command.js';
 
 /** Errors that mean "called wrongly" rather than "something broke". */
-const USAGE_CODES = new Set(['USAGE_ERROR', 'CONFIG_ERROR', 'VALIDATION_ERROR', 'PAYLOAD_TOO_LARGE']);
+const USAGE_CODES = new Set([
+  'USAGE_ERROR',
+  'CONFIG_ERROR',
+  'VALIDATION_ERROR',
+  'PAYLOAD_TOO_LARGE',
+  'SERVICE_NOT_FOUND',
+]);
 
 /** One line, whatever commander or an error message holds (suggestions come on a second line). */
 const oneLine = (text: string) => text.replace(/\s*\n\s*/g, ' ').trim();
@@ -35,7 +41,9 @@ export function buildProgram(): Command {
     .configureOutput({
       outputError: (text, write) => write(`aiecs: ${oneLine(text.replace(/^error: /, ''))}\n`),
     })
-    .showSuggestionAfterError(true);
+    .showSuggestionAfterError(true)
+    // After commander's own checks, so an unknown (mistyped) option is reported first.
+    .hook('preAction', checkRequiredFlags);
   registerWorkerCommand(program);
   registerUpCommand(program);
   registerSubmitCommand(program);

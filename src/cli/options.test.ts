@@ -1,10 +1,12 @@
-import { InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../core/config.js';
 import { createTestTaskContext } from '../services/test-task-context.js';
 import { sleeper } from '../services/sleeper.js';
+import { refusedTokenMessage } from './local-gateway.js';
 import {
   UsageError,
+  addWorkerFlags,
   cliConfig,
   collectList,
   describeQueues,
@@ -78,6 +80,17 @@ describe('numbers and lists', () => {
   it('collects repeatable, comma-separated lists', () => {
     expect(collectList('a.js, b.js', collectList('c.js'))).toEqual(['c.js', 'a.js', 'b.js']);
   });
+
+  it('takes several --services after one flag, as the README shows', () => {
+    const command = addWorkerFlags(new Command('worker').exitOverride());
+    command.parse(['--services', './a.js', './b.js,./c.js', '--services', './d.js', '-c', '2'], {
+      from: 'user',
+    });
+    expect(command.opts()).toMatchObject({
+      services: ['./a.js', './b.js', './c.js', './d.js'],
+      concurrency: { fast_tasks: 2, heavy_tasks: 2 },
+    });
+  });
 });
 
 describe('JSON flags', () => {
@@ -143,6 +156,26 @@ describe('worker settings', () => {
     const env = { AIECS_BROKER_URL: 'redis://env:6379', CELERY_BROKER_URL: 'redis://celery:6379' };
     expect(cliConfig({}, env).brokerUrl).toBe('redis://env:6379');
     expect(cliConfig({ broker: 'embedded:/tmp/x' }, env).brokerUrl).toBe('embedded:/tmp/x');
+  });
+});
+
+describe('a token the running aiecs up refuses', () => {
+  const url = 'http://127.0.0.1:8123';
+
+  it('names AIECS_JWT_SECRET when the command signed with it', () => {
+    const config = loadConfig({ AIECS_BROKER_URL: 'embedded:/tmp/s', AIECS_JWT_SECRET: 'x' });
+    expect(refusedTokenMessage(config, url)).toBe(
+      `the gateway at ${url} refused the token signed with AIECS_JWT_SECRET; unset it to use the ` +
+        "embedded store's own secret, or set it to the secret the gateway uses",
+    );
+  });
+
+  it("names the store's secret file when the command signed with that", () => {
+    const config = loadConfig({ AIECS_BROKER_URL: 'embedded:/tmp/s' });
+    expect(refusedTokenMessage(config, url)).toBe(
+      `the gateway at ${url} refused the token signed with the embedded store's secret ` +
+        '(/tmp/s/jwt-secret); set AIECS_JWT_SECRET to the secret the gateway was started with',
+    );
   });
 });
 

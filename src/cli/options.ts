@@ -3,7 +3,7 @@
  * turns it into a one-line usage error) or UsageError (thrown from actions); both exit with 2.
  */
 import { readFileSync } from 'node:fs';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { AiecsConfig, PoolKind, WorkerSettings } from '../core/config.js';
 import { loadConfig, parsePerQueue } from '../core/config.js';
 import type { EnvInput } from '../core/config.js';
@@ -37,11 +37,12 @@ export function cliConfig(globals: GlobalOptions, env: EnvInput = process.env): 
 }
 
 /**
- * Client commands (submit, status, …) print their answer on stdout; the engine's info lines on
- * stderr would be noise there, so they log warnings only unless AIECS_LOG_LEVEL asks for more.
+ * Short-lived commands (submit, status, demo, …) print their answer, or one error line; the
+ * engine's log lines (a reconnecting store, a provider without a key) would only bury it, so
+ * they log nothing unless AIECS_LOG_LEVEL asks for it.
  */
 export function clientLogLevel(config: AiecsConfig, env: EnvInput = process.env): string {
-  return env.AIECS_LOG_LEVEL ? config.logLevel : 'warn';
+  return env.AIECS_LOG_LEVEL ? config.logLevel : 'silent';
 }
 
 const parseIntValue = (v: string): number | undefined =>
@@ -85,7 +86,41 @@ export function parseQueues(raw: string): QueueKind[] {
   return queues;
 }
 
-/** Collects a repeatable, comma-separated list flag (`--services a.js,b.js --services c.js`). */
+/**
+ * Options an action cannot do without. Commander checks its own mandatory options before unknown
+ * ones, so `--mdoe chat` would be reported as a missing --mode; these are checked in a preAction
+ * hook instead (see checkRequiredFlags), after commander has reported unknown options.
+ */
+const requiredOptions = new WeakSet<Option>();
+
+export function requiredFlag(
+  command: Command,
+  flags: string,
+  description: string,
+  parse?: (value: string) => unknown,
+): Command {
+  const option = new Option(flags, description);
+  if (parse) option.argParser(parse);
+  requiredOptions.add(option);
+  return command.addOption(option);
+}
+
+/** preAction hook: the first required option the command was called without, as a usage error. */
+export function checkRequiredFlags(_hooked: Command, command: Command): void {
+  for (const option of command.options) {
+    if (requiredOptions.has(option) && command.getOptionValue(option.attributeName()) === undefined) {
+      command.error(`error: required option '${option.flags}' not specified`, {
+        code: 'commander.missingMandatoryOptionValue',
+        exitCode: EXIT_USAGE,
+      });
+    }
+  }
+}
+
+/**
+ * Collects a list flag given as several values, comma-separated, or repeated:
+ * `--services a.js b.js`, `--services a.js,b.js`, `--services a.js --services b.js`.
+ */
 export function collectList(raw: string, previous: string[] = []): string[] {
   return [
     ...previous,
@@ -192,7 +227,11 @@ export function addWorkerFlags(command: Command): Command {
       'replace a process-pool child above this resident memory (0 = never)',
       intFlag(),
     )
-    .option('--services <paths>', 'service modules to load (repeatable or comma-separated)', collectList);
+    .option(
+      '--services <paths...>',
+      'service modules to load (space- or comma-separated, or repeated)',
+      collectList,
+    );
 }
 
 /** One-line description of what a worker consumes, for ready lines. */

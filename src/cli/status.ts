@@ -1,9 +1,11 @@
 /** Commands about tasks and workers that already exist: `status`, `cancel` and `workers`. */
 import type { Command } from 'commander';
 import { TaskNotFoundError } from '../core/errors.js';
+import { isTerminal } from '../core/task.js';
 import { withClient } from './client.js';
 import type { GlobalOptions } from './options.js';
 import { formatCancel, formatRecord, formatWorkers, jsonLine } from './output.js';
+import { exitCodeFor } from './submit.js';
 
 export interface JsonFlag {
   json?: boolean;
@@ -15,6 +17,8 @@ export async function statusAction(id: string, flags: JsonFlag, cmd: Command): P
     const record = await client.get(id);
     if (!record) throw new TaskNotFoundError(id);
     console.log(flags.json ? jsonLine(record) : formatRecord(record));
+    // As `submit --wait` does: a script can tell a task that ended badly; one still going is 0.
+    if (isTerminal(record.status)) process.exitCode = exitCodeFor(record);
   });
 }
 

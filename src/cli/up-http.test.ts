@@ -21,12 +21,13 @@ describe('aiecs up on the embedded store, with commands reaching it over HTTP', 
   let dir: string;
   let up: ChildProcess;
   let out = '';
-  const run = (...args: string[]) =>
+  const runWith = (extraEnv: NodeJS.ProcessEnv, ...args: string[]) =>
     spawnSync(process.execPath, [CLI, ...args, '--broker', `embedded:${join(dir, 'store')}`], {
-      env,
+      env: { ...env, ...extraEnv },
       encoding: 'utf8',
       timeout: 60_000,
     });
+  const run = (...args: string[]) => runWith({}, ...args);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'aiecs-up-'));
@@ -86,6 +87,7 @@ describe('aiecs up on the embedded store, with commands reaching it over HTTP', 
     expect(record.result.sentiment.label).toBe('positive');
     const status = run('status', record.task_id, '--json');
     expect(JSON.parse(status.stdout.trim())).toMatchObject({ task_id: record.task_id, status: 'completed' });
+    expect(status.status).toBe(0);
 
     const slow = run(
       'submit',
@@ -119,7 +121,48 @@ describe('aiecs up on the embedded store, with commands reaching it over HTTP', 
     );
     expect(JSON.parse(waited.stdout.trim())).toMatchObject({ status: 'cancelled' });
     expect(waited.status).toBe(1);
+    // `status` of a task that ended badly exits 1, as `--wait` does.
+    expect(run('status', task_id).status).toBe(1);
     expect(run('status', 'no-such-task').status).toBe(1);
+  });
+
+  it('status of a failed task exits 1', () => {
+    const failed = run(
+      'submit',
+      '--mode',
+      'util',
+      '--service',
+      'sleeper',
+      '--task',
+      'sleep',
+      '--input',
+      '{"seconds":-1}',
+      '--wait',
+      '--json',
+    );
+    const { task_id, status } = JSON.parse(failed.stdout.trim()) as { task_id: string; status: string };
+    expect(status).toBe('failed');
+    const shown = run('status', task_id);
+    expect(shown.stdout).toMatch(/^status +failed/m);
+    expect(shown.status).toBe(1);
+  });
+
+  it('refuses an unknown service in one line listing the registered ones, exit 2', () => {
+    const refused = run('submit', '--mode', 'chat', '--service', 'nope', '--task', 'x', '--input', '{}');
+    expect(refused.status).toBe(2);
+    expect(refused.stderr.trim()).toMatch(
+      /^aiecs: no service registered as chat\/nope; registered: .*chat\/text_analyzer[^\n]*$/,
+    );
+  });
+
+  it('says which secret the gateway refused, and what to do, when AIECS_JWT_SECRET differs', () => {
+    const refused = runWith({ AIECS_JWT_SECRET: 'not-the-secret-up-uses' }, 'status', 'some-task');
+    expect(refused.status).toBe(1);
+    const url = /gateway (http:\/\/\S+)/.exec(out)?.[1] ?? '';
+    expect(refused.stderr.split('\n').filter(Boolean)).toEqual([
+      `aiecs: the gateway at ${url} refused the token signed with AIECS_JWT_SECRET; unset it to use ` +
+        "the embedded store's own secret, or set it to the secret the gateway uses (invalid token)",
+    ]);
   });
 
   it('mints tokens with the secret aiecs up keeps', () => {

@@ -13,6 +13,7 @@ import { openStore } from '../engine/store.js';
 import type { Gateway } from '../gateway/server.js';
 import { AiecsWorker } from '../worker/worker.js';
 import { localSecret, writeGatewayFile } from './local-gateway.js';
+import { checkPort, portError } from './port.js';
 import type { GlobalOptions, WorkerFlags } from './options.js';
 import { cliConfig, describeQueues, workerOverrides } from './options.js';
 import { untilShutdown } from './worker-command.js';
@@ -48,6 +49,11 @@ export interface UpHandle {
 export async function startUp(options: UpOptions): Promise<UpHandle> {
   const { config, logger } = options;
   const namespace = options.namespace !== undefined ? { namespace: options.namespace } : {};
+  const listenAt =
+    options.gateway === false
+      ? undefined
+      : { port: options.gateway?.port ?? config.port, host: options.gateway?.host ?? config.host };
+  if (listenAt) await checkPort(listenAt.port, listenAt.host, 'another aiecs up?');
   const store = await openStore(config.brokerUrl, { logger, role: 'worker', ...namespace });
   let worker: AiecsWorker | undefined;
   let app: AiecsApp | undefined;
@@ -67,7 +73,7 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
     const { createApp } = await import('../engine/app.js');
     app = createApp({ config, logger, store, ...namespace });
 
-    if (options.gateway !== false) {
+    if (listenAt) {
       // With no secret or JWKS configured, the data directory keeps one, so tokens survive restarts.
       const secret = config.auth.jwksUrl ? config.auth.jwtSecret : localSecret(config, true);
       const gatewayConfig: AiecsConfig = {
@@ -80,7 +86,11 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
         import('../gateway/auth.js'),
       ]);
       gateway = new Gateway({ app, store, config: gatewayConfig, logger });
-      url = await gateway.listen(options.gateway?.port ?? config.port, options.gateway?.host ?? config.host);
+      const { port, host } = listenAt;
+      // Taken since the check above: still one line.
+      url = await gateway.listen(port, host).catch((error: unknown) => {
+        throw portError(error, port, host, 'another aiecs up?');
+      });
       forgetGateway = writeGatewayFile(config, { url, pid: process.pid });
       if (secret)
         token = await mintToken(secret, 'you', { ...mintOptions(config.auth), ttlS: upTokenTtlS(config) });
