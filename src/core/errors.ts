@@ -42,9 +42,20 @@ export class ValidationError extends AiecsError {
   override readonly code = 'VALIDATION_ERROR';
   override readonly wireCode = 'E001';
   readonly issues: FieldIssue[];
-  constructor(issues: FieldIssue[], prefix = 'invalid request') {
+  constructor(
+    issues: FieldIssue[],
+    readonly prefix = 'invalid request',
+  ) {
     super(`${prefix}: ${issues.map((i) => `${i.field}: ${i.message}`).join('; ')}`, { issues });
     this.issues = issues;
+  }
+
+  /** The same error with each field renamed (a caller's spelling, an HTTP body's layout). */
+  renamed(rename: (field: string) => string): ValidationError {
+    return new ValidationError(
+      this.issues.map((i) => ({ field: rename(i.field), message: i.message })),
+      this.prefix,
+    );
   }
 }
 
@@ -123,6 +134,23 @@ export class ServiceNotFoundError extends AiecsError {
         `no service registered as ${mode}/${service}; registered: ${registered.length ? registered.join(', ') : '(none)'}`,
       { mode, service, task_name: taskName, registered },
     );
+  }
+
+  /**
+   * The same error naming the request's field it is about, under `prefix` (a batch's `tasks[3]`):
+   * `service` when no such service is registered, `task_name` when the service lacks the method.
+   */
+  at(prefix: string): ServiceNotFoundError {
+    const field = `${prefix}.${this.registered.includes(`${this.mode}/${this.service}`) ? 'task_name' : 'service'}`;
+    const located = new ServiceNotFoundError(
+      this.mode,
+      this.service,
+      this.taskName,
+      this.registered,
+      `${field}: ${this.message}`,
+    );
+    located.details.field = field;
+    return located;
   }
 }
 

@@ -218,7 +218,7 @@ export function libraryToWire(request: unknown, options: unknown = {}): LibraryS
     respell: (submit) =>
       submit.catch((error: unknown) => {
         if (!(error instanceof ValidationError) || spelling.size === 0) throw error;
-        throw new ValidationError(error.issues.map((i) => ({ field: spell(i.field), message: i.message })));
+        throw error.renamed(spell);
       }),
   };
 }

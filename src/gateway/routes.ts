@@ -1,6 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ForbiddenError, RateLimitedError, TaskNotFoundError, ValidationError } from '../core/errors.js';
-import type { QueueKind, TaskRecord, WireSubmitOptions } from '../core/task.js';
+import {
+  ForbiddenError,
+  RateLimitedError,
+  ServiceNotFoundError,
+  TaskNotFoundError,
+  ValidationError,
+  type FieldIssue,
+} from '../core/errors.js';
+import type { TaskRecord } from '../core/task.js';
 import { taskIdSchema } from '../core/submission.js';
 import type { AiecsApp } from '../engine/app.js';
 import type { Store } from '../engine/store.js';
@@ -15,6 +22,7 @@ import {
   openApiDocument,
   parseOrThrow,
   splitTask,
+  type HttpTask,
 } from './schemas.js';
 
 export interface RouteDeps {
@@ -37,6 +45,16 @@ declare module 'fastify' {
 function principal(request: FastifyRequest): Principal {
   if (!request.principal) throw new Error('route is missing its auth hook');
   return request.principal;
+}
+
+/**
+ * The engine names submit options `options.eta`; over HTTP they are fields of the task itself
+ * (`eta`, `tasks[3].eta`): errors name them where the body has them.
+ */
+function asHttpFields(error: unknown): never {
+  if (error instanceof ValidationError)
+    throw error.renamed((field) => field.replace(/^((?:tasks\[\d+\]\.)?)options\./, '$1'));
+  throw error;
 }
 
 /** A record as clients see it: never a stack trace (it shows the server's code and paths). */
@@ -75,14 +93,12 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
         }
       });
 
-      /** Validates one HTTP task and checks who may submit it and that it can run. */
-      const admit = async (raw: unknown, who: Principal, prefix?: string) => {
-        const task = parseOrThrow(httpTaskSchema, raw, prefix);
+      /** Who may submit it: a user submits as themselves; an admin as anyone. */
+      const authorize = (task: HttpTask, who: Principal, prefix?: string) => {
         if (task.user_id !== undefined && task.user_id !== who.userId && !who.admin) {
-          throw new ForbiddenError(`cannot submit tasks as user ${task.user_id}`);
+          const field = prefix ? `${prefix}.user_id: ` : '';
+          throw new ForbiddenError(`${field}cannot submit tasks as user ${task.user_id}`);
         }
-        await catalog.check(task.mode, task.service, task.task_name);
-        return splitTask(task, who.userId);
       };
 
       const visible = async (id: string, who: Principal): Promise<TaskRecord> => {
@@ -96,8 +112,11 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
 
       api.post('/tasks', { bodyLimit: deps.taskBodyLimit }, async (request, reply) => {
         const who = principal(request);
-        const { queue, request: task, options } = await admit(request.body, who);
-        const handle = await app.submitWire(queue, task, options);
+        const parsed = parseOrThrow(httpTaskSchema, request.body);
+        authorize(parsed, who);
+        await catalog.check(parsed.mode, parsed.service, parsed.task_name);
+        const { queue, request: task, options } = splitTask(parsed, who.userId);
+        const handle = await app.submitWire(queue, task, options).catch(asHttpFields);
         if (!handle.created) {
           const record = await visible(handle.id, who);
           return reply
@@ -110,23 +129,41 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
       api.post('/tasks/batch', { bodyLimit: deps.batchBodyLimit }, async (request, reply) => {
         const who = principal(request);
         const { tasks } = parseOrThrow(httpBatchSchema, request.body);
-        const admitted: Array<{
-          queue: QueueKind;
-          request: Record<string, unknown>;
-          options: WireSubmitOptions;
-        }> = [];
-        const issues = [];
+        const item = (i: number) => `tasks[${i}]`;
+        // Every item's fields first (400 naming each bad one), then who may submit them (403),
+        // then whether they can run (422): each error names the item, e.g. tasks[3].service.
+        const parsed: HttpTask[] = [];
+        const issues: FieldIssue[] = [];
         for (const [i, raw] of tasks.entries()) {
           try {
-            admitted.push(await admit(raw, who, `tasks[${i}]`));
+            parsed.push(parseOrThrow(httpTaskSchema, raw, item(i)));
           } catch (error) {
             if (!(error instanceof ValidationError)) throw error;
             issues.push(...error.issues);
           }
         }
         if (issues.length) throw new ValidationError(issues, 'invalid batch');
+        for (const [i, task] of parsed.entries()) authorize(task, who, item(i));
+        const unknown: FieldIssue[] = [];
+        let firstUnknown: ServiceNotFoundError | undefined;
+        for (const [i, task] of parsed.entries()) {
+          try {
+            await catalog.check(task.mode, task.service, task.task_name);
+          } catch (error) {
+            if (!(error instanceof ServiceNotFoundError)) throw error;
+            const located = error.at(item(i));
+            firstUnknown ??= located;
+            unknown.push({ field: String(located.details.field), message: error.message });
+          }
+        }
+        if (firstUnknown) {
+          // The message names the first bad item; details.issues lists every one.
+          firstUnknown.details.issues = unknown;
+          throw firstUnknown;
+        }
+        const admitted = parsed.map((task) => splitTask(task, who.userId));
         // The engine checks every item, repeated ids and conflicts before it queues anything.
-        const handles = await app.submitManyWire(admitted, (i) => `tasks[${i}]`);
+        const handles = await app.submitManyWire(admitted, item).catch(asHttpFields);
         const results = handles.map((h) => ({ task_id: h.id, status: 'pending', queue: h.queue }));
         return reply.code(202).send({ tasks: results });
       });

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ValidationError } from '../core/errors.js';
 import type { QueueKind, WireSubmitOptions } from '../core/task.js';
-import { submitOptionsSchema, taskRequestSchema } from '../core/submission.js';
+import { storableText, submitOptionsSchema, taskRequestSchema } from '../core/submission.js';
 import { FAST_QUEUE, HEAVY_QUEUE, TaskStatus } from '../core/task.js';
 import { zodIssues } from '../core/zod-issues.js';
 
@@ -25,10 +25,11 @@ export const httpBatchSchema = z.strictObject({ tasks: z.array(z.unknown()).min(
 
 export const listQuerySchema = z.strictObject({
   status: z.enum(Object.values(TaskStatus) as [TaskStatus, ...TaskStatus[]]).optional(),
-  task_name: z.string().max(128).optional(),
-  user_id: z.string().max(256).optional().describe('admins only: whose tasks'),
+  task_name: storableText(z.string().max(128)).optional(),
+  // The store looks these up: text it cannot keep is a 400 here, not its error.
+  user_id: storableText(z.string().max(256)).optional().describe('admins only: whose tasks'),
   limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().max(512).optional(),
+  cursor: storableText(z.string().max(512)).optional(),
 });
 
 export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, prefix?: string): z.output<S> {

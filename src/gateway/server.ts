@@ -6,7 +6,7 @@ import type { Store } from '../engine/store.js';
 import { registerBuiltinServices } from '../services/builtin.js';
 import { authOptions, createVerifier, type Verifier } from './auth.js';
 import { EventBridge } from './event-bridge.js';
-import { toHttpError } from './http-errors.js';
+import { errorReplyOptions, installErrorReplies } from './error-replies.js';
 import { UserRateLimiter } from './rate-limit.js';
 import { Realtime } from './realtime.js';
 import { registerRoutes } from './routes.js';
@@ -52,17 +52,10 @@ export class Gateway {
       loggerInstance: logger.child({ component: 'gateway' }) as unknown as FastifyBaseLogger,
       logController: new LogController({ disableRequestLogging: true }),
       bodyLimit: config.maxInputBytes + 64 * 1024,
+      ...errorReplyOptions(logger),
     }) as unknown as FastifyInstance;
-    this.fastify.setErrorHandler((error, request, reply) => {
-      const { status, body, internal } = toHttpError(error);
-      if (internal) request.log.error({ err: error }, 'unhandled error in request');
-      void reply.code(status).send(body);
-    });
-    this.fastify.setNotFoundHandler((request, reply) => {
-      void reply.code(404).send({
-        error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}`, details: {} },
-      });
-    });
+    // Every error reply in the documented shape, Fastify's own included (before the routes exist).
+    installErrorReplies(this.fastify);
     this.fastify.addHook('onRequest', async (request, reply) => {
       const origin = request.headers.origin;
       if (origin === undefined) return;
