@@ -105,7 +105,7 @@ export async function workerIdleRss(
 /** Milliseconds from spawn until the ready line of `aiecs up`; the process is stopped before returning. */
 async function timedUp(broker: string, cwd: string): Promise<number> {
   const start = performance.now();
-  const child = spawnTracked(process.execPath, [CLI, 'up', '--broker', broker], {
+  const child = spawnTracked(process.execPath, [CLI, 'up', '--broker', broker, '--port', '0'], {
     cwd,
     env: childEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
