@@ -1,5 +1,8 @@
 import { EventEmitter } from 'node:events';
+import { chmod, lstat, mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import { OwnerOnlyNodeFS } from '../shims/pglite-owner-only-fs.js';
 import { DEFAULT_SCHEMA, runMigrations } from './bullmq.js';
 import { POOL_MAX_LISTENERS } from './store.js';
 
@@ -116,12 +119,45 @@ export function createPglitePool(db: PGlite): PglitePool {
   return pool;
 }
 
+const GROUP_OTHER = 0o077;
+
+/** Walks `path`, children before parents; returns the paths it was not allowed to change. */
+async function restrictTree(path: string, refused: string[]): Promise<void> {
+  const stat = await lstat(path);
+  if (stat.isSymbolicLink()) return;
+  if (stat.isDirectory()) {
+    await Promise.all((await readdir(path)).map((name) => restrictTree(join(path, name), refused)));
+  }
+  // A directory last: an interrupted walk leaves it open, so the next start walks again.
+  if (!(stat.mode & GROUP_OTHER)) return;
+  try {
+    await chmod(path, stat.mode & 0o7777 & ~GROUP_OTHER);
+  } catch (error) {
+    // Another user's file (a directory shared by hand): reported, not fatal.
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    refused.push(path);
+  }
+}
+
+/**
+ * Takes group and other permissions off `dir` and everything under it: data directories
+ * written before aiecs kept them private are 0666/0755. A private `dir` (0700) was done already,
+ * so a start costs one lstat, not one per file. Returns the paths it was not allowed to change.
+ */
+export async function restrictToOwner(dir: string): Promise<string[]> {
+  const refused: string[] = [];
+  if ((await lstat(dir)).mode & GROUP_OTHER) await restrictTree(dir, refused);
+  return refused;
+}
+
 /**
  * PGlite in `dataDir` with BullMQ's schema migrated and on the search path: BullMQ does neither
- * for a caller-supplied pool. The caller ends the pool and closes the database.
+ * for a caller-supplied pool. The caller ends the pool and closes the database. What PGlite
+ * creates is the owner's only (0700/0600), whatever the umask; see restrictToOwner for what was there.
  */
 export async function openMigratedPglite(dataDir: string): Promise<{ db: PGlite; pool: PglitePool }> {
-  const db = await PGlite.create(dataDir);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const db = await PGlite.create({ fs: new OwnerOnlyNodeFS(dataDir) });
   try {
     const pool = createPglitePool(db);
     const client = await pool.connect();

@@ -1,55 +1,39 @@
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
 import { DEFAULT_SCHEMA } from './bullmq.js';
-import { AiecsError } from '../core/errors.js';
-import { openMigratedPglite } from './pglite-pool.js';
+import type { Logger } from '../core/logger.js';
+import { openMigratedPglite, restrictToOwner } from './pglite-pool.js';
+import { lockStoreDir } from './store-lock.js';
 import type { ResolvedStoreOptions, Store } from './store.js';
 import { bullOnPostgres, pgExtras, storeFrom, type PgLike } from './store-postgres.js';
 
-/** The embedded store's data directory is owned by one process at a time. */
-export class StoreLockedError extends AiecsError {
-  override readonly code = 'STORE_LOCKED';
-  override readonly wireCode = 'E006';
-  constructor(
-    readonly dir: string,
-    readonly pid: number,
-  ) {
-    super(
-      `the embedded store ${dir} is in use by process ${pid} (a running \`aiecs up\`?); ` +
-        'talk to that process over its HTTP API, or use a shared store (postgres:// or redis://)',
-      { dir, pid },
+export { StoreLockedError } from './store-lock.js';
+
+const PGDATA = 'pgdata';
+
+/**
+ * The store's directory and everything in it are the owner's only: the data, the lock, and the
+ * secret `aiecs up` keeps there. Stores made before aiecs did this are made private here.
+ */
+async function makePrivate(dir: string, logger: Logger): Promise<void> {
+  const refused = await restrictToOwner(join(dir, PGDATA)).catch((error: NodeJS.ErrnoException): string[] => {
+    if (error.code === 'ENOENT') return [];
+    throw error;
+  });
+  const { mode } = await stat(dir);
+  if (mode & 0o077) {
+    await chmod(dir, mode & 0o7700).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPERM') throw error;
+      refused.push(dir);
+    });
+  }
+  if (refused.length > 0) {
+    logger.warn(
+      { dir, paths: refused.slice(0, 5), count: refused.length },
+      'some files of the embedded store belong to another user, so they stay open to others; run chmod -R go-rwx on the directory',
     );
   }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-async function takeLock(dir: string): Promise<() => Promise<void>> {
-  const lockFile = join(dir, 'aiecs.pid');
-  for (let tries = 0; tries < 2; tries++) {
-    try {
-      const handle = await open(lockFile, 'wx');
-      await handle.writeFile(String(process.pid));
-      await handle.close();
-      return () => rm(lockFile, { force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const pid = Number((await readFile(lockFile, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid))
-        throw new StoreLockedError(dir, pid);
-      // A stale lock from a process that died: take it over.
-      await rm(lockFile, { force: true });
-    }
-  }
-  throw new StoreLockedError(dir, -1);
 }
 
 /**
@@ -58,11 +42,12 @@ async function takeLock(dir: string): Promise<() => Promise<void>> {
  */
 export async function openEmbeddedStore(dirInput: string, options: ResolvedStoreOptions): Promise<Store> {
   const dir = resolve(dirInput);
-  await mkdir(dir, { recursive: true });
-  const unlock = await takeLock(dir);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const { release: unlock } = await lockStoreDir(dir);
   let db: PGlite | undefined;
   try {
-    const opened = await openMigratedPglite(join(dir, 'pgdata'));
+    await makePrivate(dir, options.logger);
+    const opened = await openMigratedPglite(join(dir, PGDATA));
     db = opened.db;
     const pool = opened.pool;
     const extras = await pgExtras(pool as unknown as PgLike, DEFAULT_SCHEMA);
