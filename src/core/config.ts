@@ -223,6 +223,7 @@ const envSchema = {
   AIECS_CANCEL_GRACE_MS: nonNegativeInt(5_000),
   AIECS_SHUTDOWN_TIMEOUT_S: positiveSeconds(30),
   AIECS_HEARTBEAT_INTERVAL_MS: positiveInt(5_000, gte(100)),
+  AIECS_STORE_TIMEOUT_MS: positiveInt(5_000, gte(100)),
   AIECS_RETENTION_COMPLETED_S: positiveInt(86_400),
   AIECS_RETENTION_FAILED_S: positiveInt(7 * 86_400),
 
@@ -298,6 +299,8 @@ export interface AiecsConfig {
   cancelGraceMs: number;
   shutdownTimeoutS: number;
   heartbeatIntervalMs: number;
+  /** How long a caller waits for the store (a request, a CLI command) before a StoreUnavailableError. */
+  storeTimeoutMs: number;
   retention: { completedS: number; failedS: number };
   providers: {
     openaiApiKey?: string;
@@ -427,6 +430,7 @@ function buildConfig(e: Env): AiecsConfig {
     cancelGraceMs: e.AIECS_CANCEL_GRACE_MS,
     shutdownTimeoutS: e.AIECS_SHUTDOWN_TIMEOUT_S,
     heartbeatIntervalMs: e.AIECS_HEARTBEAT_INTERVAL_MS,
+    storeTimeoutMs: e.AIECS_STORE_TIMEOUT_MS,
     retention: { completedS: e.AIECS_RETENTION_COMPLETED_S, failedS: e.AIECS_RETENTION_FAILED_S },
     providers: {
       xaiBaseUrl: e.AIECS_XAI_BASE_URL,

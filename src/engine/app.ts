@@ -4,6 +4,7 @@ import { loadConfig } from '../core/config.js';
 import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
 import {
   PayloadTooLargeError,
+  StoreUnavailableError,
   TaskCancelledError,
   TaskConflictError,
   TaskFailedError,
@@ -41,6 +42,7 @@ import { encodeControl } from './control.js';
 import { ResultWaiter } from './result-waiter.js';
 import type { IndexedTask, Store, WorkerHeartbeat } from './store.js';
 import { openStore } from './store.js';
+import { StoreGuard } from './store-guard.js';
 import type { BullState, ProgressPayload, ResultEnvelope, TaskJob } from './task-record.js';
 import { jobTaskData, toTaskRecord } from './task-record.js';
 
@@ -96,6 +98,9 @@ export class AiecsApp {
   readonly executeTask: TaskSubmitter;
   readonly executeHeavyTask: TaskSubmitter;
   private storePromise: Promise<Store> | undefined;
+  /** The store once open: what the guard asks whether it is reachable. */
+  private openedStore: Store | undefined;
+  private readonly guard: StoreGuard;
   private readonly ownsStore: boolean;
   private readonly queues = new Map<QueueKind, TaskQueue>();
   private readonly waiters = new Map<QueueKind, Promise<{ events: QueueEvents; waiter: ResultWaiter }>>();
@@ -105,7 +110,8 @@ export class AiecsApp {
     this.config = options.config ?? loadConfig();
     this.logger = options.logger ?? createLogger(this.config.logLevel);
     this.ownsStore = options.store === undefined;
-    if (options.store) this.storePromise = Promise.resolve(options.store);
+    if (options.store) this.storePromise = Promise.resolve((this.openedStore = options.store));
+    this.guard = new StoreGuard(this.config.storeTimeoutMs, () => this.openedStore);
     this.executeTask = { delay: (request, opts) => this.submit(FAST_QUEUE, request, opts) };
     this.executeHeavyTask = { delay: (request, opts) => this.submit(HEAVY_QUEUE, request, opts) };
   }
@@ -120,9 +126,35 @@ export class AiecsApp {
     this.storePromise ??= openStore(this.brokerUrl, {
       logger: this.logger,
       role: 'producer',
+      timeoutMs: this.config.storeTimeoutMs,
       ...(this.options.namespace !== undefined ? { namespace: this.options.namespace } : {}),
-    });
+    }).then(
+      (store) => (this.openedStore = store),
+      (error: unknown) => {
+        // Not kept: the next call tries again (the store may be back by then).
+        this.storePromise = undefined;
+        throw error;
+      },
+    );
     return this.storePromise;
+  }
+
+  /**
+   * Runs store calls for a caller who waits (a request, a command): a store known to be down is
+   * refused at once, and one that does not answer within AIECS_STORE_TIMEOUT_MS is given up;
+   * both throw StoreUnavailableError (HTTP 503). The signal aborts when the call is given up.
+   */
+  bounded<T>(
+    what: string,
+    call: (signal: AbortSignal) => Promise<T>,
+    options?: { probe?: boolean },
+  ): Promise<T> {
+    return this.guard.run(what, call, options);
+  }
+
+  /** Seconds a caller refused with StoreUnavailableError should wait before trying again. */
+  get retryAfterS(): number {
+    return this.guard.retryAfterS;
   }
 
   async queue(kind: QueueKind): Promise<TaskQueue> {
@@ -132,6 +164,14 @@ export class AiecsApp {
       queue = store.createQueue<StoredTaskData, ResultEnvelope>(kind);
       queue.on('error', (error) => this.logger.warn({ err: error.message, queue: kind }, 'queue error'));
       this.queues.set(kind, queue);
+      // A queue made while the store is down never gets ready (BullMQ's PostgreSQL backend keeps
+      // the failed start): the next call makes a new one.
+      const made = queue;
+      made.waitUntilReady().catch(() => {
+        if (this.queues.get(kind) !== made) return;
+        this.queues.delete(kind);
+        void made.close().catch(() => undefined);
+      });
     }
     return queue;
   }
@@ -212,6 +252,26 @@ export class AiecsApp {
     }
     if (issues.length) throw new ValidationError(issues, 'invalid batch');
 
+    // Refused before its add, a submit queued nothing; given up during it, it may have queued
+    // its tasks, and says which, so the caller can read them or submit again with those ids.
+    const adding = { started: false };
+    try {
+      return await this.guard.run('submit', (signal) => this.addPrepared(ready, signal, adding));
+    } catch (error) {
+      if (error instanceof StoreUnavailableError && adding.started)
+        throw uncertainSubmit(
+          error,
+          ready.map((p) => p.data.task_id),
+        );
+      throw error;
+    }
+  }
+
+  private async addPrepared(
+    ready: ReturnType<typeof prepareSubmission>[],
+    signal: AbortSignal,
+    adding: { started: boolean },
+  ): Promise<TaskHandle[]> {
     const existing = new Set<string>();
     await Promise.all(
       ready
@@ -237,6 +297,9 @@ export class AiecsApp {
     // the same id since the check, and its owner's task must not enter this caller's list.
     const chosen = fresh.filter((p) => p.chosen);
     const generated = chosen.length ? fresh.filter((p) => !p.chosen) : fresh;
+    // Given up already (the store was slow to answer the checks): the caller heard "not queued".
+    signal.throwIfAborted();
+    adding.started = true;
     await Promise.all([
       ...QUEUE_KINDS.map(async (kind) => {
         const mine = fresh.filter((p) => p.queue === kind);
@@ -291,9 +354,16 @@ export class AiecsApp {
   }
 
   /** A page of a user's tasks (all users' without one), newest first, as records. */
-  async listTasks(
+  listTasks(
     userId: string | undefined,
     options: { limit?: number; cursor?: string; status?: TaskStatus; taskName?: string } = {},
+  ): Promise<{ tasks: TaskRecord[]; next_cursor?: string }> {
+    return this.guard.run('list tasks', () => this.readPage(userId, options));
+  }
+
+  private async readPage(
+    userId: string | undefined,
+    options: { limit?: number; cursor?: string; status?: TaskStatus; taskName?: string },
   ): Promise<{ tasks: TaskRecord[]; next_cursor?: string }> {
     const limit = options.limit ?? 50;
     const store = await this.store();
@@ -305,7 +375,7 @@ export class AiecsApp {
     for (let round = 0; round < 10; round++) {
       const page = await store.listTasks(userId, limit - tasks.length, cursor);
       const records = await Promise.all(
-        page.items.map((item) => this.getTask(item.task_id, item.queue as QueueKind)),
+        page.items.map((item) => this.readTask(item.task_id, item.queue as QueueKind)),
       );
       for (const record of records) {
         if (!record) continue; // removed by retention
@@ -343,7 +413,11 @@ export class AiecsApp {
   }
 
   /** The record of a task by id, from whichever queue holds it. */
-  async getTask(taskId: string, kind?: QueueKind): Promise<TaskRecord | undefined> {
+  getTask(taskId: string, kind?: QueueKind): Promise<TaskRecord | undefined> {
+    return this.guard.run('read the task', () => this.readTask(taskId, kind));
+  }
+
+  private async readTask(taskId: string, kind?: QueueKind): Promise<TaskRecord | undefined> {
     let found: { job: TaskJob; kind: QueueKind } | undefined;
     let state: BullState;
     if (kind) {
@@ -415,7 +489,11 @@ export class AiecsApp {
    * Cancels a task wherever it is. A running task's worker is told over the control channel; a
    * pending one is marked so that no worker ever runs it.
    */
-  async cancel(taskId: string): Promise<CancelResult> {
+  cancel(taskId: string): Promise<CancelResult> {
+    return this.guard.run('cancel the task', (signal) => this.cancelTask(taskId, signal));
+  }
+
+  private async cancelTask(taskId: string, signal: AbortSignal): Promise<CancelResult> {
     const found = await this.findJob(taskId);
     if (!found) throw new TaskNotFoundError(taskId);
     const { job } = found;
@@ -424,6 +502,8 @@ export class AiecsApp {
     if (isTerminal(before.status)) return { task_id: taskId, status: before.status, cancelled: false };
 
     const store = await this.store();
+    // Given up already: the caller was told the cancel failed, so it does not happen later.
+    signal.throwIfAborted();
     // Tell the workers first: a task that turns active right now is caught by the message. The
     // request is also kept a while, for a worker that did not hear the message.
     await Promise.all([
@@ -449,8 +529,8 @@ export class AiecsApp {
     return { task_id: taskId, status: TaskStatus.CANCELLED, cancelled: true };
   }
 
-  async listWorkers(): Promise<WorkerHeartbeat[]> {
-    return (await this.store()).listHeartbeats();
+  listWorkers(): Promise<WorkerHeartbeat[]> {
+    return this.guard.run('list workers', async () => (await this.store()).listHeartbeats());
   }
 
   async close(): Promise<void> {
@@ -514,6 +594,22 @@ class Handle implements TaskHandle {
   cancel(): Promise<CancelResult> {
     return this.app.cancel(this.id);
   }
+}
+
+/**
+ * A submit given up while its add was under way: the tasks may exist. Their ids let the caller
+ * find out, or submit again with them (the same request under an existing id returns that task).
+ */
+function uncertainSubmit(error: StoreUnavailableError, ids: string[]): StoreUnavailableError {
+  const which =
+    ids.length === 1
+      ? `task ${ids[0]} may have been queued: read it, or submit the same request again with task_id ${ids[0]}`
+      : `${ids.length} tasks may have been queued (their ids are in details.task_ids): read them, or submit the same requests again with those task_id values`;
+  return new StoreUnavailableError(
+    `${error.message}; ${which}`,
+    { ...error.details, queued: 'unknown', task_ids: ids },
+    { cause: error },
+  );
 }
 
 function indexEntry(kind: QueueKind, data: TaskJobData): IndexedTask {

@@ -12,7 +12,15 @@ import { StoreUnavailableError } from '../core/errors.js';
 import { QUEUE_KINDS } from '../core/task.js';
 import { readEventsInOrder, type PgEventBackend } from './pg-event-reader.js';
 import type { ControlHandler, ResolvedStoreOptions, Store, StoreKind, WorkerHeartbeat } from './store.js';
-import { checkNamespace, decodeCursor, indexPage, POOL_MAX_LISTENERS, redactUrl } from './store.js';
+import {
+  BROKER_HINT,
+  DEFAULT_STORE_TIMEOUT_MS,
+  checkNamespace,
+  decodeCursor,
+  indexPage,
+  POOL_MAX_LISTENERS,
+  redactUrl,
+} from './store.js';
 
 /** The part of a pg pool our own queries need; both pg.Pool and the PGlite pool fit. */
 export interface PgLike {
@@ -194,6 +202,8 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
       ]);
       return rows.map((r) => (typeof r.beat === 'string' ? JSON.parse(r.beat) : r.beat) as WorkerHeartbeat);
     },
+    // A pool has no connection state to read: calls fail (or time out) on their own.
+    isUnreachable: () => false,
     async ping() {
       await pool.query('SELECT 1');
     },
@@ -266,7 +276,12 @@ export function bullOnPostgres(
 
 export async function openPostgresStore(url: string, options: ResolvedStoreOptions): Promise<Store> {
   const schema = checkNamespace(options.namespace ?? 'aiecs');
-  const pool = new pg.Pool({ connectionString: url, max: 3 });
+  const timeoutMs = options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
+  await reachable(url, timeoutMs);
+  // A producer waits for a connection (a new one, or a free one of the pool) as long as a request
+  // may wait for the store; a worker's many tasks may queue for the pool longer than that.
+  const bounded = (options.role ?? 'producer') === 'producer' ? { connectionTimeoutMillis: timeoutMs } : {};
+  const pool = new pg.Pool({ connectionString: url, max: 3, ...bounded });
   pool.setMaxListeners(POOL_MAX_LISTENERS);
   pool.on('error', (error) => options.logger.warn({ err: error.message }, 'PostgreSQL pool error'));
   let extras: ExtrasPart;
@@ -281,10 +296,31 @@ export async function openPostgresStore(url: string, options: ResolvedStoreOptio
     );
   }
   // BullMQ builds its own small pools from this config, with search_path pinned to the schema.
-  const connection = { connectionString: url, schema, migrate: true, max: 4 };
+  const connection = { connectionString: url, schema, migrate: true, max: 4, ...bounded };
   return storeFrom('postgres', redactUrl(url), schema, bullOnPostgres(connection), extras, async () => {
     await pool.end();
   });
+}
+
+/**
+ * Connects once, within `timeoutMs`, so that a wrong URL or a server that is down is one clear
+ * error at start (pg alone would wait for the operating system's TCP timeout on a silent host).
+ */
+async function reachable(url: string, timeoutMs: number): Promise<void> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
+  // A failed connect also emits 'error' on some paths; the rejection below reports it.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (error) {
+    throw new StoreUnavailableError(
+      `cannot connect to PostgreSQL at ${redactUrl(url)} (${(error as Error).message}); ${BROKER_HINT}`,
+      {},
+      { cause: error },
+    );
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 export function storeFrom(

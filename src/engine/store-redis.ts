@@ -5,9 +5,14 @@ import { StoreUnavailableError } from '../core/errors.js';
 import { coalesceWrites } from './coalesced-writes.js';
 import { RedisEventBatch } from './redis-event-batch.js';
 import type { IndexedTask, ResolvedStoreOptions, Store, WorkerHeartbeat } from './store.js';
-import { checkNamespace, decodeCursor, encodeCursor, redactUrl } from './store.js';
-
-const CONNECT_TIMEOUT_MS = 5_000;
+import {
+  BROKER_HINT,
+  DEFAULT_STORE_TIMEOUT_MS,
+  checkNamespace,
+  decodeCursor,
+  encodeCursor,
+  redactUrl,
+} from './store.js';
 
 // Leases are a sorted set scored by expiry: drop the expired, renew or add if there is room.
 const ACQUIRE_LEASE = `
@@ -80,14 +85,19 @@ return redis.call('RPUSH', KEYS[2], unpack(ARGV))`;
 /** Index entries per RPUSH or script call: bounds one command for a huge batch (and Lua's unpack). */
 const INDEX_CHUNK = 1_000;
 
-/** Workers wait for Redis forever; producers are told at once that it is down. */
-function clientOptions(role: 'producer' | 'worker' | 'blocking'): RedisOptions {
-  const base: RedisOptions = { connectTimeout: CONNECT_TIMEOUT_MS, lazyConnect: false };
+/**
+ * Workers wait for Redis forever; producers are told at once that it is down. A producer's
+ * command is never kept for later: not queued while Redis is away, and not sent again after a
+ * reconnect (maxRetriesPerRequest 0), so a submit refused now does not land later.
+ */
+function clientOptions(role: 'producer' | 'worker' | 'blocking', timeoutMs: number): RedisOptions {
+  const base: RedisOptions = { connectTimeout: timeoutMs, lazyConnect: false };
   if (role === 'producer') {
     return {
       ...base,
       enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
       retryStrategy: (n) => Math.min(n * 200, 2_000),
     };
   }
@@ -98,36 +108,52 @@ function clientOptions(role: 'producer' | 'worker' | 'blocking'): RedisOptions {
   };
 }
 
-async function connected(client: RedisClient, url: string): Promise<void> {
+/**
+ * Resolves once the client is ready, trying for `timeoutMs` (Redis may be starting beside us);
+ * then fails with what the last attempt met (a refused connection, an unknown host, …).
+ */
+async function connected(client: RedisClient, url: string, timeoutMs: number): Promise<void> {
   if (client.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
+    let last: Error | undefined;
+    const fail = () => {
       cleanup();
+      const why = last ? ` (${last.message})` : '';
       reject(
-        new StoreUnavailableError(`cannot reach Redis at ${redactUrl(url)} within ${CONNECT_TIMEOUT_MS} ms`),
+        new StoreUnavailableError(
+          `cannot reach Redis at ${redactUrl(url)} within ${timeoutMs} ms${why}; ${BROKER_HINT}`,
+        ),
       );
-    }, CONNECT_TIMEOUT_MS);
+    };
+    const timer = setTimeout(fail, timeoutMs);
     const onReady = () => {
       cleanup();
       resolve();
     };
+    const onError = (error: Error) => {
+      last = error;
+    };
     const cleanup = () => {
       clearTimeout(timer);
       client.off('ready', onReady);
+      client.off('error', onError);
     };
     client.on('ready', onReady);
+    client.on('error', onError);
   });
 }
 
 export async function openRedisStore(url: string, options: ResolvedStoreOptions): Promise<Store> {
   const namespace = checkNamespace(options.namespace ?? 'aiecs');
   const role = options.role ?? 'producer';
+  const timeoutMs = options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
   const log = options.logger;
   const clients: RedisClient[] = [];
   const newClient = (kind: 'producer' | 'worker' | 'blocking') => {
-    const client = new Redis(url, clientOptions(kind));
-    // ioredis reports every failed reconnect; one line per outage is enough.
-    let down = false;
+    const client = new Redis(url, clientOptions(kind, timeoutMs));
+    // ioredis reports every failed reconnect; one line per outage is enough. Before the first
+    // ready there is no outage to report: opening fails with its own error (one line in the CLI).
+    let down = true;
     client.on('error', (error: Error) => {
       if (!down)
         log.warn({ err: error.message, store: redactUrl(url) }, 'Redis connection error; reconnecting');
@@ -143,7 +169,7 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
   const command = newClient(role === 'producer' ? 'producer' : 'worker');
   const subscriber = newClient('blocking');
   try {
-    await connected(command, url);
+    await connected(command, url, timeoutMs);
   } catch (error) {
     clients.forEach((c) => c.disconnect());
     throw error;
@@ -372,6 +398,7 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
       return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as WorkerHeartbeat);
     },
 
+    isUnreachable: () => command.status !== 'ready',
     async ping() {
       await command.ping();
     },

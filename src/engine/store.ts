@@ -1,6 +1,6 @@
 import type { Processor, QueueEvents, QueueEventsProducer, WorkerOptions } from 'bullmq';
 import type { Queue, Worker } from 'bullmq';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError, StoreUnavailableError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { createLogger } from '../core/logger.js';
 
@@ -16,6 +16,10 @@ export interface WorkerHeartbeat {
   active: number;
   processed: number;
   failed: number;
+  /** Tasks ended past their hard limit (or cancel grace) while their code kept running in the event loop. */
+  abandoned?: number;
+  /** Of those, the ones whose code still runs: each holds a slot of its queue. */
+  abandoned_running?: number;
   started_at: number;
   last_seen: number;
   version: string;
@@ -103,6 +107,11 @@ export interface Store {
   removeHeartbeat(id: string): Promise<void>;
   listHeartbeats(): Promise<WorkerHeartbeat[]>;
 
+  /**
+   * True when the store is known to be unreachable right now (a Redis connection that is not
+   * ready). Sends nothing: a request can be refused before anything of it reaches the store.
+   */
+  isUnreachable(): boolean;
   /** Throws when the store cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -115,6 +124,44 @@ export interface StoreOptions {
   logger?: Logger;
   /** Producers fail fast when the store is down; workers wait and reconnect. */
   role?: 'producer' | 'worker';
+  /** How long opening may take to reach the store (AIECS_STORE_TIMEOUT_MS). */
+  timeoutMs?: number;
+}
+
+/** AIECS_STORE_TIMEOUT_MS's default. */
+export const DEFAULT_STORE_TIMEOUT_MS = 5_000;
+
+/** Said with every "cannot reach the store" at start: where the URL came from. */
+export const BROKER_HINT = 'check --broker or AIECS_BROKER_URL, and that the server is running';
+
+// Node's socket errors, and PostgreSQL's: 08xxx connection exceptions, shutting down, too many clients.
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+]);
+// What ioredis, BullMQ and pg say when the connection, not the command, failed.
+const CONNECTION_MESSAGES =
+  /Stream isn't writeable|Connection is closed|Reached the max retries per request|Connection terminated|Connection ended|timeout exceeded when trying to connect|Client has encountered a connection error/;
+
+/** Whether an error means the store could not be reached (as opposed to a refused command). */
+export function isStoreConnectionError(error: unknown): boolean {
+  if (error instanceof StoreUnavailableError) return true;
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as { code?: unknown; message?: unknown };
+  if (typeof e.code === 'string' && (CONNECTION_CODES.has(e.code) || /^08[0-9A-Z]{3}$/.test(e.code)))
+    return true;
+  return typeof e.message === 'string' && CONNECTION_MESSAGES.test(e.message);
 }
 
 export type ParsedBrokerUrl =

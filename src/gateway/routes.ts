@@ -66,17 +66,33 @@ function publicRecord(record: TaskRecord): TaskRecord {
 
 export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void {
   const { app, store, verify, limiter } = deps;
-  const catalog = new ServiceCatalog(store);
+  // Every store call a request makes is bounded (app.bounded): an outage answers 503 at once.
+  // The catalog is advice read before a submit: with the store away it goes by the workers last
+  // seen (the submit itself then answers 503), and it never waits on a silent store.
+  let lastBeats: Awaited<ReturnType<Store['listHeartbeats']>> = [];
+  const catalog = new ServiceCatalog({
+    listHeartbeats: () =>
+      app
+        .bounded('list workers', () => store.listHeartbeats(), { probe: false })
+        .then(
+          (beats) => (lastBeats = beats),
+          (error: unknown) => {
+            if ((error as { code?: unknown }).code === 'STORE_UNAVAILABLE') return lastBeats;
+            throw error;
+          },
+        ),
+  });
   const document = openApiDocument(deps.version);
 
   fastify.get('/healthz', async () => ({ status: 'ok' }));
   fastify.get('/readyz', async (_request, reply) => {
     try {
-      await store.ping();
+      await app.bounded('check the store', () => store.ping());
       return { status: 'ready', store: store.kind };
     } catch (error) {
       return reply
         .code(503)
+        .header('retry-after', String(app.retryAfterS))
         .send({ status: 'unavailable', store: store.kind, error: (error as Error).message });
     }
   });
@@ -84,6 +100,14 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
 
   fastify.register(
     async (api) => {
+      // A 503 for an unreachable store says when to try again, as a 429 does.
+      api.addHook('onError', async (_request, reply, error) => {
+        const e = error as { code?: unknown; details?: { retry_after_s?: unknown } };
+        if (e.code === 'STORE_UNAVAILABLE') {
+          const after = e.details?.retry_after_s;
+          void reply.header('retry-after', String(typeof after === 'number' ? after : app.retryAfterS));
+        }
+      });
       api.addHook('onRequest', async (request, reply) => {
         request.principal = await verify(bearer(request.headers.authorization));
         const wait = await limiter.check(request.principal.userId);
@@ -197,7 +221,7 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
 
       api.get('/workers', async (request) => {
         if (!principal(request).admin) throw new ForbiddenError('only admins may list workers');
-        return { workers: await store.listHeartbeats() };
+        return { workers: await app.listWorkers() };
       });
     },
     { prefix: '/api' },

@@ -39,7 +39,13 @@ export class Gateway {
     this.limiter = new UserRateLimiter(
       config.gateway.rateLimitPerS,
       config.gateway.rateLimitBurst,
-      options.store.kind === 'embedded' ? undefined : options.store,
+      options.store.kind === 'embedded'
+        ? undefined
+        : // Bounded like every store call of a request: refused at once while the store is down.
+          {
+            tryHit: (...args) =>
+              options.app.bounded('count the request', () => options.store.tryHit(...args), { probe: false }),
+          },
       (error) => {
         // Once a minute at most: during an outage every request would say it.
         if (Date.now() - lastLimitWarn < 60_000) return;
