@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,7 +35,14 @@ const alive = (pid: number) => {
 describe.each(STORE_KINDS)('recovery on %s', (kind) => {
   let env: TestEnv | undefined;
   let dir: string;
+  /** Store processes a test started (embedded): none may outlive it, nor write to `dir` after. */
+  const procs: ChildProcess[] = [];
   afterEach(async () => {
+    for (const proc of procs.splice(0))
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGKILL');
+        await new Promise((r) => proc.once('exit', r));
+      }
     await env?.cleanup();
     env = undefined;
     rmSync(dir, { recursive: true, force: true });
@@ -68,6 +75,7 @@ describe.each(STORE_KINDS)('recovery on %s', (kind) => {
         },
         stdio: 'ignore',
       });
+      procs.push(first);
       await until(async () => runs(log).length > 0, 60_000, 'task start');
       first.kill('SIGKILL');
       await new Promise((r) => first.once('exit', r));
@@ -75,6 +83,7 @@ describe.each(STORE_KINDS)('recovery on %s', (kind) => {
         env: { ...process.env, ...TEST_ENV, BROKER: broker, WAIT_ID: request.task_id, HEAVY: heavy },
         stdio: ['ignore', 'pipe', 'inherit'],
       });
+      procs.push(second);
       let out = '';
       second.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       await new Promise((r) => second.once('exit', r));
@@ -122,6 +131,8 @@ describe.each(STORE_KINDS)('recovery on %s', (kind) => {
       expect(alive(firstRun.pid)).toBe(false);
       expect(runs(log).filter((l) => l.event === 'finish')).toHaveLength(1);
     },
+    // On the embedded store: two processes, each opening PGlite, on a busy machine.
+    120_000,
   );
 
   it.each([
@@ -147,6 +158,7 @@ describe.each(STORE_KINDS)('recovery on %s', (kind) => {
       else expect(record.result).toEqual({ attempt: 2, runs: 3 });
       expect(runs(log)).toHaveLength(attempts + 1);
     },
+    120_000,
   );
 
   it('drains on shutdown: running tasks finish, later ones stay queued for another worker', async () => {

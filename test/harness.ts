@@ -114,7 +114,7 @@ export class TestEnv {
   /** A worker in its own process (shared stores only). Resolves once it consumes. */
   async workerProcess(
     env: Record<string, string> = {},
-  ): Promise<{ proc: ChildProcess; id: string; output: () => string }> {
+  ): Promise<{ proc: ChildProcess; id: string; output: () => string; errors: () => string }> {
     if (!this.shared) throw new Error('the embedded store cannot be shared between processes');
     const proc = spawn(process.execPath, [WORKER_PROCESS], {
       env: { ...process.env, ...TEST_ENV, BROKER: this.brokerUrl, NAMESPACE: this.namespace, ...env },
@@ -139,7 +139,7 @@ export class TestEnv {
         reject(new Error(`worker process exited with ${code}: ${err}`));
       });
     });
-    return { proc, id, output: () => out };
+    return { proc, id, output: () => out, errors: () => err };
   }
 
   async cleanup(): Promise<void> {

@@ -214,6 +214,7 @@ const envSchema = {
   AIECS_MAX_TASKS_PER_CHILD: nonNegativeInt(0),
   AIECS_MAX_MEMORY_PER_CHILD: nonNegativeInt(0),
   AIECS_SERVICES: optional(str()),
+  AIECS_BLOCKED_LOOP_EXIT_S: withDefault(num(gte(0)), 0),
 
   AIECS_MAX_INPUT_BYTES: positiveInt(1024 * 1024),
   AIECS_TASK_MAX_ATTEMPTS: positiveInt(3, lte(100)),
@@ -278,6 +279,8 @@ export interface WorkerSettings {
   maxMemoryPerChildKiB: number;
   services: string[];
   prefetchMultiplier: number;
+  /** Kill the worker once its event loop has been blocked this long (s), so its tasks run elsewhere; 0 = never. */
+  blockedLoopExitS: number;
 }
 
 export interface AiecsConfig {
@@ -421,6 +424,7 @@ function buildConfig(e: Env): AiecsConfig {
         .map((s) => s.trim())
         .filter(Boolean),
       prefetchMultiplier: e.CELERY_WORKER_PREFETCH_MULTIPLIER,
+      blockedLoopExitS: e.AIECS_BLOCKED_LOOP_EXIT_S,
     },
     maxInputBytes: e.AIECS_MAX_INPUT_BYTES,
     maxAttempts: e.AIECS_TASK_MAX_ATTEMPTS,

@@ -104,6 +104,23 @@ export interface ServiceRun {
   detach(): void;
   /** Ends the run now with `error`; a service still running is detached and its result ignored. */
   kill(error: FailureInfo): void;
+  /**
+   * Undefined once the service's own code has returned (or thrown, or its promise settled); else
+   * a promise of that moment. After `kill` the code may still run: nothing in-process can stop it.
+   */
+  whenReturned(): Promise<void> | undefined;
+}
+
+/** Where the event loop's runs are known while their code runs (the loop watch; see loop-watch.ts). */
+export interface LiveRuns {
+  enter(run: LiveRun): void;
+  leave(run: LiveRun): void;
+}
+
+export interface LiveRun {
+  readonly taskId: string;
+  /** Kept by the LiveRuns the run is in; -1 when none. */
+  liveSlot: number;
 }
 
 const isThenable = (value: unknown): value is PromiseLike<unknown> =>
@@ -126,6 +143,9 @@ class ServiceTask implements TaskContext, ServiceRun {
   private controller: AbortController | undefined;
   private abortReason: unknown;
   private aborted = false;
+  private returned = false;
+  private returnedWaiter: { promise: Promise<void>; resolve: () => void } | undefined;
+  liveSlot = -1;
 
   constructor(
     private readonly data: TaskJobData,
@@ -133,6 +153,7 @@ class ServiceTask implements TaskContext, ServiceRun {
     private readonly sink: TaskSink,
     readonly log: TaskLogger,
     readonly limits: SharedLimits,
+    private readonly live: LiveRuns | undefined,
   ) {
     this.outcome = new Promise<ExecOutcome>((resolve) => (this.settle = resolve));
   }
@@ -186,19 +207,46 @@ class ServiceTask implements TaskContext, ServiceRun {
   start(): void {
     const data = this.data;
     let returned: unknown;
+    this.live?.enter(this);
     try {
       returned = registry.call(data.mode, data.service, data.task_name, data.input_data, data.context, this);
     } catch (error) {
+      this.codeReturned();
       this.failed(error);
       return;
     }
     // A method that returns a plain value (no promise) finishes without a trip through the microtask queue.
     if (isThenable(returned))
       returned.then(
-        (value) => this.succeeded(value),
-        (error: unknown) => this.failed(error),
+        (value) => {
+          this.codeReturned();
+          this.succeeded(value);
+        },
+        (error: unknown) => {
+          this.codeReturned();
+          this.failed(error);
+        },
       );
-    else this.succeeded(returned);
+    else {
+      this.codeReturned();
+      this.succeeded(returned);
+    }
+  }
+
+  private codeReturned(): void {
+    this.returned = true;
+    this.live?.leave(this);
+    this.returnedWaiter?.resolve();
+  }
+
+  whenReturned(): Promise<void> | undefined {
+    if (this.returned) return undefined;
+    if (!this.returnedWaiter) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.returnedWaiter = { promise, resolve };
+    }
+    return this.returnedWaiter.promise;
   }
 
   private succeeded(value: unknown): void {
@@ -245,8 +293,9 @@ export function runService(
   sink: TaskSink,
   log: TaskLogger,
   limits: SharedLimits,
+  live?: LiveRuns,
 ): ServiceRun {
-  const task = new ServiceTask(data, attempt, sink, log, limits);
+  const task = new ServiceTask(data, attempt, sink, log, limits, live);
   task.start();
   return task;
 }

@@ -1,7 +1,7 @@
 import type { PoolKind } from '../core/config.js';
 import type { TaskJobData } from '../core/task.js';
 import type { SharedLimits, TaskLogger } from '../registry/task-context.js';
-import type { ExecOutcome, FailureInfo, TaskSink } from './execute-service.js';
+import type { ExecOutcome, FailureInfo, LiveRuns, TaskSink } from './execute-service.js';
 import { runService } from './execute-service.js';
 
 /** One task under way in some pool. */
@@ -11,6 +11,11 @@ export interface Execution {
   abort(reason: Error): void;
   /** Ends the task now (hard limit, cancel grace over); `outcome` resolves with `reason`. */
   kill(reason: FailureInfo): void;
+  /**
+   * In this process's event loop only: undefined once the task's code has returned, else a
+   * promise of that. A killed child process has no such code left, so the process pool has none.
+   */
+  whenReturned?(): Promise<void> | undefined;
 }
 
 export interface Executor {
@@ -27,10 +32,14 @@ export interface Executor {
 
 /**
  * Runs tasks in this process's event loop: right for I/O-bound AI calls, hundreds at once. A task
- * past its hard limit cannot be stopped here, so it is detached: its result and progress are ignored.
+ * past its hard limit cannot be stopped here, so it is detached: its result and progress are
+ * ignored, and the task runner holds its slot until its code returns (whenReturned).
  */
 export class AsyncExecutor implements Executor {
   readonly kind = 'async' as const;
+
+  /** `live` is told which tasks' code is in the event loop (the blocked-loop watch). */
+  constructor(private readonly live?: LiveRuns) {}
 
   start(
     data: TaskJobData,
@@ -40,7 +49,7 @@ export class AsyncExecutor implements Executor {
     limits: SharedLimits,
   ): Execution {
     // The service run is the execution itself: one object per task, not a wrapper around it.
-    return runService(data, attempt, sink, log, limits);
+    return runService(data, attempt, sink, log, limits, this.live);
   }
 
   async close(): Promise<void> {}

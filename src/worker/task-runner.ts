@@ -31,6 +31,12 @@ export interface RunnerDeps {
   cancels: CancelRegistry;
   gate: LimitGate;
   onFinished?: (ok: boolean) => void;
+  /**
+   * A task ended (hard limit, cancel or shutdown past its grace) while its code still runs in this
+   * event loop: `returned` settles when the code returns. Called before BullMQ frees the task's
+   * slot, so the worker can keep it held (see AbandonedTasks).
+   */
+  onAbandoned?: (taskId: string, returned: Promise<void>) => void;
 }
 
 export type StopReason = 'soft_timeout' | 'hard_timeout' | 'cancel' | 'shutdown';
@@ -225,6 +231,11 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     deps.cancels.unregister(this);
     this.slots?.releaseAll();
     outcome.resources.timings.total_ms = Date.now() - this.startedAt;
+    if (this.stop !== undefined) {
+      // Ended from outside while its code runs on: nothing in this process can stop it.
+      const returned = this.execution?.whenReturned?.();
+      if (returned) deps.onAbandoned?.(data.task_id, returned);
+    }
 
     switch (this.stop) {
       case 'soft_timeout':

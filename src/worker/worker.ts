@@ -16,10 +16,12 @@ import { configureProviders, logProviderStatus } from '../providers/index.js';
 import { registry } from '../registry/registry.js';
 import { absoluteServicePaths, loadServiceModules } from '../registry/service-loader.js';
 import { registerBuiltinServices } from '../services/builtin.js';
+import { AbandonedTasks } from './abandoned-tasks.js';
 import { CancelRegistry } from './cancel-registry.js';
 import { LimitGate } from './limit-gate.js';
 import type { Executor } from './executor.js';
 import { AsyncExecutor } from './executor.js';
+import { LoopWatch } from './loop-watch.js';
 import { ProcessExecutor } from './process-pool.js';
 import { RetentionSweeper } from './retention-sweeper.js';
 import { createTaskProcessor, retryDelay } from './task-runner.js';
@@ -51,6 +53,8 @@ export class AiecsWorker {
   private store: Store | undefined;
   private readonly workers = new Map<QueueKind, Worker<StoredTaskData, ResultEnvelope>>();
   private readonly executors = new Map<QueueKind, Executor>();
+  private readonly abandoned = new Map<QueueKind, AbandonedTasks>();
+  private loopWatch: LoopWatch | undefined;
   private readonly producers: QueueEventsProducer[] = [];
   private readonly cancels = new CancelRegistry();
   private unsubscribe: (() => Promise<void>) | undefined;
@@ -91,6 +95,17 @@ export class AiecsWorker {
     });
 
     const gate = new LimitGate(store, this.id);
+    if (this.settings.queues.some((queue) => this.settings.pool[queue] === 'async')) {
+      this.loopWatch = new LoopWatch({
+        // BullMQ renews a task's lock every quarter to half of the lock duration: a loop blocked
+        // this long already delays renewal, and past the whole duration its tasks are taken away.
+        reportMs: Math.round(this.config.lockDurationMs / 4),
+        exitS: this.settings.blockedLoopExitS,
+        logger: this.logger,
+        workerId: this.id,
+      });
+      this.loopWatch.start();
+    }
     for (const queue of this.settings.queues) {
       const concurrency = this.settings.concurrency[queue];
       const executor: Executor =
@@ -104,7 +119,7 @@ export class AiecsWorker {
               providers: this.config.providers,
               logger: this.logger,
             })
-          : new AsyncExecutor();
+          : new AsyncExecutor(this.loopWatch);
       this.executors.set(queue, executor);
       const producer = store.createEventsProducer(queue);
       this.producers.push(producer);
@@ -118,6 +133,7 @@ export class AiecsWorker {
         cancels: this.cancels,
         gate,
         onFinished: (ok) => (ok ? this.processed++ : this.failed++),
+        onAbandoned: (taskId, returned) => this.abandoned.get(queue)?.hold(taskId, returned),
       });
       const worker = store.createWorker<StoredTaskData, ResultEnvelope>(queue, processor, {
         name: this.id,
@@ -130,6 +146,7 @@ export class AiecsWorker {
       });
       worker.on('error', (error) => this.logger.warn({ err: error.message, queue }, 'worker error'));
       this.workers.set(queue, worker);
+      this.abandoned.set(queue, new AbandonedTasks(worker, concurrency, queue, this.logger));
     }
     for (const worker of this.workers.values()) void worker.run();
     await Promise.all([...this.workers.values()].map((w) => w.waitUntilReady()));
@@ -138,6 +155,13 @@ export class AiecsWorker {
     this.heartbeatTimer.unref();
     this.sweeper = new RetentionSweeper(store, this.settings.queues, this.config.retention, this.logger);
     this.sweeper.start();
+    const prefetch = this.settings.prefetchMultiplier;
+    if (prefetch !== 1)
+      this.logger.info(
+        { prefetch_multiplier: prefetch },
+        `CELERY_WORKER_PREFETCH_MULTIPLIER=${prefetch} has no effect: BullMQ fetches one task per free slot ` +
+          '(Celery with a multiplier of 1), so no task waits on a busy worker while another is idle',
+      );
     this.logger.info(
       {
         store: store.displayUrl,
@@ -154,7 +178,19 @@ export class AiecsWorker {
     return this.cancels.size;
   }
 
+  /** Tasks ended past their limit while their code kept running: since start, and still running. */
+  get abandonedTasks(): { total: number; running: number } {
+    let total = 0;
+    let running = 0;
+    for (const tasks of this.abandoned.values()) {
+      total += tasks.total;
+      running += tasks.size;
+    }
+    return { total, running };
+  }
+
   heartbeat(): WorkerHeartbeat {
+    const abandoned = this.abandonedTasks;
     return {
       id: this.id,
       hostname: hostname(),
@@ -165,6 +201,8 @@ export class AiecsWorker {
       active: this.cancels.size,
       processed: this.processed,
       failed: this.failed,
+      abandoned: abandoned.total,
+      abandoned_running: abandoned.running,
       started_at: this.startedAt,
       last_seen: Date.now(),
       version: VERSION,
@@ -204,6 +242,7 @@ export class AiecsWorker {
   close(deadlineS = this.config.shutdownTimeoutS): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.heartbeatTimer);
+      for (const tasks of this.abandoned.values()) tasks.close();
       const sweeperStopped = this.sweeper?.stop();
       const draining = Promise.all([...this.workers.values()].map((w) => w.close()));
       const deadline = new Promise<'deadline'>((resolve) =>
@@ -215,6 +254,7 @@ export class AiecsWorker {
         await draining;
       }
       await Promise.all([...this.executors.values()].map((e) => e.close()));
+      await this.loopWatch?.close();
       await settleWithin(Promise.allSettled(this.producers.map((p) => p.close())), CLOSE_DEADLINE_MS);
       await this.unsubscribe?.();
       await sweeperStopped;
