@@ -37,7 +37,12 @@ export async function gatewayAction(flags: GatewayFlags, cmd: Command): Promise<
   const logger = createLogger(config.logLevel);
   await loadServiceModules(flags.services);
   const namespace = globals.namespace !== undefined ? { namespace: globals.namespace } : {};
-  const store = await openStore(config.brokerUrl, { logger, role: 'producer', ...namespace });
+  const store = await openStore(config.brokerUrl, {
+    logger,
+    role: 'producer',
+    timeoutMs: config.storeTimeoutMs,
+    ...namespace,
+  });
   // Loaded here, not at the top: `aiecs token` shares this module and needs neither.
   const { createApp } = await import('../engine/app.js');
   const app = createApp({ config, logger, store, ...namespace });

@@ -54,7 +54,12 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
       ? undefined
       : { port: options.gateway?.port ?? config.port, host: options.gateway?.host ?? config.host };
   if (listenAt) await checkPort(listenAt.port, listenAt.host, 'another aiecs up?');
-  const store = await openStore(config.brokerUrl, { logger, role: 'worker', ...namespace });
+  const store = await openStore(config.brokerUrl, {
+    logger,
+    role: 'worker',
+    timeoutMs: config.storeTimeoutMs,
+    ...namespace,
+  });
   let worker: AiecsWorker | undefined;
   let app: AiecsApp | undefined;
   let gateway: Gateway | undefined;

@@ -82,6 +82,7 @@ export class AiecsWorker {
       (await openStore(this.options.broker ?? this.config.brokerUrl, {
         logger: this.logger,
         role: 'worker',
+        timeoutMs: this.config.storeTimeoutMs,
         ...(this.options.namespace !== undefined ? { namespace: this.options.namespace } : {}),
       }));
     this.store = store;
