@@ -180,7 +180,9 @@ export async function openClient(options: {
       const auth = options.config.auth;
       const ttlS = Math.min(600, auth.maxTtlS);
       const token = await mintToken(secret, 'cli', { ...mintOptions(auth), admin: true, ttlS });
-      return new HttpClient(running.url, token, refusedTokenMessage(options.config, running.url));
+      // A request may take the gateway's store timeout, and the way there and back.
+      const timeoutMs = 2 * options.config.storeTimeoutMs;
+      return new HttpClient(running.url, token, refusedTokenMessage(options.config, running.url), timeoutMs);
     }
   }
   return StoreClient.open(options);

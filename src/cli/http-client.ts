@@ -3,11 +3,17 @@
  * embedded store. Waiting rides a socket.io subscription, so it is event-driven like the library.
  */
 import { io as connect } from 'socket.io-client';
-import { AiecsError, TaskNotFoundError, ValidationError, WaitTimeoutError } from '../core/errors.js';
+import {
+  AiecsError,
+  StoreUnavailableError,
+  TaskNotFoundError,
+  ValidationError,
+  WaitTimeoutError,
+} from '../core/errors.js';
 import type { QueueKind, TaskRecord, WireSubmitOptions } from '../core/task.js';
 import { isTerminal } from '../core/task.js';
 import type { CancelResult } from '../engine/app.js';
-import type { WorkerHeartbeat } from '../engine/store.js';
+import { DEFAULT_STORE_TIMEOUT_MS, type WorkerHeartbeat } from '../engine/store.js';
 import type { SubmitResult, TaskClient } from './client.js';
 
 /** An error the gateway answered with, keeping its code so exit codes stay right. */
@@ -30,17 +36,40 @@ export class HttpClient implements TaskClient {
     private readonly token: string,
     /** Said instead of the gateway's bare "invalid token" when it refuses ours (a 401). */
     private readonly refusedToken?: string,
+    /** How long one request may take; the gateway answers within its own store timeout. */
+    private readonly timeoutMs = 2 * DEFAULT_STORE_TIMEOUT_MS,
   ) {}
 
+  /** The running `aiecs up` did not answer: gone (its file left behind), or stuck. */
+  private unreachable(error: unknown): StoreUnavailableError {
+    const e = error as { name?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } };
+    const why =
+      e.name === 'TimeoutError'
+        ? `no answer within ${this.timeoutMs} ms`
+        : String(e.cause?.code ?? e.cause?.message ?? e.message);
+    return new StoreUnavailableError(
+      `cannot reach the running aiecs up at ${this.url} (${why}); is it still running? ` +
+        'Start it again with `aiecs up`, or use --broker to reach the store directly',
+      {},
+      { cause: error },
+    );
+  }
+
   private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    const response = await fetch(`${this.url}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${this.token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
+    let response: Response;
+    try {
+      response = await fetch(`${this.url}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (error) {
+      throw this.unreachable(error);
+    }
     const payload = (await response.json().catch(() => ({}))) as {
       error?: { code: string; message: string; details?: Record<string, unknown> };
     };
@@ -90,7 +119,10 @@ export class HttpClient implements TaskClient {
         socket.on('connect', () => {
           socket.emit('subscribe', { task_id: taskId, after_seq: -1 }, () => void check().catch(reject));
         });
-        socket.on('connect_error', (error: Error) => reject(error));
+        // A refused token is the server's answer; a transport error means it is not there.
+        socket.on('connect_error', (error: Error & { type?: string }) =>
+          reject(error.type === 'TransportError' ? this.unreachable(error) : error),
+        );
         if (timeoutS !== undefined)
           timer = setTimeout(() => reject(new WaitTimeoutError(taskId, timeoutS)), timeoutS * 1000);
         socket.once('disconnect', () => clearTimeout(timer));
