@@ -41,6 +41,7 @@ function exitOf(proc: ChildProcess, what: string): Promise<{ code: number | null
   });
 }
 
+// Embedded runs open PGlite, which takes tens of seconds on a busy 2-core machine: 120 s per test.
 describe.each(STORE_KINDS)('fast tasks and the event loop on %s', (kind) => {
   let env: TestEnv | undefined;
   let dir: string | undefined;
@@ -88,7 +89,7 @@ describe.each(STORE_KINDS)('fast tasks and the event loop on %s', (kind) => {
     expect((await (await app.executeTask.delay(probe('echo'))).get({ timeout: 20 })).status).toBe(
       'completed',
     );
-  });
+  }, 120_000);
 
   it('reports a fast task that blocked the event loop, naming it', async () => {
     env = await TestEnv.create(kind);
@@ -105,7 +106,7 @@ describe.each(STORE_KINDS)('fast tasks and the event loop on %s', (kind) => {
     );
     expect(report.tasks).toContain(handle.id);
     expect(report.blocked_ms).toBeGreaterThanOrEqual(500);
-  });
+  }, 120_000);
 
   it('with AIECS_BLOCKED_LOOP_EXIT_S, a worker whose loop stays blocked exits and its task runs again elsewhere', async () => {
     dir = mkdtempSync(join(tmpdir(), 'aiecs-blocked-'));
