@@ -6,6 +6,7 @@ import type { AiecsApp } from '../engine/app.js';
 import type { Principal, Verifier } from './auth.js';
 import { bearer } from './auth.js';
 import type { BridgeEvent, EventBridge } from './event-bridge.js';
+import { originAllowed } from './origin.js';
 import { writePacket } from './packet.js';
 import { TokenBucket } from './rate-limit.js';
 
@@ -25,7 +26,14 @@ interface SocketData {
   principal: Principal;
   bucket: TokenBucket;
   refused: number;
+  /** Other users' tasks an admin follows: id → the task's creation (an id may be reused). */
+  following?: Map<string, number>;
+  /** Disconnects the socket when its token expires. */
+  expiry?: NodeJS.Timeout;
 }
+
+/** setTimeout's longest delay (a longer one fires at once); a later expiry is re-armed from there. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 type Ack = (reply: unknown) => void;
 
@@ -55,7 +63,7 @@ export class Realtime {
       // Browsers send Origin; a socket from a page on another origin is refused at the handshake.
       allowRequest: (req, callback) => {
         const origin = req.headers.origin;
-        callback(null, origin === undefined || options.corsOrigins.includes(origin));
+        callback(null, origin === undefined || originAllowed(origin, options.corsOrigins, req));
       },
       serveClient: false,
     });
@@ -87,7 +95,14 @@ export class Realtime {
       // itself at thousands of events a second, for rooms of one or two sockets.
       const { packet } = event;
       if (members) for (const id of members) writePacket(sockets.get(id), packet);
-      if (followers) for (const id of followers) if (!members?.has(id)) writePacket(sockets.get(id), packet);
+      if (followers)
+        for (const id of followers) {
+          if (members?.has(id)) continue;
+          const socket = sockets.get(id);
+          // The admin followed the task then under this id, not a later one reusing it.
+          if ((socket?.data as SocketData | undefined)?.following?.get(event.taskId) === event.createdAt)
+            writePacket(socket, packet);
+        }
     };
     bridge.on('event', this.onEvent);
     this.sweep = setInterval(() => this.dropSlowClients(), 250);
@@ -97,6 +112,8 @@ export class Realtime {
   private onConnection(socket: Socket): void {
     const data = socket.data as SocketData;
     void socket.join(userRoom(data.principal.userId));
+    if (data.principal.expiresAt !== undefined) this.expireAt(socket, data.principal.expiresAt);
+    socket.on('disconnect', () => clearTimeout(data.expiry));
     // Every client message spends a token; a client that keeps flooding is let go.
     socket.use((packet, next) => {
       if (data.bucket.take()) return next();
@@ -151,10 +168,32 @@ export class Realtime {
     if (!record || (record.user_id !== data.principal.userId && !data.principal.admin)) {
       return { ok: false, error: { code: 'TASK_NOT_FOUND', message: `no task with id ${id.data}` } };
     }
-    if (record.user_id !== data.principal.userId) await socket.join(taskRoom(record.task_id));
+    if (record.user_id !== data.principal.userId) {
+      (data.following ??= new Map()).set(record.task_id, Date.parse(record.created_at));
+      await socket.join(taskRoom(record.task_id));
+    }
     const missed = await this.bridge.missed(record, afterSeq);
     for (const event of missed) writePacket(socket, event.packet);
     return { ok: true, task_id: record.task_id, status: record.status, replayed: missed.length };
+  }
+
+  /**
+   * A socket lives no longer than its token: at `exp` it is told why and disconnected, and its
+   * client connects again with a fresh token (HTTP checks every request's token anyway).
+   */
+  private expireAt(socket: Socket, expiresAt: number): void {
+    const data = socket.data as SocketData;
+    const left = expiresAt - Date.now();
+    if (left > 0) {
+      data.expiry = setTimeout(() => this.expireAt(socket, expiresAt), Math.min(left, MAX_TIMER_MS));
+      data.expiry.unref();
+      return;
+    }
+    socket.emit('error', {
+      code: 'TOKEN_EXPIRED',
+      message: 'token expired; connect again with a fresh token',
+    });
+    socket.disconnect(true);
   }
 
   /** A client that stops reading must not grow our memory: past the cap it is let go. */

@@ -7,6 +7,7 @@ import { registerBuiltinServices } from '../services/builtin.js';
 import { authOptions, createVerifier, type Verifier } from './auth.js';
 import { EventBridge } from './event-bridge.js';
 import { errorReplyOptions, installErrorReplies } from './error-replies.js';
+import { originAllowed } from './origin.js';
 import { UserRateLimiter } from './rate-limit.js';
 import { Realtime } from './realtime.js';
 import { registerRoutes } from './routes.js';
@@ -53,7 +54,7 @@ export class Gateway {
         logger.warn({ err: error.message }, 'shared rate limit unavailable; this node limits alone');
       },
     );
-    this.bridge = new EventBridge(options.app, options.store, logger);
+    this.bridge = new EventBridge(options.app, options.store, logger, { retention: config.retention });
     this.fastify = Fastify({
       loggerInstance: logger.child({ component: 'gateway' }) as unknown as FastifyBaseLogger,
       logController: new LogController({ disableRequestLogging: true }),
@@ -65,8 +66,8 @@ export class Gateway {
     this.fastify.addHook('onRequest', async (request, reply) => {
       const origin = request.headers.origin;
       if (origin === undefined) return;
-      // CORS_ALLOWED_ORIGINS governs HTTP as it does socket.io; never `*`.
-      if (!config.corsOrigins.includes(origin)) {
+      // CORS_ALLOWED_ORIGINS and the gateway's own origin, on HTTP as on socket.io; never `*`.
+      if (!originAllowed(origin, config.corsOrigins, request.raw)) {
         return reply
           .code(403)
           .send({ error: { code: 'FORBIDDEN', message: `origin ${origin} is not allowed`, details: {} } });
