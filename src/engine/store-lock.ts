@@ -3,13 +3,17 @@
  * process listens on: the kernel closes it when the process dies, however it dies, so a killed
  * owner that nobody reaps (a zombie: `kill(pid, 0)` still succeeds) no longer holds the store.
  *
- * - Taking it: listen on `<dir>/.lock.<pid>.<random>`, then create the symlink `<dir>/.lock.sock`
- *   to it (symlink() fails if the name exists, so of two openers exactly one gets it).
- * - Held: an opener that can connect through `.lock.sock` knows the owner lives, even while the
- *   owner is too busy to answer; the link's target names the owner's pid.
- * - Stale: a link whose socket refuses connections, or is gone, belongs to a dead owner. It is
- *   renamed away (atomic) and removed only if it is still the link that was found dead; a fresh
- *   lock moved by mistake is put back.
+ * Owners come in generations, each a symlink `<dir>/.lock-<n>` to its owner's socket
+ * `<dir>/.lock.<pid>.<random>`, made only once that socket listens. The owner is the highest
+ * generation; it lives if its socket accepts a connection (the kernel accepts one even while
+ * the owner's event loop is busy), and the link's target names its pid.
+ * - Taking it: find the highest generation n. If it lives, the store is in use. If not (or
+ *   there is none), create `.lock-<n+1>`: symlink() fails when the name exists, so of openers
+ *   racing exactly one makes it. Then look again: a higher generation than ours (ours was made
+ *   from a stale look) wins, and ours is withdrawn.
+ * - Nothing is ever removed on the mere belief that its owner is dead, so no opener can remove a
+ *   lock that was taken a moment ago. An owner clears older generations, which are dead or
+ *   withdrawing.
  *
  * The socket's path must fit in sun_path (Node truncates a longer one silently): a longer
  * directory uses an abstract socket named after the directory on Linux (released by the kernel
@@ -17,7 +21,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { lstatSync, type Stats, unlinkSync } from 'node:fs';
-import { link, lstat, readlink, realpath, rename, rm, symlink, unlink } from 'node:fs/promises';
+import { lstat, readdir, readlink, realpath, rm, symlink, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,15 +35,17 @@ export class StoreLockedError extends AiecsError {
   constructor(
     readonly dir: string,
     readonly pid: number,
+    /** This process holds it (a pid alone cannot say: pid 1 in two containers on one volume). */
+    readonly inThisProcess = false,
   ) {
     super(
-      pid === process.pid
+      inThisProcess
         ? `the embedded store ${dir} is already open in this process; ` +
             'open it once and pass that store to createApp and startWorker'
         : `the embedded store ${dir} is in use by ${pid > 0 ? `process ${pid}` : 'another process'} ` +
             '(a running `aiecs up`?); stop it or talk to it over its HTTP API, ' +
             'or use a shared store (--broker postgres://… or redis://…)',
-      { dir, pid },
+      { dir, pid, inThisProcess },
     );
   }
 }
@@ -48,7 +54,6 @@ export interface StoreDirLock {
   release(): Promise<void>;
 }
 
-const LOCK_NAME = '.lock.sock';
 /** The longest name of an owner's socket: `.lock.<pid>.<8 hex>`, pids up to 2^22 (Linux's cap). */
 const LONGEST_SOCKET_NAME = `.lock.${2 ** 22}.${'f'.repeat(8)}`;
 /** The pid file of aiecs versions before the socket lock; nothing reads it any more. */
@@ -61,6 +66,8 @@ const ATTEMPTS = 20;
 
 /** Locks released at exit by the process 'exit' hook: a socket file left behind is stale. */
 const held = new Set<() => void>();
+/** The lock sockets this process listens on (paths, abstract names). */
+const ownSockets = new Set<string>();
 let exitHooked = false;
 
 const suffix = (): string => randomBytes(4).toString('hex');
@@ -76,8 +83,14 @@ function lockServer(): Server {
 }
 
 function listen(server: Server, path: string): Promise<void> {
+  // An abstract name this process holds already stays its own when a second listen fails.
+  const fresh = !ownSockets.has(path);
+  ownSockets.add(path);
   return new Promise((resolve, reject) => {
-    const fail = (error: Error): void => reject(error);
+    const fail = (error: Error): void => {
+      if (fresh) ownSockets.delete(path);
+      reject(error);
+    };
     server.once('error', fail);
     server.listen(path, () => {
       server.off('error', fail);
@@ -86,8 +99,13 @@ function listen(server: Server, path: string): Promise<void> {
   });
 }
 
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
+function closeServer(server: Server, path: string): Promise<void> {
+  return new Promise((resolve) =>
+    server.close(() => {
+      ownSockets.delete(path);
+      resolve();
+    }),
+  );
 }
 
 type Probe = { state: 'live'; pid: number } | { state: 'refused' } | { state: 'missing' };
@@ -138,36 +156,15 @@ async function statOrUndefined(path: string): Promise<Stats | undefined> {
 
 const sameFile = (a: Stats, b: Stats): boolean => a.ino === b.ino && a.dev === b.dev;
 
-/** `.lock.<pid>.<random>`: the owner's socket, which the lock link points at. */
+/** `.lock.<pid>.<random>`: an owner's socket, which its generation's link points at. */
 const SOCKET_NAME = /^\.lock\.(\d+)\.[0-9a-f]+$/;
 
-/** Removes the dead owner's lock link `stale` (and its socket file), and nothing else. */
-async function removeStale(
-  dir: string,
-  lockPath: string,
-  stale: Stats,
-  target: string | undefined,
-): Promise<void> {
-  const grave = join(dir, `.lock.${suffix()}.stale`);
-  try {
-    await rename(lockPath, grave);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw error;
-  }
-  if (sameFile(await lstat(grave), stale)) {
-    await unlink(grave);
-    if (target && SOCKET_NAME.test(target)) await rm(join(dir, target), { force: true });
-    return;
-  }
-  // Another opener took the lock between our look and the rename: give it back. (Should a third
-  // opener take the empty name in those microseconds, the second loses its lock unawares; that
-  // needs three openers racing on one dead owner's directory.)
-  await link(grave, lockPath).catch(() => undefined);
-  await unlink(grave);
-}
-
-function hold(server: Server, release: () => Promise<void>, releaseSync: () => void): StoreDirLock {
+function hold(
+  server: Server,
+  path: string,
+  release: () => Promise<void>,
+  releaseSync: () => void,
+): StoreDirLock {
   let released = false;
   held.add(releaseSync);
   if (!exitHooked) {
@@ -182,13 +179,26 @@ function hold(server: Server, release: () => Promise<void>, releaseSync: () => v
       released = true;
       held.delete(releaseSync);
       await release();
-      await closeServer(server);
+      await closeServer(server, path);
     },
   };
 }
 
+const GENERATION = /^\.lock-(\d+)$/;
+
+/** The generations in `dir`, highest first. */
+async function generations(dir: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const name of await readdir(dir)) {
+    const match = GENERATION.exec(name);
+    if (match) found.push(Number(match[1]));
+  }
+  return found.sort((a, b) => b - a);
+}
+
+const generationPath = (dir: string, n: number): string => join(dir, `.lock-${n}`);
+
 async function lockByFile(dir: string, shown: string): Promise<StoreDirLock> {
-  const lockPath = join(dir, LOCK_NAME);
   const name = `.lock.${process.pid}.${suffix()}`;
   const socketPath = join(dir, name);
   const server = lockServer();
@@ -196,42 +206,65 @@ async function lockByFile(dir: string, shown: string): Promise<StoreDirLock> {
   await listen(server, socketPath);
   try {
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      const top = (await generations(dir))[0] ?? 0;
+      if (top > 0) {
+        const topPath = generationPath(dir, top);
+        const target = await readlink(topPath).catch(() => undefined);
+        const found = await probe(topPath, false);
+        if (found.state === 'live') {
+          const pid = Number(SOCKET_NAME.exec(target ?? '')?.[1] ?? 0);
+          throw new StoreLockedError(shown, pid, target !== undefined && ownSockets.has(join(dir, target)));
+        }
+      }
+      const mine = generationPath(dir, top + 1);
       try {
-        await symlink(name, lockPath);
-        const mine = await lstat(lockPath);
-        return hold(
-          server,
-          async () => {
-            const now = await statOrUndefined(lockPath);
-            if (now && sameFile(now, mine)) await unlink(lockPath).catch(() => undefined);
-          },
-          () => {
-            try {
-              if (sameFile(lstatSync(lockPath), mine)) unlinkSync(lockPath);
-              unlinkSync(socketPath);
-            } catch {
-              // Gone already.
-            }
-          },
-        );
+        await symlink(name, mine);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST') continue;
+        throw error;
       }
-      const before = await statOrUndefined(lockPath);
-      if (!before) continue;
-      const target = await readlink(lockPath).catch(() => undefined);
-      const found = await probe(lockPath, false);
-      if (found.state === 'live') {
-        throw new StoreLockedError(shown, Number(SOCKET_NAME.exec(target ?? '')?.[1] ?? 0));
+      if (((await generations(dir))[0] ?? 0) > top + 1) {
+        await unlink(mine).catch(() => undefined);
+        continue;
       }
-      // Stale only if the name still holds the very link that refused.
-      const after = await statOrUndefined(lockPath);
-      if (after && sameFile(before, after)) await removeStale(dir, lockPath, before, target);
+      await clearOlder(dir, top + 1);
+      const link = await lstat(mine);
+      return hold(
+        server,
+        socketPath,
+        async () => {
+          const now = await statOrUndefined(mine);
+          if (now && sameFile(now, link)) await unlink(mine).catch(() => undefined);
+        },
+        () => {
+          try {
+            if (sameFile(lstatSync(mine), link)) unlinkSync(mine);
+            unlinkSync(socketPath);
+          } catch {
+            // Gone already.
+          }
+        },
+      );
     }
     throw new StoreLockedError(shown, 0);
   } catch (error) {
-    await closeServer(server);
+    await closeServer(server, socketPath);
     throw error;
+  }
+}
+
+/**
+ * Removes the generations below `mine`, whose owners are dead or withdrawing, and the sockets of
+ * the dead ones (a withdrawing opener's socket still listens and is its own to remove).
+ */
+async function clearOlder(dir: string, mine: number): Promise<void> {
+  for (const n of await generations(dir)) {
+    if (n >= mine) continue;
+    const path = generationPath(dir, n);
+    const target = await readlink(path).catch(() => undefined);
+    const dead = (await probe(path, false)).state !== 'live';
+    await rm(path, { force: true });
+    if (dead && target && SOCKET_NAME.test(target)) await rm(join(dir, target), { force: true });
   }
 }
 
@@ -243,6 +276,7 @@ async function lockByAbstractName(dir: string, shown: string): Promise<StoreDirL
       await listen(server, name);
       return hold(
         server,
+        name,
         async () => undefined,
         () => undefined,
       );
@@ -250,7 +284,7 @@ async function lockByAbstractName(dir: string, shown: string): Promise<StoreDirL
       if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
     }
     const found = await probe(name, true);
-    if (found.state === 'live') throw new StoreLockedError(shown, found.pid);
+    if (found.state === 'live') throw new StoreLockedError(shown, found.pid, ownSockets.has(name));
     // Bound but not listening yet (an owner between bind and listen): look again shortly.
     await sleep(50);
   }

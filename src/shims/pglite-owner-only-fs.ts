@@ -6,7 +6,7 @@
  * Why a shim: PGlite's NodeFS leaves the data directory readable and writable by everyone. Its
  * initdb copies each file into the data directory through Emscripten's FS, which creates the file
  * and then chmods it to the recorded mode with `fs.chmodSync`, so the process umask never
- * applies: 968 of 1,000 files of a new `pgdata` are 0666 and its directories 0755 under umask
+ * applies: 968 of the 971 files of a new `pgdata` are 0666 and its directories 0755 under umask
  * 0022 (0777 under umask 0). Files PostgreSQL creates later go through the same calls. There is
  * no option for it, and `process.umask()` cannot help (chmod ignores it; it is also process-wide
  * and refused in worker threads). Reproduction, outside aiecs:
