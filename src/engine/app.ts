@@ -42,7 +42,7 @@ import { encodeControl } from './control.js';
 import { ResultWaiter } from './result-waiter.js';
 import type { IndexedTask, Store, WorkerHeartbeat } from './store.js';
 import { openStore } from './store.js';
-import { StoreGuard } from './store-guard.js';
+import { StoreGuard, type GuardedCall } from './store-guard.js';
 import type { BullState, ProgressPayload, ResultEnvelope, TaskJob } from './task-record.js';
 import { jobTaskData, toTaskRecord } from './task-record.js';
 
@@ -142,11 +142,11 @@ export class AiecsApp {
   /**
    * Runs store calls for a caller who waits (a request, a command): a store known to be down is
    * refused at once, and one that does not answer within AIECS_STORE_TIMEOUT_MS is given up;
-   * both throw StoreUnavailableError (HTTP 503). The signal aborts when the call is given up.
+   * both throw StoreUnavailableError (HTTP 503). `givenUp` turns true when the call is given up.
    */
   bounded<T>(
     what: string,
-    call: (signal: AbortSignal) => Promise<T>,
+    call: (state: GuardedCall) => Promise<T>,
     options?: { probe?: boolean },
   ): Promise<T> {
     return this.guard.run(what, call, options);
@@ -256,7 +256,7 @@ export class AiecsApp {
     // its tasks, and says which, so the caller can read them or submit again with those ids.
     const adding = { started: false };
     try {
-      return await this.guard.run('submit', (signal) => this.addPrepared(ready, signal, adding));
+      return await this.guard.run('submit', (call) => this.addPrepared(ready, call, adding));
     } catch (error) {
       if (error instanceof StoreUnavailableError && adding.started)
         throw uncertainSubmit(
@@ -269,7 +269,7 @@ export class AiecsApp {
 
   private async addPrepared(
     ready: ReturnType<typeof prepareSubmission>[],
-    signal: AbortSignal,
+    call: GuardedCall,
     adding: { started: boolean },
   ): Promise<TaskHandle[]> {
     const existing = new Set<string>();
@@ -298,7 +298,7 @@ export class AiecsApp {
     const chosen = fresh.filter((p) => p.chosen);
     const generated = chosen.length ? fresh.filter((p) => !p.chosen) : fresh;
     // Given up already (the store was slow to answer the checks): the caller heard "not queued".
-    signal.throwIfAborted();
+    if (call.givenUp) throw new Error('submit given up before its add');
     adding.started = true;
     await Promise.all([
       ...QUEUE_KINDS.map(async (kind) => {
@@ -490,10 +490,10 @@ export class AiecsApp {
    * pending one is marked so that no worker ever runs it.
    */
   cancel(taskId: string): Promise<CancelResult> {
-    return this.guard.run('cancel the task', (signal) => this.cancelTask(taskId, signal));
+    return this.guard.run('cancel the task', (call) => this.cancelTask(taskId, call));
   }
 
-  private async cancelTask(taskId: string, signal: AbortSignal): Promise<CancelResult> {
+  private async cancelTask(taskId: string, call: GuardedCall): Promise<CancelResult> {
     const found = await this.findJob(taskId);
     if (!found) throw new TaskNotFoundError(taskId);
     const { job } = found;
@@ -503,7 +503,7 @@ export class AiecsApp {
 
     const store = await this.store();
     // Given up already: the caller was told the cancel failed, so it does not happen later.
-    signal.throwIfAborted();
+    if (call.givenUp) throw new Error('cancel given up before it was sent');
     // Tell the workers first: a task that turns active right now is caught by the message. The
     // request is also kept a while, for a worker that did not hear the message.
     await Promise.all([

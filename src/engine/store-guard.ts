@@ -2,13 +2,18 @@ import { StoreUnavailableError } from '../core/errors.js';
 import type { Store } from './store.js';
 import { isStoreConnectionError } from './store.js';
 
+/** What a guarded call is told: whether it was given up (its caller has had its answer). */
+export interface GuardedCall {
+  readonly givenUp: boolean;
+}
+
 /**
  * Bounds the store calls made while a caller waits (an HTTP request, a CLI command, a library
  * call), so an outage is a prompt StoreUnavailableError (HTTP 503) instead of a hang:
  *
  * - a store known to be down (a Redis connection not ready) is refused before anything is sent;
- * - a call that takes longer than `timeoutMs` is given up, and its AbortSignal aborts, so the
- *   caller sends nothing more for it;
+ * - a call that takes longer than `timeoutMs` is given up, and told so (`givenUp`), so it sends
+ *   nothing more;
  * - after such a timeout (a store that accepts connections but does not answer), one call at a
  *   time goes through to find out whether it is back; the others are refused at once, so calls
  *   do not pile up behind the silent store.
@@ -34,7 +39,7 @@ export class StoreGuard {
    */
   async run<T>(
     what: string,
-    call: (signal: AbortSignal) => Promise<T>,
+    call: (state: GuardedCall) => Promise<T>,
     options: { probe?: boolean } = {},
   ): Promise<T> {
     const store = this.store();
@@ -50,20 +55,21 @@ export class StoreGuard {
       }
       this.probing = probe = true;
     }
-    const controller = new AbortController();
+    // A plain object, not an AbortSignal: making a signal costs more than the rest of a call here.
+    const state = { givenUp: false };
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        controller.abort();
+        state.givenUp = true;
         reject(this.unavailable(`cannot ${what}: the store did not answer within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
     });
     try {
-      const value = await Promise.race([call(controller.signal), timeout]);
+      const value = await Promise.race([call(state), timeout]);
       this.suspect = false;
       return value;
     } catch (error) {
-      if (controller.signal.aborted) {
+      if (state.givenUp) {
         this.suspect = true;
         throw error;
       }
