@@ -18,7 +18,7 @@
  * chmod, fchmod) loses its group and other bits. The patch is applied to this instance's own
  * Emscripten module in a preRun hook, so other PGlite instances and the rest of the process are
  * untouched. If PGlite's internals move, opening fails with a clear error instead of writing
- * world-readable files; test/embedded-files.test.ts fails too.
+ * world-readable files; test/embedded-store.test.ts fails too.
  */
 import { NodeFS } from '@electric-sql/pglite/nodefs';
 
