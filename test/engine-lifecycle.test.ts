@@ -229,6 +229,22 @@ describe.each(STORE_KINDS)('task lifecycle on %s', (kind) => {
       type: 'ResultNotSerializableError',
       code: 'E003',
     });
+    // PostgreSQL's JSON cannot hold these: every store fails such a result alike, naming where.
+    for (const [kind, where] of [
+      ['nul', 'result.deep[0].text'],
+      ['surrogate', 'result.text'],
+    ] as const) {
+      const refused = await (
+        await app.executeTask.delay(probe('odd_result', { kind }))
+      )
+        .get({ timeout: 20 })
+        .catch((e: unknown) => e);
+      expect((refused as TaskFailedError).remote).toMatchObject({
+        type: 'ResultNotSerializableError',
+        code: 'E003',
+      });
+      expect((refused as TaskFailedError).message).toContain(where);
+    }
   });
 
   it('runs higher priorities first and honours countdown', async () => {

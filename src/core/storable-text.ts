@@ -5,11 +5,12 @@
  */
 import type { FieldIssue } from './errors.js';
 
-const SUSPECT_CHAR = /[\0\ud800-\udfff]/;
+/** A character that may make text unstorable: a NUL or a surrogate (paired ones are fine). */
+export const SUSPECT_TEXT = /[\0\ud800-\udfff]/;
 
 /** Why a string cannot be stored (a NUL, an unpaired surrogate), or undefined. */
 export function textProblem(text: string): string | undefined {
-  if (!SUSPECT_CHAR.test(text)) return undefined;
+  if (!SUSPECT_TEXT.test(text)) return undefined;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0) return 'contains a NUL character (U+0000)';

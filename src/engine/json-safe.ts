@@ -1,10 +1,12 @@
 import { ResultNotSerializableError } from '../core/errors.js';
+import { SUSPECT_TEXT, textProblem } from '../core/storable-text.js';
 
 /**
  * Turns what a service returned into plain JSON the store can keep, the way a caller would
  * expect to read it back: Dates as ISO strings, BigInt as strings, Maps as objects, Sets and
- * typed arrays as arrays, Buffers as base64, undefined as null. Cycles cannot be kept: they fail
- * the task with a clear error instead of a lost result.
+ * typed arrays as arrays, Buffers as base64, undefined as null. Cycles cannot be kept, nor text
+ * that PostgreSQL's JSON refuses (a NUL, an unpaired surrogate): they fail the task with a clear
+ * error naming where, on every store alike, instead of a result that is lost or only kept on Redis.
  */
 export function toJsonSafe(value: unknown): unknown {
   // Most results already are plain JSON: keep them as they are rather than copy them.
@@ -17,6 +19,7 @@ const MAX_PLAIN_DEPTH = 32;
 function isPlainJson(value: unknown, depth: number): boolean {
   switch (typeof value) {
     case 'string':
+      return !SUSPECT_TEXT.test(value) || textProblem(value) === undefined;
     case 'boolean':
       return true;
     case 'number':
@@ -31,6 +34,7 @@ function isPlainJson(value: unknown, depth: number): boolean {
       const proto: unknown = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) return false;
       for (const key in value) {
+        if (SUSPECT_TEXT.test(key) && textProblem(key) !== undefined) return false;
         if (!isPlainJson((value as Record<string, unknown>)[key], depth + 1)) return false;
       }
       return true;
@@ -43,7 +47,11 @@ function isPlainJson(value: unknown, depth: number): boolean {
 function convert(value: unknown, path: string, seen: Set<object>): unknown {
   if (value === null || value === undefined) return null;
   switch (typeof value) {
-    case 'string':
+    case 'string': {
+      const problem = textProblem(value);
+      if (problem) throw new ResultNotSerializableError(`${path}: ${problem}`);
+      return value;
+    }
     case 'boolean':
       return value;
     case 'number':
@@ -73,6 +81,8 @@ function convert(value: unknown, path: string, seen: Set<object>): unknown {
       obj instanceof Map ? [...obj.entries()].map(([k, v]) => [String(k), v] as const) : Object.entries(obj);
     for (const [key, v] of entries) {
       if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
+      const problem = textProblem(key);
+      if (problem) throw new ResultNotSerializableError(`${path}: key ${JSON.stringify(key)} ${problem}`);
       out[key] = convert(v, `${path}.${key}`, seen);
     }
     return out;
