@@ -307,6 +307,29 @@ describe.each(STORE_KINDS)('task lifecycle on %s', (kind) => {
     });
   });
 
+  it('delivers progress messages and streamed text with a NUL or a lone surrogate as U+FFFD, on every store', async () => {
+    env = await TestEnv.create(kind);
+    await env.worker();
+    const app = env.app();
+    const store = await app.store();
+    const events = store.createQueueEvents('fast_tasks');
+    const deltas: string[] = [];
+    const messages: string[] = [];
+    events.on('stream' as 'progress', (e: unknown) => deltas.push((e as { delta: string }).delta));
+    events.on('progress', ({ data }) => messages.push(String((data as { message?: unknown }).message)));
+    await events.waitUntilReady();
+    await sleep(200);
+    const record = await (await app.executeTask.delay(probe('odd_text', {}))).get({ timeout: 20 });
+    expect(record.status).toBe('completed');
+    await until(
+      async () => deltas.join('').length >= 6 && messages.includes('half\ufffdway'),
+      5_000,
+      'events',
+    );
+    await events.close();
+    expect(deltas.join('')).toBe('x\ufffdy 😀');
+  });
+
   it('lists live workers through heartbeats and forgets them when they stop', async () => {
     env = await TestEnv.create(kind);
     const worker = await env.worker();

@@ -26,6 +26,28 @@ export function textProblem(text: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Text for display (progress messages, streamed output) made storable: a NUL or an unpaired
+ * surrogate becomes U+FFFD, as a UTF-8 decoder shows a bad byte. Refusing would lose the event.
+ */
+export function storableText(text: string): string {
+  if (!SUSPECT_TEXT.test(text)) return text;
+  let out = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c !== 0 && (c < 0xd800 || c > 0xdfff)) {
+      out += text[i];
+      continue;
+    }
+    const next = text.charCodeAt(i + 1);
+    if (c >= 0xd800 && c <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {
+      out += text.slice(i, i + 2);
+      i++;
+    } else out += '\ufffd';
+  }
+  return out;
+}
+
 const PLAIN_KEY = /^[A-Za-z_$][\w$-]*$/;
 
 function keyPath(path: string, key: string): string {

@@ -1,6 +1,7 @@
 import type { TaskErrorInfo } from '../core/errors.js';
 import { errorInfo, isRetryable } from '../core/errors.js';
 import type { FileTouch, ModelUsage, TaskJobData, StoredResources } from '../core/task.js';
+import { storableText } from '../core/storable-text.js';
 import { toJsonSafe } from '../engine/json-safe.js';
 import { registry } from '../registry/registry.js';
 import type { ResourceTracker, SharedLimits, TaskContext, TaskLogger } from '../registry/task-context.js';
@@ -196,12 +197,12 @@ class ServiceTask implements TaskContext, ServiceRun {
     const p = Number(percent);
     // Rounded once, here, to one decimal: `75 * 0.6` is 44.99999999999999, not a number to show.
     const shown = Number.isFinite(p) ? Math.round(Math.min(100, Math.max(0, p)) * 10) / 10 : 0;
-    this.sink.progress(shown, String(message));
+    this.sink.progress(shown, storableText(String(message)));
   }
 
   stream(delta: string): void {
     if (this.attached && delta !== undefined && delta !== null && String(delta) !== '')
-      this.sink.stream(String(delta));
+      this.sink.stream(storableText(String(delta)));
   }
 
   start(): void {
