@@ -28,6 +28,8 @@ export type {
 export * from './core/errors.js';
 export { StoreLockedError } from './engine/store-embedded.js';
 export * from './providers/index.js';
+export { METRIC, METRIC_NAMES, enableMetrics, disableMetrics, Metrics } from './core/metrics.js';
+export type { ClusterFigures, ExecutionStatus } from './core/metrics.js';
 export type { ChatAnswer } from './services/llm-chat.js';
 export type { GeneratedDocument, DocumentSection } from './services/doc-generator.js';
 export type { LlmAnalysis, LlmSentimentLabel } from './services/text-analyzer.js';

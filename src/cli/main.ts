@@ -22,6 +22,7 @@ const USAGE_CODES = new Set([
   'VALIDATION_ERROR',
   'PAYLOAD_TOO_LARGE',
   'SERVICE_NOT_FOUND',
+  'METRICS_PORT_ERROR',
 ]);
 
 /** One line, whatever commander or an error message holds (suggestions come on a second line). */

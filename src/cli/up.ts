@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import type { AiecsConfig, WorkerSettings } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { createLogger } from '../core/logger.js';
+import { enableMetrics } from '../core/metrics.js';
 import type { AiecsApp } from '../engine/app.js';
 import type { Store } from '../engine/store.js';
 import { openStore } from '../engine/store.js';
@@ -67,11 +68,14 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
   let token: string | undefined;
   let forgetGateway: (() => void) | undefined;
   try {
+    // The gateway serves /metrics on its own port (AIECS_METRICS_PORT is for a worker alone), and
+    // counting starts before the worker takes its first task.
+    if (listenAt) enableMetrics();
     worker = new AiecsWorker({
       config,
       logger,
       store,
-      ...(options.worker ? { worker: options.worker } : {}),
+      worker: { ...options.worker, ...(listenAt ? { metricsPort: undefined } : {}) },
     });
     await worker.start();
     // Loaded once the worker is up: the app brings zod, which the worker never needs.
@@ -165,7 +169,8 @@ export async function upAction(flags: UpFlags, cmd: Command): Promise<void> {
   const up = await starting;
   console.log(
     `aiecs up: store ${up.store.displayUrl}, worker ${up.worker.id}, queues ${describeQueues(up.worker.settings)}` +
-      (up.url ? `, gateway ${up.url}` : ''),
+      (up.url ? `, gateway ${up.url}` : '') +
+      (up.worker.metricsUrl ? `, metrics ${up.worker.metricsUrl}` : ''),
   );
   if (up.url) {
     const { authWarning, describeTtl } = await import('../gateway/auth.js');

@@ -1,12 +1,19 @@
 /** `aiecs worker`: consume the queues until SIGTERM/SIGINT, then drain gracefully. */
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import type { Logger } from '../core/logger.js';
 import { createLogger } from '../core/logger.js';
 import { parseBrokerUrl, redactUrl } from '../engine/store.js';
 import { AiecsWorker } from '../worker/worker.js';
 import type { GlobalOptions, WorkerFlags } from './options.js';
-import { EXIT_INTERRUPTED, addWorkerFlags, cliConfig, describeQueues, workerOverrides } from './options.js';
+import {
+  EXIT_INTERRUPTED,
+  addWorkerFlags,
+  cliConfig,
+  describeQueues,
+  intFlag,
+  workerOverrides,
+} from './options.js';
 
 /** The broker URL as the ready line shows it: password hidden, embedded path absolute. */
 export function displayBroker(url: string, namespace?: string): string {
@@ -37,18 +44,33 @@ export function untilShutdown(stop: () => Promise<void>, logger: Logger): Promis
   });
 }
 
+/** A port number, 0 to 65535. */
+function portFlag(raw: string): number {
+  const port = intFlag(0)(raw);
+  if (port > 65535) throw new InvalidArgumentError('Expected a port number, 0 to 65535.');
+  return port;
+}
+
 export function registerWorkerCommand(program: Command): void {
   const command = program
     .command('worker')
     .description('run a worker that consumes the fast and heavy queues until SIGTERM/SIGINT');
-  addWorkerFlags(command).action(async (flags: WorkerFlags, cmd: Command) => {
+  addWorkerFlags(command).option(
+    '--metrics-port <port>',
+    'serve Prometheus metrics and /healthz on this port, 0 for any free one (default: AIECS_METRICS_PORT, else off)',
+    portFlag,
+  );
+  command.action(async (flags: WorkerFlags & { metricsPort?: number }, cmd: Command) => {
     const globals = cmd.optsWithGlobals<GlobalOptions>();
     const config = cliConfig(globals);
     const logger = createLogger(config.logLevel);
     const worker = new AiecsWorker({
       config,
       logger,
-      worker: workerOverrides(flags, config.worker),
+      worker: {
+        ...workerOverrides(flags, config.worker),
+        ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),
+      },
       ...(globals.namespace !== undefined ? { namespace: globals.namespace } : {}),
     });
     // A signal during start-up stops the worker once it is up, not half-way through starting.
@@ -61,7 +83,8 @@ export function registerWorkerCommand(program: Command): void {
     await starting;
     console.log(
       `aiecs worker: store ${displayBroker(config.brokerUrl, globals.namespace)}, worker ${worker.id}, ` +
-        `queues ${describeQueues(worker.settings)}`,
+        `queues ${describeQueues(worker.settings)}` +
+        (worker.metricsUrl ? `, metrics ${worker.metricsUrl}` : ''),
     );
     await stopped;
   });

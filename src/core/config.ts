@@ -215,6 +215,12 @@ const envSchema = {
   AIECS_MAX_MEMORY_PER_CHILD: nonNegativeInt(0),
   AIECS_SERVICES: optional(str()),
   AIECS_BLOCKED_LOOP_EXIT_S: withDefault(num(gte(0)), 0),
+  // Empty is off, as unset: Number('') would be port 0, any free port.
+  AIECS_METRICS_PORT: ((raw, issues) =>
+    raw === '' ? undefined : optional(num(int, gte(0), lte(65535)))(raw, issues)) as Parser<
+    number | undefined
+  >,
+  AIECS_METRICS_TOKEN: optional(str()),
 
   AIECS_MAX_INPUT_BYTES: positiveInt(1024 * 1024),
   AIECS_TASK_MAX_ATTEMPTS: positiveInt(3, lte(100)),
@@ -281,6 +287,8 @@ export interface WorkerSettings {
   prefetchMultiplier: number;
   /** Kill the worker once its event loop has been blocked this long (s), so its tasks run elsewhere; 0 = never. */
   blockedLoopExitS: number;
+  /** Serve Prometheus metrics (and /healthz) on this port (0: any free one); undefined = off. */
+  metricsPort?: number;
 }
 
 export interface AiecsConfig {
@@ -302,6 +310,8 @@ export interface AiecsConfig {
   cancelGraceMs: number;
   shutdownTimeoutS: number;
   heartbeatIntervalMs: number;
+  /** AIECS_METRICS_TOKEN: /metrics (gateway and worker) needs this bearer token, when set. */
+  metricsToken?: string;
   /** How long a caller waits for the store (a request, a CLI command) before a StoreUnavailableError. */
   storeTimeoutMs: number;
   retention: { completedS: number; failedS: number };
@@ -425,6 +435,7 @@ function buildConfig(e: Env): AiecsConfig {
         .filter(Boolean),
       prefetchMultiplier: e.CELERY_WORKER_PREFETCH_MULTIPLIER,
       blockedLoopExitS: e.AIECS_BLOCKED_LOOP_EXIT_S,
+      ...(e.AIECS_METRICS_PORT !== undefined ? { metricsPort: e.AIECS_METRICS_PORT } : {}),
     },
     maxInputBytes: e.AIECS_MAX_INPUT_BYTES,
     maxAttempts: e.AIECS_TASK_MAX_ATTEMPTS,
@@ -477,6 +488,7 @@ function buildConfig(e: Env): AiecsConfig {
   if (e.GOOGLE_APPLICATION_CREDENTIALS) p.googleCredentials = e.GOOGLE_APPLICATION_CREDENTIALS;
   if (e.AIECS_VERTEX_BASE_URL) p.vertexBaseUrl = e.AIECS_VERTEX_BASE_URL;
   if (e.AIECS_JWT_SECRET) config.auth.jwtSecret = e.AIECS_JWT_SECRET;
+  if (e.AIECS_METRICS_TOKEN) config.metricsToken = e.AIECS_METRICS_TOKEN;
   if (e.AIECS_JWKS_URL) config.auth.jwksUrl = e.AIECS_JWKS_URL;
   const audience = (e.AIECS_JWT_AUDIENCE ?? '')
     .split(',')

@@ -12,7 +12,13 @@ export function encodeEvent(name: string, payload: unknown): string {
 /**
  * Hands an encoded packet to the socket's engine.io connection, as socket.io's
  * Client.writeToEngine does, and like it writes nothing to a connection that is closing.
+ * Returns whether it wrote (the gateway counts events sent).
  */
-export function writePacket(socket: Socket | undefined, packet: string): void {
-  if (socket?.connected && socket.conn.readyState === 'open') socket.conn.write(packet);
+export function writePacket(socket: Socket | undefined, packet: string): boolean {
+  if (!socket?.connected || socket.conn.readyState !== 'open') return false;
+  socket.conn.write(packet);
+  return true;
 }
+
+/** Whether an encoded packet is a `stream` event (else `progress`): replay keeps only packets. */
+export const isStreamPacket = (packet: string): boolean => packet.startsWith('2["stream"');

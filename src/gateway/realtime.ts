@@ -1,13 +1,14 @@
 import type { Server as HttpServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
 import type { Logger } from '../core/logger.js';
+import { countSockets, enableMetrics, type Metrics } from '../core/metrics.js';
 import { taskIdSchema } from '../core/submission.js';
 import type { AiecsApp } from '../engine/app.js';
 import type { Principal, Verifier } from './auth.js';
 import { bearer } from './auth.js';
 import type { BridgeEvent, EventBridge } from './event-bridge.js';
 import { originAllowed } from './origin.js';
-import { writePacket } from './packet.js';
+import { isStreamPacket, writePacket } from './packet.js';
 import { TokenBucket } from './rate-limit.js';
 
 export interface RealtimeOptions {
@@ -48,6 +49,8 @@ export class Realtime {
   readonly io: Server;
   private readonly sweep: NodeJS.Timeout;
   private readonly onEvent: (event: BridgeEvent) => void;
+  private readonly metrics: Metrics = enableMetrics();
+  private readonly uncountSockets = countSockets(() => this.connections);
 
   constructor(
     server: HttpServer,
@@ -94,15 +97,20 @@ export class Realtime {
       // broadcast machinery (operator, flags, room union, binary scan) cost more than the write
       // itself at thousands of events a second, for rooms of one or two sockets.
       const { packet } = event;
-      if (members) for (const id of members) writePacket(sockets.get(id), packet);
+      let sent = 0;
+      if (members) for (const id of members) if (writePacket(sockets.get(id), packet)) sent++;
       if (followers)
         for (const id of followers) {
           if (members?.has(id)) continue;
           const socket = sockets.get(id);
           // The admin followed the task then under this id, not a later one reusing it.
-          if ((socket?.data as SocketData | undefined)?.following?.get(event.taskId) === event.createdAt)
-            writePacket(socket, packet);
+          if (
+            (socket?.data as SocketData | undefined)?.following?.get(event.taskId) === event.createdAt &&
+            writePacket(socket, packet)
+          )
+            sent++;
         }
+      if (sent > 0) this.metrics.eventsSent(event.kind, sent);
     };
     bridge.on('event', this.onEvent);
     this.sweep = setInterval(() => this.dropSlowClients(), 250);
@@ -173,7 +181,9 @@ export class Realtime {
       await socket.join(taskRoom(record.task_id));
     }
     const missed = await this.bridge.missed(record, afterSeq);
-    for (const event of missed) writePacket(socket, event.packet);
+    for (const event of missed)
+      if (writePacket(socket, event.packet))
+        this.metrics.eventsSent(isStreamPacket(event.packet) ? 'stream' : 'progress', 1);
     return { ok: true, task_id: record.task_id, status: record.status, replayed: missed.length };
   }
 
@@ -231,6 +241,7 @@ export class Realtime {
 
   async close(): Promise<void> {
     clearInterval(this.sweep);
+    this.uncountSockets();
     this.bridge.off('event', this.onEvent);
     this.io.disconnectSockets(true);
     await new Promise<void>((resolve) => {

@@ -7,6 +7,7 @@ import { registerBuiltinServices } from '../services/builtin.js';
 import { authOptions, createVerifier, type Verifier } from './auth.js';
 import { EventBridge } from './event-bridge.js';
 import { errorReplyOptions, installErrorReplies } from './error-replies.js';
+import { registerMetricsRoute } from './metrics-route.js';
 import { originAllowed } from './origin.js';
 import { UserRateLimiter } from './rate-limit.js';
 import { Realtime } from './realtime.js';
@@ -96,6 +97,7 @@ export class Gateway {
       taskBodyLimit: config.maxInputBytes + 64 * 1024,
       batchBodyLimit: Math.max(16 * 1024 * 1024, config.maxInputBytes * 2),
     });
+    registerMetricsRoute(this.fastify, { app: options.app, token: config.metricsToken, logger });
   }
 
   /** Starts listening; resolves with the URL. */

@@ -1,3 +1,4 @@
+import { countProvider, type ProviderOutcome } from '../core/metrics.js';
 import type { TaskContext } from '../registry/task-context.js';
 import { ProviderUnavailableError } from './errors.js';
 import { costUsd } from './prices.js';
@@ -91,6 +92,12 @@ class TaskLlm implements Llm {
       options.onDelta?.(delta);
     };
 
+    /** Whether a request went out whose outcome is not counted yet (a wait for a slot sends none). */
+    let uncounted = false;
+    const counted = (request: ProviderOutcome) => {
+      uncounted = false;
+      countProvider({ provider, model: this.model, request });
+    };
     const result = await withRetries(
       async (attempt) => {
         attempts = attempt;
@@ -99,6 +106,7 @@ class TaskLlm implements Llm {
         const started = performance.now();
         attemptChars = 0;
         const deadline = new RequestDeadline(task.signal, settings.timeoutMs);
+        uncounted = true;
         try {
           return await this.impl.chat(request, { signal: deadline.signal, onDelta });
         } catch (error) {
@@ -123,20 +131,34 @@ class TaskLlm implements Llm {
       {
         // Text the user has seen cannot be taken back: after that, only the task-level retry may repeat it.
         canRetry: () => !emitted,
-        onRetry: ({ retry, waitMs, error }) =>
+        onRetry: ({ retry, waitMs, error }) => {
+          counted('retry');
           task.log.warn(
             { provider, model: this.model, retry, wait_ms: waitMs, err: (error as Error).message },
             'provider call failed; retrying',
-          ),
+          );
+        },
       },
-    );
+    ).catch((error: unknown) => {
+      // The request that ended the call: refused, out of retries, timed out, or cut short.
+      if (uncounted) counted('error');
+      throw error;
+    });
 
-    const cost = this.record(result.usage, result.latency_ms, result.model);
+    const cost = this.record(result.usage, result.latency_ms, result.model, 'ok');
     return { ...result, cost_usd: cost, attempts };
   }
 
-  /** Records one call's usage on the task; returns its cost (0 for a model without a price). */
-  private record(usage: TokenUsage, latencyMs: number, answeredBy?: string): number {
+  /**
+   * Records one call's usage on the task and in the metrics (with how its last request ended, if
+   * it is known here); returns its cost (0 for a model without a price).
+   */
+  private record(
+    usage: TokenUsage,
+    latencyMs: number,
+    answeredBy?: string,
+    request?: ProviderOutcome,
+  ): number {
     const { task, provider } = this;
     const models = answeredBy === undefined ? [this.model] : [this.model, answeredBy];
     const cost = costUsd(models, usage, pricesFor(this.settings));
@@ -155,6 +177,14 @@ class TaskLlm implements Llm {
       cost_usd: cost ?? 0,
       latency_ms: Math.round(latencyMs),
       ...(usage.estimated ? { estimated: true } : {}),
+    });
+    countProvider({
+      provider,
+      model: this.model,
+      ...(request ? { request } : {}),
+      inputTokens: usage.input_tokens,
+      outputTokens: usage.output_tokens,
+      costUsd: cost ?? 0,
     });
     return cost ?? 0;
   }

@@ -3,6 +3,7 @@
  * parent worker. It exits when the parent goes away, so a killed worker leaves no child behind
  * to finish a task a second time.
  */
+import { forwardProviderFigures } from '../core/metrics.js';
 import type { ProviderSettings } from '../providers/types.js';
 import { loadServiceModules } from '../registry/service-loader.js';
 import type { SharedLimits, TaskLogger } from '../registry/task-context.js';
@@ -16,6 +17,7 @@ function send(message: ChildMessage): void {
 }
 
 process.on('disconnect', () => process.exit(0));
+forwardProviderFigures((figures) => send({ type: 'figures', figures }));
 
 let current: { runId: number; execution: ServiceRun } | undefined;
 let initialised!: (providers: ProviderSettings | undefined) => void;

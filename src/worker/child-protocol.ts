@@ -1,3 +1,4 @@
+import type { ProviderFigures } from '../core/metrics.js';
 import type { TaskJobData } from '../core/task.js';
 import type { ProviderSettings } from '../providers/types.js';
 import type { LimitSpec } from '../registry/task-context.js';
@@ -27,7 +28,9 @@ export type ChildMessage =
   | { type: 'log'; runId: number; level: LogLevel; obj: unknown; msg?: string }
   | { type: 'acquire'; runId: number; reqId: number; key: string; spec: LimitSpec }
   | { type: 'release'; runId: number; reqId: number }
-  | { type: 'done'; runId: number; outcome: ExecOutcome; rssBytes: number };
+  | { type: 'done'; runId: number; outcome: ExecOutcome; rssBytes: number }
+  /** A provider call's figures: the worker counts them (children load no metrics). */
+  | { type: 'figures'; figures: ProviderFigures };
 
 /** Environment variable naming the service modules a child must load (JSON array of paths). */
 export const CHILD_SERVICES_ENV = 'AIECS_CHILD_SERVICES';

@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../core/logger.js';
+import { countProvider } from '../core/metrics.js';
 import type { TaskJobData } from '../core/task.js';
 import type { ProviderSettings } from '../providers/types.js';
 import type { SharedLimits, TaskLogger } from '../registry/task-context.js';
@@ -208,6 +209,9 @@ export class ProcessExecutor implements Executor {
             child.fatal = message.error;
             reject(new Error(`child process failed: ${message.error.message}`));
             break;
+          case 'figures':
+            countProvider(message.figures);
+            break;
           default:
             this.onRunMessage(child, message);
         }
@@ -234,7 +238,10 @@ export class ProcessExecutor implements Executor {
     return child;
   }
 
-  private onRunMessage(child: Child, message: Exclude<ChildMessage, { type: 'ready' | 'fatal' }>): void {
+  private onRunMessage(
+    child: Child,
+    message: Exclude<ChildMessage, { type: 'ready' | 'fatal' | 'figures' }>,
+  ): void {
     const run = child.run;
     if (!run || run.runId !== message.runId) return;
     switch (message.type) {

@@ -8,6 +8,7 @@ import {
   type TaskErrorInfo,
 } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { countingMetrics, type ExecutionStatus } from '../core/metrics.js';
 import type { TaskLogger } from '../registry/task-context.js';
 import { TaskStatus, type TaskJobData } from '../core/task.js';
 import type { EventWriter } from '../engine/store.js';
@@ -169,6 +170,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     if (progressPayload(this.job)?.status === TaskStatus.CANCELLED) {
       // The caller's marker is the task's last word: it never ran, so nothing is rewritten.
       deps.onFinished?.(false);
+      this.counted(TaskStatus.CANCELLED);
       throw new UnrecoverableError('E004 TaskCancelledError: cancelled before it ran');
     }
     if (cancels.wasCancelled(data.task_id)) {
@@ -239,12 +241,11 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
 
     switch (this.stop) {
       case 'soft_timeout':
-      case 'hard_timeout':
-        return this.finishFailed(
-          TaskStatus.TIMED_OUT,
-          info(this.timeoutError(this.stop === 'soft_timeout' ? 'soft' : 'hard')),
-          outcome.resources,
-        );
+      case 'hard_timeout': {
+        const kind = this.stop === 'soft_timeout' ? 'soft' : 'hard';
+        countingMetrics()?.taskTimedOut(data.task_name, kind);
+        return this.finishFailed(TaskStatus.TIMED_OUT, info(this.timeoutError(kind)), outcome.resources);
+      }
       case 'cancel':
         return this.finishFailed(
           TaskStatus.CANCELLED,
@@ -284,6 +285,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
   private completed(result: unknown, resources: ResultEnvelope['resources']): ResultEnvelope {
     const reporter = this.reporterMade;
     this.deps.onFinished?.(true);
+    this.counted(TaskStatus.COMPLETED, resources);
     if (this.log.enabled('debug')) this.log.debug({ ms: resources.timings.total_ms }, 'task completed');
     // The seq after everything reported; when nothing was, readers derive it (envelopeSeq).
     const envelope: ResultEnvelope = reporter
@@ -302,6 +304,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
   }
 
   private async retryLater(error: FailureInfo, maxAttempts: number): Promise<never> {
+    this.counted('retry');
     await this.reporter.final({
       status: TaskStatus.PENDING,
       message: `attempt ${this.attempt} of ${maxAttempts} failed (${error.message}); retrying`,
@@ -311,6 +314,17 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     const retry = new Error(error.message) as Error & { retryAfterMs?: number };
     if (error.retryAfterMs !== undefined) retry.retryAfterMs = error.retryAfterMs;
     throw retry;
+  }
+
+  /**
+   * Counts this execution's end where it ran (so a sum over workers is exact), with its run time
+   * when it started; nothing while no one serves metrics.
+   */
+  private counted(status: ExecutionStatus, resources?: ResultEnvelope['resources']): void {
+    const metrics = countingMetrics();
+    if (!metrics) return;
+    const ms = resources?.timings.total_ms ?? (this.startedAt > 0 ? Date.now() - this.startedAt : undefined);
+    metrics.taskEnded(this.data.task_name, status, ms === undefined ? undefined : ms / 1000);
   }
 
   /** Cancel (from any process) or shutdown: the first reason to stop wins. */
@@ -372,6 +386,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     error: FailureInfo,
     resources?: ResultEnvelope['resources'],
   ): Promise<never> {
+    this.counted(status as ExecutionStatus, resources);
     const { retryable: _r, retryAfterMs: _a, ...stored } = error;
     const payload = { status, message: error.message, error: stored, ...(resources ? { resources } : {}) };
     await this.reporter.final(payload);

@@ -6,6 +6,7 @@ import { loadConfig } from '../core/config.js';
 import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
 import type { Logger } from '../core/logger.js';
 import { createLogger } from '../core/logger.js';
+import { countActiveTasks } from '../core/metrics.js';
 import { VERSION } from '../core/version.js';
 import type { QueueKind, StoredTaskData } from '../core/task.js';
 import { decodeControl } from '../engine/control.js';
@@ -22,6 +23,7 @@ import { LimitGate } from './limit-gate.js';
 import type { Executor } from './executor.js';
 import { AsyncExecutor } from './executor.js';
 import { LoopWatch } from './loop-watch.js';
+import { serveMetrics, type MetricsServer } from './metrics-server.js';
 import { ProcessExecutor } from './process-pool.js';
 import { RetentionSweeper } from './retention-sweeper.js';
 import { createTaskProcessor, retryDelay } from './task-runner.js';
@@ -64,6 +66,8 @@ export class AiecsWorker {
   private processed = 0;
   private failed = 0;
   private closing: Promise<void> | undefined;
+  private metricsServer: MetricsServer | undefined;
+  private uncountActive: (() => void) | undefined;
 
   constructor(private readonly options: WorkerOptions = {}) {
     this.config = options.config ?? loadConfig();
@@ -74,6 +78,31 @@ export class AiecsWorker {
 
   /** Connects, loads the service modules and starts consuming. */
   async start(): Promise<this> {
+    // The metrics port first: one taken is one line before anything else has started.
+    const { metricsPort } = this.settings;
+    if (metricsPort !== undefined)
+      this.metricsServer = await serveMetrics({
+        port: metricsPort,
+        host: this.config.host,
+        token: this.config.metricsToken,
+        logger: this.logger,
+      });
+    this.uncountActive = countActiveTasks(() => this.cancels.size);
+    try {
+      return await this.startConsuming();
+    } catch (error) {
+      this.uncountActive();
+      await this.metricsServer?.close();
+      throw error;
+    }
+  }
+
+  /** Where this worker serves /metrics (--metrics-port), if it does. */
+  get metricsUrl(): string | undefined {
+    return this.metricsServer?.url;
+  }
+
+  private async startConsuming(): Promise<this> {
     const services = absoluteServicePaths(this.settings.services);
     if (this.options.builtins ?? true) registerBuiltinServices();
     await loadServiceModules(services);
@@ -260,6 +289,8 @@ export class AiecsWorker {
       await this.unsubscribe?.();
       await sweeperStopped;
       await this.store?.removeHeartbeat(this.id).catch(() => undefined);
+      this.uncountActive?.();
+      await this.metricsServer?.close();
       if (!this.options.store) await this.store?.close();
       this.logger.info({ processed: this.processed, failed: this.failed }, 'worker stopped');
     })();
