@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { freePort } from '../src/bench/lifecycle.js';
+import { redisAnswers } from '../src/bench/redis-server.js';
 import { until } from './harness.js';
 
 /** A redis-server on its own port whose data survives a kill (append-only file, fsync always). */
@@ -32,26 +32,7 @@ export class OwnRedis {
     this.proc = spawn('redis-server', [...args, '--appendonly', 'yes', '--appendfsync', 'always'], {
       stdio: 'ignore',
     });
-    await until(
-      async () => {
-        const client = new Redis(this.url, {
-          lazyConnect: true,
-          maxRetriesPerRequest: 0,
-          retryStrategy: () => null,
-        });
-        client.on('error', () => undefined);
-        try {
-          await client.connect();
-          return (await client.ping()) === 'PONG';
-        } catch {
-          return false;
-        } finally {
-          client.disconnect();
-        }
-      },
-      20_000,
-      'redis-server to start',
-    );
+    await until(() => redisAnswers(this.port), 20_000, 'redis-server to start');
   }
 
   /** Gone: the port refuses connections; the connections that were open are closed. */

@@ -13,7 +13,8 @@ export interface RedisServer {
 
 const START_TIMEOUT_MS = 10_000;
 
-async function answers(port: number): Promise<boolean> {
+/** Whether a redis-server on 127.0.0.1:`port` answers PING (false while it starts or is gone). */
+export async function redisAnswers(port: number): Promise<boolean> {
   const client = new Redis({
     host: '127.0.0.1',
     port,
@@ -59,7 +60,7 @@ export async function startRedis(): Promise<RedisServer> {
       removeTempDir(dir);
       throw new Error(`redis-server exited with code ${child.exitCode} (port ${port} taken?)`);
     }
-    if (await answers(port)) return { port, url: `redis://127.0.0.1:${port}`, stop };
+    if (await redisAnswers(port)) return { port, url: `redis://127.0.0.1:${port}`, stop };
     await sleep(100);
   }
   await stop();
