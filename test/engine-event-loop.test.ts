@@ -7,7 +7,7 @@ import { pino, type Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TaskTimeoutError } from '../src/core/errors.js';
 import type { TaskRecord } from '../src/core/task.js';
-import { STORE_KINDS, TEST_ENV, TestEnv, until, probe } from './harness.js';
+import { STORE_KINDS, TEST_ENV, TestEnv, killAll, until, probe } from './harness.js';
 
 const EMBEDDED_PROCESS = fileURLToPath(new URL('./fixtures/embedded-process.mjs', import.meta.url));
 
@@ -47,11 +47,7 @@ describe.each(STORE_KINDS)('fast tasks and the event loop on %s', (kind) => {
   let dir: string | undefined;
   const procs: ChildProcess[] = [];
   afterEach(async () => {
-    for (const proc of procs.splice(0))
-      if (proc.exitCode === null && proc.signalCode === null) {
-        proc.kill('SIGKILL');
-        await new Promise((r) => proc.once('exit', r));
-      }
+    await killAll(procs);
     await env?.cleanup();
     env = undefined;
     if (dir) rmSync(dir, { recursive: true, force: true });

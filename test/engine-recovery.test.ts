@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TaskFailedError } from '../src/core/errors.js';
 import type { TaskRecord, WireSubmitOptions } from '../src/core/task.js';
-import { STORE_KINDS, TEST_ENV, TestEnv, sleep, until, probe } from './harness.js';
+import { STORE_KINDS, TEST_ENV, TestEnv, killAll, sleep, until, probe } from './harness.js';
 
 const EMBEDDED_PROCESS = fileURLToPath(new URL('./fixtures/embedded-process.mjs', import.meta.url));
 
@@ -38,11 +38,7 @@ describe.each(STORE_KINDS)('recovery on %s', (kind) => {
   /** Store processes a test started (embedded): none may outlive it, nor write to `dir` after. */
   const procs: ChildProcess[] = [];
   afterEach(async () => {
-    for (const proc of procs.splice(0))
-      if (proc.exitCode === null && proc.signalCode === null) {
-        proc.kill('SIGKILL');
-        await new Promise((r) => proc.once('exit', r));
-      }
+    await killAll(procs);
     await env?.cleanup();
     env = undefined;
     rmSync(dir, { recursive: true, force: true });

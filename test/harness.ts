@@ -193,3 +193,12 @@ export async function until<T>(
     await sleep(50);
   }
 }
+
+/** SIGKILLs every process of `procs` still running, waits for each to exit, and empties the list. */
+export async function killAll(procs: ChildProcess[]): Promise<void> {
+  for (const proc of procs.splice(0))
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL');
+      await new Promise((r) => proc.once('exit', r));
+    }
+}
