@@ -133,4 +133,22 @@ describe('log redaction of error objects and fields', () => {
     expect(text()).toContain('kept-task-id');
     expect(text()).not.toMatch(/private-(input|result|token)/);
   });
+
+  it('censors a copy: the object logged is left as it was, and child bindings are censored too', () => {
+    const { logger, text } = capturingLogger();
+    const logged = {
+      task: { task_id: 'kept-task-id', input_data: 'private-input' },
+      req: { url: '/api/tasks', headers: { cookie: 'private-cookie', host: 'kept-host' } },
+    };
+    logger.child({ token: 'private-token', worker: 'kept-worker' }).info(logged, 'request');
+    expect(logged.task.input_data).toBe('private-input');
+    expect(logged.req.headers.cookie).toBe('private-cookie');
+    const line = JSON.parse(text()) as Record<string, Record<string, unknown>>;
+    expect(line).toMatchObject({
+      token: '[redacted]',
+      worker: 'kept-worker',
+      task: { task_id: 'kept-task-id', input_data: '[redacted]' },
+      req: { url: '/api/tasks', headers: { cookie: '[redacted]', host: 'kept-host' } },
+    });
+  });
 });

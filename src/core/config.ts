@@ -205,6 +205,8 @@ const envSchema = {
   AIECS_HOST: withDefault(str(), '127.0.0.1'),
   AIECS_LOG_LEVEL: withDefault(oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'), 'info'),
   AIECS_LOG_FORMAT: withDefault(oneOf('auto', 'json', 'pretty'), 'auto'),
+  AIECS_LOG_FILE: optional(str()),
+  AIECS_MEMORY_LOG_INTERVAL_S: withDefault(num(gte(0)), 60),
 
   CELERY_TASK_SOFT_TIME_LIMIT: positiveSeconds(300),
   CELERY_TASK_TIME_LIMIT: positiveSeconds(600),
@@ -299,6 +301,10 @@ export interface AiecsConfig {
   logLevel: string;
   /** AIECS_LOG_FORMAT: JSON lines, human lines, or human on a terminal (auto). */
   logFormat: 'auto' | 'json' | 'pretty';
+  /** AIECS_LOG_FILE: log lines are appended to this file instead of stderr. */
+  logFile?: string;
+  /** AIECS_MEMORY_LOG_INTERVAL_S: a worker's "Memory usage" line every this many seconds; 0 = never. */
+  memoryLogIntervalS: number;
   softTimeLimitS: number;
   timeLimitS: number;
   worker: WorkerSettings;
@@ -418,6 +424,7 @@ function buildConfig(e: Env): AiecsConfig {
     host: e.AIECS_HOST,
     logLevel: e.AIECS_LOG_LEVEL,
     logFormat: e.AIECS_LOG_FORMAT,
+    memoryLogIntervalS: e.AIECS_MEMORY_LOG_INTERVAL_S,
     softTimeLimitS: e.CELERY_TASK_SOFT_TIME_LIMIT,
     timeLimitS: e.CELERY_TASK_TIME_LIMIT,
     worker: {
@@ -488,6 +495,7 @@ function buildConfig(e: Env): AiecsConfig {
   if (e.GOOGLE_APPLICATION_CREDENTIALS) p.googleCredentials = e.GOOGLE_APPLICATION_CREDENTIALS;
   if (e.AIECS_VERTEX_BASE_URL) p.vertexBaseUrl = e.AIECS_VERTEX_BASE_URL;
   if (e.AIECS_JWT_SECRET) config.auth.jwtSecret = e.AIECS_JWT_SECRET;
+  if (e.AIECS_LOG_FILE) config.logFile = e.AIECS_LOG_FILE;
   if (e.AIECS_METRICS_TOKEN) config.metricsToken = e.AIECS_METRICS_TOKEN;
   if (e.AIECS_JWKS_URL) config.auth.jwksUrl = e.AIECS_JWKS_URL;
   const audience = (e.AIECS_JWT_AUDIENCE ?? '')

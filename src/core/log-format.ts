@@ -1,9 +1,13 @@
 /**
- * How log lines look: pino's JSON for files and collectors, one short human line each on a
- * terminal. AIECS_LOG_FORMAT picks: `json`, `pretty`, or `auto` (the default: pretty when the log
- * destination is a TTY). The formatter runs in-process, so no transport thread is started.
+ * How log lines look and where they go: pino's JSON for files and collectors, one short human
+ * line each on a terminal. AIECS_LOG_FORMAT picks: `json`, `pretty`, or `auto` (the default: pretty
+ * when the log destination is a TTY, so a log file gets JSON). AIECS_LOG_FILE (`--logfile`) sends
+ * them to a file instead of stderr. The formatter runs in-process, so no transport thread is started.
  */
+import { openSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { pino } from 'pino';
+import { ConfigError } from './errors.js';
 
 export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
@@ -91,11 +95,40 @@ export function prettyStream(target: LogStream): LogStream {
   return { write: (line: string) => target.write(formatLogLine(line)) };
 }
 
+/** Open log files by absolute path: every logger of a process appends through one stream. */
+const logFiles = new Map<string, LogStream>();
+
 /**
- * Stderr as pino's destination in the chosen format. Human lines are written synchronously: a
- * terminal reads them at human pace, and they then keep their order with the command's own output.
+ * A log file, opened for appending now, so that a path that cannot be written is one clear error
+ * at start rather than lost lines later. Written asynchronously; pino flushes it at exit. Lines
+ * are appended (O_APPEND), so rotating it with copytruncate loses nothing.
  */
-export function logDestination(format: string | undefined, stream?: LogStream): LogStream {
+export function logFileStream(path: string): LogStream {
+  const absolute = resolve(path);
+  let stream = logFiles.get(absolute);
+  if (!stream) {
+    let fd: number;
+    try {
+      fd = openSync(absolute, 'a');
+    } catch (error) {
+      const { code, message } = error as NodeJS.ErrnoException;
+      throw new ConfigError(
+        `log file ${path} cannot be opened for appending (${code ?? message}); check --logfile or AIECS_LOG_FILE`,
+      );
+    }
+    stream = pino.destination({ fd, sync: false });
+    logFiles.set(absolute, stream);
+  }
+  return stream;
+}
+
+/**
+ * Stderr (or `file`) as pino's destination in the chosen format. Human lines on stderr are written
+ * synchronously: a terminal reads them at human pace, and they then keep their order with the
+ * command's own output.
+ */
+export function logDestination(format: string | undefined, stream?: LogStream, file?: string): LogStream {
+  if (!stream && file) stream = logFileStream(file);
   if (stream) return prettyLogs(format, stream.isTTY) ? prettyStream(stream) : stream;
   if (!prettyLogs(format, process.stderr.isTTY)) return pino.destination({ fd: 2, sync: false });
   return prettyStream(pino.destination({ fd: 2, sync: true }));

@@ -108,7 +108,7 @@ export class AiecsApp {
 
   constructor(private readonly options: AppOptions = {}) {
     this.config = options.config ?? loadConfig();
-    this.logger = options.logger ?? createLogger(this.config.logLevel);
+    this.logger = options.logger ?? createLogger(this.config);
     this.ownsStore = options.store === undefined;
     if (options.store) this.storePromise = Promise.resolve((this.openedStore = options.store));
     this.guard = new StoreGuard(this.config.storeTimeoutMs, () => this.openedStore);
