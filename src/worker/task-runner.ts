@@ -124,7 +124,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
   ) {
     this.data = jobTaskData(job);
     ({ attempt: this.attempt, redeliveries: this.redeliveries } = runOf(job));
-    this.log = new LazyTaskLogger(deps.logger, this.data, deps.workerId);
+    this.log = new LazyTaskLogger(deps.logger, this.data);
   }
 
   get taskId(): string {
@@ -171,6 +171,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
       // The caller's marker is the task's last word: it never ran, so nothing is rewritten.
       deps.onFinished?.(false);
       this.counted(TaskStatus.CANCELLED);
+      this.logEnd(TaskStatus.CANCELLED);
       throw new UnrecoverableError('E004 TaskCancelledError: cancelled before it ran');
     }
     if (cancels.wasCancelled(data.task_id)) {
@@ -286,7 +287,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     const reporter = this.reporterMade;
     this.deps.onFinished?.(true);
     this.counted(TaskStatus.COMPLETED, resources);
-    if (this.log.enabled('debug')) this.log.debug({ ms: resources.timings.total_ms }, 'task completed');
+    this.logEnd(TaskStatus.COMPLETED, undefined, resources);
     // The seq after everything reported; when nothing was, readers derive it (envelopeSeq).
     const envelope: ResultEnvelope = reporter
       ? { result, resources, seq: reporter.nextSeq(), attempt: this.attempt }
@@ -310,7 +311,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
       message: `attempt ${this.attempt} of ${maxAttempts} failed (${error.message}); retrying`,
       error: { type: error.type, code: error.code, message: error.message },
     });
-    this.log.warn({ attempt: this.attempt, code: error.code, err: error.message }, 'task failed; will retry');
+    this.logEnd('retry', error);
     const retry = new Error(error.message) as Error & { retryAfterMs?: number };
     if (error.retryAfterMs !== undefined) retry.retryAfterMs = error.retryAfterMs;
     throw retry;
@@ -381,6 +382,38 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     return new TaskTimeoutError(limit, limit === 'soft' ? softS : hardS, this.data.task_id);
   }
 
+  /**
+   * The one line per task end that operators grep for (`grep "Task completed"`; failures and time-outs
+   * at error level, so `grep '"level":50'`); a retry is a warning. Written through the worker's
+   * logger, which names the worker: a per-task child would cost a bindings serialization.
+   */
+  private logEnd(
+    status: TaskStatus | 'retry',
+    error?: FailureInfo,
+    resources?: ResultEnvelope['resources'],
+  ): void {
+    const level = END_LEVEL[status] ?? 'info';
+    const { logger } = this.deps;
+    if (!logger.isLevelEnabled(level)) return;
+    const { data } = this;
+    const line: Record<string, unknown> = {
+      task_id: data.task_id,
+      task_name: data.task_name,
+      user_id: data.user_id,
+      queue: this.job.queueName,
+      attempt: this.attempt,
+      status,
+      // 0 for a task cancelled before it started.
+      duration_ms: resources?.timings.total_ms ?? (this.startedAt > 0 ? Date.now() - this.startedAt : 0),
+    };
+    if (this.redeliveries > 0) line.redeliveries = this.redeliveries;
+    if (error) {
+      line.code = error.code;
+      line.err = error.message;
+    }
+    logger[level](line, END_MESSAGE[status] ?? `Task ${status}`);
+  }
+
   private async finishFailed(
     status: TaskStatus,
     error: FailureInfo,
@@ -391,14 +424,29 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     const payload = { status, message: error.message, error: stored, ...(resources ? { resources } : {}) };
     await this.reporter.final(payload);
     this.deps.onFinished?.(false);
-    this.log.info({ status, code: error.code }, `task ${status}`);
+    this.logEnd(status, error, resources);
     throw new UnrecoverableError(`${error.code} ${error.type}: ${error.message}`);
   }
 }
 
+const END_MESSAGE: Partial<Record<TaskStatus | 'retry', string>> = {
+  [TaskStatus.COMPLETED]: 'Task completed',
+  [TaskStatus.FAILED]: 'Task failed',
+  [TaskStatus.TIMED_OUT]: 'Task timed out',
+  [TaskStatus.CANCELLED]: 'Task cancelled',
+  retry: 'Task will retry',
+};
+/** A cancel is someone's choice, not a fault: info. A retry is a warning; the task may still complete. */
+const END_LEVEL: Partial<Record<TaskStatus | 'retry', 'info' | 'warn' | 'error'>> = {
+  [TaskStatus.FAILED]: 'error',
+  [TaskStatus.TIMED_OUT]: 'error',
+  retry: 'warn',
+};
+
 /**
  * The per-task child logger, made only when a line at an enabled level is written: most tasks
- * log nothing, and a pino child costs a bindings serialization.
+ * log nothing, and a pino child costs a bindings serialization. The parent, the worker's logger,
+ * already names the worker.
  */
 export class LazyTaskLogger implements TaskLogger {
   private child: Logger | undefined;
@@ -406,7 +454,6 @@ export class LazyTaskLogger implements TaskLogger {
   constructor(
     private readonly parent: Logger,
     private readonly data: TaskJobData,
-    private readonly worker: string,
   ) {}
 
   enabled(level: 'debug' | 'info' | 'warn' | 'error'): boolean {
@@ -433,7 +480,6 @@ export class LazyTaskLogger implements TaskLogger {
       task_id: data.task_id,
       task_name: data.task_name,
       user_id: data.user_id,
-      worker: this.worker,
     });
     if (typeof obj === 'string') this.child[level](obj);
     else this.child[level](obj as object, msg);

@@ -23,6 +23,7 @@ import { LimitGate } from './limit-gate.js';
 import type { Executor } from './executor.js';
 import { AsyncExecutor } from './executor.js';
 import { LoopWatch } from './loop-watch.js';
+import { startMemoryLog } from './memory-log.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
 import { ProcessExecutor } from './process-pool.js';
 import { RetentionSweeper } from './retention-sweeper.js';
@@ -61,6 +62,7 @@ export class AiecsWorker {
   private readonly cancels = new CancelRegistry();
   private unsubscribe: (() => Promise<void>) | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private stopMemoryLog: (() => void) | undefined;
   private sweeper: RetentionSweeper | undefined;
   private readonly startedAt = Date.now();
   private processed = 0;
@@ -73,7 +75,7 @@ export class AiecsWorker {
     this.config = options.config ?? loadConfig();
     this.settings = { ...this.config.worker, ...options.worker };
     this.id = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-    this.logger = (options.logger ?? createLogger(this.config.logLevel)).child({ worker: this.id });
+    this.logger = (options.logger ?? createLogger(this.config)).child({ worker: this.id });
   }
 
   /** Connects, loads the service modules and starts consuming. */
@@ -183,6 +185,11 @@ export class AiecsWorker {
     await this.beat();
     this.heartbeatTimer = setInterval(() => void this.beat(), this.config.heartbeatIntervalMs);
     this.heartbeatTimer.unref();
+    this.stopMemoryLog = startMemoryLog({
+      intervalS: this.config.memoryLogIntervalS,
+      logger: this.logger,
+      activeTasks: () => this.cancels.size,
+    });
     this.sweeper = new RetentionSweeper(store, this.settings.queues, this.config.retention, this.logger);
     this.sweeper.start();
     const prefetch = this.settings.prefetchMultiplier;
@@ -272,6 +279,7 @@ export class AiecsWorker {
   close(deadlineS = this.config.shutdownTimeoutS): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.heartbeatTimer);
+      this.stopMemoryLog?.();
       for (const tasks of this.abandoned.values()) tasks.close();
       const sweeperStopped = this.sweeper?.stop();
       const draining = Promise.all([...this.workers.values()].map((w) => w.close()));
