@@ -12,7 +12,7 @@ import {
   registerSubmitCommand,
   registerUpCommand,
 } from './commands.js';
-import { EXIT_USAGE, checkRequiredFlags } from './options.js';
+import { EXIT_USAGE, addLogFlags, applyLogFlags, checkRequiredFlags } from './options.js';
 import { registerWorkerCommand } from './worker-command.js';
 
 /** Errors that mean "called wrongly" rather than "something broke". */
@@ -44,7 +44,9 @@ export function buildProgram(): Command {
     })
     .showSuggestionAfterError(true)
     // After commander's own checks, so an unknown (mistyped) option is reported first.
-    .hook('preAction', checkRequiredFlags);
+    .hook('preAction', checkRequiredFlags)
+    .hook('preAction', applyLogFlags);
+  addLogFlags(program);
   registerWorkerCommand(program);
   registerUpCommand(program);
   registerSubmitCommand(program);

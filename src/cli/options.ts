@@ -7,6 +7,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { AiecsConfig, PoolKind, WorkerSettings } from '../core/config.js';
 import { loadConfig, parsePerQueue } from '../core/config.js';
 import type { EnvInput } from '../core/config.js';
+import { LOG_FORMATS, logFileStream } from '../core/log-format.js';
 import type { QueueKind } from '../core/task.js';
 import { QUEUE_KINDS } from '../core/task.js';
 
@@ -42,7 +43,77 @@ export function cliConfig(globals: GlobalOptions, env: EnvInput = process.env): 
  * they log nothing unless AIECS_LOG_LEVEL asks for it.
  */
 export function clientLogLevel(config: AiecsConfig, env: EnvInput = process.env): string {
-  return env.AIECS_LOG_LEVEL ? config.logLevel : 'silent';
+  // A log file buries nothing: what goes there is asked for.
+  return env.AIECS_LOG_LEVEL || env.AIECS_LOG_FILE ? config.logLevel : 'silent';
+}
+
+/** --loglevel takes Celery's names (DEBUG, INFO, WARNING, ERROR, CRITICAL) and pino's, in any case. */
+const LOG_LEVELS: Record<string, string> = {
+  trace: 'trace',
+  debug: 'debug',
+  info: 'info',
+  warn: 'warn',
+  warning: 'warn',
+  error: 'error',
+  critical: 'fatal',
+  fatal: 'fatal',
+  silent: 'silent',
+};
+
+export function parseLogLevel(raw: string): string {
+  const level = LOG_LEVELS[raw.trim().toLowerCase()];
+  if (!level)
+    throw new InvalidArgumentError('Expected debug, info, warning, error or critical (or trace, silent).');
+  return level;
+}
+
+function parseLogFile(raw: string): string {
+  if (raw.trim() === '') throw new InvalidArgumentError('Expected a file path.');
+  return raw;
+}
+
+export interface LogFlags {
+  loglevel?: string;
+  logfile?: string;
+  logFormat?: string;
+}
+
+/** Celery's log flags, on the program so that every command takes them, before or after its name. */
+export function addLogFlags(program: Command): Command {
+  return program
+    .option(
+      '-l, --loglevel <level>',
+      'log level: debug, info, warning, error, critical (default: AIECS_LOG_LEVEL, else info)',
+      parseLogLevel,
+    )
+    .option(
+      '--logfile <path>',
+      'append log lines (JSON) to this file instead of stderr (default: AIECS_LOG_FILE)',
+      parseLogFile,
+    )
+    .addOption(
+      new Option(
+        '--log-format <format>',
+        'json, pretty (one human line each), or auto: pretty on a terminal (default: AIECS_LOG_FORMAT)',
+      ).choices(LOG_FORMATS),
+    );
+}
+
+/**
+ * preAction hook: the log flags become the process's environment, so that every logger the
+ * command makes, the configuration, and whether a short-lived command logs at all agree with
+ * them. The log file is opened here: one that cannot be written is one line before anything starts.
+ */
+export function applyLogFlags(
+  _hooked: Command,
+  command: Command,
+  env: NodeJS.ProcessEnv = process.env,
+): void {
+  const flags = command.optsWithGlobals<LogFlags>();
+  if (flags.loglevel !== undefined) env.AIECS_LOG_LEVEL = flags.loglevel;
+  if (flags.logFormat !== undefined) env.AIECS_LOG_FORMAT = flags.logFormat;
+  if (flags.logfile !== undefined) env.AIECS_LOG_FILE = flags.logfile;
+  if (env.AIECS_LOG_FILE) logFileStream(env.AIECS_LOG_FILE);
 }
 
 const parseIntValue = (v: string): number | undefined =>
