@@ -299,3 +299,55 @@ export class RateLimitedError extends AiecsError {
     super(message, { retry_after_s: retryAfterS });
   }
 }
+
+/** A worker id that no live worker has (`--worker`, `/api/workers/:name`). */
+export class WorkerNotFoundError extends AiecsError {
+  override readonly code = 'WORKER_NOT_FOUND';
+  override readonly wireCode = 'E001';
+  constructor(
+    readonly worker: string,
+    readonly live: string[],
+  ) {
+    super(`no live worker named ${worker}; live workers: ${live.length ? live.join(', ') : '(none)'}`, {
+      worker,
+      live,
+    });
+  }
+}
+
+/** A queue name that is not one of aiecs's queues. */
+export class QueueNotFoundError extends AiecsError {
+  override readonly code = 'QUEUE_NOT_FOUND';
+  override readonly wireCode = 'E001';
+  constructor(
+    readonly queue: string,
+    readonly queues: readonly string[],
+  ) {
+    super(`no queue named ${queue}; queues: ${queues.join(', ')}`, { queue, queues: [...queues] });
+  }
+}
+
+/** A live worker asked over the control channel did not answer in time. */
+export class WorkerNoReplyError extends AiecsError {
+  override readonly code = 'WORKER_NO_REPLY';
+  override readonly wireCode = 'E002';
+  constructor(
+    readonly worker: string,
+    readonly seconds: number,
+  ) {
+    super(`worker ${worker} did not answer within ${seconds} s`, { worker, seconds });
+  }
+}
+
+/** A worker answered a control command by refusing it (not consuming that queue, say). */
+export class ControlRefusedError extends AiecsError {
+  override readonly code = 'CONTROL_REFUSED';
+  override readonly wireCode = 'E001';
+  constructor(
+    readonly worker: string,
+    readonly command: string,
+    reason: string,
+  ) {
+    super(`worker ${worker} refused ${command}: ${reason}`, { worker, command });
+  }
+}

@@ -11,7 +11,14 @@ import {
 import { StoreUnavailableError } from '../core/errors.js';
 import { QUEUE_KINDS } from '../core/task.js';
 import { readEventsInOrder, type PgEventBackend } from './pg-event-reader.js';
-import type { ControlHandler, ResolvedStoreOptions, Store, StoreKind, WorkerHeartbeat } from './store.js';
+import type {
+  Channel,
+  ControlHandler,
+  ResolvedStoreOptions,
+  Store,
+  StoreKind,
+  WorkerHeartbeat,
+} from './store.js';
 import {
   BROKER_HINT,
   DEFAULT_STORE_TIMEOUT_MS,
@@ -77,27 +84,51 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
     `CREATE INDEX IF NOT EXISTS aiecs_task_index_time ON ${index} (created_at_ms DESC, task_id DESC)`,
   );
   // LISTEN channels are database-wide: the schema keeps deployments (and tests) apart.
-  const channel = `aiecs_ctl_${schema}`;
-  const handlers = new Set<ControlHandler>();
-  let listener: PgListenerClient | undefined;
+  const channels: Record<Channel, string> = { control: `aiecs_ctl_${schema}`, reply: `aiecs_rep_${schema}` };
+  const handlers = new Map<string, Set<ControlHandler>>();
+  let listener: Promise<PgListenerClient> | undefined;
+  /** One LISTEN per channel, kept once it succeeded. */
+  const listening = new Map<string, Promise<void>>();
   const onNotification = (msg: { channel: string; payload?: string }) => {
-    if (msg.channel !== channel || msg.payload === undefined) return;
-    for (const handler of handlers) handler(msg.payload);
+    if (msg.payload === undefined) return;
+    for (const handler of handlers.get(msg.channel) ?? []) handler(msg.payload);
+  };
+  const listen = (name: string): Promise<void> => {
+    let done = listening.get(name);
+    if (!done) {
+      listener ??= pool.connect().then((client) => {
+        client.on('notification', onNotification);
+        return client;
+      });
+      done = listener.then((client) => client.query(`LISTEN ${name}`)).then(() => undefined);
+      listening.set(name, done);
+      // A failed LISTEN (or connect) is tried again by the next subscriber.
+      done.catch(() => {
+        listening.delete(name);
+        if (listening.size > 0) return;
+        const failed = listener;
+        listener = undefined;
+        void failed?.then(
+          (client) => client.release(),
+          () => undefined,
+        );
+      });
+    }
+    return done;
   };
 
   return {
-    async publish(message) {
-      await pool.query('SELECT pg_notify($1, $2)', [channel, message]);
+    async publish(message, channel = 'control') {
+      await pool.query('SELECT pg_notify($1, $2)', [channels[channel], message]);
     },
-    async subscribe(handler) {
-      if (!listener) {
-        listener = await pool.connect();
-        listener.on('notification', onNotification);
-        await listener.query(`LISTEN ${channel}`);
-      }
-      handlers.add(handler);
+    async subscribe(handler, channel = 'control') {
+      const name = channels[channel];
+      await listen(name);
+      let set = handlers.get(name);
+      if (!set) handlers.set(name, (set = new Set()));
+      set.add(handler);
       return async () => {
-        handlers.delete(handler);
+        set.delete(handler);
       };
     },
     async tryHit(key, limit, windowMs) {
@@ -209,11 +240,13 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
     },
     async closeExtras() {
       handlers.clear();
-      if (listener) {
-        listener.removeListener('notification', onNotification);
-        await listener.query(`UNLISTEN ${channel}`).catch(() => undefined);
-        listener.release();
-        listener = undefined;
+      listening.clear();
+      const client = await listener?.catch(() => undefined);
+      listener = undefined;
+      if (client) {
+        client.removeListener('notification', onNotification);
+        await client.query('UNLISTEN *').catch(() => undefined);
+        client.release();
       }
     },
   };

@@ -188,6 +188,9 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
   }
 
   const controlChannel = `${namespace}:aiecs:control`;
+  const replyChannel = `${namespace}:aiecs:reply`;
+  /** Subscriptions per channel: the last one to go unsubscribes. */
+  const listening = new Map<string, number>();
   const beatPrefix = `${namespace}:aiecs:worker:`;
   const limitPrefix = `${namespace}:aiecs:limit:`;
   // New names, not the old sorted sets' `index:*`: an older deployment's keys never meet a list command.
@@ -254,19 +257,22 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
     createEventsProducer: (name) => new QueueEventsProducer(name, bull),
     createEventWriter: (name) => new RedisEventBatch(command, `${namespace}:${name}:`),
 
-    async publish(message) {
-      await command.publish(controlChannel, message);
+    async publish(message, channel = 'control') {
+      await command.publish(channel === 'control' ? controlChannel : replyChannel, message);
     },
-    async subscribe(handler) {
-      const listener = (channel: string, message: string) => {
-        if (channel === controlChannel) handler(message);
+    async subscribe(handler, channel = 'control') {
+      const name = channel === 'control' ? controlChannel : replyChannel;
+      const listener = (from: string, message: string) => {
+        if (from === name) handler(message);
       };
       subscriber.on('message', listener);
-      await subscriber.subscribe(controlChannel);
+      listening.set(name, (listening.get(name) ?? 0) + 1);
+      await subscriber.subscribe(name);
       return async () => {
         subscriber.off('message', listener);
-        if (subscriber.listenerCount('message') === 0 && !closed)
-          await subscriber.unsubscribe(controlChannel);
+        const left = (listening.get(name) ?? 1) - 1;
+        listening.set(name, left);
+        if (left === 0 && !closed) await subscriber.unsubscribe(name);
       };
     },
 

@@ -29,6 +29,12 @@ export interface WorkerHeartbeat {
 
 export type ControlHandler = (message: string) => void;
 
+/**
+ * The store's two pub/sub channels: `control` carries cancels and requests to every worker,
+ * `reply` the workers' answers to requesters (see control.ts).
+ */
+export type Channel = 'control' | 'reply';
+
 /** Writes a queue's task progress and custom events to its event stream, as BullMQ would. */
 export interface EventWriter {
   /** Stores a job's progress and announces it (BullMQ's job.updateProgress). */
@@ -75,9 +81,10 @@ export interface Store {
    */
   createEventWriter?(name: string): EventWriter;
 
-  publish(message: string): Promise<void>;
-  /** Resolves once subscribed; returns the unsubscribe function. */
-  subscribe(handler: ControlHandler): Promise<() => Promise<void>>;
+  /** Sends on `channel` (default `control`). */
+  publish(message: string, channel?: Channel): Promise<void>;
+  /** Resolves once subscribed to `channel` (default `control`); returns the unsubscribe function. */
+  subscribe(handler: ControlHandler, channel?: Channel): Promise<() => Promise<void>>;
 
   /**
    * Counts one use in the current `windowMs` window of `key` if fewer than `limit` were counted;
