@@ -1,23 +1,31 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
+  ControlRefusedError,
   ForbiddenError,
   RateLimitedError,
   ServiceNotFoundError,
   TaskNotFoundError,
   ValidationError,
+  WorkerNoReplyError,
   type FieldIssue,
 } from '../core/errors.js';
 import type { TaskRecord } from '../core/task.js';
 import { taskIdSchema } from '../core/submission.js';
+import { Admin, INSPECT_VERBS } from '../engine/admin.js';
 import type { AiecsApp } from '../engine/app.js';
 import type { Store } from '../engine/store.js';
 import { ServiceCatalog } from '../registry/service-catalog.js';
 import type { Principal, Verifier } from './auth.js';
 import { bearer } from './auth.js';
+import type { EventBridge } from './event-bridge.js';
 import type { UserRateLimiter } from './rate-limit.js';
+import { StateFeed } from './state-feed.js';
 import {
+  adminTimeoutQuerySchema,
+  controlBodySchema,
   httpBatchSchema,
   httpTaskSchema,
+  inspectQuerySchema,
   listQuerySchema,
   openApiDocument,
   parseOrThrow,
@@ -34,6 +42,8 @@ export interface RouteDeps {
   /** Largest task body (bytes): the input limit plus room for the request's other fields. */
   taskBodyLimit: number;
   batchBodyLimit: number;
+  /** The gateway's event bridge, which `GET /api/events` follows. */
+  bridge?: EventBridge;
 }
 
 declare module 'fastify' {
@@ -83,6 +93,13 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
         ),
   });
   const document = openApiDocument(deps.version);
+  // Inspect, control and the queues, for admins (Celery's verbs; `aiecs inspect` on the embedded store).
+  const admin = new Admin(app, store);
+  const eventStreams = new Set<() => void>();
+  fastify.addHook('preClose', async () => {
+    for (const end of [...eventStreams]) end();
+  });
+  fastify.addHook('onClose', async () => admin.close());
 
   fastify.get('/healthz', async () => ({ status: 'ok' }));
   fastify.get('/readyz', async (_request, reply) => {
@@ -219,9 +236,93 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
 
       api.get('/services', async () => ({ services: await catalog.list() }));
 
+      const requireAdmin = (request: FastifyRequest, what: string) => {
+        if (!principal(request).admin) throw new ForbiddenError(`only admins may ${what}`);
+      };
+
+      // Active counts as the workers give them now, not a heartbeat old.
       api.get('/workers', async (request) => {
-        if (!principal(request).admin) throw new ForbiddenError('only admins may list workers');
-        return { workers: await app.listWorkers() };
+        requireAdmin(request, 'list workers');
+        const { timeout } = parseOrThrow(adminTimeoutQuerySchema, request.query);
+        return app.bounded('list workers', () => admin.workers(timeout * 1000), { probe: false });
+      });
+
+      api.post('/workers/:name/control', async (request) => {
+        requireAdmin(request, 'control workers');
+        const worker = (request.params as { name: string }).name;
+        const { command, args, timeout } = parseOrThrow(controlBodySchema, request.body ?? {});
+        const answers = await app.bounded(
+          `send ${command}`,
+          () => admin.controlWorkers(command, args, { worker, timeoutMs: timeout * 1000 }),
+          { probe: false },
+        );
+        if (answers.no_reply.includes(worker)) throw new WorkerNoReplyError(worker, timeout);
+        const refused = answers.errors[worker];
+        if (refused !== undefined) throw new ControlRefusedError(worker, command, refused);
+        return { worker, command, ...(answers.workers[worker] as { message: string }) };
+      });
+
+      api.get('/inspect/:what', async (request) => {
+        requireAdmin(request, 'inspect workers');
+        const raw = (request.params as { what: string }).what;
+        const what = INSPECT_VERBS.find((v) => v === raw);
+        if (!what)
+          throw new ValidationError([
+            { field: 'what', message: `must be one of ${INSPECT_VERBS.join(', ')}` },
+          ]);
+        const query = parseOrThrow(inspectQuerySchema, request.query);
+        return app.bounded(
+          `inspect ${what}`,
+          () =>
+            admin.inspect(what, {
+              timeoutMs: query.timeout * 1000,
+              limit: query.limit,
+              ...(query.worker !== undefined ? { worker: query.worker } : {}),
+            }),
+          { probe: false },
+        );
+      });
+
+      api.get('/queues', async (request) => {
+        requireAdmin(request, 'read the queues');
+        return { queues: await admin.queues() };
+      });
+
+      api.post('/queues/:name/purge', async (request) => {
+        requireAdmin(request, 'purge queues');
+        const [purged] = await admin.purge([(request.params as { name: string }).name]);
+        return { ...purged!, removed: purged!.waiting + purged!.delayed };
+      });
+
+      // Every task's state changes as server-sent events: `aiecs events` on the embedded store.
+      api.get('/events', async (request, reply) => {
+        requireAdmin(request, "follow every user's tasks");
+        const bridge = deps.bridge;
+        if (!bridge) throw new Error('the gateway has no event bridge');
+        void reply.hijack();
+        const out = reply.raw;
+        out.writeHead(200, {
+          ...(reply.getHeaders() as Record<string, string>),
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-cache',
+          'x-accel-buffering': 'no',
+        });
+        // A first line, so that the client knows it is connected before any task moves.
+        out.write(': aiecs events\n\n');
+        const feed = new StateFeed(bridge, (event) => {
+          const { result: _result, ...change } = event;
+          out.write(`data: ${JSON.stringify(change)}\n\n`);
+        });
+        // Proxies drop a connection that stays silent.
+        const keepAlive = setInterval(() => out.write(': keep-alive\n\n'), 15_000);
+        const end = () => {
+          if (!eventStreams.delete(end)) return;
+          clearInterval(keepAlive);
+          feed.close();
+          out.end();
+        };
+        eventStreams.add(end);
+        out.on('close', end);
       });
     },
     { prefix: '/api' },

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { ValidationError } from '../core/errors.js';
 import type { QueueKind, WireSubmitOptions } from '../core/task.js';
 import { storableText, submitOptionsSchema, taskRequestSchema } from '../core/submission.js';
-import { FAST_QUEUE, HEAVY_QUEUE, TaskStatus } from '../core/task.js';
+import { FAST_QUEUE, HEAVY_QUEUE, QUEUE_KINDS, TaskStatus } from '../core/task.js';
+import { CONTROL_COMMANDS, INSPECT_VERBS } from '../engine/control.js';
 import { zodIssues } from '../core/zod-issues.js';
 
 /** Over HTTP `eta` is an ISO date-time string; everything else is the engine's own schema. */
@@ -31,6 +32,56 @@ export const listQuerySchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: storableText(z.string().max(512)).optional(),
 });
+
+/** Seconds the workers get to answer an admin request (Celery's default: 1). */
+const timeoutField = z.coerce
+  .number()
+  .min(0.05)
+  .max(30)
+  .default(1)
+  .describe('seconds the workers get to answer (default 1); those that do not are listed in no_reply');
+
+export const adminTimeoutQuerySchema = z.strictObject({ timeout: timeoutField });
+
+export const inspectQuerySchema = z.strictObject({
+  worker: z.string().min(1).max(256).optional().describe('only this worker (its id)'),
+  timeout: timeoutField,
+  limit: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(1000)
+    .default(100)
+    .describe('scheduled, reserved: tasks per queue'),
+});
+
+const size = z.number().int().min(1).max(100_000);
+export const controlBodySchema = z
+  .strictObject({
+    command: z.enum(CONTROL_COMMANDS),
+    args: z
+      .strictObject({
+        concurrency: z
+          .union([size, z.partialRecord(z.enum(QUEUE_KINDS), size)])
+          .optional()
+          .describe('pool-resize: one size for every queue the worker consumes, or sizes per queue'),
+        queue: z.enum(QUEUE_KINDS).optional().describe('cancel-consumer, add-consumer'),
+      })
+      .default({}),
+    timeout: timeoutField,
+  })
+  .superRefine((body, ctx) => {
+    const needs = (field: 'concurrency' | 'queue') => {
+      if (body.args[field] === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['args', field],
+          message: `${body.command} needs args.${field}`,
+        });
+    };
+    if (body.command === 'pool-resize') needs('concurrency');
+    if (body.command === 'cancel-consumer' || body.command === 'add-consumer') needs('queue');
+  });
 
 export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, prefix?: string): z.output<S> {
   const result = schema.safeParse(value);
@@ -87,6 +138,34 @@ export function openApiDocument(version: string): Record<string, unknown> {
     content: { 'application/json': { schema } },
   });
   const idParam = [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }];
+  const queryParams = (schema: z.ZodObject) =>
+    Object.entries(json(schema, 'input').properties as Record<string, { description?: string }>).map(
+      ([name, property]) => ({
+        name,
+        in: 'query',
+        schema: property,
+        ...(property.description ? { description: property.description } : {}),
+      }),
+    );
+  const strings = { type: 'array', items: { type: 'string' } };
+  const answers = {
+    type: 'object',
+    description:
+      "each answering worker's data by its id, the errors of those that refused, and the live workers that did not answer in time",
+    properties: {
+      what: { type: 'string' },
+      workers: { type: 'object', additionalProperties: true },
+      errors: { type: 'object', additionalProperties: { type: 'string' } },
+      no_reply: strings,
+      timeout_s: { type: 'number' },
+    },
+  };
+  const queueName = {
+    name: 'name',
+    in: 'path',
+    required: true,
+    schema: { type: 'string', enum: [FAST_QUEUE, HEAVY_QUEUE] },
+  };
   return {
     openapi: '3.1.0',
     info: { title: 'aiecs gateway', version },
@@ -169,8 +248,120 @@ export function openApiDocument(version: string): Record<string, unknown> {
       },
       '/api/workers': {
         get: {
-          summary: 'live workers (admins)',
-          responses: { '200': ok({ type: 'object' }), ...errors(401, 403) },
+          summary:
+            'live workers (from their heartbeats), with the figures each gives now over the control channel; answered: false for one that did not answer in time (admins)',
+          parameters: queryParams(adminTimeoutQuerySchema),
+          responses: {
+            '200': ok({
+              type: 'object',
+              properties: { workers: { type: 'array', items: { type: 'object' } }, no_reply: strings },
+            }),
+            ...errors(400, 401, 403, 503),
+          },
+        },
+      },
+      '/api/workers/{name}/control': {
+        post: {
+          summary:
+            "Celery's control verbs for one worker: shutdown, pool-resize, cancel-consumer, add-consumer (admins)",
+          parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
+          requestBody: body(controlBodySchema),
+          responses: {
+            '200': ok({
+              type: 'object',
+              properties: {
+                worker: { type: 'string' },
+                command: { type: 'string' },
+                message: { type: 'string' },
+              },
+            }),
+            ...errors(400, 401, 403, 404, 409, 503, 504),
+          },
+        },
+      },
+      '/api/inspect/{what}': {
+        get: {
+          summary:
+            "Celery's inspect verbs: active, stats, ping and registered are answered by the live workers; scheduled (delayed) and reserved (waiting) list the queues' tasks (admins)",
+          parameters: [
+            {
+              name: 'what',
+              in: 'path',
+              required: true,
+              schema: { type: 'string', enum: [...INSPECT_VERBS] },
+            },
+            ...queryParams(inspectQuerySchema),
+          ],
+          responses: {
+            '200': ok({
+              oneOf: [
+                answers,
+                {
+                  type: 'object',
+                  properties: {
+                    what: { type: 'string' },
+                    queues: { type: 'array', items: { type: 'object' } },
+                  },
+                },
+              ],
+            }),
+            ...errors(400, 401, 403, 404, 503),
+          },
+        },
+      },
+      '/api/queues': {
+        get: {
+          summary: 'tasks per queue and state: waiting, delayed, active, completed, failed (admins)',
+          responses: {
+            '200': ok({
+              type: 'object',
+              properties: { queues: { type: 'array', items: { type: 'object' } } },
+            }),
+            ...errors(401, 403, 503),
+          },
+        },
+      },
+      '/api/queues/{name}/purge': {
+        post: {
+          summary:
+            'removes the waiting and delayed tasks of the queue (their records go too); running tasks are untouched (admins)',
+          parameters: [queueName],
+          responses: {
+            '200': ok({
+              type: 'object',
+              properties: {
+                queue: { type: 'string' },
+                waiting: { type: 'integer' },
+                delayed: { type: 'integer' },
+                removed: { type: 'integer' },
+              },
+            }),
+            ...errors(401, 403, 404, 503),
+          },
+        },
+      },
+      '/api/events': {
+        get: {
+          summary:
+            "server-sent events: every task's state changes (queued, running, retrying, ended), one `data:` line of JSON each, as the `progress` event without its result (admins)",
+          responses: {
+            '200': {
+              description: 'an event stream',
+              content: { 'text/event-stream': { schema: { type: 'string' } } },
+            },
+            ...errors(401, 403),
+          },
+        },
+      },
+      '/metrics': {
+        get: {
+          summary:
+            'Prometheus metrics (text exposition); no JWT, but the bearer token AIECS_METRICS_TOKEN when it is set',
+          security: [],
+          responses: {
+            '200': { description: 'the metrics', content: { 'text/plain': { schema: { type: 'string' } } } },
+            ...errors(401),
+          },
         },
       },
       '/healthz': { get: { summary: 'alive', security: [], responses: { '200': ok({ type: 'object' }) } } },

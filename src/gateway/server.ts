@@ -96,6 +96,7 @@ export class Gateway {
       version: GATEWAY_VERSION,
       taskBodyLimit: config.maxInputBytes + 64 * 1024,
       batchBodyLimit: Math.max(16 * 1024 * 1024, config.maxInputBytes * 2),
+      bridge: this.bridge,
     });
     registerMetricsRoute(this.fastify, { app: options.app, token: config.metricsToken, logger });
   }
