@@ -182,5 +182,6 @@ export async function upAction(flags: UpFlags, cmd: Command): Promise<void> {
       console.log(`  token: ${up.token}  (user "you", ${ttl}; mint others with \`aiecs token --user U\`)`);
     }
   }
-  await stopped;
+  // A signal, or `aiecs control shutdown` stopping the worker: then the rest stops too.
+  await Promise.race([stopped, up.worker.whenClosed().then(() => up.close())]);
 }

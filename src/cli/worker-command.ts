@@ -86,6 +86,7 @@ export function registerWorkerCommand(program: Command): void {
         `queues ${describeQueues(worker.settings)}` +
         (worker.metricsUrl ? `, metrics ${worker.metricsUrl}` : ''),
     );
-    await stopped;
+    // A signal, or `aiecs control shutdown` from anywhere.
+    await Promise.race([stopped, worker.whenClosed()]);
   });
 }

@@ -22,7 +22,7 @@ export class AbandonedTasks {
 
   constructor(
     private readonly worker: SlotsOf,
-    private readonly concurrency: number,
+    private concurrency: number,
     private readonly queue: string,
     private readonly logger: Logger,
   ) {}
@@ -49,6 +49,12 @@ export class AbandonedTasks {
       this.logger.info({ task_id: taskId, queue: this.queue }, 'abandoned task returned; its slot is free');
       this.apply();
     });
+  }
+
+  /** The queue's new concurrency (pool-resize): abandoned tasks keep holding their slots of it. */
+  resize(concurrency: number): void {
+    this.concurrency = concurrency;
+    this.apply();
   }
 
   /** A closing worker takes nothing more: leave its concurrency and pause alone. */

@@ -2,10 +2,14 @@
  * What a worker knows about cancel requests: the tasks it is running (to stop them) and the
  * ids cancelled lately (to refuse them if they reach this worker a moment after the request).
  */
+import type { RunningTask } from './remote-control.js';
+
 /** A running task, told to stop. */
 export interface Stoppable {
   readonly taskId: string;
   stopFor(reason: 'cancel' | 'shutdown'): void;
+  /** What `inspect active` shows of it. */
+  describe?(): RunningTask;
 }
 
 export class CancelRegistry {
@@ -21,6 +25,11 @@ export class CancelRegistry {
 
   get size(): number {
     return this.running.size;
+  }
+
+  /** The running tasks as `inspect active` shows them. */
+  describeRunning(): RunningTask[] {
+    return [...this.running].flatMap((task) => (task.describe ? [task.describe()] : []));
   }
 
   runningIds(): string[] {

@@ -93,6 +93,20 @@ export class ProcessExecutor implements Executor {
     return [...this.children].map((c) => c.proc.pid ?? -1);
   }
 
+  /** A new pool size (pool-resize): idle children over it exit now, busy ones once their task ends. */
+  resize(size: number): void {
+    this.options.size = size;
+    while (this.children.size > size && this.idle.length > 0) this.retire(this.idle.pop()!);
+    // Grown: tasks waiting for a child get new ones.
+    while (this.waiting.length > 0 && this.children.size < size) this.handOver();
+  }
+
+  private retire(child: Child): void {
+    child.retiring = true;
+    this.post(child, { type: 'exit' });
+    this.children.delete(child);
+  }
+
   async start(
     data: TaskJobData,
     attempt: number,
@@ -144,6 +158,10 @@ export class ProcessExecutor implements Executor {
   private release(child: Child): void {
     const memoryKiB = child.rssKiB;
     const { maxTasksPerChild, maxMemoryPerChildKiB } = this.options;
+    if (this.children.size > this.options.size) {
+      this.retire(child);
+      return;
+    }
     if (
       (maxTasksPerChild > 0 && child.tasks >= maxTasksPerChild) ||
       (maxMemoryPerChildKiB > 0 && memoryKiB > maxMemoryPerChildKiB)

@@ -10,12 +10,13 @@ import {
 import type { Logger } from '../core/logger.js';
 import { countingMetrics, type ExecutionStatus } from '../core/metrics.js';
 import type { TaskLogger } from '../registry/task-context.js';
-import { TaskStatus, type TaskJobData } from '../core/task.js';
+import { TaskStatus, type QueueKind, type TaskJobData } from '../core/task.js';
 import type { EventWriter } from '../engine/store.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
 import { jobTaskData, progressPayload, runOf } from '../engine/task-record.js';
 import type { CancelRegistry, Stoppable } from './cancel-registry.js';
 import { DeadlineWatch, type HasDeadline } from './deadline-watch.js';
+import type { RunningTask } from './remote-control.js';
 import type { ExecOutcome, FailureInfo, TaskSink } from './execute-service.js';
 import type { Execution, Executor } from './executor.js';
 import type { LimitGate, TaskSlots } from './limit-gate.js';
@@ -129,6 +130,21 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
 
   get taskId(): string {
     return this.data.task_id;
+  }
+
+  describe(): RunningTask {
+    const { data } = this;
+    return {
+      task_id: data.task_id,
+      task_name: data.task_name,
+      mode: data.mode,
+      service: data.service,
+      user_id: data.user_id,
+      queue: this.job.queueName as QueueKind,
+      attempt: this.attempt,
+      started_at: new Date(this.startedAt).toISOString(),
+      runtime_ms: Date.now() - this.startedAt,
+    };
   }
 
   /** Made on first need: a task that reports nothing and ends well never writes progress. */

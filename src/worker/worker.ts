@@ -9,6 +9,7 @@ import { createLogger } from '../core/logger.js';
 import { countActiveTasks } from '../core/metrics.js';
 import { VERSION } from '../core/version.js';
 import type { QueueKind, StoredTaskData } from '../core/task.js';
+import { QUEUE_KINDS } from '../core/task.js';
 import { decodeControl } from '../engine/control.js';
 import type { Store, WorkerHeartbeat } from '../engine/store.js';
 import { openStore } from '../engine/store.js';
@@ -27,6 +28,8 @@ import { startMemoryLog } from './memory-log.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
 import { ProcessExecutor } from './process-pool.js';
 import { RetentionSweeper } from './retention-sweeper.js';
+import type { Controllable, QueuePoolStats, RunningTask } from './remote-control.js';
+import { RemoteControl, resizePlan } from './remote-control.js';
 import { createTaskProcessor, retryDelay } from './task-runner.js';
 
 export { VERSION } from '../core/version.js';
@@ -48,7 +51,7 @@ export interface WorkerOptions {
  * A worker process: consumes the fast and heavy queues with their own concurrency and pool,
  * listens on the control channel for cancels, and announces itself with heartbeats.
  */
-export class AiecsWorker {
+export class AiecsWorker implements Controllable {
   readonly id: string;
   readonly config: AiecsConfig;
   readonly settings: WorkerSettings;
@@ -58,16 +61,23 @@ export class AiecsWorker {
   private readonly executors = new Map<QueueKind, Executor>();
   private readonly abandoned = new Map<QueueKind, AbandonedTasks>();
   private loopWatch: LoopWatch | undefined;
-  private readonly producers: QueueEventsProducer[] = [];
+  private readonly producers = new Map<QueueKind, QueueEventsProducer>();
+  private gate: LimitGate | undefined;
+  private servicePaths: string[] = [];
+  /** Consumers stopped by cancel-consumer whose running tasks still finish. */
+  private readonly stopping = new Set<Promise<void>>();
   private readonly cancels = new CancelRegistry();
   private unsubscribe: (() => Promise<void>) | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private stopMemoryLog: (() => void) | undefined;
   private sweeper: RetentionSweeper | undefined;
-  private readonly startedAt = Date.now();
+  readonly startedAt = Date.now();
+  readonly version = VERSION;
   private processed = 0;
   private failed = 0;
   private closing: Promise<void> | undefined;
+  private markClosed!: () => void;
+  private readonly closed = new Promise<void>((resolve) => (this.markClosed = resolve));
   private metricsServer: MetricsServer | undefined;
   private uncountActive: (() => void) | undefined;
 
@@ -119,14 +129,16 @@ export class AiecsWorker {
     this.store = store;
     configureProviders(this.config);
     logProviderStatus(this.logger, this.config);
+    const remote = new RemoteControl(store, this, this.logger);
     this.unsubscribe = await store.subscribe((raw) => {
       const message = decodeControl(raw);
       if (message?.type === 'cancel' && this.cancels.cancel(message.task_id)) {
         this.logger.info({ task_id: message.task_id }, 'cancelling running task');
-      }
+      } else if (message?.type === 'request') void remote.handle(message);
     });
 
-    const gate = new LimitGate(store, this.id);
+    this.gate = new LimitGate(store, this.id);
+    this.servicePaths = services;
     if (this.settings.queues.some((queue) => this.settings.pool[queue] === 'async')) {
       this.loopWatch = new LoopWatch({
         // BullMQ renews a task's lock every quarter to half of the lock duration: a loop blocked
@@ -138,48 +150,7 @@ export class AiecsWorker {
       });
       this.loopWatch.start();
     }
-    for (const queue of this.settings.queues) {
-      const concurrency = this.settings.concurrency[queue];
-      const executor: Executor =
-        this.settings.pool[queue] === 'process'
-          ? new ProcessExecutor({
-              size: concurrency,
-              maxTasksPerChild: this.settings.maxTasksPerChild,
-              maxMemoryPerChildKiB: this.settings.maxMemoryPerChildKiB,
-              services,
-              builtins: this.options.builtins ?? true,
-              providers: this.config.providers,
-              logger: this.logger,
-            })
-          : new AsyncExecutor(this.loopWatch);
-      this.executors.set(queue, executor);
-      const producer = store.createEventsProducer(queue);
-      this.producers.push(producer);
-      const processor = createTaskProcessor({
-        executor,
-        producer,
-        workerId: this.id,
-        events: store.createEventWriter?.(queue),
-        config: this.config,
-        logger: this.logger,
-        cancels: this.cancels,
-        gate,
-        onFinished: (ok) => (ok ? this.processed++ : this.failed++),
-        onAbandoned: (taskId, returned) => this.abandoned.get(queue)?.hold(taskId, returned),
-      });
-      const worker = store.createWorker<StoredTaskData, ResultEnvelope>(queue, processor, {
-        name: this.id,
-        concurrency,
-        lockDuration: this.config.lockDurationMs,
-        stalledInterval: this.config.stalledIntervalMs,
-        maxStalledCount: 2,
-        settings: { backoffStrategy: retryDelay(this.config.retryBackoffMs) },
-        autorun: false,
-      });
-      worker.on('error', (error) => this.logger.warn({ err: error.message, queue }, 'worker error'));
-      this.workers.set(queue, worker);
-      this.abandoned.set(queue, new AbandonedTasks(worker, concurrency, queue, this.logger));
-    }
+    for (const queue of this.settings.queues) this.startQueue(store, queue);
     for (const worker of this.workers.values()) void worker.run();
     await Promise.all([...this.workers.values()].map((w) => w.waitUntilReady()));
     await this.beat();
@@ -209,6 +180,51 @@ export class AiecsWorker {
       'worker ready',
     );
     return this;
+  }
+
+  /** Consumes `queue` (at start, or add-consumer): its pool, and its BullMQ worker, not yet running. */
+  private startQueue(store: Store, queue: QueueKind): Worker<StoredTaskData, ResultEnvelope> {
+    const concurrency = this.settings.concurrency[queue];
+    const executor: Executor =
+      this.settings.pool[queue] === 'process'
+        ? new ProcessExecutor({
+            size: concurrency,
+            maxTasksPerChild: this.settings.maxTasksPerChild,
+            maxMemoryPerChildKiB: this.settings.maxMemoryPerChildKiB,
+            services: this.servicePaths,
+            builtins: this.options.builtins ?? true,
+            providers: this.config.providers,
+            logger: this.logger,
+          })
+        : new AsyncExecutor(this.loopWatch);
+    this.executors.set(queue, executor);
+    let producer = this.producers.get(queue);
+    if (!producer) this.producers.set(queue, (producer = store.createEventsProducer(queue)));
+    const processor = createTaskProcessor({
+      executor,
+      producer,
+      workerId: this.id,
+      events: store.createEventWriter?.(queue),
+      config: this.config,
+      logger: this.logger,
+      cancels: this.cancels,
+      gate: this.gate!,
+      onFinished: (ok) => (ok ? this.processed++ : this.failed++),
+      onAbandoned: (taskId, returned) => this.abandoned.get(queue)?.hold(taskId, returned),
+    });
+    const worker = store.createWorker<StoredTaskData, ResultEnvelope>(queue, processor, {
+      name: this.id,
+      concurrency,
+      lockDuration: this.config.lockDurationMs,
+      stalledInterval: this.config.stalledIntervalMs,
+      maxStalledCount: 2,
+      settings: { backoffStrategy: retryDelay(this.config.retryBackoffMs) },
+      autorun: false,
+    });
+    worker.on('error', (error) => this.logger.warn({ err: error.message, queue }, 'worker error'));
+    this.workers.set(queue, worker);
+    this.abandoned.set(queue, new AbandonedTasks(worker, concurrency, queue, this.logger));
+    return worker;
   }
 
   get activeTasks(): number {
@@ -282,7 +298,7 @@ export class AiecsWorker {
       this.stopMemoryLog?.();
       for (const tasks of this.abandoned.values()) tasks.close();
       const sweeperStopped = this.sweeper?.stop();
-      const draining = Promise.all([...this.workers.values()].map((w) => w.close()));
+      const draining = Promise.all([...[...this.workers.values()].map((w) => w.close()), ...this.stopping]);
       const deadline = new Promise<'deadline'>((resolve) =>
         setTimeout(() => resolve('deadline'), deadlineS * 1000).unref(),
       );
@@ -293,7 +309,10 @@ export class AiecsWorker {
       }
       await Promise.all([...this.executors.values()].map((e) => e.close()));
       await this.loopWatch?.close();
-      await settleWithin(Promise.allSettled(this.producers.map((p) => p.close())), CLOSE_DEADLINE_MS);
+      await settleWithin(
+        Promise.allSettled([...this.producers.values()].map((p) => p.close())),
+        CLOSE_DEADLINE_MS,
+      );
       await this.unsubscribe?.();
       await sweeperStopped;
       await this.store?.removeHeartbeat(this.id).catch(() => undefined);
@@ -302,7 +321,93 @@ export class AiecsWorker {
       if (!this.options.store) await this.store?.close();
       this.logger.info({ processed: this.processed, failed: this.failed }, 'worker stopped');
     })();
+    this.closing.then(this.markClosed, this.markClosed);
     return this.closing;
+  }
+
+  /** Resolves once the worker has stopped, however it was told to (a signal, `aiecs control shutdown`). */
+  whenClosed(): Promise<void> {
+    return this.closed;
+  }
+
+  // Celery's inspect and control verbs (see remote-control.ts).
+
+  counters() {
+    const { total, running } = this.abandonedTasks;
+    return { processed: this.processed, failed: this.failed, abandoned: total, abandonedRunning: running };
+  }
+
+  running(): RunningTask[] {
+    return this.cancels.describeRunning();
+  }
+
+  pools(): Partial<Record<QueueKind, QueuePoolStats>> {
+    const running = this.running();
+    const pools: Partial<Record<QueueKind, QueuePoolStats>> = {};
+    for (const queue of QUEUE_KINDS) {
+      const active = running.filter((t) => t.queue === queue).length;
+      const executor = this.executors.get(queue);
+      if (!this.workers.has(queue) && active === 0) continue;
+      pools[queue] = {
+        kind: this.settings.pool[queue],
+        concurrency: this.settings.concurrency[queue],
+        active,
+        consuming: this.workers.has(queue),
+        ...(executor instanceof ProcessExecutor ? { children: executor.pids() } : {}),
+      };
+    }
+    return pools;
+  }
+
+  resize(concurrency: number | Partial<Record<QueueKind, number>>): string {
+    const plan = resizePlan(concurrency, [...this.workers.keys()]);
+    for (const [queue, size] of plan) {
+      this.settings.concurrency = { ...this.settings.concurrency, [queue]: size };
+      const executor = this.executors.get(queue);
+      if (executor instanceof ProcessExecutor) executor.resize(size);
+      // Slots held by abandoned tasks stay held: the BullMQ worker gets what is left.
+      this.abandoned.get(queue)?.resize(size);
+    }
+    return `concurrency ${plan.map(([q, n]) => `${q}=${n}`).join(', ')}`;
+  }
+
+  async cancelConsumer(queue: QueueKind): Promise<string> {
+    const worker = this.workers.get(queue);
+    if (!worker) throw new Error(`not consuming ${queue}`);
+    const executor = this.executors.get(queue);
+    this.workers.delete(queue);
+    this.executors.delete(queue);
+    this.abandoned.get(queue)?.close();
+    this.abandoned.delete(queue);
+    this.settings.queues = this.settings.queues.filter((q) => q !== queue);
+    const left = this.running().filter((t) => t.queue === queue).length;
+    // BullMQ's close takes no new task and waits for the running ones; then their pool goes.
+    const stopped = worker
+      .close()
+      .then(() => executor?.close())
+      .catch((error: Error) => this.logger.warn({ err: error.message, queue }, 'could not stop consumer'));
+    this.stopping.add(stopped);
+    void stopped.then(() => this.stopping.delete(stopped));
+    void this.beat();
+    return `no longer consuming ${queue}` + (left ? `; its ${left} running task(s) finish` : '');
+  }
+
+  async addConsumer(queue: QueueKind): Promise<string> {
+    if (this.closing) throw new Error('shutting down');
+    if (this.workers.has(queue)) throw new Error(`already consuming ${queue}`);
+    const store = this.store;
+    if (!store) throw new Error('not started');
+    const worker = this.startQueue(store, queue);
+    this.settings.queues = QUEUE_KINDS.filter((q) => q === queue || this.settings.queues.includes(q));
+    void worker.run();
+    await worker.waitUntilReady();
+    void this.beat();
+    return `consuming ${queue} (${this.settings.pool[queue]} x${this.settings.concurrency[queue]})`;
+  }
+
+  shutdown(): void {
+    this.logger.info('shutting down on request (aiecs control shutdown)');
+    void this.close();
   }
 }
 
