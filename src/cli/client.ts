@@ -9,7 +9,7 @@ import { createLogger } from '../core/logger.js';
 import type { QueueKind, TaskRecord, TaskStatus, WireSubmitOptions } from '../core/task.js';
 import { TaskStatus as Status } from '../core/task.js';
 import type { AiecsApp, CancelResult } from '../engine/app.js';
-import type { WorkerHeartbeat } from '../engine/store.js';
+import type { Store, WorkerHeartbeat } from '../engine/store.js';
 import { parseBrokerUrl } from '../engine/store.js';
 import { findGateway, localSecret, refusedTokenMessage } from './local-gateway.js';
 import type { GlobalOptions } from './options.js';
@@ -80,6 +80,30 @@ async function checkService(app: AiecsApp, request: unknown): Promise<void> {
   await new ServiceCatalog(await app.store()).check(mode, service, taskName);
 }
 
+/** An app on the configured store, opened now, so a busy embedded store is reported before any work. */
+export async function openApp(options: {
+  config: AiecsConfig;
+  namespace?: string;
+  logger: Logger;
+}): Promise<{ app: AiecsApp; store: Store }> {
+  // Loaded here, not at the top: the app brings zod, and the HTTP path never needs it.
+  const { AiecsApp } = await import('../engine/app.js');
+  const app = new AiecsApp({
+    config: options.config,
+    logger: options.logger,
+    ...(options.namespace !== undefined ? { namespace: options.namespace } : {}),
+  });
+  try {
+    return { app, store: await app.store() };
+  } catch (error) {
+    await app.close().catch(() => undefined);
+    // By code, not class: importing the embedded store here would load PGlite for every command.
+    const locked = error as { code?: unknown; dir?: unknown; pid?: unknown };
+    if (locked.code === 'STORE_LOCKED') throw new StoreBusyError(String(locked.dir), Number(locked.pid));
+    throw error;
+  }
+}
+
 /** TaskClient over an AiecsApp on the store (embedded, PostgreSQL or Redis). */
 export class StoreClient implements TaskClient {
   readonly cannotWait: string | undefined;
@@ -102,24 +126,8 @@ export class StoreClient implements TaskClient {
     namespace?: string;
     logger: Logger;
   }): Promise<StoreClient> {
-    // Loaded here, not at the top: the app brings zod, and the HTTP path never needs it.
-    const { AiecsApp } = await import('../engine/app.js');
-    const app = new AiecsApp({
-      config: options.config,
-      logger: options.logger,
-      ...(options.namespace !== undefined ? { namespace: options.namespace } : {}),
-    });
-    let kind: string;
-    try {
-      kind = (await app.store()).kind;
-    } catch (error) {
-      await app.close().catch(() => undefined);
-      // By code, not class: importing the embedded store here would load PGlite for every command.
-      const locked = error as { code?: unknown; dir?: unknown; pid?: unknown };
-      if (locked.code === 'STORE_LOCKED') throw new StoreBusyError(String(locked.dir), Number(locked.pid));
-      throw error;
-    }
-    return new StoreClient(app, kind);
+    const { app, store } = await openApp(options);
+    return new StoreClient(app, store.kind);
   }
 
   async submit(queue: QueueKind, request: unknown, options: WireSubmitOptions): Promise<SubmitResult> {
@@ -167,25 +175,39 @@ export async function openClient(options: {
   namespace?: string;
   logger: Logger;
 }): Promise<TaskClient> {
-  if (parseBrokerUrl(options.config.brokerUrl).kind === 'embedded') {
-    const running = findGateway(options.config);
-    const secret = localSecret(options.config, false);
-    // An admin token: this user can read the data directory, so they own the deployment.
-    if (running && secret) {
-      // Loaded only here: jose and socket.io-client are not needed on the direct path.
-      const [{ mintOptions, mintToken }, { HttpClient }] = await Promise.all([
-        import('../gateway/auth.js'),
-        import('./http-client.js'),
-      ]);
-      const auth = options.config.auth;
-      const ttlS = Math.min(600, auth.maxTtlS);
-      const token = await mintToken(secret, 'cli', { ...mintOptions(auth), admin: true, ttlS });
-      // A request may take the gateway's store timeout, and the way there and back.
-      const timeoutMs = 2 * options.config.storeTimeoutMs;
-      return new HttpClient(running.url, token, refusedTokenMessage(options.config, running.url), timeoutMs);
-    }
+  const running = await runningGateway(options.config);
+  if (running) {
+    // Loaded only here: socket.io-client is not needed on the direct path.
+    const { HttpClient } = await import('./http-client.js');
+    return new HttpClient(running.url, running.token, running.refusedToken, running.timeoutMs);
   }
   return StoreClient.open(options);
+}
+
+/**
+ * The running `aiecs up` that owns the embedded store (it left its address and secret in the data
+ * directory), with an admin token for it; undefined on shared stores or when none runs.
+ */
+export async function runningGateway(
+  config: AiecsConfig,
+): Promise<{ url: string; token: string; refusedToken: string; timeoutMs: number } | undefined> {
+  if (parseBrokerUrl(config.brokerUrl).kind !== 'embedded') return undefined;
+  const running = findGateway(config);
+  const secret = localSecret(config, false);
+  if (!running || !secret) return undefined;
+  // An admin token: this user can read the data directory, so they own the deployment.
+  // Loaded only here: jose is not needed on the direct path.
+  const { mintOptions, mintToken } = await import('../gateway/auth.js');
+  const auth = config.auth;
+  const ttlS = Math.min(600, auth.maxTtlS);
+  const token = await mintToken(secret, 'cli', { ...mintOptions(auth), admin: true, ttlS });
+  return {
+    url: running.url,
+    token,
+    refusedToken: refusedTokenMessage(config, running.url),
+    // A request may take the gateway's store timeout, and the way there and back.
+    timeoutMs: 2 * config.storeTimeoutMs,
+  };
 }
 
 /** Opens the client for a command's global flags, runs `fn`, and always closes it. */

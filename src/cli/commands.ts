@@ -3,9 +3,13 @@
  * command runs. Every `aiecs` process builds the whole program, and a long-lived worker should
  * not carry the client, demo and gateway code it never runs.
  */
-import type { Command } from 'commander';
+import { Argument, Option, type Command } from 'commander';
+import { CONTROL_COMMANDS, INSPECT_VERBS, type ControlCommand, type InspectVerb } from '../engine/control.js';
+import type { EventsFlags } from './events.js';
 import type { GatewayFlags, TokenFlags } from './gateway-command.js';
 import { addWorkerFlags, collectList, intFlag, numberFlag, requiredFlag } from './options.js';
+import type { AdminFlags, InspectFlags } from './inspect.js';
+import type { PurgeFlags } from './purge.js';
 import type { JsonFlag } from './status.js';
 import type { SubmitFlags } from './submit.js';
 import type { UpFlags } from './up.js';
@@ -109,5 +113,58 @@ export function registerGatewayCommands(program: Command): void {
     .option('--ttl <duration>', 'lifetime: 90s, 30m, 1h, 7d', '1h')
     .action(async (flags: TokenFlags, cmd: Command) =>
       (await import('./gateway-command.js')).tokenAction(flags, cmd),
+    );
+}
+
+/** Celery's operator verbs: `inspect`, `control`, `purge` and `events`. */
+export function registerAdminCommands(program: Command): void {
+  const timeout = () =>
+    new Option('--timeout <s>', 'seconds the workers get to answer').argParser(numberFlag(0.05)).default(1);
+  program
+    .command('inspect')
+    .description(
+      'ask the live workers (active, stats, ping, registered) or read the queues (scheduled, reserved); names the workers that do not answer',
+    )
+    .addArgument(new Argument('<what>', 'what to inspect').choices(INSPECT_VERBS))
+    .option('--worker <id>', 'only this worker (an id from `aiecs workers`)')
+    .addOption(timeout())
+    .option('--limit <n>', 'scheduled, reserved: tasks listed per queue', intFlag(0), 100)
+    .option('--json', 'print one JSON line')
+    .action(async (what: InspectVerb, flags: InspectFlags, cmd: Command) =>
+      (await import('./inspect.js')).inspectAction(what, flags, cmd),
+    );
+
+  program
+    .command('control')
+    .description(
+      'tell the live workers to shutdown, pool-resize N (or fast_tasks=N,heavy_tasks=N), cancel-consumer QUEUE or add-consumer QUEUE',
+    )
+    .addArgument(new Argument('<command>', 'what to do').choices(CONTROL_COMMANDS))
+    .argument('[arg]', 'pool-resize: the size; cancel-consumer, add-consumer: the queue')
+    .option('--worker <id>', 'only this worker (an id from `aiecs workers`)')
+    .addOption(timeout())
+    .option('--json', 'print one JSON line')
+    .action(async (command: ControlCommand, arg: string | undefined, flags: AdminFlags, cmd: Command) =>
+      (await import('./control.js')).controlAction(command, arg, flags, cmd),
+    );
+
+  program
+    .command('purge')
+    .description(
+      'remove the tasks waiting and delayed in the queues (all when none is named); running tasks are untouched',
+    )
+    .argument('[queues...]', 'fast_tasks, heavy_tasks')
+    .option('-f, --force', 'do not ask for confirmation')
+    .option('--json', 'print one JSON line')
+    .action(async (queues: string[], flags: PurgeFlags, cmd: Command) =>
+      (await import('./purge.js')).purgeAction(queues, flags, cmd),
+    );
+
+  program
+    .command('events')
+    .description("follow every task's state changes, one line each, until Ctrl-C")
+    .option('--json', 'print one JSON line per change')
+    .action(async (flags: EventsFlags, cmd: Command) =>
+      (await import('./events.js')).eventsAction(flags, cmd),
     );
 }

@@ -55,7 +55,8 @@ export class HttpClient implements TaskClient {
     );
   }
 
-  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  /** One request to the gateway's API; an error answer is thrown as the gateway's error. */
+  async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     let response: Response;
     try {
       response = await fetch(`${this.url}${path}`, {

@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../core/version.js';
 import {
+  registerAdminCommands,
   registerDemoCommand,
   registerGatewayCommands,
   registerStatusCommands,
@@ -22,6 +23,8 @@ const USAGE_CODES = new Set([
   'VALIDATION_ERROR',
   'PAYLOAD_TOO_LARGE',
   'SERVICE_NOT_FOUND',
+  'WORKER_NOT_FOUND',
+  'QUEUE_NOT_FOUND',
   'METRICS_PORT_ERROR',
 ]);
 
@@ -53,6 +56,7 @@ export function buildProgram(): Command {
   registerStatusCommands(program);
   registerDemoCommand(program);
   registerGatewayCommands(program);
+  registerAdminCommands(program);
   return program;
 }
 
