@@ -7,8 +7,11 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { purgeAction } from '../src/cli/purge.js';
 import { Admin, type QueueAnswers, type WorkerAnswers } from '../src/engine/admin.js';
 import type { AiecsApp } from '../src/engine/app.js';
 import { ReplyAssembler, decodeReplyPart, encodeReply } from '../src/engine/control.js';
@@ -362,6 +365,32 @@ describe('the CLI on Redis, against two worker processes, one of them killed', (
     for (const h of [...waiting, delayed]) expect(await app.getTask(h.id)).toBeUndefined();
     expect((await running.status()).status).toBe('running');
     await running.cancel();
+  });
+
+  it('purge asks on a terminal, and anything but yes purges nothing', async () => {
+    const delayed = await app.executeTask.delay(probe('echo'), { countdown: 600 });
+    const cmd = {
+      optsWithGlobals: () => ({ broker: env.brokerUrl, namespace: env.namespace }),
+    } as unknown as Command;
+    const answer = async (text: string) => {
+      const input = Object.assign(new PassThrough(), { isTTY: true });
+      const output = new PassThrough();
+      let asked = '';
+      output.on('data', (d: Buffer) => (asked += d.toString()));
+      input.end(text);
+      try {
+        await purgeAction([], {}, cmd, { input, output });
+      } finally {
+        process.exitCode = undefined;
+      }
+      return asked;
+    };
+    expect(await answer('n\n')).toBe(
+      'Remove 1 waiting or delayed task from fast_tasks, heavy_tasks? Running tasks are not touched. [y/N] ',
+    );
+    expect(await app.getTask(delayed.id)).toBeDefined();
+    await answer('yes\n');
+    expect(await app.getTask(delayed.id)).toBeUndefined();
   });
 
   it('events prints one line per state change of every task', async () => {
