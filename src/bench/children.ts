@@ -76,6 +76,8 @@ process.once('SIGINT', stop);
 export interface RssResult {
   aiecs: number;
   bullmq: number;
+  /** The same aiecs worker serving metrics (--metrics-port): prom-client and the registry loaded. */
+  aiecsMetrics: number;
 }
 
 export async function workerIdleRss(
@@ -92,11 +94,18 @@ export async function workerIdleRss(
       idleMs,
     );
     log(`  aiecs worker: ${aiecs.toFixed(1)} MB`);
+    const aiecsMetrics = await idleRss(
+      [CLI, 'worker', '--broker', redisUrl, '--namespace', 'benchrss', '--metrics-port', '0'],
+      /^aiecs worker:/,
+      dir,
+      idleMs,
+    );
+    log(`  aiecs worker with --metrics-port: ${aiecsMetrics.toFixed(1)} MB`);
     const script = join(dir, 'bullmq-idle-worker.mjs');
     writeFileSync(script, bullmqIdleScript());
     const bullmq = await idleRss([script, redisUrl, 'benchrss_bullmq'], /^bullmq worker ready/, dir, idleMs);
     log(`  raw BullMQ worker: ${bullmq.toFixed(1)} MB`);
-    return { aiecs, bullmq };
+    return { aiecs, bullmq, aiecsMetrics };
   } finally {
     removeTempDir(dir);
   }

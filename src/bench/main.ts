@@ -106,9 +106,13 @@ async function run(options: Options): Promise<number> {
     }
     const url = redis?.url ?? '';
     const steps: Record<Section, () => Promise<void>> = {
-      // Redis also runs raw BullMQ with aiecs's job options: what they cost BullMQ, apart from aiecs.
+      // Redis also runs raw BullMQ with aiecs's job options (what they cost BullMQ, apart from
+      // aiecs), and aiecs with metrics on (what counting and scraping cost per task).
       redis: async () =>
-        void (results.redis = await throughput(url, n.redis, n.rounds, progress, { withTaskOptions: true })),
+        void (results.redis = await throughput(url, n.redis, n.rounds, progress, {
+          withTaskOptions: true,
+          withMetrics: true,
+        })),
       embedded: async () =>
         void (results.embedded = await throughput(undefined, n.embedded, n.rounds, progress)),
       latency: async () => void (results.latency = await latency(url, n.latency, progress)),

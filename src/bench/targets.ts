@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Queue, QueueEvents, Worker, createPostgresBackend, type Job } from 'bullmq';
 import { loadConfig, type WorkerSettings } from '../core/config.js';
 import { silentLogger } from '../core/logger.js';
+import { disableMetrics, enableMetrics } from '../core/metrics.js';
 import { DEFAULT_PRIORITY, FAST_QUEUE, HEAVY_QUEUE, toBullPriority } from '../core/task.js';
 import { createApp } from '../engine/app.js';
 import { openMigratedPglite } from '../engine/pglite-pool.js';
@@ -49,7 +50,18 @@ function wireRequest(task: BenchTask): Record<string, unknown> {
     : { ...BASE_REQUEST, task_name: 'wait', input_data: { ms: task.ms } };
 }
 
-export async function aiecsTarget(store: StoreChoice, concurrency: number): Promise<Target> {
+/** How often the metrics side is scraped: the interval deploy/prometheus/prometheus.yml sets. */
+export const BENCH_SCRAPE_MS = 15_000;
+
+/**
+ * aiecs on `store`. With `metrics`, the process counts every figure (as a worker on
+ * --metrics-port does) and is scraped every BENCH_SCRAPE_MS while the target lives.
+ */
+export async function aiecsTarget(
+  store: StoreChoice,
+  concurrency: number,
+  options: { metrics?: boolean } = {},
+): Promise<Target> {
   // An empty environment: the figures must not depend on whoever runs the benchmark.
   const config = loadConfig({ AIECS_LOG_LEVEL: 'silent' });
   const logger = silentLogger;
@@ -70,9 +82,16 @@ export async function aiecsTarget(store: StoreChoice, concurrency: number): Prom
     // Redis: app and worker open their own connections, as a producer and a worker process would.
     where = { broker: store.url, namespace: store.namespace };
   }
+  let scrapes: NodeJS.Timeout | undefined;
+  if (options.metrics) {
+    const metrics = enableMetrics();
+    scrapes = setInterval(() => void metrics.exposition(), BENCH_SCRAPE_MS);
+  }
   const worker = new AiecsWorker({ ...where, config, logger, worker: settings });
   const app = createApp({ ...where, config, logger });
   const close = async () => {
+    clearInterval(scrapes);
+    if (options.metrics) disableMetrics();
     await worker.close(5);
     await app.close();
     await shared?.close();

@@ -5,7 +5,15 @@
 import { sleep, within } from './lifecycle.js';
 import { dropNamespace } from './redis-server.js';
 import { best, perSecond, summarize, type Summary } from './stats.js';
-import { aiecsTarget, bullmqTarget, type BenchTask, type StoreChoice, type Target } from './targets.js';
+import { countingMetrics, disableMetrics, enableMetrics } from '../core/metrics.js';
+import {
+  BENCH_SCRAPE_MS,
+  aiecsTarget,
+  bullmqTarget,
+  type BenchTask,
+  type StoreChoice,
+  type Target,
+} from './targets.js';
 
 /** How often completion is polled: both sides are polled the same way, so both carry the same error. */
 const POLL_MS = 20;
@@ -16,8 +24,11 @@ const CALL_TIMEOUT_MS = 60_000;
 const WARMUP_ROUNDS = 3;
 
 export type Side = 'aiecs' | 'bullmq';
-/** The throughput workload's optional third side: raw BullMQ with aiecs's job options. */
-type ThroughputSide = Side | 'bullmq_opts';
+/**
+ * The throughput workload's optional sides: raw BullMQ with aiecs's job options, and aiecs with its
+ * metrics counted and scraped.
+ */
+type ThroughputSide = Side | 'bullmq_opts' | 'aiecs_metrics';
 
 let serial = 0;
 /** A Redis key prefix no earlier run used (namespaces must match /^[a-z_][a-z0-9_]{0,40}$/). */
@@ -38,8 +49,8 @@ async function withTarget<T>(
 ): Promise<T> {
   const store = storeFor(side, redisUrl);
   const target = await within(
-    side === 'aiecs'
-      ? aiecsTarget(store, concurrency)
+    side === 'aiecs' || side === 'aiecs_metrics'
+      ? aiecsTarget(store, concurrency, { metrics: side === 'aiecs_metrics' })
       : bullmqTarget(store, concurrency, { withTaskOptions: side === 'bullmq_opts' }),
     CALL_TIMEOUT_MS,
     `starting ${side}`,
@@ -80,17 +91,66 @@ export interface ThroughputResult {
   /** Unmeasured rounds per side before the measured ones. */
   warmupRounds: number;
   /** jobs/s of every run, in the order they ran. */
-  runs: Record<Side, number[]> & { bullmqTaskOptions?: number[] };
+  runs: Record<Side, number[]> & { bullmqTaskOptions?: number[]; aiecsMetrics?: number[] };
   aiecs: number;
   bullmq: number;
   /** Raw BullMQ given aiecs's job options (see BullmqShape); measured on request, no goal. */
   bullmqTaskOptions?: number;
+  /** aiecs with metrics on (counted, and scraped every BENCH_SCRAPE_MS); measured on request. */
+  aiecsMetrics?: number;
   /**
    * CPU time of this process (producer, worker and polling) per task, lowest run. On Redis, whose
    * server has its own process, this tells a gap in our CPU from a gap in the store (PGlite, in
    * process, counts here too).
    */
-  cpuUsPerTask: Record<Side, number> & { bullmqTaskOptions?: number };
+  cpuUsPerTask: Record<Side, number> & { bullmqTaskOptions?: number; aiecsMetrics?: number };
+  /** CPU us/task of every run per side, in the order they ran (rounds pair up by index). */
+  cpuRuns: Record<Side, number[]> & { aiecsMetrics?: number[] };
+  /** What metrics cost a task, measured apart from the rounds (see `metricsCost`). */
+  metricsCost?: MetricsCost;
+}
+
+export interface MetricsCost {
+  /** CPU of the counting a no-op task's end does (the worker's hooks), per task. */
+  hookUs: number;
+  /** CPU of one scrape (the text exposition). */
+  scrapeUs: number;
+  /** The interval the scrape's share is reckoned at. */
+  scrapeMs: number;
+}
+
+/**
+ * What metrics cost per task, measured on their own: a whole round's CPU moves by more than that
+ * from one round to the next on a shared machine, so the rounds on and off alone cannot tell a
+ * 3 % cost. The worker's hooks for a no-op task's end are run many times over (as the worker
+ * calls them), and a scrape is timed over a process that has counted tasks of many names.
+ */
+export async function metricsCost(): Promise<MetricsCost> {
+  const metrics = enableMetrics();
+  try {
+    // A scrape's size grows with task names: twenty, as a deployment with several services has.
+    for (let i = 0; i < 20; i++) metrics.taskEnded(`bench_task_${i}`, 'completed', 0.01 * i);
+    const cpuUs = (run: () => void | Promise<void>, n: number) => async () => {
+      const before = process.cpuUsage();
+      for (let i = 0; i < n; i++) await run();
+      const used = process.cpuUsage(before);
+      return (used.user + used.system) / n;
+    };
+    const hooks = 200_000;
+    const hook = cpuUs(() => {
+      // Exactly what TaskRun.counted does for a completed no-op task.
+      for (let i = 0; i < hooks; i++) countingMetrics()?.taskEnded('noop', 'completed', 0.001);
+    }, 1);
+    const scrape = cpuUs(async () => void (await metrics.exposition()), 50);
+    // Warm first, then the lowest of three (the same rule as the rounds: noise only adds).
+    await hook();
+    await scrape();
+    const hookUs = Math.min(await hook(), await hook(), await hook()) / hooks;
+    const scrapeUs = Math.min(await scrape(), await scrape(), await scrape());
+    return { hookUs, scrapeUs, scrapeMs: BENCH_SCRAPE_MS };
+  } finally {
+    disableMetrics();
+  }
 }
 
 /**
@@ -102,27 +162,38 @@ export async function throughput(
   count: number,
   rounds: number,
   log: (line: string) => void,
-  options: { withTaskOptions?: boolean } = {},
+  options: { withTaskOptions?: boolean; withMetrics?: boolean } = {},
 ): Promise<ThroughputResult> {
   const sides: ThroughputSide[] = [
+    ...(options.withMetrics ? ['aiecs_metrics' as const] : []),
     'aiecs',
     'bullmq',
     ...(options.withTaskOptions ? ['bullmq_opts' as const] : []),
   ];
-  const runs: Record<ThroughputSide, number[]> = { aiecs: [], bullmq: [], bullmq_opts: [] };
-  const cpu: Record<ThroughputSide, number[]> = { aiecs: [], bullmq: [], bullmq_opts: [] };
+  // Metrics on and off run back to back, each first in turn, so that whatever running first after
+  // raw BullMQ costs is shared (with on always first, two runs read +5 % and +26 % for metrics,
+  // which cost about 1 % measured apart).
+  const order = (round: number): ThroughputSide[] =>
+    options.withMetrics && round % 2 === 0 ? ['aiecs', 'aiecs_metrics', ...sides.slice(2)] : sides;
+  const runs: Record<ThroughputSide, number[]> = {
+    aiecs: [],
+    bullmq: [],
+    bullmq_opts: [],
+    aiecs_metrics: [],
+  };
+  const cpu: Record<ThroughputSide, number[]> = { aiecs: [], bullmq: [], bullmq_opts: [], aiecs_metrics: [] };
   const budgetMs = 30_000 + count * 30;
   // Unmeasured rounds of the same size per side first: the figure is a warm worker's. One round
   // was not enough: measured alone, aiecs's CPU per task fell round over round for four to six
   // rounds of 10,000 (about 210 -> 160 -> 127 -> 115 us) while raw BullMQ, with less code to
   // compile, settled after one; the measured rounds then compared a cold aiecs with a warm BullMQ.
   for (let round = 1; round <= WARMUP_ROUNDS; round++) {
-    for (const side of sides) {
+    for (const side of order(round)) {
       await withTarget(side, redisUrl, 100, (t) => timedBatch(t, count, { kind: 'noop' }, budgetMs));
     }
   }
   for (let round = 1; round <= rounds; round++) {
-    for (const side of sides) {
+    for (const side of order(round)) {
       const { ms, cpuUs } = await withTarget(side, redisUrl, 100, async (t) => {
         const before = process.cpuUsage();
         const elapsed = await timedBatch(t, count, { kind: 'noop' }, budgetMs);
@@ -145,11 +216,19 @@ export async function throughput(
     aiecs: best(runs.aiecs),
     bullmq: best(runs.bullmq),
     cpuUsPerTask: { aiecs: Math.min(...cpu.aiecs), bullmq: Math.min(...cpu.bullmq) },
+    cpuRuns: { aiecs: cpu.aiecs, bullmq: cpu.bullmq },
   };
   if (options.withTaskOptions) {
     result.runs.bullmqTaskOptions = runs.bullmq_opts;
     result.bullmqTaskOptions = best(runs.bullmq_opts);
     result.cpuUsPerTask.bullmqTaskOptions = Math.min(...cpu.bullmq_opts);
+  }
+  if (options.withMetrics) {
+    result.runs.aiecsMetrics = runs.aiecs_metrics;
+    result.aiecsMetrics = best(runs.aiecs_metrics);
+    result.cpuUsPerTask.aiecsMetrics = Math.min(...cpu.aiecs_metrics);
+    result.cpuRuns.aiecsMetrics = cpu.aiecs_metrics;
+    result.metricsCost = await metricsCost();
   }
   return result;
 }
