@@ -602,6 +602,28 @@ describe('the admin endpoints of the gateway', () => {
     expect(statuses.every((e) => e.result === undefined)).toBe(true);
   });
 
+  it('pool-resize shrinks a process pool: a child goes once its task ends', async () => {
+    const heavy = (ms: number) => userApi.submit(probeBody('sleep', { ms }, { heavy: true }));
+    const ids = (await Promise.all([heavy(2_000), heavy(2_000)])).map((r) => r.body.task_id as string);
+    await until(
+      async () =>
+        (await Promise.all(ids.map((id) => userApi.task(id)))).every((r) => r.body.status === 'running'),
+      30_000,
+      'both heavy tasks to run',
+    );
+    const path = `/api/workers/${encodeURIComponent(workerId)}/control`;
+    const resized = await adminApi.post(path, {
+      command: 'pool-resize',
+      args: { concurrency: { heavy_tasks: 1 } },
+      timeout: WAIT_MS / 1000,
+    });
+    expect(resized.body.message).toBe('concurrency heavy_tasks=1');
+    for (const id of ids) expect((await userApi.settled(id)).status).toBe('completed');
+    const stats = await adminApi.get(`/api/inspect/stats?timeout=${WAIT_MS / 1000}`);
+    expect(stats.body.workers[workerId].pools.heavy_tasks).toMatchObject({ concurrency: 1, active: 0 });
+    expect(stats.body.workers[workerId].pools.heavy_tasks.children).toHaveLength(1);
+  });
+
   it('the OpenAPI document describes the admin endpoints', async () => {
     const doc = (await adminApi.get('/openapi.json')).body as { paths: Record<string, object> };
     for (const path of [
