@@ -4,10 +4,11 @@
  * `celery_*` names exactly; ours `aiecs_`-prefixed). Executions are counted by the worker that ran
  * them, so `sum()` over workers is exact; a retried attempt is its own execution (`status="retry"`).
  *
- * Nothing is counted until a process serves metrics (`enableMetrics`): prom-client alone costs about
- * 12 MB of resident memory, which a worker without `--metrics-port` and every process-pool child
- * never pay. It is loaded then, synchronously, by `require`. Children hand their provider figures
- * to their worker (`forwardProviderFigures`).
+ * Nothing is counted until a process serves metrics (`enableMetrics`), and only then is prom-client
+ * loaded (synchronously, by `require`): it adds about 12 MB to a bare Node process, 0 to 3 MB to an
+ * idle worker (`worker_idle_rss_metrics_mb` in `npm run bench`), and a worker without
+ * `--metrics-port` and every process-pool child skip it. Children hand their provider figures to
+ * their worker (`forwardProviderFigures`).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createRequire } from 'node:module';
