@@ -12,6 +12,7 @@ import type { TaskHandle } from '../src/engine/app.js';
 import type { FakeAiServer } from './fake-ai/server.js';
 import { startFakeAi } from './fake-ai/server.js';
 import { GatewayEnv, probe as wireProbe, request, token, uid } from './gateway-harness.js';
+import { loadServiceModules } from '../src/registry/service-loader.js';
 import { PROBE_SERVICES, STORE_KINDS, TEST_ENV, TestEnv, probe, until } from './harness.js';
 
 const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -163,6 +164,8 @@ describe.each(STORE_KINDS)('the gateway /metrics on %s', (kind) => {
 
   it('serves every figure without a JWT, with the store’s queue depth and live workers', async () => {
     ge = await GatewayEnv.create(kind, {}, { worker: false });
+    // No worker is live yet: the gateway accepts the probe tasks because this process knows them.
+    await loadServiceModules([PROBE_SERVICES]);
     const user = uid('metrics');
     const client = await ge.client(user);
     const api = await ge.api(user);

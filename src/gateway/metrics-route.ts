@@ -1,30 +1,19 @@
 import type { FastifyInstance } from 'fastify';
 import { UnauthorizedError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import {
-  QUEUE_STATES,
-  enableMetrics,
-  scrapeAuthorized,
-  type ClusterFigures,
-  type QueueState,
-} from '../core/metrics.js';
+import { enableMetrics, scrapeAuthorized, type ClusterFigures } from '../core/metrics.js';
 import { QUEUE_KINDS } from '../core/task.js';
 import type { AiecsApp } from '../engine/app.js';
+import { queueCounts } from '../engine/queue-admin.js';
 
-/**
- * The store's figures, read now: jobs per queue and state, and live workers. aiecs gives every
- * task a priority, so BullMQ keeps waiting tasks in its `prioritized` state: both count as waiting.
- */
+/** The store's figures, read now: jobs per queue and state (as `GET /api/queues` counts them), and live workers. */
 export async function clusterFigures(app: AiecsApp): Promise<ClusterFigures> {
   const [queues, workers] = await Promise.all([
     app.bounded('read queue depth', async () => {
       const depth: ClusterFigures['queues'] = {};
       for (const kind of QUEUE_KINDS) {
-        const c = await (await app.queue(kind)).getJobCounts('prioritized', ...QUEUE_STATES);
-        const states = {} as Record<QueueState, number>;
-        for (const state of QUEUE_STATES) states[state] = c[state] ?? 0;
-        states.waiting += c.prioritized ?? 0;
-        depth[kind] = states;
+        const { waiting, delayed, active, failed } = await queueCounts(app, kind);
+        depth[kind] = { waiting, delayed, active, failed };
       }
       return depth;
     }),
