@@ -106,6 +106,24 @@ export interface StoredTaskData {
   options?: { time_limit?: number; soft_time_limit?: number; priority?: number };
 }
 
+/** What names a task in a listing (`inspect active`, `inspect reserved`, queue listings). */
+export interface TaskSummary {
+  task_id: string;
+  task_name: string;
+  mode: string;
+  service: string;
+  user_id: string;
+  queue: QueueKind;
+}
+
+export function taskSummary(
+  data: Pick<TaskJobData, 'task_id' | 'task_name' | 'mode' | 'service' | 'user_id'>,
+  queue: QueueKind,
+): TaskSummary {
+  const { task_id, task_name, mode, service, user_id } = data;
+  return { task_id, task_name, mode, service, user_id, queue };
+}
+
 export function isEmpty(o: Record<string, unknown>): boolean {
   for (const _ in o) return false;
   return true;

@@ -4,8 +4,8 @@
  * a task to a worker only when it has a free slot, so a waiting task belongs to no worker yet.
  */
 import { QueueNotFoundError } from '../core/errors.js';
-import type { QueueKind } from '../core/task.js';
-import { QUEUE_KINDS } from '../core/task.js';
+import type { QueueKind, TaskSummary } from '../core/task.js';
+import { QUEUE_KINDS, taskSummary } from '../core/task.js';
 import type { AiecsApp } from './app.js';
 import type { TaskJob } from './task-record.js';
 import { jobTaskData, progressPayload } from './task-record.js';
@@ -22,13 +22,7 @@ export interface QueueCounts {
 }
 
 /** A task still in its queue, as `inspect reserved|scheduled` lists it. */
-export interface QueuedTask {
-  task_id: string;
-  task_name: string;
-  mode: string;
-  service: string;
-  user_id: string;
-  queue: QueueKind;
+export interface QueuedTask extends TaskSummary {
   /** The seed's scale: higher runs first. */
   priority: number;
   /** Attempts already spent (a retry waits with 1 or more). */
@@ -81,12 +75,7 @@ function queuedTask(job: TaskJob, queue: QueueKind, delayed: boolean): QueuedTas
   // A retry's delay counts from when its worker gave the attempt up (its last report), not from the submit.
   const from = made > 0 ? (progressPayload(job)?.timestamp ?? job.timestamp) : job.timestamp;
   return {
-    task_id: data.task_id,
-    task_name: data.task_name,
-    mode: data.mode,
-    service: data.service,
-    user_id: data.user_id,
-    queue,
+    ...taskSummary(data, queue),
     priority: data.options.priority ?? 0,
     attempts_made: made,
     created_at: new Date(job.timestamp).toISOString(),

@@ -4,20 +4,14 @@
  */
 import { hostname, loadavg } from 'node:os';
 import type { Logger } from '../core/logger.js';
-import type { QueueKind } from '../core/task.js';
+import type { QueueKind, TaskSummary } from '../core/task.js';
 import type { ControlArgs, ControlRequest, WorkerReply } from '../engine/control.js';
 import { encodeReply, maxMessageBytes } from '../engine/control.js';
 import type { Store } from '../engine/store.js';
 import { registry } from '../registry/registry.js';
 
 /** A task running on a worker, as `inspect active` shows it. */
-export interface RunningTask {
-  task_id: string;
-  task_name: string;
-  mode: string;
-  service: string;
-  user_id: string;
-  queue: QueueKind;
+export interface RunningTask extends TaskSummary {
   attempt: number;
   started_at: string;
   runtime_ms: number;

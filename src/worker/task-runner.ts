@@ -10,7 +10,7 @@ import {
 import type { Logger } from '../core/logger.js';
 import { countingMetrics, type ExecutionStatus } from '../core/metrics.js';
 import type { TaskLogger } from '../registry/task-context.js';
-import { TaskStatus, type QueueKind, type TaskJobData } from '../core/task.js';
+import { TaskStatus, taskSummary, type QueueKind, type TaskJobData } from '../core/task.js';
 import type { EventWriter } from '../engine/store.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
 import { jobTaskData, progressPayload, runOf } from '../engine/task-record.js';
@@ -135,12 +135,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
   describe(): RunningTask {
     const { data } = this;
     return {
-      task_id: data.task_id,
-      task_name: data.task_name,
-      mode: data.mode,
-      service: data.service,
-      user_id: data.user_id,
-      queue: this.job.queueName as QueueKind,
+      ...taskSummary(data, this.job.queueName as QueueKind),
       attempt: this.attempt,
       started_at: new Date(this.startedAt).toISOString(),
       runtime_ms: Date.now() - this.startedAt,
