@@ -5,7 +5,7 @@ export { AiecsWorker, startWorker } from './worker/worker.js';
 export type { WorkerOptions } from './worker/worker.js';
 export { registerService, registry, ServiceRegistry } from './registry/registry.js';
 export type { ServiceImpl, ServiceOptions, ServiceDescription } from './registry/registry.js';
-export type { TaskContext, TaskLogger, ResourceTracker, ServiceMethod } from './registry/task-context.js';
+export type { TaskContext, TaskLogger, ResourceTracker, ServiceMethod } from './core/task-context.js';
 export { loadServiceModules } from './registry/service-loader.js';
 export { registerBuiltinServices } from './services/builtin.js';
 export { loadConfig, DEFAULT_BROKER_URL } from './core/config.js';

@@ -18,7 +18,7 @@ import {
   resetProviders,
 } from '../src/providers/index.js';
 import type { ProviderName } from '../src/providers/index.js';
-import type { LimitSpec } from '../src/registry/task-context.js';
+import type { LimitSpec } from '../src/core/task-context.js';
 import { createTestTaskContext } from '../src/services/test-task-context.js';
 import type { FakeAiServer } from './fake-ai/server.js';
 import { startFakeAi } from './fake-ai/server.js';

@@ -14,7 +14,7 @@ import { createApp } from '../engine/app.js';
 import { openMigratedPglite } from '../engine/pglite-pool.js';
 import { openStore, type Store } from '../engine/store.js';
 import { registerService } from '../registry/registry.js';
-import type { TaskContext } from '../registry/task-context.js';
+import type { TaskContext } from '../core/task-context.js';
 import { AiecsWorker } from '../worker/worker.js';
 import { makeTempDir, removeTempDir, sleep } from './lifecycle.js';
 

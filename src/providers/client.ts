@@ -1,5 +1,5 @@
 import { countProvider, type ProviderOutcome } from '../core/metrics.js';
-import type { TaskContext } from '../registry/task-context.js';
+import type { TaskContext } from '../core/task-context.js';
 import { ProviderUnavailableError } from './errors.js';
 import { costUsd } from './prices.js';
 import { withRetries } from './retry.js';

@@ -1,5 +1,5 @@
 import type { AiecsConfig } from '../core/config.js';
-import type { TaskLogger } from '../registry/task-context.js';
+import type { TaskLogger } from '../core/task-context.js';
 import { PROVIDER_VARIABLES } from './errors.js';
 import { isConfigured } from './settings.js';
 import type { ProviderName, ProviderSettings } from './types.js';

@@ -1,5 +1,5 @@
 import { ServiceNotFoundError, ValidationError } from '../core/errors.js';
-import type { ExecuteTaskMethod, ServiceMethod, TaskContext } from './task-context.js';
+import type { ExecuteTaskMethod, ServiceMethod, TaskContext } from '../core/task-context.js';
 
 /** A service is a class (one instance per task, as in the original) or a plain object. */
 export type ServiceImpl = object | (new () => object);

@@ -1,5 +1,5 @@
 import { registerService } from '../registry/registry.js';
-import type { ServiceMethod } from '../registry/task-context.js';
+import type { ServiceMethod } from '../core/task-context.js';
 
 /** What a built-in module exports: a class (one instance per task) or a plain object. */
 type Implementation = object | (new () => object);

@@ -2,7 +2,7 @@ import path from 'node:path';
 import ts from 'typescript';
 import { ValidationError } from '../core/errors.js';
 import type { FieldIssue } from '../core/errors.js';
-import type { TaskContext } from '../registry/task-context.js';
+import type { TaskContext } from '../core/task-context.js';
 import { checkpoint, round } from './cooperative.js';
 
 export type DiagnosticCategory = 'error' | 'warning' | 'suggestion';

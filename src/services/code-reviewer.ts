@@ -1,4 +1,4 @@
-import type { TaskContext } from '../registry/task-context.js';
+import type { TaskContext } from '../core/task-context.js';
 import type { CodeReview } from './code-review-engine.js';
 
 export type {

@@ -1,5 +1,5 @@
 import { ValidationError } from '../core/errors.js';
-import type { TaskContext } from '../registry/task-context.js';
+import type { TaskContext } from '../core/task-context.js';
 import { checkpoint, round } from './cooperative.js';
 
 export type ColumnType = 'number' | 'boolean' | 'date' | 'string';

@@ -3,7 +3,7 @@ import { ValidationError } from '../core/errors.js';
 import { llm } from '../providers/client.js';
 import { parseJsonLoose } from '../providers/json.js';
 import type { ProviderName } from '../providers/types.js';
-import type { TaskContext } from '../registry/task-context.js';
+import type { TaskContext } from '../core/task-context.js';
 import { samplingOptions } from './llm-chat.js';
 import { words } from './text-analyzer.js';
 

@@ -2,7 +2,7 @@ import type { FieldIssue } from '../core/errors.js';
 import { ValidationError } from '../core/errors.js';
 import { llm } from '../providers/client.js';
 import type { ChatMessage, ChatRole, ProviderName } from '../providers/types.js';
-import type { TaskContext } from '../registry/task-context.js';
+import type { TaskContext } from '../core/task-context.js';
 
 export interface ChatAnswer {
   text: string;

@@ -1,5 +1,5 @@
 import { ValidationError } from '../core/errors.js';
-import type { TaskContext } from '../registry/task-context.js';
+import type { TaskContext } from '../core/task-context.js';
 
 /** Longest sleep accepted: an hour is plenty for demos and tests of limits and cancel. */
 export const MAX_SLEEP_S = 3600;

@@ -1,5 +1,5 @@
 import type { ModelUsage, FileTouch } from '../core/task.js';
-import type { TaskContext, TaskLogger } from '../registry/task-context.js';
+import type { TaskContext, TaskLogger } from '../core/task-context.js';
 
 export interface ProgressCall {
   percent: number;

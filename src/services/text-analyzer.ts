@@ -5,7 +5,7 @@ import { llm } from '../providers/client.js';
 import { parseJsonLoose } from '../providers/json.js';
 import { namesModel } from '../providers/select.js';
 import type { ProviderName } from '../providers/types.js';
-import type { TaskContext } from '../registry/task-context.js';
+import type { TaskContext } from '../core/task-context.js';
 import { checkpoint, round } from './cooperative.js';
 
 export type SentimentLabel = 'positive' | 'negative' | 'neutral';

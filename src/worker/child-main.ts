@@ -6,7 +6,7 @@
 import { forwardProviderFigures } from '../core/metrics.js';
 import type { ProviderSettings } from '../providers/types.js';
 import { loadServiceModules } from '../registry/service-loader.js';
-import type { SharedLimits, TaskLogger } from '../registry/task-context.js';
+import type { SharedLimits, TaskLogger } from '../core/task-context.js';
 import { registerBuiltinServices } from '../services/builtin.js';
 import type { ChildMessage, LogLevel, ParentMessage } from './child-protocol.js';
 import { CHILD_BUILTINS_ENV, CHILD_SERVICES_ENV } from './child-protocol.js';

@@ -1,7 +1,7 @@
 import type { ProviderFigures } from '../core/metrics.js';
 import type { TaskJobData } from '../core/task.js';
 import type { ProviderSettings } from '../providers/types.js';
-import type { LimitSpec } from '../registry/task-context.js';
+import type { LimitSpec } from '../core/task-context.js';
 import type { ExecOutcome, FailureInfo } from './execute-service.js';
 
 /** Messages between a worker and the child processes of its process pool (over IPC). */

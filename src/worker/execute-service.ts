@@ -4,7 +4,7 @@ import type { FileTouch, ModelUsage, TaskJobData, StoredResources } from '../cor
 import { storableText } from '../core/storable-text.js';
 import { toJsonSafe } from '../engine/json-safe.js';
 import { registry } from '../registry/registry.js';
-import type { ResourceTracker, SharedLimits, TaskContext, TaskLogger } from '../registry/task-context.js';
+import type { ResourceTracker, SharedLimits, TaskContext, TaskLogger } from '../core/task-context.js';
 
 /** Where a running task's progress and stream go: the job in-process, or the parent over IPC. */
 export interface TaskSink {

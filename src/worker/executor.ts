@@ -1,6 +1,6 @@
 import type { PoolKind } from '../core/config.js';
 import type { TaskJobData } from '../core/task.js';
-import type { SharedLimits, TaskLogger } from '../registry/task-context.js';
+import type { SharedLimits, TaskLogger } from '../core/task-context.js';
 import type { ExecOutcome, FailureInfo, LiveRuns, TaskSink } from './execute-service.js';
 import { runService } from './execute-service.js';
 

@@ -1,6 +1,6 @@
 import { ValidationError } from '../core/errors.js';
 import type { Store } from '../engine/store.js';
-import type { LimitSpec, SharedLimits } from '../registry/task-context.js';
+import type { LimitSpec, SharedLimits } from '../core/task-context.js';
 
 function pause(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {

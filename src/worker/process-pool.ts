@@ -5,7 +5,7 @@ import type { Logger } from '../core/logger.js';
 import { countProvider } from '../core/metrics.js';
 import type { TaskJobData } from '../core/task.js';
 import type { ProviderSettings } from '../providers/types.js';
-import type { SharedLimits, TaskLogger } from '../registry/task-context.js';
+import type { SharedLimits, TaskLogger } from '../core/task-context.js';
 import type { ChildMessage, ParentMessage } from './child-protocol.js';
 import { CHILD_BUILTINS_ENV, CHILD_SERVICES_ENV } from './child-protocol.js';
 import type { ExecOutcome, FailureInfo, TaskSink } from './execute-service.js';

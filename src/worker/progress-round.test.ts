@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../core/logger.js';
 import { registry } from '../registry/registry.js';
-import type { TaskContext } from '../registry/task-context.js';
+import type { TaskContext } from '../core/task-context.js';
 import { runService } from './execute-service.js';
 
 describe('task progress', () => {

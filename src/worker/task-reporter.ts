@@ -1,5 +1,5 @@
 import type { QueueEventsProducer } from 'bullmq';
-import type { TaskLogger } from '../registry/task-context.js';
+import type { TaskLogger } from '../core/task-context.js';
 import { TaskStatus } from '../core/task.js';
 import type { EventWriter } from '../engine/store.js';
 import type { ProgressPayload, TaskJob } from '../engine/task-record.js';

@@ -9,7 +9,7 @@ import {
 } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { countingMetrics, type ExecutionStatus } from '../core/metrics.js';
-import type { TaskLogger } from '../registry/task-context.js';
+import type { TaskLogger } from '../core/task-context.js';
 import { TaskStatus, taskSummary, type QueueKind, type TaskJobData } from '../core/task.js';
 import type { EventWriter } from '../engine/store.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';

@@ -1,4 +1,4 @@
-import type { ModelUsage, FileTouch } from '../core/task.js';
+import type { ModelUsage, FileTouch } from './task.js';
 
 /** The logger a service receives: pino's call shape (`log.info({ obj }, 'msg')` or `log.info('msg')`). */
 export interface TaskLogger {
