@@ -10,7 +10,8 @@ export { loadServiceModules } from './registry/service-loader.js';
 export { registerBuiltinServices } from './services/builtin.js';
 export { loadConfig, DEFAULT_BROKER_URL } from './core/config.js';
 export type { AiecsConfig, WorkerSettings, PoolKind } from './core/config.js';
-export { openStore, parseBrokerUrl } from './engine/store.js';
+export { openStore } from './engine/open-store.js';
+export { parseBrokerUrl } from './engine/store.js';
 export type { Store, StoreKind, WorkerHeartbeat } from './engine/store.js';
 export type { ProgressPayload, ResultEnvelope } from './engine/task-record.js';
 export { TaskStatus, FAST_QUEUE, HEAVY_QUEUE } from './core/task.js';
@@ -22,9 +23,8 @@ export type {
   TrackedResources,
   ModelUsage,
   QueueKind,
-  WireTaskRequest,
-  WireSubmitOptions,
 } from './core/task.js';
+export type { WireTaskRequest, WireSubmitOptions } from './core/submission.js';
 export * from './core/errors.js';
 export { StoreLockedError } from './engine/store-embedded.js';
 export * from './providers/index.js';

@@ -14,7 +14,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/core/logger.js';
-import { openStore } from '../src/engine/store.js';
+import { openStore } from '../src/engine/open-store.js';
 import { lockStoreDir, StoreLockedError } from '../src/engine/store-lock.js';
 import { until } from './harness.js';
 

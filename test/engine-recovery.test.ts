@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TaskFailedError } from '../src/core/errors.js';
-import type { TaskRecord, WireSubmitOptions } from '../src/core/task.js';
+import type { TaskRecord } from '../src/core/task.js';
+import type { WireSubmitOptions } from '../src/core/submission.js';
 import { STORE_KINDS, TEST_ENV, TestEnv, killAll, sleep, until, probe } from './harness.js';
 
 const EMBEDDED_PROCESS = fileURLToPath(new URL('./fixtures/embedded-process.mjs', import.meta.url));

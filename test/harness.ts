@@ -11,7 +11,8 @@ import { loadConfig, type AiecsConfig } from '../src/core/config.js';
 import type { TaskRequest } from '../src/core/task.js';
 import { silentLogger } from '../src/core/logger.js';
 import { AiecsApp } from '../src/engine/app.js';
-import { openStore, type Store, type StoreKind } from '../src/engine/store.js';
+import { openStore } from '../src/engine/open-store.js';
+import type { Store, StoreKind } from '../src/engine/store.js';
 import { AiecsWorker, type WorkerOptions } from '../src/worker/worker.js';
 
 export const STORE_KINDS: StoreKind[] = ['embedded', 'postgres', 'redis'];

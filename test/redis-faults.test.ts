@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../src/core/errors.js';
 import { silentLogger } from '../src/core/logger.js';
 import { AiecsApp } from '../src/engine/app.js';
-import { openStore } from '../src/engine/store.js';
+import { openStore } from '../src/engine/open-store.js';
 import { AiecsWorker } from '../src/worker/worker.js';
 import { PROBE_SERVICES, testConfig, until } from './harness.js';
 import { freePort } from '../src/bench/lifecycle.js';

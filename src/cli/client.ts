@@ -6,7 +6,8 @@ import type { AiecsConfig } from '../core/config.js';
 import { AiecsError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { createLogger } from '../core/logger.js';
-import type { QueueKind, TaskRecord, TaskStatus, WireSubmitOptions } from '../core/task.js';
+import type { QueueKind, TaskRecord } from '../core/task.js';
+import type { WireSubmitOptions } from '../core/submission.js';
 import { TaskStatus as Status } from '../core/task.js';
 import type { AiecsApp, CancelResult } from '../engine/app.js';
 import type { Store, WorkerHeartbeat } from '../engine/store.js';
@@ -14,30 +15,7 @@ import { parseBrokerUrl } from '../engine/store.js';
 import { findGateway, localSecret, refusedTokenMessage } from './local-gateway.js';
 import type { GlobalOptions } from './options.js';
 import { clientLogLevel, cliConfig } from './options.js';
-
-export interface SubmitResult {
-  task_id: string;
-  queue: QueueKind;
-  status: TaskStatus;
-}
-
-export interface TaskClient {
-  /** Set when no worker can ever run a task submitted through this client while it is open. */
-  readonly cannotWait?: string;
-  /** Submits a wire (snake_case) request; validation errors come back as ValidationError. */
-  submit(queue: QueueKind, request: unknown, options: WireSubmitOptions): Promise<SubmitResult>;
-  /** The task's record, or undefined for an unknown id. */
-  get(taskId: string): Promise<TaskRecord | undefined>;
-  /**
-   * The terminal record, whatever the outcome (failed tasks resolve too); rejects with
-   * WaitTimeoutError when `timeoutS` passes first.
-   */
-  wait(taskId: string, queue: QueueKind, timeoutS?: number): Promise<TaskRecord>;
-  /** Rejects with TaskNotFoundError for an unknown id. */
-  cancel(taskId: string): Promise<CancelResult>;
-  workers(): Promise<WorkerHeartbeat[]>;
-  close(): Promise<void>;
-}
+import type { SubmitResult, TaskClient } from './task-client.js';
 
 /** The embedded store is held by another process (a running `aiecs up`). */
 export class StoreBusyError extends AiecsError {

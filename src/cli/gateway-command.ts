@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
-import { openStore } from '../engine/store.js';
+import { openStore } from '../engine/open-store.js';
 import { localSecret } from './local-gateway.js';
 import { checkPort, portError } from './port.js';
 import type { GlobalOptions } from './options.js';

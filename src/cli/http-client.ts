@@ -10,11 +10,12 @@ import {
   ValidationError,
   WaitTimeoutError,
 } from '../core/errors.js';
-import type { QueueKind, TaskRecord, WireSubmitOptions } from '../core/task.js';
+import type { QueueKind, TaskRecord } from '../core/task.js';
+import type { WireSubmitOptions } from '../core/submission.js';
 import { isTerminal } from '../core/task.js';
 import type { CancelResult } from '../engine/app.js';
 import { DEFAULT_STORE_TIMEOUT_MS, type WorkerHeartbeat } from '../engine/store.js';
-import type { SubmitResult, TaskClient } from './client.js';
+import type { SubmitResult, TaskClient } from './task-client.js';
 
 /** An error the gateway answered with, keeping its code so exit codes stay right. */
 export class GatewayError extends AiecsError {

@@ -2,7 +2,7 @@
 import type { TaskRecord } from '../core/task.js';
 import type { CancelResult } from '../engine/app.js';
 import type { WorkerHeartbeat } from '../engine/store.js';
-import type { SubmitResult } from './client.js';
+import type { SubmitResult } from './task-client.js';
 
 /** Exactly one line, whatever the value holds: machine readers split stdout on newlines. */
 export function jsonLine(value: unknown): string {

@@ -1,9 +1,10 @@
 /** `aiecs submit`: build a wire request from flags, submit it, optionally wait for the end. */
 import type { Command } from 'commander';
-import type { QueueKind, TaskRecord, WireSubmitOptions } from '../core/task.js';
+import type { QueueKind, TaskRecord } from '../core/task.js';
+import type { WireSubmitOptions } from '../core/submission.js';
 import { FAST_QUEUE, HEAVY_QUEUE, TaskStatus, isTerminal } from '../core/task.js';
 import { WaitTimeoutError } from '../core/errors.js';
-import type { TaskClient } from './client.js';
+import type { TaskClient } from './task-client.js';
 import { withClient } from './client.js';
 import type { GlobalOptions } from './options.js';
 import { UsageError, parseJsonObject } from './options.js';

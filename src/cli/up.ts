@@ -10,7 +10,7 @@ import { createLogger } from '../core/logger.js';
 import { enableMetrics } from '../core/metrics.js';
 import type { AiecsApp } from '../engine/app.js';
 import type { Store } from '../engine/store.js';
-import { openStore } from '../engine/store.js';
+import { openStore } from '../engine/open-store.js';
 import type { Gateway } from '../gateway/server.js';
 import { AiecsWorker } from '../worker/worker.js';
 import { localSecret, writeGatewayFile } from './local-gateway.js';

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { ValidationError } from './errors.js';
 import { findTextProblem, jsonTextProblem, textProblem } from './storable-text.js';
 import { prepareSubmission } from './submission.js';
-import { MAX_DELAY_S, libraryToWire } from './task.js';
+import { libraryToWire } from './library-wire.js';
+import { MAX_DELAY_S } from './task.js';
 
 const MiB = 1024 * 1024;
 const base = { task_name: 'echo', user_id: 'u', mode: 'test', service: 'probe' };

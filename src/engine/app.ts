@@ -24,24 +24,24 @@ import type {
   StoredTaskData,
   TaskRecord,
   TaskRequest,
-  WireSubmitOptions,
 } from '../core/task.js';
+import type { WireSubmitOptions } from '../core/submission.js';
 import {
   FAST_QUEUE,
   HEAVY_QUEUE,
   QUEUE_KINDS,
   TaskStatus,
   isTerminal,
-  libraryToWire,
   requestFingerprint,
   toBullPriority,
   toStoredData,
 } from '../core/task.js';
+import { libraryToWire } from '../core/library-wire.js';
 import { prepareSubmission } from '../core/submission.js';
 import { encodeControl } from './control.js';
 import { ResultWaiter } from './result-waiter.js';
 import type { IndexedTask, Store, WorkerHeartbeat } from './store.js';
-import { openStore } from './store.js';
+import { openStore } from './open-store.js';
 import { StoreGuard, type GuardedCall } from './store-guard.js';
 import type { BullState, ProgressPayload, ResultEnvelope, TaskJob } from './task-record.js';
 import { jobTaskData, toTaskRecord } from './task-record.js';

@@ -6,7 +6,7 @@ import type { Logger } from '../core/logger.js';
 import { openMigratedPglite, restrictToOwner } from './pglite-pool.js';
 import { lockStoreDir } from './store-lock.js';
 import type { ResolvedStoreOptions, Store } from './store.js';
-import { bullOnPostgres, pgExtras, storeFrom, type PgLike } from './store-postgres.js';
+import { bullOnPostgres, pgExtras, storeFrom, type PgLike } from './postgres-common.js';
 
 export { StoreLockedError } from './store-lock.js';
 

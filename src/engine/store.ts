@@ -2,7 +2,6 @@ import type { Processor, QueueEvents, QueueEventsProducer, WorkerOptions } from 
 import type { Queue, Worker } from 'bullmq';
 import { ConfigError, StoreUnavailableError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { createLogger } from '../core/logger.js';
 
 export type StoreKind = 'embedded' | 'postgres' | 'redis';
 
@@ -236,22 +235,3 @@ export function checkNamespace(namespace: string): string {
 }
 
 export type ResolvedStoreOptions = StoreOptions & { logger: Logger };
-
-export async function openStore(url: string, input: StoreOptions = {}): Promise<Store> {
-  const options: ResolvedStoreOptions = { ...input, logger: input.logger ?? createLogger() };
-  const parsed = parseBrokerUrl(url);
-  switch (parsed.kind) {
-    case 'redis': {
-      const { openRedisStore } = await import('./store-redis.js');
-      return openRedisStore(parsed.url, options);
-    }
-    case 'postgres': {
-      const { openPostgresStore } = await import('./store-postgres.js');
-      return openPostgresStore(parsed.url, options);
-    }
-    case 'embedded': {
-      const { openEmbeddedStore } = await import('./store-embedded.js');
-      return openEmbeddedStore(parsed.dir, options);
-    }
-  }
-}

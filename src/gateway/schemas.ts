@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ValidationError } from '../core/errors.js';
-import type { QueueKind, WireSubmitOptions } from '../core/task.js';
+import type { QueueKind } from '../core/task.js';
+import type { WireSubmitOptions } from '../core/submission.js';
 import { storableText, submitOptionsSchema, taskRequestSchema } from '../core/submission.js';
 import { FAST_QUEUE, HEAVY_QUEUE, QUEUE_KINDS, TaskStatus } from '../core/task.js';
 import { CONTROL_COMMANDS, INSPECT_VERBS } from '../engine/control.js';

@@ -12,7 +12,7 @@ import type { QueueKind, StoredTaskData } from '../core/task.js';
 import { QUEUE_KINDS } from '../core/task.js';
 import { decodeControl } from '../engine/control.js';
 import type { Store, WorkerHeartbeat } from '../engine/store.js';
-import { openStore } from '../engine/store.js';
+import { openStore } from '../engine/open-store.js';
 import type { ResultEnvelope } from '../engine/task-record.js';
 import { configureProviders, logProviderStatus } from '../providers/index.js';
 import { registry } from '../registry/registry.js';

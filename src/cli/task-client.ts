@@ -1,0 +1,29 @@
+/** What the client commands need of the engine, whichever way they reach it (see client.ts). */
+import type { WireSubmitOptions } from '../core/submission.js';
+import type { QueueKind, TaskRecord, TaskStatus } from '../core/task.js';
+import type { CancelResult } from '../engine/app.js';
+import type { WorkerHeartbeat } from '../engine/store.js';
+
+export interface SubmitResult {
+  task_id: string;
+  queue: QueueKind;
+  status: TaskStatus;
+}
+
+export interface TaskClient {
+  /** Set when no worker can ever run a task submitted through this client while it is open. */
+  readonly cannotWait?: string;
+  /** Submits a wire (snake_case) request; validation errors come back as ValidationError. */
+  submit(queue: QueueKind, request: unknown, options: WireSubmitOptions): Promise<SubmitResult>;
+  /** The task's record, or undefined for an unknown id. */
+  get(taskId: string): Promise<TaskRecord | undefined>;
+  /**
+   * The terminal record, whatever the outcome (failed tasks resolve too); rejects with
+   * WaitTimeoutError when `timeoutS` passes first.
+   */
+  wait(taskId: string, queue: QueueKind, timeoutS?: number): Promise<TaskRecord>;
+  /** Rejects with TaskNotFoundError for an unknown id. */
+  cancel(taskId: string): Promise<CancelResult>;
+  workers(): Promise<WorkerHeartbeat[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,320 @@
+/**
+ * What the PostgreSQL and embedded (PGlite) stores share: our own tables and channels next to
+ * BullMQ's, BullMQ on a PostgreSQL connection, and the store built from the two.
+ */
+import {
+  Queue,
+  QueueEvents,
+  QueueEventsProducer,
+  Worker,
+  createPostgresBackend,
+  quoteSchemaName,
+} from './bullmq.js';
+import { QUEUE_KINDS } from '../core/task.js';
+import { readEventsInOrder, type PgEventBackend } from './pg-event-reader.js';
+import type { Channel, ControlHandler, Store, StoreKind, WorkerHeartbeat } from './store.js';
+import { decodeCursor, indexPage } from './store.js';
+
+/** The part of a pg pool our own queries need; both pg.Pool and the PGlite pool fit. */
+export interface PgLike {
+  query(text: string, params?: readonly unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+  connect(): Promise<PgListenerClient>;
+}
+
+export interface PgListenerClient {
+  query(text: string, params?: readonly unknown[]): Promise<unknown>;
+  on(event: 'notification', listener: (msg: { channel: string; payload?: string }) => void): unknown;
+  removeListener(
+    event: 'notification',
+    listener: (msg: { channel: string; payload?: string }) => void,
+  ): unknown;
+  release(): void;
+}
+
+/** Everything of a store that is not BullMQ's: the same SQL serves PostgreSQL and PGlite. */
+export type ExtrasPart = Omit<
+  Store,
+  | 'kind'
+  | 'displayUrl'
+  | 'namespace'
+  | 'createQueue'
+  | 'createWorker'
+  | 'createQueueEvents'
+  | 'createEventsProducer'
+  | 'close'
+> & {
+  closeExtras(): Promise<void>;
+};
+
+/** Control channel on LISTEN/NOTIFY and heartbeats in a small table, in the store's schema. */
+export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart> {
+  const quoted = quoteSchemaName(schema);
+  const table = `${quoted}.aiecs_worker`;
+  await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
+  await pool.query(
+    `CREATE TABLE IF NOT EXISTS ${table} (id text PRIMARY KEY, beat jsonb NOT NULL, expires_at_ms bigint NOT NULL)`,
+  );
+  await ensureLimitTables(pool, quoted);
+  const cancels = `${quoted}.aiecs_cancel`;
+  await pool.query(
+    `CREATE TABLE IF NOT EXISTS ${cancels} (task_id text PRIMARY KEY, expires_at_ms bigint NOT NULL)`,
+  );
+  const index = `${quoted}.aiecs_task_index`;
+  await pool.query(
+    `CREATE TABLE IF NOT EXISTS ${index} (task_id text PRIMARY KEY, user_id text NOT NULL, queue text NOT NULL, created_at_ms bigint NOT NULL)`,
+  );
+  await pool.query(
+    `CREATE INDEX IF NOT EXISTS aiecs_task_index_user ON ${index} (user_id, created_at_ms DESC, task_id DESC)`,
+  );
+  await pool.query(
+    `CREATE INDEX IF NOT EXISTS aiecs_task_index_time ON ${index} (created_at_ms DESC, task_id DESC)`,
+  );
+  // LISTEN channels are database-wide: the schema keeps deployments (and tests) apart.
+  const channels: Record<Channel, string> = { control: `aiecs_ctl_${schema}`, reply: `aiecs_rep_${schema}` };
+  const handlers = new Map<string, Set<ControlHandler>>();
+  let listener: Promise<PgListenerClient> | undefined;
+  /** One LISTEN per channel, kept once it succeeded. */
+  const listening = new Map<string, Promise<void>>();
+  const onNotification = (msg: { channel: string; payload?: string }) => {
+    if (msg.payload === undefined) return;
+    for (const handler of handlers.get(msg.channel) ?? []) handler(msg.payload);
+  };
+  const listen = (name: string): Promise<void> => {
+    let done = listening.get(name);
+    if (!done) {
+      listener ??= pool.connect().then((client) => {
+        client.on('notification', onNotification);
+        return client;
+      });
+      done = listener.then((client) => client.query(`LISTEN ${name}`)).then(() => undefined);
+      listening.set(name, done);
+      // A failed LISTEN (or connect) is tried again by the next subscriber.
+      done.catch(() => {
+        listening.delete(name);
+        if (listening.size > 0) return;
+        const failed = listener;
+        listener = undefined;
+        void failed?.then(
+          (client) => client.release(),
+          () => undefined,
+        );
+      });
+    }
+    return done;
+  };
+
+  return {
+    async publish(message, channel = 'control') {
+      await pool.query('SELECT pg_notify($1, $2)', [channels[channel], message]);
+    },
+    async subscribe(handler, channel = 'control') {
+      const name = channels[channel];
+      await listen(name);
+      let set = handlers.get(name);
+      if (!set) handlers.set(name, (set = new Set()));
+      set.add(handler);
+      return async () => {
+        set.delete(handler);
+      };
+    },
+    async tryHit(key, limit, windowMs) {
+      const now = Date.now();
+      const window = Math.floor(now / windowMs);
+      // One statement: the row lock of ON CONFLICT makes concurrent hits count exactly.
+      const { rows } = await pool.query(
+        `INSERT INTO ${quoted}.aiecs_counter AS c (key, win, count, expires_at_ms) VALUES ($1, $2, 1, $3)
+         ON CONFLICT (key, win) DO UPDATE SET count = c.count + 1 WHERE c.count < $4 RETURNING count`,
+        [key, window, (window + 2) * windowMs, limit],
+      );
+      if (Math.random() < 0.01)
+        void pool
+          .query(`DELETE FROM ${quoted}.aiecs_counter WHERE expires_at_ms < $1`, [now])
+          .catch(() => undefined);
+      return rows.length
+        ? { ok: true, retryAfterMs: 0 }
+        : { ok: false, retryAfterMs: Math.max(1, (window + 1) * windowMs - now) };
+    },
+    async acquireLease(key, holder, limit, leaseMs) {
+      const { rows } = await pool.query(`SELECT ${quoted}.aiecs_acquire_lease($1, $2, $3, $4, $5) AS ok`, [
+        key,
+        holder,
+        limit,
+        Date.now(),
+        leaseMs,
+      ]);
+      return rows[0]?.ok === true;
+    },
+    async releaseLease(key, holder) {
+      await pool.query(`DELETE FROM ${quoted}.aiecs_lease WHERE key = $1 AND holder = $2`, [key, holder]);
+    },
+    async indexTasks(tasks) {
+      if (tasks.length === 0) return;
+      await pool.query(
+        `INSERT INTO ${index} (task_id, user_id, queue, created_at_ms)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) ON CONFLICT (task_id) DO NOTHING`,
+        [
+          tasks.map((t) => t.task_id),
+          tasks.map((t) => t.user_id),
+          tasks.map((t) => t.queue),
+          tasks.map((t) => t.created_at),
+        ],
+      );
+    },
+    async trimIndex(cutoffMs) {
+      await pool.query(`DELETE FROM ${index} WHERE created_at_ms < $1`, [cutoffMs]);
+    },
+    async listTasks(userId, limit, cursor) {
+      const after = cursor ? decodeCursor(cursor) : undefined;
+      const params: unknown[] = [limit + 1];
+      const where: string[] = [];
+      if (userId !== undefined) where.push(`user_id = $${params.push(userId)}`);
+      if (after)
+        where.push(`(created_at_ms, task_id) < ($${params.push(after[0])}, $${params.push(after[1])})`);
+      const { rows } = await pool.query(
+        `SELECT task_id, user_id, queue, created_at_ms FROM ${index} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+         ORDER BY created_at_ms DESC, task_id DESC LIMIT $1`,
+        params,
+      );
+      const items = rows.map((r) => ({
+        task_id: String(r.task_id),
+        user_id: String(r.user_id),
+        queue: String(r.queue),
+        created_at: Number(r.created_at_ms),
+      }));
+      return indexPage(items, limit);
+    },
+    async requestCancel(taskId, ttlMs) {
+      const now = Date.now();
+      await pool.query(
+        `INSERT INTO ${cancels} (task_id, expires_at_ms) VALUES ($1, $2)
+         ON CONFLICT (task_id) DO UPDATE SET expires_at_ms = EXCLUDED.expires_at_ms`,
+        [taskId, now + ttlMs],
+      );
+      // Expired requests go when new ones come: the table stays as small as the recent cancels.
+      await pool.query(`DELETE FROM ${cancels} WHERE expires_at_ms < $1`, [now]);
+    },
+    async cancelRequested(taskIds) {
+      if (taskIds.length === 0) return [];
+      const { rows } = await pool.query(
+        `SELECT task_id FROM ${cancels} WHERE task_id = ANY($1::text[]) AND expires_at_ms >= $2`,
+        [taskIds, Date.now()],
+      );
+      return rows.map((r) => r.task_id as string);
+    },
+    async putHeartbeat(beat, ttlMs) {
+      await pool.query(
+        `INSERT INTO ${table} (id, beat, expires_at_ms) VALUES ($1, $2, $3)
+         ON CONFLICT (id) DO UPDATE SET beat = EXCLUDED.beat, expires_at_ms = EXCLUDED.expires_at_ms`,
+        [beat.id, JSON.stringify(beat), Date.now() + ttlMs],
+      );
+    },
+    async removeHeartbeat(id) {
+      await pool.query(`DELETE FROM ${table} WHERE id = $1`, [id]);
+    },
+    async listHeartbeats() {
+      const now = Date.now();
+      await pool.query(`DELETE FROM ${table} WHERE expires_at_ms < $1`, [now - 60_000]);
+      const { rows } = await pool.query(`SELECT beat FROM ${table} WHERE expires_at_ms >= $1 ORDER BY id`, [
+        now,
+      ]);
+      return rows.map((r) => (typeof r.beat === 'string' ? JSON.parse(r.beat) : r.beat) as WorkerHeartbeat);
+    },
+    // A pool has no connection state to read: calls fail (or time out) on their own.
+    isUnreachable: () => false,
+    async ping() {
+      await pool.query('SELECT 1');
+    },
+    async closeExtras() {
+      handlers.clear();
+      listening.clear();
+      const client = await listener?.catch(() => undefined);
+      listener = undefined;
+      if (client) {
+        client.removeListener('notification', onNotification);
+        await client.query('UNLISTEN *').catch(() => undefined);
+        client.release();
+      }
+    },
+  };
+}
+
+/** Tables and the one function behind tryHit/acquireLease; safe when several processes start at once. */
+async function ensureLimitTables(pool: PgLike, quoted: string): Promise<void> {
+  await pool.query(
+    `CREATE TABLE IF NOT EXISTS ${quoted}.aiecs_counter (key text, win bigint, count integer NOT NULL, expires_at_ms bigint NOT NULL, PRIMARY KEY (key, win))`,
+  );
+  await pool.query(
+    `CREATE TABLE IF NOT EXISTS ${quoted}.aiecs_lease (key text, holder text, expires_at_ms bigint NOT NULL, PRIMARY KEY (key, holder))`,
+  );
+  const { rows } = await pool.query(`SELECT to_regprocedure($1) IS NOT NULL AS present`, [
+    `${quoted}.aiecs_acquire_lease(text,text,integer,bigint,bigint)`,
+  ]);
+  if (rows[0]?.present === true) return;
+  // The advisory lock makes count-then-insert atomic per key across every process.
+  const create = `CREATE OR REPLACE FUNCTION ${quoted}.aiecs_acquire_lease(p_key text, p_holder text, p_limit integer, p_now bigint, p_lease bigint)
+    RETURNS boolean LANGUAGE plpgsql AS $fn$
+    BEGIN
+      PERFORM pg_advisory_xact_lock(hashtext('aiecs:lease:' || p_key));
+      DELETE FROM ${quoted}.aiecs_lease WHERE key = p_key AND expires_at_ms < p_now;
+      UPDATE ${quoted}.aiecs_lease SET expires_at_ms = p_now + p_lease WHERE key = p_key AND holder = p_holder;
+      IF FOUND THEN RETURN true; END IF;
+      IF (SELECT count(*) FROM ${quoted}.aiecs_lease WHERE key = p_key) >= p_limit THEN RETURN false; END IF;
+      INSERT INTO ${quoted}.aiecs_lease (key, holder, expires_at_ms) VALUES (p_key, p_holder, p_now + p_lease);
+      RETURN true;
+    END $fn$`;
+  try {
+    await pool.query(create);
+  } catch (error) {
+    // Another process created it at the same moment ("tuple concurrently updated"): fine.
+    const again = await pool.query(`SELECT to_regprocedure($1) IS NOT NULL AS present`, [
+      `${quoted}.aiecs_acquire_lease(text,text,integer,bigint,bigint)`,
+    ]);
+    if (again.rows[0]?.present !== true) throw error;
+  }
+}
+
+/** The BullMQ half of a PostgreSQL-backed store, given what to pass as `connection`. */
+export function bullOnPostgres(
+  connection: unknown,
+): Pick<Store, 'createQueue' | 'createWorker' | 'createQueueEvents' | 'createEventsProducer'> {
+  // BullMQ's constructors are typed for Redis by default; the backend factory makes them PostgreSQL.
+  const opts = { connection } as never;
+  const factory = createPostgresBackend as never;
+  const eventsFactory = ((name: string, opts: never, factoryOpts: never) =>
+    readEventsInOrder(createPostgresBackend(name, opts, factoryOpts) as unknown as PgEventBackend, {
+      queues: QUEUE_KINDS,
+    })) as never;
+  return {
+    createQueue: (name) => new Queue(name, opts, factory),
+    createWorker: (name, processor, workerOpts) =>
+      new Worker(name, processor, { ...workerOpts, connection } as never, factory),
+    createQueueEvents: (name) => new QueueEvents(name, { connection, autorun: true } as never, eventsFactory),
+    createEventsProducer: (name) => new QueueEventsProducer(name, opts, factory),
+  };
+}
+
+export function storeFrom(
+  kind: StoreKind,
+  displayUrl: string,
+  namespace: string,
+  bull: ReturnType<typeof bullOnPostgres>,
+  extras: ExtrasPart,
+  closeRest: () => Promise<void>,
+): Store {
+  let closing: Promise<void> | undefined;
+  const { closeExtras, ...control } = extras;
+  return {
+    kind,
+    displayUrl,
+    namespace,
+    ...bull,
+    ...control,
+    close() {
+      closing ??= (async () => {
+        await closeExtras();
+        await closeRest();
+      })();
+      return closing;
+    },
+  };
+}
