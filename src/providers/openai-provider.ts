@@ -1,11 +1,8 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
-import type {
-  ChatCompletionChunk,
-  ChatCompletionCreateParamsStreaming,
-} from 'openai/resources/chat/completions';
+import type { ChatCompletionCreateParamsStreaming } from 'openai/resources/chat/completions';
 import { ProviderUnavailableError } from './errors.js';
 import { bodyMessage, httpError, transportError } from './http-errors.js';
-import { readSse } from './sse.js';
+import { readChatCompletionStream } from '../shims/openai-sse-reader.js';
 import { estimateTokens } from './tokens.js';
 import type { ChatOptions, ChatRequest, ChatResult, LlmProvider, ProviderName } from './types.js';
 
@@ -70,22 +67,12 @@ export class OpenAiProvider implements LlmProvider {
     let finish = 'unknown';
     let usage: { prompt_tokens?: number; completion_tokens?: number } | undefined;
     try {
-      // The SDK makes the request (auth, headers, base URL, HTTP errors as APIError); the event
-      // stream is read by readSse, which costs a fraction of the SDK's Stream (see sse.ts). What
-      // follows is what the SDK's Stream does with each event of a chat completion.
+      // The SDK makes the request; the shim reads the events for less CPU than the SDK's Stream
+      // (figures in its header).
       const response = await this.client.chat.completions
         .create(body, { signal: options.signal })
         .asResponse();
-      if (!response.body) throw new APIConnectionError({ message: 'the response has no body' });
-      let done = false;
-      await readSse(response.body, (sse) => {
-        if (done) return;
-        if (sse.data.startsWith('[DONE]')) {
-          done = true;
-          return;
-        }
-        const chunk = JSON.parse(sse.data) as ChatCompletionChunk & { error?: unknown };
-        if (chunk?.error) throw new APIError(undefined, chunk.error, undefined, response.headers);
+      await readChatCompletionStream(response, (chunk) => {
         if (chunk.model) model = chunk.model;
         if (chunk.usage) usage = chunk.usage;
         const choice = chunk.choices?.[0];
