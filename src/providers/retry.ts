@@ -1,3 +1,18 @@
+/**
+ * The one retry policy of every provider call (TaskLlm.chat in client.ts); the SDKs' own retries
+ * are off (openai `maxRetries: 0`, @google/genai `retryOptions.attempts: 1`). Issue 14 §2 asked
+ * for the openai SDK's maxRetries instead; it stays because neither SDK does what this does
+ * (openai 6.30.1 `retryRequest`, @google/genai 2.32.0 `apiCall` with p-retry):
+ * - the same rules on every provider: @google/genai ignores Retry-After and knows no 409/425;
+ * - a Retry-After longer than `maxWaitMs` goes to the task-level retry at once (the task is
+ *   rescheduled, its worker slot freed); openai sleeps whatever the server asks, in the call;
+ * - the wait ends the moment the task is cancelled or reaches its time limit (the signal);
+ *   openai's sleep takes no signal;
+ * - a stream that fails after its headers (an error event, a reset) is retried while no text has
+ *   reached the user, and never after; the SDKs retry only before a response arrives;
+ * - each HTTP attempt takes its own slot of the shared provider limits, none held while waiting,
+ *   and each retry is logged on the task and counted in the metrics, with the attempts returned.
+ */
 import { isRetryable } from '../core/errors.js';
 
 export type HeaderSource =
