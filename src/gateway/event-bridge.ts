@@ -47,9 +47,16 @@ interface TaskIdentity {
 /** The creation of a task known only from its stream events: it matches no record. */
 const UNKNOWN_CREATION = 0;
 
+/** What a progress event's task is, fixed at submit: the dashboard's task list shows and filters by it. */
+export interface TaskLabels {
+  queue: QueueKind;
+  mode: string;
+  service: string;
+}
+
 type BridgeFields = TaskIdentity &
   (
-    | { kind: 'progress'; taskId: string; seq: number; payload: ProgressEvent }
+    | { kind: 'progress'; taskId: string; seq: number; payload: ProgressEvent; labels: TaskLabels }
     | { kind: 'stream'; taskId: string; seq: number; payload: StreamEvent }
   );
 
@@ -66,6 +73,8 @@ interface Meta extends TaskIdentity {
   /** Its queue: an event from the other queue is of another task under the same id. */
   queue: QueueKind;
   taskName: string;
+  /** Built once per task: every progress event of it carries the same object. */
+  labels: TaskLabels;
   step: number;
   attempt: number;
   /** The attempt the record showed when this node first read it, and active events seen since. */
@@ -252,6 +261,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
       createdAt: job.timestamp,
       queue,
       taskName: job.data.task_name,
+      labels: { queue, mode: job.data.mode, service: job.data.service },
       step: job.data.step ?? 0,
       attempt,
       fetchedAttempt: attempt,
@@ -319,8 +329,8 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
       if (!meta.terminalSent) this.ended(taskId, meta, payload.status);
       meta.terminalSent = true;
     }
-    const { userId, createdAt } = meta;
-    this.publish({ kind: 'progress', userId, createdAt, taskId, seq: payload.seq, payload });
+    const { userId, createdAt, labels } = meta;
+    this.publish({ kind: 'progress', userId, createdAt, taskId, seq: payload.seq, payload, labels });
   }
 
   /**
@@ -542,6 +552,7 @@ function metaOf(record: TaskRecord): Meta {
     createdAt: Date.parse(record.created_at),
     queue: record.queue,
     taskName: record.task_name,
+    labels: { queue: record.queue, mode: record.mode, service: record.service },
     step: record.step,
     attempt: record.attempt,
     fetchedAttempt: record.attempt,

@@ -234,6 +234,13 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
         return { ...page, tasks: page.tasks.map(publicRecord) };
       });
 
+      // Who the token is: the dashboard asks once after sign-in.
+      api.get('/me', async (request) => {
+        const who = principal(request);
+        const expires = who.expiresAt === undefined ? null : new Date(who.expiresAt).toISOString();
+        return { user_id: who.userId, admin: who.admin, expires_at: expires };
+      });
+
       api.get('/services', async () => ({ services: await catalog.list() }));
 
       const requireAdmin = (request: FastifyRequest, what: string) => {

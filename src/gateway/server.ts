@@ -5,6 +5,7 @@ import type { AiecsApp } from '../engine/app.js';
 import type { Store } from '../engine/store.js';
 import { registerBuiltinServices } from '../services/builtin.js';
 import { authOptions, createVerifier, type Verifier } from './auth.js';
+import { registerDashboardRoute } from './dashboard-route.js';
 import { EventBridge } from './event-bridge.js';
 import { errorReplyOptions, installErrorReplies } from './error-replies.js';
 import { registerMetricsRoute } from './metrics-route.js';
@@ -12,6 +13,7 @@ import { originAllowed } from './origin.js';
 import { UserRateLimiter } from './rate-limit.js';
 import { Realtime } from './realtime.js';
 import { registerRoutes } from './routes.js';
+import { TaskWatch } from './task-watch.js';
 
 export const GATEWAY_VERSION = '0.1.0';
 
@@ -22,12 +24,15 @@ export interface GatewayOptions {
   logger: Logger;
   /** Token check; default: from the config's AIECS_JWT_SECRET / AIECS_JWKS_URL. */
   verify?: Verifier;
+  /** The built dashboard's folder; default dist/dashboard (see dashboard-route.ts). */
+  dashboardRoot?: string;
 }
 
 /** The gateway: Fastify for HTTP with socket.io on the same server, fed by the store's events. */
 export class Gateway {
   readonly fastify: FastifyInstance;
   private realtime: Realtime | undefined;
+  private taskWatch: TaskWatch | undefined;
   private readonly bridge: EventBridge;
   private readonly limiter: UserRateLimiter;
   private readonly verify: Verifier;
@@ -99,6 +104,10 @@ export class Gateway {
       bridge: this.bridge,
     });
     registerMetricsRoute(this.fastify, { app: options.app, token: config.metricsToken, logger });
+    registerDashboardRoute(
+      this.fastify,
+      options.dashboardRoot !== undefined ? { root: options.dashboardRoot } : {},
+    );
   }
 
   /** Starts listening; resolves with the URL. */
@@ -120,6 +129,7 @@ export class Gateway {
       },
       this.options.logger,
     );
+    this.taskWatch = new TaskWatch(this.realtime.io, this.bridge);
     await this.fastify.listen({ port, host });
     const address = this.fastify.server.address();
     const actualPort = typeof address === 'object' && address ? address.port : port;
@@ -133,6 +143,7 @@ export class Gateway {
   /** Stops taking requests and sockets, then lets go of the store's events. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.taskWatch?.close();
       await this.realtime?.close();
       await this.fastify.close();
       await this.bridge.close();
