@@ -6,7 +6,16 @@ export default tseslint.config(
   {
     // Only the project's own sources: what a user keeps in the project root (a services module,
     // a scratch script) is theirs, and `npm test` must not fail on it.
-    ignores: ['*', '!src/', '!test/', '!examples/', '!eslint.config.js', '!vitest.config.ts'],
+    ignores: [
+      '*',
+      '!src/',
+      '!test/',
+      '!examples/',
+      '!bench/',
+      '!scripts/',
+      '!eslint.config.js',
+      '!vitest.config.ts',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,
@@ -20,7 +29,7 @@ export default tseslint.config(
   },
   {
     // The CLI, benchmarks and examples talk to a terminal on purpose.
-    files: ['src/cli/**', 'src/bench/**', 'examples/**', 'test/**'],
+    files: ['src/cli/**', 'bench/**', 'examples/**', 'test/**'],
     rules: { 'no-console': 'off' },
   },
 );

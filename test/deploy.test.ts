@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { freePort } from '../src/bench/lifecycle.js';
+import { freePort } from '../bench/lifecycle.js';
 import { loadConfig } from '../src/core/config.js';
 import { METRIC_NAMES } from '../src/core/metrics.js';
 

@@ -25,7 +25,7 @@ import {
   until,
 } from './gateway-harness.js';
 import { testConfig } from './harness.js';
-import { freePort } from '../src/bench/lifecycle.js';
+import { freePort } from '../bench/lifecycle.js';
 
 const MiB = 1024 * 1024;
 

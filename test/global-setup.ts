@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import pg from 'pg';
-import { freePort } from '../src/bench/lifecycle.js';
+import { freePort } from '../bench/lifecycle.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

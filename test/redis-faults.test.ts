@@ -9,7 +9,7 @@ import { AiecsApp } from '../src/engine/app.js';
 import { openStore } from '../src/engine/open-store.js';
 import { AiecsWorker } from '../src/worker/worker.js';
 import { PROBE_SERVICES, testConfig, until } from './harness.js';
-import { freePort } from '../src/bench/lifecycle.js';
+import { freePort } from '../bench/lifecycle.js';
 
 /** A redis-server of this test's own, so it can be stopped and started again on the same port. */
 class OwnRedis {

@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../src/bench/lifecycle.js';
-import { redisAnswers } from '../src/bench/redis-server.js';
+import { freePort } from '../bench/lifecycle.js';
+import { redisAnswers } from '../bench/redis-server.js';
 import { until } from './harness.js';
 
 /** A redis-server on its own port whose data survives a kill (append-only file, fsync always). */

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort } from '../bench/lifecycle.js';
+import { freePort } from '../../bench/lifecycle.js';
 
 const MAIN = resolve(fileURLToPath(import.meta.url), '../../../dist/cli/main.js');
 const cwd = mkdtempSync(join(tmpdir(), 'aiecs-cli-broker-'));

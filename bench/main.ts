@@ -27,7 +27,7 @@ interface Options {
   only: Section[];
 }
 
-const USAGE = `usage: node dist/bench/main.js [--json] [--quick] [--only ${SECTIONS.join(',')}]`;
+const USAGE = `usage: npm run bench -- [--json] [--quick] [--only ${SECTIONS.join(',')}]`;
 
 function parseArgs(argv: string[]): Options {
   const options: Options = { json: false, quick: false, only: [...SECTIONS] };

@@ -6,17 +6,17 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Queue, QueueEvents, Worker, createPostgresBackend, type Job } from 'bullmq';
-import { loadConfig, type WorkerSettings } from '../core/config.js';
-import { silentLogger } from '../core/logger.js';
-import { disableMetrics, enableMetrics } from '../core/metrics.js';
-import { DEFAULT_PRIORITY, FAST_QUEUE, HEAVY_QUEUE, toBullPriority } from '../core/task.js';
-import { createApp } from '../engine/app.js';
-import { openMigratedPglite } from '../engine/pglite-pool.js';
-import { openStore } from '../engine/open-store.js';
-import type { Store } from '../engine/store.js';
-import { registerService } from '../registry/registry.js';
-import type { TaskContext } from '../core/task-context.js';
-import { AiecsWorker } from '../worker/worker.js';
+import { loadConfig, type WorkerSettings } from '../src/core/config.js';
+import { silentLogger } from '../src/core/logger.js';
+import { disableMetrics, enableMetrics } from '../src/core/metrics.js';
+import { DEFAULT_PRIORITY, FAST_QUEUE, HEAVY_QUEUE, toBullPriority } from '../src/core/task.js';
+import { createApp } from '../src/engine/app.js';
+import { openMigratedPglite } from '../src/engine/pglite-pool.js';
+import { openStore } from '../src/engine/open-store.js';
+import type { Store } from '../src/engine/store.js';
+import { registerService } from '../src/registry/registry.js';
+import type { TaskContext } from '../src/core/task-context.js';
+import { AiecsWorker } from '../src/worker/worker.js';
 import { makeTempDir, removeTempDir, sleep } from './lifecycle.js';
 
 export type BenchTask = { kind: 'noop' } | { kind: 'wait'; ms: number };

@@ -34,9 +34,9 @@ import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { io, type Socket } from 'socket.io-client';
 import { Redis } from 'ioredis';
-import { FAST_QUEUE, isTerminal, type TaskStatus } from '../core/task.js';
-import { mintToken } from '../gateway/auth.js';
-import type { ProgressEvent } from '../gateway/event-bridge.js';
+import { FAST_QUEUE, isTerminal, type TaskStatus } from '../src/core/task.js';
+import { mintToken } from '../src/gateway/auth.js';
+import type { ProgressEvent } from '../src/gateway/event-bridge.js';
 import {
   benchNodeArgs,
   freePort,
@@ -50,9 +50,9 @@ import {
 } from './lifecycle.js';
 import { perSecond, summarize, type Summary } from './stats.js';
 
-const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 /** The package's entry point, imported by absolute URL from the services module in a temp dir. */
-const INDEX_URL = new URL('../index.js', import.meta.url).href;
+const INDEX_URL = new URL('../src/index.js', import.meta.url).href;
 
 /** Progress steps per task. */
 export const STEPS = 20;

@@ -15,7 +15,7 @@ import {
   waitForLine,
 } from './lifecycle.js';
 
-const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const READY_TIMEOUT_MS = 60_000;
 /** A worker drains before it exits; idle ones are quick, this only bounds a stuck one. */
 const STOP_GRACE_MS = 20_000;

@@ -11,15 +11,15 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../core/config.js';
-import { silentLogger } from '../core/logger.js';
-import { FAST_QUEUE, HEAVY_QUEUE } from '../core/task.js';
-import { createApp } from '../engine/app.js';
+import { loadConfig } from '../src/core/config.js';
+import { silentLogger } from '../src/core/logger.js';
+import { FAST_QUEUE, HEAVY_QUEUE } from '../src/core/task.js';
+import { createApp } from '../src/engine/app.js';
 import { TOKEN, startFakeOpenAi, type FakeOpenAi } from './fake-openai.js';
 import { benchNodeArgs, rssMb, sleep, spawnTracked, stopChild, waitForLine, within } from './lifecycle.js';
 import { perSecond } from './stats.js';
 
-const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 /** Tokens per answer and the time the fake server takes to stream them. */
 export const TOKENS = 50;

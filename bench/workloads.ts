@@ -5,7 +5,7 @@
 import { sleep, within } from './lifecycle.js';
 import { dropNamespace } from './redis-server.js';
 import { best, perSecond, summarize, type Summary } from './stats.js';
-import { countingMetrics, disableMetrics, enableMetrics } from '../core/metrics.js';
+import { countingMetrics, disableMetrics, enableMetrics } from '../src/core/metrics.js';
 import {
   BENCH_SCRAPE_MS,
   aiecsTarget,
