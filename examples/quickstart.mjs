@@ -4,25 +4,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  createApp,
-  loadConfig,
-  openStore,
-  ServiceRegistry,
-  startWorker,
-  TaskCancelledError,
-  TaskTimeoutError,
-} from 'aiecs';
-import { registerBuiltinServices } from 'aiecs/services';
+import { createApp, loadConfig, openStore, startWorker, TaskCancelledError, TaskTimeoutError } from 'aiecs';
 
 const dir = mkdtempSync(join(tmpdir(), 'aiecs-quickstart-'));
 process.env.AIECS_LOG_LEVEL ??= 'warn';
 const config = loadConfig(process.env);
 const store = await openStore(`embedded:${dir}`);
 const services = [new URL('./my-services.mjs', import.meta.url).pathname];
-// The worker runs what its registry holds: here the built-in services, plus my-services.mjs.
-const registry = registerBuiltinServices(new ServiceRegistry());
-const worker = await startWorker({ store, config, registry, worker: { services } });
+const worker = await startWorker({ store, config, worker: { services } });
 const app = createApp({ store, config });
 
 try {

@@ -199,6 +199,26 @@ export class StoreUnavailableError extends AiecsError {
   override readonly retryable = true;
 }
 
+/**
+ * The store was set up by a newer aiecs (its schema version is past the last one this code
+ * knows): starting anyway could misread or damage what the newer code wrote.
+ */
+export class SchemaTooNewError extends AiecsError {
+  override readonly code = 'SCHEMA_TOO_NEW';
+  override readonly wireCode = 'E006';
+  constructor(
+    readonly where: string,
+    readonly version: number,
+    readonly known: number,
+  ) {
+    super(
+      `${where} is at schema version ${version}, newer than this aiecs knows (${known}); ` +
+        'upgrade aiecs (every process that uses this store) to a release that knows it',
+      { where, version, known },
+    );
+  }
+}
+
 /** An error a service throws to say "try again later" (network, 429, 5xx). */
 export class RetryableError extends AiecsError {
   override readonly code = 'RETRYABLE_ERROR';

@@ -12,6 +12,7 @@ import {
 } from './bullmq.js';
 import { QUEUE_KINDS } from '../core/task.js';
 import { readEventsInOrder, type PgEventBackend } from './pg-event-reader.js';
+import { migrate } from './migrate.js';
 import type { Channel, ControlHandler, Store, StoreKind, WorkerHeartbeat } from './store.js';
 import { decodeCursor, indexPage } from './store.js';
 
@@ -50,25 +51,9 @@ export type ExtrasPart = Omit<
 export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart> {
   const quoted = quoteSchemaName(schema);
   const table = `${quoted}.aiecs_worker`;
-  await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
-  await pool.query(
-    `CREATE TABLE IF NOT EXISTS ${table} (id text PRIMARY KEY, beat jsonb NOT NULL, expires_at_ms bigint NOT NULL)`,
-  );
-  await ensureLimitTables(pool, quoted);
   const cancels = `${quoted}.aiecs_cancel`;
-  await pool.query(
-    `CREATE TABLE IF NOT EXISTS ${cancels} (task_id text PRIMARY KEY, expires_at_ms bigint NOT NULL)`,
-  );
   const index = `${quoted}.aiecs_task_index`;
-  await pool.query(
-    `CREATE TABLE IF NOT EXISTS ${index} (task_id text PRIMARY KEY, user_id text NOT NULL, queue text NOT NULL, created_at_ms bigint NOT NULL)`,
-  );
-  await pool.query(
-    `CREATE INDEX IF NOT EXISTS aiecs_task_index_user ON ${index} (user_id, created_at_ms DESC, task_id DESC)`,
-  );
-  await pool.query(
-    `CREATE INDEX IF NOT EXISTS aiecs_task_index_time ON ${index} (created_at_ms DESC, task_id DESC)`,
-  );
+  await migrate(pool, schema);
   // LISTEN channels are database-wide: the schema keeps deployments (and tests) apart.
   const channels: Record<Channel, string> = { control: `aiecs_ctl_${schema}`, reply: `aiecs_rep_${schema}` };
   const handlers = new Map<string, Set<ControlHandler>>();
@@ -236,41 +221,6 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
       }
     },
   };
-}
-
-/** Tables and the one function behind tryHit/acquireLease; safe when several processes start at once. */
-async function ensureLimitTables(pool: PgLike, quoted: string): Promise<void> {
-  await pool.query(
-    `CREATE TABLE IF NOT EXISTS ${quoted}.aiecs_counter (key text, win bigint, count integer NOT NULL, expires_at_ms bigint NOT NULL, PRIMARY KEY (key, win))`,
-  );
-  await pool.query(
-    `CREATE TABLE IF NOT EXISTS ${quoted}.aiecs_lease (key text, holder text, expires_at_ms bigint NOT NULL, PRIMARY KEY (key, holder))`,
-  );
-  const { rows } = await pool.query(`SELECT to_regprocedure($1) IS NOT NULL AS present`, [
-    `${quoted}.aiecs_acquire_lease(text,text,integer,bigint,bigint)`,
-  ]);
-  if (rows[0]?.present === true) return;
-  // The advisory lock makes count-then-insert atomic per key across every process.
-  const create = `CREATE OR REPLACE FUNCTION ${quoted}.aiecs_acquire_lease(p_key text, p_holder text, p_limit integer, p_now bigint, p_lease bigint)
-    RETURNS boolean LANGUAGE plpgsql AS $fn$
-    BEGIN
-      PERFORM pg_advisory_xact_lock(hashtext('aiecs:lease:' || p_key));
-      DELETE FROM ${quoted}.aiecs_lease WHERE key = p_key AND expires_at_ms < p_now;
-      UPDATE ${quoted}.aiecs_lease SET expires_at_ms = p_now + p_lease WHERE key = p_key AND holder = p_holder;
-      IF FOUND THEN RETURN true; END IF;
-      IF (SELECT count(*) FROM ${quoted}.aiecs_lease WHERE key = p_key) >= p_limit THEN RETURN false; END IF;
-      INSERT INTO ${quoted}.aiecs_lease (key, holder, expires_at_ms) VALUES (p_key, p_holder, p_now + p_lease);
-      RETURN true;
-    END $fn$`;
-  try {
-    await pool.query(create);
-  } catch (error) {
-    // Another process created it at the same moment ("tuple concurrently updated"): fine.
-    const again = await pool.query(`SELECT to_regprocedure($1) IS NOT NULL AS present`, [
-      `${quoted}.aiecs_acquire_lease(text,text,integer,bigint,bigint)`,
-    ]);
-    if (again.rows[0]?.present !== true) throw error;
-  }
 }
 
 /** The BullMQ half of a PostgreSQL-backed store, given what to pass as `connection`. */

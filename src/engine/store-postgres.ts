@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { PgPool } from 'bullmq';
-import { StoreUnavailableError } from '../core/errors.js';
+import { SchemaTooNewError, StoreUnavailableError } from '../core/errors.js';
 import { bullOnPostgres, pgExtras, storeFrom, type ExtrasPart, type PgLike } from './postgres-common.js';
 import type { ResolvedStoreOptions, Store } from './store.js';
 import {
@@ -26,6 +26,8 @@ export async function openPostgresStore(url: string, options: ResolvedStoreOptio
     extras = await pgExtras(pool as unknown as PgLike, schema);
   } catch (error) {
     await pool.end().catch(() => undefined);
+    // Reached, but written by a newer aiecs: waiting for the store would not help.
+    if (error instanceof SchemaTooNewError) throw error;
     throw new StoreUnavailableError(
       `cannot use PostgreSQL at ${redactUrl(url)}: ${(error as Error).message}`,
       {},

@@ -4,6 +4,7 @@ import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
 import { StoreUnavailableError } from '../core/errors.js';
 import { coalesceWrites } from './coalesced-writes.js';
 import { RedisEventBatch } from './redis-event-batch.js';
+import { checkRedisSchema } from './redis-schema.js';
 import type { IndexedTask, ResolvedStoreOptions, Store, WorkerHeartbeat } from './store.js';
 import {
   BROKER_HINT,
@@ -170,6 +171,7 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
   const subscriber = newClient('blocking');
   try {
     await connected(command, url, timeoutMs);
+    await checkRedisSchema(command, namespace);
   } catch (error) {
     clients.forEach((c) => c.disconnect());
     throw error;
