@@ -14,7 +14,6 @@ import { killEverything, killEverythingAndWait } from './lifecycle.js';
 import { llm, llmProblems } from './llm.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 import { figures, renderTables, type Results } from './report.js';
-import { registerBenchServices } from './targets.js';
 import { ioWall, latency, throughput } from './workloads.js';
 
 const SECTIONS = ['redis', 'embedded', 'latency', 'io', 'rss', 'startup', 'fanout', 'llm'] as const;
@@ -98,7 +97,6 @@ async function run(options: Options): Promise<number> {
   const results: Results = { quick: options.quick };
   let failures = 0;
   let redis: RedisServer | undefined;
-  registerBenchServices();
   try {
     if (options.only.some((s) => NEEDS_REDIS.has(s))) {
       redis = await startRedis();

@@ -14,7 +14,7 @@ import { createApp } from '../src/engine/app.js';
 import { openMigratedPglite } from '../src/engine/pglite-pool.js';
 import { openStore } from '../src/engine/open-store.js';
 import type { Store } from '../src/engine/store.js';
-import { registerService } from '../src/registry/registry.js';
+import { ServiceRegistry } from '../src/registry/registry.js';
 import type { TaskContext } from '../src/core/task-context.js';
 import { AiecsWorker } from '../src/worker/worker.js';
 import { makeTempDir, removeTempDir, sleep } from './lifecycle.js';
@@ -32,15 +32,16 @@ export interface Target {
 
 export type StoreChoice = { kind: 'redis'; url: string; namespace: string } | { kind: 'embedded' };
 
-/** The bench services run in this process: the async pool (fast queue) calls them in-process. */
-export function registerBenchServices(): void {
-  registerService('bench', 'noop', {
+/** The bench services, run in the target's process: the async pool (fast queue) calls them in-process. */
+export function registerBenchServices(registry: ServiceRegistry): ServiceRegistry {
+  registry.register('bench', 'noop', {
     noop: () => ({ ok: true }),
     wait: async (input: Record<string, unknown>, _ctx: unknown, task: TaskContext) => {
       await sleep(Number(input.ms), task.signal);
       return { ok: true };
     },
   });
+  return registry;
 }
 
 const BASE_REQUEST = { user_id: 'bench', mode: 'bench', service: 'noop' };
@@ -88,7 +89,8 @@ export async function aiecsTarget(
     const metrics = enableMetrics();
     scrapes = setInterval(() => void metrics.exposition(), BENCH_SCRAPE_MS);
   }
-  const worker = new AiecsWorker({ ...where, config, logger, worker: settings });
+  const registry = registerBenchServices(new ServiceRegistry());
+  const worker = new AiecsWorker({ ...where, config, logger, worker: settings, registry });
   const app = createApp({ ...where, config, logger });
   const close = async () => {
     clearInterval(scrapes);

@@ -4,14 +4,25 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createApp, loadConfig, openStore, startWorker, TaskCancelledError, TaskTimeoutError } from 'aiecs';
+import {
+  createApp,
+  loadConfig,
+  openStore,
+  ServiceRegistry,
+  startWorker,
+  TaskCancelledError,
+  TaskTimeoutError,
+} from 'aiecs';
+import { registerBuiltinServices } from 'aiecs/services';
 
 const dir = mkdtempSync(join(tmpdir(), 'aiecs-quickstart-'));
 process.env.AIECS_LOG_LEVEL ??= 'warn';
 const config = loadConfig(process.env);
 const store = await openStore(`embedded:${dir}`);
 const services = [new URL('./my-services.mjs', import.meta.url).pathname];
-const worker = await startWorker({ store, config, worker: { services } });
+// The worker runs what its registry holds: here the built-in services, plus my-services.mjs.
+const registry = registerBuiltinServices(new ServiceRegistry());
+const worker = await startWorker({ store, config, registry, worker: { services } });
 const app = createApp({ store, config });
 
 try {

@@ -10,6 +10,8 @@ import type { StoreKind } from '../src/engine/store.js';
 import { mintToken } from '../src/gateway/auth.js';
 import type { ProgressEvent, StreamEvent } from '../src/gateway/event-bridge.js';
 import { Gateway } from '../src/gateway/server.js';
+import { ServiceRegistry } from '../src/registry/registry.js';
+import { registerBuiltinServices } from '../src/services/builtin.js';
 import { TestEnv, testConfig, until } from './harness.js';
 
 export { sleep, until } from './harness.js';
@@ -252,6 +254,8 @@ export interface GatewayHandle {
 export class GatewayEnv {
   readonly gateways: GatewayHandle[] = [];
   private readonly clients: Client[] = [];
+  /** What the gateways accept with no worker up, as `aiecs gateway` passes: the built-in services. */
+  readonly registry = registerBuiltinServices(new ServiceRegistry());
 
   private constructor(readonly env: TestEnv) {}
 
@@ -290,7 +294,13 @@ export class GatewayEnv {
       ? testConfig({ AIECS_JWT_SECRET: SECRET, ...overrides })
       : this.env.config;
     const app = this.env.app();
-    const gateway = new Gateway({ app, store: await app.store(), config, logger: silentLogger });
+    const gateway = new Gateway({
+      app,
+      store: await app.store(),
+      config,
+      logger: silentLogger,
+      registry: this.registry,
+    });
     const handle = { gateway, app, url: '' };
     this.gateways.push(handle);
     handle.url = await gateway.listen(0, '127.0.0.1');

@@ -13,6 +13,8 @@ import { silentLogger } from '../src/core/logger.js';
 import { AiecsApp } from '../src/engine/app.js';
 import { openStore } from '../src/engine/open-store.js';
 import type { Store, StoreKind } from '../src/engine/store.js';
+import { ServiceRegistry } from '../src/registry/registry.js';
+import { registerBuiltinServices } from '../src/services/builtin.js';
 import { AiecsWorker, type WorkerOptions } from '../src/worker/worker.js';
 
 export const STORE_KINDS: StoreKind[] = ['embedded', 'postgres', 'redis'];
@@ -105,6 +107,8 @@ export class TestEnv {
       config: this.config,
       logger: silentLogger,
       ...(this.sharedStore ? { store: this.sharedStore } : {}),
+      // What `aiecs worker` runs: the built-in services, and the probe services by default.
+      registry: registerBuiltinServices(new ServiceRegistry()),
       ...options,
       worker: { services: [PROBE_SERVICES], ...options.worker },
     });

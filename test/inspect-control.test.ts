@@ -16,7 +16,6 @@ import { Admin, type QueueAnswers, type WorkerAnswers } from '../src/engine/admi
 import type { AiecsApp } from '../src/engine/app.js';
 import { ReplyAssembler, decodeReplyPart, encodeReply } from '../src/engine/control.js';
 import type { Store } from '../src/engine/store.js';
-import { registerService } from '../src/registry/registry.js';
 import type { AiecsWorker } from '../src/worker/worker.js';
 import { GatewayEnv, token, type Api } from './gateway-harness.js';
 import { PROBE_SERVICES, STORE_KINDS, TestEnv, probe, until } from './harness.js';
@@ -141,7 +140,7 @@ describe.each(STORE_KINDS)('inspect and control over the %s store', (kind) => {
   it('ping, stats and registered: every live worker answers, and one gone is named', async () => {
     // Services enough that the reply outgrows a PostgreSQL NOTIFY (8000 bytes): it travels in parts.
     for (let i = 0; i < 150; i++)
-      registerService('bulk', `service_${String(i).padStart(3, '0')}`, { run: () => 1 });
+      two.registry.register('bulk', `service_${String(i).padStart(3, '0')}`, { run: () => 1 });
     const ping = (await admin.inspect('ping', { timeoutMs: WAIT_MS })) as WorkerAnswers;
     expect(Object.keys(ping.workers).sort()).toEqual([one.id, two.id].sort());
     expect(ping.no_reply).toEqual([gone]);

@@ -165,7 +165,7 @@ describe.each(STORE_KINDS)('the gateway /metrics on %s', (kind) => {
   it('serves every figure without a JWT, with the store’s queue depth and live workers', async () => {
     ge = await GatewayEnv.create(kind, {}, { worker: false });
     // No worker is live yet: the gateway accepts the probe tasks because this process knows them.
-    await loadServiceModules([PROBE_SERVICES]);
+    await loadServiceModules([PROBE_SERVICES], ge.registry);
     const user = uid('metrics');
     const client = await ge.client(user);
     const api = await ge.api(user);

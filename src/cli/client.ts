@@ -49,13 +49,14 @@ async function checkService(app: AiecsApp, request: unknown): Promise<void> {
   const { mode, service, task_name: taskName } = request as Record<string, unknown>;
   // Malformed requests are submitWire's to refuse, naming the field.
   if (typeof mode !== 'string' || typeof service !== 'string' || typeof taskName !== 'string') return;
-  const [{ registerBuiltinServices }, { ServiceCatalog }] = await Promise.all([
+  const [{ registerBuiltinServices }, { ServiceCatalog }, { ServiceRegistry }] = await Promise.all([
     import('../services/builtin.js'),
     import('../registry/service-catalog.js'),
+    import('../registry/registry.js'),
   ]);
-  // Every worker runs the built-in services; they load lazily, so registering them is cheap.
-  registerBuiltinServices();
-  await new ServiceCatalog(await app.store()).check(mode, service, taskName);
+  // Every `aiecs worker` runs the built-in services; they load lazily, so registering them is cheap.
+  const builtins = registerBuiltinServices(new ServiceRegistry());
+  await new ServiceCatalog(await app.store(), builtins).check(mode, service, taskName);
 }
 
 /** An app on the configured store, opened now, so a busy embedded store is reported before any work. */

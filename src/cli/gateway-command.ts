@@ -8,7 +8,9 @@ import { checkPort, portError } from './port.js';
 import type { GlobalOptions } from './options.js';
 import { cliConfig } from './options.js';
 import { displayBroker, untilShutdown } from './worker-command.js';
+import { ServiceRegistry } from '../registry/registry.js';
 import { loadServiceModules } from '../registry/service-loader.js';
+import { registerBuiltinServices } from '../services/builtin.js';
 
 export interface GatewayFlags {
   port?: number;
@@ -35,7 +37,9 @@ export async function gatewayAction(flags: GatewayFlags, cmd: Command): Promise<
   const host = flags.host ?? config.host;
   await checkPort(port, host, 'another aiecs gateway or up?');
   const logger = createLogger(config.logLevel);
-  await loadServiceModules(flags.services);
+  // What this gateway accepts with no worker up: the built-in services and its --services.
+  const registry = registerBuiltinServices(new ServiceRegistry());
+  await loadServiceModules(flags.services, registry);
   const namespace = globals.namespace !== undefined ? { namespace: globals.namespace } : {};
   const store = await openStore(config.brokerUrl, {
     logger,
@@ -47,7 +51,7 @@ export async function gatewayAction(flags: GatewayFlags, cmd: Command): Promise<
   const { createApp } = await import('../engine/app.js');
   const app = createApp({ config, logger, store, ...namespace });
   const { Gateway } = await import('../gateway/server.js');
-  const gateway = new Gateway({ app, store, config, logger });
+  const gateway = new Gateway({ app, store, config, logger, registry });
   const stopped = untilShutdown(async () => {
     await gateway.close();
     await app.close();

@@ -12,6 +12,8 @@ import type { AiecsApp } from '../engine/app.js';
 import type { Store } from '../engine/store.js';
 import { openStore } from '../engine/open-store.js';
 import type { Gateway } from '../gateway/server.js';
+import { ServiceRegistry } from '../registry/registry.js';
+import { registerBuiltinServices } from '../services/builtin.js';
 import { AiecsWorker } from '../worker/worker.js';
 import { localSecret, writeGatewayFile } from './local-gateway.js';
 import { checkPort, portError } from './port.js';
@@ -75,6 +77,7 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
       config,
       logger,
       store,
+      registry: registerBuiltinServices(new ServiceRegistry()),
       worker: { ...options.worker, ...(listenAt ? { metricsPort: undefined } : {}) },
     });
     await worker.start();
@@ -94,7 +97,7 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
         import('../gateway/server.js'),
         import('../gateway/auth.js'),
       ]);
-      gateway = new Gateway({ app, store, config: gatewayConfig, logger });
+      gateway = new Gateway({ app, store, config: gatewayConfig, logger, registry: worker.registry });
       const { port, host } = listenAt;
       // Taken since the check above: still one line.
       url = await gateway.listen(port, host).catch((error: unknown) => {

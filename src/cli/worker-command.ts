@@ -4,6 +4,8 @@ import { InvalidArgumentError, type Command } from 'commander';
 import type { Logger } from '../core/logger.js';
 import { createLogger } from '../core/logger.js';
 import { parseBrokerUrl, redactUrl } from '../engine/store.js';
+import { ServiceRegistry } from '../registry/registry.js';
+import { registerBuiltinServices } from '../services/builtin.js';
 import { AiecsWorker } from '../worker/worker.js';
 import type { GlobalOptions, WorkerFlags } from './options.js';
 import {
@@ -67,6 +69,7 @@ export function registerWorkerCommand(program: Command): void {
     const worker = new AiecsWorker({
       config,
       logger,
+      registry: registerBuiltinServices(new ServiceRegistry()),
       worker: {
         ...workerOverrides(flags, config.worker),
         ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),

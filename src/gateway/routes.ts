@@ -14,6 +14,7 @@ import { taskIdSchema } from '../core/submission.js';
 import { Admin, INSPECT_VERBS } from '../engine/admin.js';
 import type { AiecsApp } from '../engine/app.js';
 import type { Store } from '../engine/store.js';
+import type { ServiceRegistry } from '../registry/registry.js';
 import { ServiceCatalog } from '../registry/service-catalog.js';
 import type { Principal, Verifier } from './auth.js';
 import { bearer } from './auth.js';
@@ -44,6 +45,8 @@ export interface RouteDeps {
   batchBodyLimit: number;
   /** The gateway's event bridge, which `GET /api/events` follows. */
   bridge?: EventBridge;
+  /** Services accepted besides those live workers list (see GatewayOptions.registry). */
+  registry?: ServiceRegistry;
 }
 
 declare module 'fastify' {
@@ -80,18 +83,21 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
   // The catalog is advice read before a submit: with the store away it goes by the workers last
   // seen (the submit itself then answers 503), and it never waits on a silent store.
   let lastBeats: Awaited<ReturnType<Store['listHeartbeats']>> = [];
-  const catalog = new ServiceCatalog({
-    listHeartbeats: () =>
-      app
-        .bounded('list workers', () => store.listHeartbeats(), { probe: false })
-        .then(
-          (beats) => (lastBeats = beats),
-          (error: unknown) => {
-            if ((error as { code?: unknown }).code === 'STORE_UNAVAILABLE') return lastBeats;
-            throw error;
-          },
-        ),
-  });
+  const catalog = new ServiceCatalog(
+    {
+      listHeartbeats: () =>
+        app
+          .bounded('list workers', () => store.listHeartbeats(), { probe: false })
+          .then(
+            (beats) => (lastBeats = beats),
+            (error: unknown) => {
+              if ((error as { code?: unknown }).code === 'STORE_UNAVAILABLE') return lastBeats;
+              throw error;
+            },
+          ),
+    },
+    deps.registry,
+  );
   const document = openApiDocument(deps.version);
   // Inspect, control and the queues, for admins (Celery's verbs; `aiecs inspect` on the embedded store).
   const admin = new Admin(app, store);

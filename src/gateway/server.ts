@@ -3,7 +3,7 @@ import type { AiecsConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { AiecsApp } from '../engine/app.js';
 import type { Store } from '../engine/store.js';
-import { registerBuiltinServices } from '../services/builtin.js';
+import type { ServiceRegistry } from '../registry/registry.js';
 import { authOptions, createVerifier, type Verifier } from './auth.js';
 import { registerDashboardRoute } from './dashboard-route.js';
 import { EventBridge } from './event-bridge.js';
@@ -24,6 +24,11 @@ export interface GatewayOptions {
   logger: Logger;
   /** Token check; default: from the config's AIECS_JWT_SECRET / AIECS_JWKS_URL. */
   verify?: Verifier;
+  /**
+   * Services accepted even with no worker up (`aiecs up` passes its worker's, `aiecs gateway` the
+   * built-in ones and its --services); otherwise only what live workers' heartbeats list.
+   */
+  registry?: ServiceRegistry;
   /** The built dashboard's folder; default dist/dashboard (see dashboard-route.ts). */
   dashboardRoot?: string;
 }
@@ -91,8 +96,6 @@ export class Gateway {
           .send();
       }
     });
-    // The gateway lists and accepts the built-in services even when it runs alone.
-    registerBuiltinServices();
     registerRoutes(this.fastify, {
       app: options.app,
       store: options.store,
@@ -102,6 +105,7 @@ export class Gateway {
       taskBodyLimit: config.maxInputBytes + 64 * 1024,
       batchBodyLimit: Math.max(16 * 1024 * 1024, config.maxInputBytes * 2),
       bridge: this.bridge,
+      ...(options.registry ? { registry: options.registry } : {}),
     });
     registerMetricsRoute(this.fastify, { app: options.app, token: config.metricsToken, logger });
     registerDashboardRoute(

@@ -1,4 +1,4 @@
-import { ServiceNotFoundError, ValidationError } from '../core/errors.js';
+import { ConfigError, ServiceNotFoundError, ValidationError } from '../core/errors.js';
 import type { ExecuteTaskMethod, ServiceMethod, TaskContext } from '../core/task-context.js';
 
 /** A service is a class (one instance per task, as in the original) or a plain object. */
@@ -51,19 +51,27 @@ function methodNames(target: object): string[] {
   return [...names].sort();
 }
 
+function checkRegistration(mode: string, service: string, impl: ServiceImpl): void {
+  const issues = [];
+  if (typeof mode !== 'string' || !NAME.test(mode)) issues.push({ field: 'mode', message: 'must be a name' });
+  if (typeof service !== 'string' || !NAME.test(service))
+    issues.push({ field: 'service', message: 'must be a name' });
+  if ((typeof impl !== 'object' && typeof impl !== 'function') || impl === null)
+    issues.push({ field: 'impl', message: 'must be a class or an object' });
+  if (issues.length) throw new ValidationError(issues, 'registerService');
+}
+
+/**
+ * The services one worker (or gateway, or CLI check) can run. Each owner makes its own and passes
+ * it down, as graphile-worker passes its task list: two apps in one process never share one.
+ */
 export class ServiceRegistry {
   private readonly entries = new Map<string, ServiceEntry>();
 
-  register(mode: string, service: string, impl: ServiceImpl, options: ServiceOptions = {}): ServiceEntry {
-    const issues = [];
-    if (typeof mode !== 'string' || !NAME.test(mode))
-      issues.push({ field: 'mode', message: 'must be a name' });
-    if (typeof service !== 'string' || !NAME.test(service))
-      issues.push({ field: 'service', message: 'must be a name' });
-    if ((typeof impl !== 'object' && typeof impl !== 'function') || impl === null)
-      issues.push({ field: 'impl', message: 'must be a class or an object' });
-    if (issues.length) throw new ValidationError(issues, 'registerService');
+  private readonly loaded: string[] = [];
 
+  register(mode: string, service: string, impl: ServiceImpl, options: ServiceOptions = {}): ServiceEntry {
+    checkRegistration(mode, service, impl);
     const klass = isClass(impl);
     const shape = klass ? (impl as { prototype: object }).prototype : impl;
     const hasExecuteTask =
@@ -80,6 +88,18 @@ export class ServiceRegistry {
     if (options.description !== undefined) entry.description = options.description;
     this.entries.set(key(mode, service), entry);
     return entry;
+  }
+
+  /**
+   * Where this registry's services came from: service module paths, or a marker such as the
+   * built-in services'. A process-pool child loads the same sources to get the same services.
+   */
+  get sources(): readonly string[] {
+    return this.loaded;
+  }
+
+  addSource(source: string): void {
+    if (!this.loaded.includes(source)) this.loaded.push(source);
   }
 
   unregister(mode: string, service: string): boolean {
@@ -169,18 +189,56 @@ function key(mode: string, service: string): string {
   return `${mode}/${service}`;
 }
 
-// One registry per process, even when the package is loaded twice (src under test, dist from a
-// services module that imports 'aiecs').
-const GLOBAL_KEY = Symbol.for('aiecs.registry');
-const holder = globalThis as unknown as Record<symbol, ServiceRegistry | undefined>;
-export const registry: ServiceRegistry = (holder[GLOBAL_KEY] ??= new ServiceRegistry());
+/** One `registerService` call made while a services module was being loaded. */
+export interface Registration {
+  mode: string;
+  service: string;
+  impl: ServiceImpl;
+  options?: ServiceOptions;
+}
 
-/** Registers a service under `(mode, service)`; its methods are the task names. */
+/**
+ * The hand-off between a services module's top level and the loader importing it
+ * (service-loader.ts). It holds no services of its own: only what the module being loaded
+ * registers, and per module what it registered, because ESM evaluates a module once per process
+ * and a second worker loading it must still get its services. It sits on globalThis because the
+ * package can be loaded twice in one process (the suite's src, dist from a services module that
+ * imports 'aiecs'), and both copies must meet here.
+ */
+export interface LoadingSlot {
+  /** Registrations of the module now loading; undefined when none is. */
+  recording: Registration[] | undefined;
+  /** What each module registered when it was evaluated, by URL. */
+  readonly byModule: Map<string, Registration[]>;
+  /** Loads run one at a time, so two loaders never record into each other. */
+  queue: Promise<unknown>;
+}
+
+const SLOT_KEY = Symbol.for('aiecs.service-loading');
+
+export function loadingSlot(): LoadingSlot {
+  const holder = globalThis as unknown as Record<symbol, LoadingSlot | undefined>;
+  return (holder[SLOT_KEY] ??= { recording: undefined, byModule: new Map(), queue: Promise.resolve() });
+}
+
+/**
+ * Registers a service under `(mode, service)` in the registry of the worker loading this module
+ * (`--services`, `worker.services`); its methods are the task names. Outside such a load there is
+ * no registry to register into: use `registry.register(...)` on the one you pass to the worker.
+ */
 export function registerService(
   mode: string,
   service: string,
   impl: ServiceImpl,
   options?: ServiceOptions,
 ): void {
-  registry.register(mode, service, impl, options);
+  const recording = loadingSlot().recording;
+  if (!recording)
+    throw new ConfigError(
+      `registerService('${String(mode)}', '${String(service)}') ran outside a services module being loaded: ` +
+        'pass the module to the worker (--services, worker.services), or call register() on the ServiceRegistry you give it',
+    );
+  // Checked now, so a bad name fails the module's load where it is, not at a later replay.
+  checkRegistration(mode, service, impl);
+  recording.push(options === undefined ? { mode, service, impl } : { mode, service, impl, options });
 }

@@ -1,21 +1,23 @@
 /**
- * What can run on a store: this process's registry and every live worker's (from their
- * heartbeats). The gateway and the CLI both refuse a task no worker can run before queueing it,
+ * What can run on a store: the registry this process was given (if any) and every live worker's
+ * (from their heartbeats). The gateway and the CLI both refuse a task no worker can run before queueing it,
  * with the same check, whatever the store.
  */
 import { ServiceNotFoundError } from '../core/errors.js';
 import type { Store } from '../engine/store.js';
-import type { ServiceDescription } from './registry.js';
-import { registry } from './registry.js';
+import type { ServiceDescription, ServiceRegistry } from './registry.js';
 
 export class ServiceCatalog {
   private cached: { at: number; services: ServiceDescription[] } | undefined;
-  constructor(private readonly store: Pick<Store, 'listHeartbeats'>) {}
+  constructor(
+    private readonly store: Pick<Store, 'listHeartbeats'>,
+    private readonly local?: ServiceRegistry,
+  ) {}
 
   async list(): Promise<ServiceDescription[]> {
     if (this.cached && Date.now() - this.cached.at < 2_000) return this.cached.services;
     const byKey = new Map<string, ServiceDescription>();
-    for (const s of registry.list()) byKey.set(`${s.mode}/${s.service}`, s);
+    for (const s of this.local?.list() ?? []) byKey.set(`${s.mode}/${s.service}`, s);
     for (const beat of await this.store.listHeartbeats()) {
       for (const s of beat.services ?? []) {
         const known = byKey.get(`${s.mode}/${s.service}`);

@@ -1,6 +1,5 @@
-import { afterAll, describe, expect, it } from 'vitest';
-import { ServiceRegistry, registry } from '../registry/registry.js';
-import type { ServiceEntry } from '../registry/registry.js';
+import { describe, expect, it } from 'vitest';
+import { ServiceRegistry } from '../registry/registry.js';
 import { BUILTIN_SERVICES, lazyService, registerBuiltinServices } from './builtin.js';
 import type { CodeReview } from './code-reviewer.js';
 import type { DatasetAnalysis } from './data-analyzer.js';
@@ -14,21 +13,12 @@ const BUILTIN: [string, string][] = [
 ];
 
 describe('registerBuiltinServices', () => {
-  const before = new Map<string, ServiceEntry | undefined>(
-    BUILTIN.map(([m, s]) => [`${m}/${s}`, registry.get(m, s)]),
-  );
-  afterAll(() => {
-    for (const [mode, service] of BUILTIN) {
-      const entry = before.get(`${mode}/${service}`);
-      if (entry) registry.register(mode, service, entry.impl, { description: entry.description });
-      else registry.unregister(mode, service);
-    }
-  });
+  const registry = new ServiceRegistry();
 
   it('registers the three services, idempotently', () => {
-    registerBuiltinServices();
+    registerBuiltinServices(registry);
     const count = registry.names().length;
-    registerBuiltinServices();
+    registerBuiltinServices(registry);
     expect(registry.names()).toHaveLength(count);
     const listed = registry.list().filter((d) => BUILTIN.some(([m, s]) => d.mode === m && d.service === s));
     expect(listed.map((d) => [d.mode, d.service, d.methods])).toEqual([
@@ -40,7 +30,7 @@ describe('registerBuiltinServices', () => {
   });
 
   it('resolves every task through the registry', async () => {
-    registerBuiltinServices();
+    registerBuiltinServices(registry);
     const task = () => createTestTaskContext().task;
     const moderation = (await registry.resolve('chat', 'text_analyzer', 'moderate_content')(
       { text: 'What the fuck is this shit' },

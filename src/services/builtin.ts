@@ -1,4 +1,4 @@
-import { registerService } from '../registry/registry.js';
+import type { ServiceRegistry } from '../registry/registry.js';
 import type { ServiceMethod } from '../core/task-context.js';
 
 /** What a built-in module exports: a class (one instance per task) or a plain object. */
@@ -95,14 +95,19 @@ export function lazyService(
   return stub;
 }
 
+/** The source a registry records for the built-in services; process-pool children register them too. */
+export const BUILTIN_SOURCE = 'aiecs/services';
+
 /**
- * Registers the built-in services: the offline chat/text_analyzer (with an LLM mode),
- * data/data_analyzer and code/code_reviewer, util/sleeper (for trying out limits and cancel), and
- * the LLM services chat/llm_chat and document/doc_generator (they need a provider key to run).
- * Safe to call more than once: registering again replaces the entries.
+ * Registers the built-in services in `registry`: the offline chat/text_analyzer (with an LLM
+ * mode), data/data_analyzer and code/code_reviewer, util/sleeper (for trying out limits and
+ * cancel), and the LLM services chat/llm_chat and document/doc_generator (they need a provider key
+ * to run). Safe to call more than once: registering again replaces the entries.
  */
-export function registerBuiltinServices(): void {
+export function registerBuiltinServices(registry: ServiceRegistry): ServiceRegistry {
   for (const { mode, service, methods, description, load } of BUILTIN_SERVICES) {
-    registerService(mode, service, lazyService(methods, load), { description });
+    registry.register(mode, service, lazyService(methods, load), { description });
   }
+  registry.addSource(BUILTIN_SOURCE);
+  return registry;
 }

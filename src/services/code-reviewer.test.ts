@@ -1,7 +1,7 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import ts from 'typescript';
 import { ValidationError } from '../core/errors.js';
-import { registry } from '../registry/registry.js';
+import { ServiceRegistry } from '../registry/registry.js';
 import { registerBuiltinServices } from './builtin.js';
 import { MAX_FILES, functionMetrics } from './code-review-engine.js';
 import { CodeReviewer } from './code-reviewer.js';
@@ -293,15 +293,10 @@ describe('validation', () => {
 });
 
 describe('registration', () => {
-  const before = registry.get('code', 'code_reviewer');
-  afterAll(() => {
-    if (before)
-      registry.register(before.mode, before.service, before.impl, { description: before.description });
-    else registry.unregister('code', 'code_reviewer');
-  });
+  const registry = new ServiceRegistry();
 
   it('registers code/code_reviewer and resolves review_code', async () => {
-    registerBuiltinServices();
+    registerBuiltinServices(registry);
     expect(registry.get('code', 'code_reviewer')?.methods).toEqual(['review_code']);
     const run = registry.resolve('code', 'code_reviewer', 'review_code');
     const r = (await run({ code: TYPE_ERROR }, {}, createTestTaskContext().task)) as CodeReview;

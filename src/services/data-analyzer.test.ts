@@ -1,6 +1,6 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../core/errors.js';
-import { registry } from '../registry/registry.js';
+import { ServiceRegistry } from '../registry/registry.js';
 import { registerBuiltinServices } from './builtin.js';
 import { DataAnalyzer, pearson, percentile } from './data-analyzer.js';
 import type { ColumnProfile, DatasetAnalysis } from './data-analyzer.js';
@@ -224,15 +224,10 @@ describe('validation', () => {
 });
 
 describe('registration', () => {
-  const before = registry.get('data', 'data_analyzer');
-  afterAll(() => {
-    if (before)
-      registry.register(before.mode, before.service, before.impl, { description: before.description });
-    else registry.unregister('data', 'data_analyzer');
-  });
+  const registry = new ServiceRegistry();
 
   it('registers data/data_analyzer and resolves analyze_dataset', async () => {
-    registerBuiltinServices();
+    registerBuiltinServices(registry);
     expect(registry.get('data', 'data_analyzer')?.methods).toEqual(['analyze_dataset']);
     const run = registry.resolve('data', 'data_analyzer', 'analyze_dataset');
     const t = createTestTaskContext();

@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ValidationError } from '../core/errors.js';
-import { registry } from '../registry/registry.js';
+import { ServiceRegistry } from '../registry/registry.js';
 import { registerBuiltinServices } from './builtin.js';
 import { createTestTaskContext } from './test-task-context.js';
 import {
@@ -280,15 +280,10 @@ describe('helpers', () => {
 });
 
 describe('registration', () => {
-  const before = registry.get('chat', 'text_analyzer');
-  afterAll(() => {
-    if (before)
-      registry.register(before.mode, before.service, before.impl, { description: before.description });
-    else registry.unregister('chat', 'text_analyzer');
-  });
+  const registry = new ServiceRegistry();
 
   it('registers chat/text_analyzer and resolves each task name to a fresh instance', async () => {
-    registerBuiltinServices();
+    registerBuiltinServices(registry);
     const entry = registry.get('chat', 'text_analyzer');
     expect(entry?.methods).toEqual(['analyze_text', 'detect_language', 'moderate_content']);
     expect(entry?.description).toBeTruthy();

@@ -5,11 +5,12 @@
  */
 import { forwardProviderFigures } from '../core/metrics.js';
 import type { ProviderSettings } from '../providers/types.js';
+import { ServiceRegistry } from '../registry/registry.js';
 import { loadServiceModules } from '../registry/service-loader.js';
 import type { SharedLimits, TaskLogger } from '../core/task-context.js';
-import { registerBuiltinServices } from '../services/builtin.js';
+import { BUILTIN_SOURCE, registerBuiltinServices } from '../services/builtin.js';
 import type { ChildMessage, LogLevel, ParentMessage } from './child-protocol.js';
-import { CHILD_BUILTINS_ENV, CHILD_SERVICES_ENV } from './child-protocol.js';
+import { CHILD_SERVICES_ENV } from './child-protocol.js';
 import { failureInfo, runService, type ServiceRun } from './execute-service.js';
 
 function send(message: ChildMessage): void {
@@ -19,6 +20,8 @@ function send(message: ChildMessage): void {
 process.on('disconnect', () => process.exit(0));
 forwardProviderFigures((figures) => send({ type: 'figures', figures }));
 
+/** This child's services: the same sources as its parent worker's registry. */
+const registry = new ServiceRegistry();
 let current: { runId: number; execution: ServiceRun } | undefined;
 let initialised!: (providers: ProviderSettings | undefined) => void;
 const init = new Promise<ProviderSettings | undefined>((resolve) => (initialised = resolve));
@@ -63,6 +66,7 @@ function ipcLogger(runId: number): TaskLogger {
 async function run(message: Extract<ParentMessage, { type: 'run' }>): Promise<void> {
   const { runId } = message;
   const execution = runService(
+    registry,
     message.data,
     message.attempt,
     {
@@ -128,8 +132,10 @@ try {
   const providers = await init;
   // Loaded only here: a child without settings to apply keeps the provider layer unloaded until used.
   if (providers) (await import('../providers/settings.js')).configureProviders(providers);
-  if (process.env[CHILD_BUILTINS_ENV] !== '0') registerBuiltinServices();
-  await loadServiceModules(JSON.parse(process.env[CHILD_SERVICES_ENV] ?? '[]') as string[]);
+  for (const source of JSON.parse(process.env[CHILD_SERVICES_ENV] ?? '[]') as string[]) {
+    if (source === BUILTIN_SOURCE) registerBuiltinServices(registry);
+    else await loadServiceModules([source], registry);
+  }
   send({ type: 'ready', pid: process.pid });
 } catch (error) {
   send({ type: 'fatal', error: failureInfo(error) });

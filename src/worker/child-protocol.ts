@@ -32,7 +32,14 @@ export type ChildMessage =
   /** A provider call's figures: the worker counts them (children load no metrics). */
   | { type: 'figures'; figures: ProviderFigures };
 
-/** Environment variable naming the service modules a child must load (JSON array of paths). */
+/**
+ * Environment variable naming the sources of the worker's services that a child loads in order
+ * (JSON array: module paths, and the built-in services' marker).
+ */
 export const CHILD_SERVICES_ENV = 'AIECS_CHILD_SERVICES';
-/** Set to "0" to start children without the built-in services. */
-export const CHILD_BUILTINS_ENV = 'AIECS_CHILD_BUILTINS';
+
+/**
+ * The export condition children run under: with it, `import ... from 'aiecs'` in a services
+ * module loads dist/service-api.js, not the whole engine (see package.json `exports`).
+ */
+export const CHILD_CONDITION = 'aiecs-pool-child';

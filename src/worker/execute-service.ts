@@ -3,7 +3,7 @@ import { errorInfo, isRetryable } from '../core/errors.js';
 import type { FileTouch, ModelUsage, TaskJobData, StoredResources } from '../core/task.js';
 import { storableText } from '../core/storable-text.js';
 import { toJsonSafe } from '../engine/json-safe.js';
-import { registry } from '../registry/registry.js';
+import type { ServiceRegistry } from '../registry/registry.js';
 import type { ResourceTracker, SharedLimits, TaskContext, TaskLogger } from '../core/task-context.js';
 
 /** Where a running task's progress and stream go: the job in-process, or the parent over IPC. */
@@ -154,6 +154,7 @@ class ServiceTask implements TaskContext, ServiceRun {
     private readonly sink: TaskSink,
     readonly log: TaskLogger,
     readonly limits: SharedLimits,
+    private readonly registry: ServiceRegistry,
     private readonly live: LiveRuns | undefined,
   ) {
     this.outcome = new Promise<ExecOutcome>((resolve) => (this.settle = resolve));
@@ -210,7 +211,14 @@ class ServiceTask implements TaskContext, ServiceRun {
     let returned: unknown;
     this.live?.enter(this);
     try {
-      returned = registry.call(data.mode, data.service, data.task_name, data.input_data, data.context, this);
+      returned = this.registry.call(
+        data.mode,
+        data.service,
+        data.task_name,
+        data.input_data,
+        data.context,
+        this,
+      );
     } catch (error) {
       this.codeReturned();
       this.failed(error);
@@ -285,10 +293,11 @@ class ServiceTask implements TaskContext, ServiceRun {
 }
 
 /**
- * Runs one task's service method in this process. The caller decides when to abort (time limits
- * and cancel); errors come back as data, never as a crash.
+ * Runs one task's service method, from `registry`, in this process. The caller decides when to
+ * abort (time limits and cancel); errors come back as data, never as a crash.
  */
 export function runService(
+  registry: ServiceRegistry,
   data: TaskJobData,
   attempt: number,
   sink: TaskSink,
@@ -296,7 +305,7 @@ export function runService(
   limits: SharedLimits,
   live?: LiveRuns,
 ): ServiceRun {
-  const task = new ServiceTask(data, attempt, sink, log, limits, live);
+  const task = new ServiceTask(data, attempt, sink, log, limits, registry, live);
   task.start();
   return task;
 }

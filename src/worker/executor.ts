@@ -1,6 +1,7 @@
 import type { PoolKind } from '../core/config.js';
 import type { TaskJobData } from '../core/task.js';
 import type { SharedLimits, TaskLogger } from '../core/task-context.js';
+import type { ServiceRegistry } from '../registry/registry.js';
 import type { ExecOutcome, FailureInfo, LiveRuns, TaskSink } from './execute-service.js';
 import { runService } from './execute-service.js';
 
@@ -39,7 +40,10 @@ export class AsyncExecutor implements Executor {
   readonly kind = 'async' as const;
 
   /** `live` is told which tasks' code is in the event loop (the blocked-loop watch). */
-  constructor(private readonly live?: LiveRuns) {}
+  constructor(
+    private readonly registry: ServiceRegistry,
+    private readonly live?: LiveRuns,
+  ) {}
 
   start(
     data: TaskJobData,
@@ -49,7 +53,7 @@ export class AsyncExecutor implements Executor {
     limits: SharedLimits,
   ): Execution {
     // The service run is the execution itself: one object per task, not a wrapper around it.
-    return runService(data, attempt, sink, log, limits, this.live);
+    return runService(this.registry, data, attempt, sink, log, limits, this.live);
   }
 
   async close(): Promise<void> {}

@@ -25,7 +25,7 @@ import type { TaskJobData } from '../core/task.js';
 import type { ProviderSettings } from '../providers/types.js';
 import type { SharedLimits, TaskLogger } from '../core/task-context.js';
 import type { ChildMessage, ParentMessage } from './child-protocol.js';
-import { CHILD_BUILTINS_ENV, CHILD_SERVICES_ENV } from './child-protocol.js';
+import { CHILD_CONDITION, CHILD_SERVICES_ENV } from './child-protocol.js';
 import type { ExecOutcome, FailureInfo, TaskSink } from './execute-service.js';
 import { failureInfo } from './execute-service.js';
 import type { Execution, Executor } from './executor.js';
@@ -37,10 +37,8 @@ export interface ProcessPoolOptions {
   maxTasksPerChild: number;
   /** Replace a child whose resident memory passed this many KiB after a task; 0 = never. */
   maxMemoryPerChildKiB: number;
-  /** Service modules every child loads. */
-  services: string[];
-  /** Load the built-in services in children (default true). */
-  builtins?: boolean;
+  /** Where every child gets its services: the worker registry's sources, in order. */
+  services: readonly string[];
   /** The worker's provider settings, handed to each child (else children read their environment). */
   providers?: ProviderSettings;
   logger: Logger;
@@ -219,9 +217,9 @@ export class ProcessExecutor implements Executor {
       env: {
         ...process.env,
         [CHILD_SERVICES_ENV]: JSON.stringify(this.options.services),
-        [CHILD_BUILTINS_ENV]: this.options.builtins === false ? '0' : '1',
       },
-      execArgv: [],
+      // 'aiecs' in a services module resolves to its light service API here (package.json exports).
+      execArgv: [`--conditions=${CHILD_CONDITION}`],
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

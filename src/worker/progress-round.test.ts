@@ -1,13 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../core/logger.js';
-import { registry } from '../registry/registry.js';
+import { ServiceRegistry } from '../registry/registry.js';
 import type { TaskContext } from '../core/task-context.js';
 import { runService } from './execute-service.js';
 
 describe('task progress', () => {
-  afterEach(() => void registry.unregister('test', 'progress_round'));
-
   it('reaches the store rounded to one decimal, clamped to 0-100', async () => {
+    const registry = new ServiceRegistry();
     registry.register('test', 'progress_round', {
       steps(_input: Record<string, unknown>, _context: Record<string, unknown>, task: TaskContext) {
         // What a service that scales its phases reports, e.g. analyze_text with a model: 75 * 0.6.
@@ -17,6 +16,7 @@ describe('task progress', () => {
     });
     const seen: number[] = [];
     const run = runService(
+      registry,
       {
         task_name: 'steps',
         user_id: 'u',

@@ -8,7 +8,7 @@ import type { QueueKind, TaskSummary } from '../core/task.js';
 import type { ControlArgs, ControlRequest, WorkerReply } from '../engine/control.js';
 import { encodeReply, maxMessageBytes } from '../engine/control.js';
 import type { Store } from '../engine/store.js';
-import { registry } from '../registry/registry.js';
+import type { ServiceRegistry } from '../registry/registry.js';
 
 /** A task running on a worker, as `inspect active` shows it. */
 export interface RunningTask extends TaskSummary {
@@ -50,6 +50,7 @@ export interface WorkerStats {
 /** What of a worker the verbs need. */
 export interface Controllable {
   readonly id: string;
+  readonly registry: Pick<ServiceRegistry, 'list'>;
   readonly startedAt: number;
   readonly version: string;
   counters(): { processed: number; failed: number; abandoned: number; abandonedRunning: number };
@@ -133,7 +134,7 @@ export class RemoteControl {
       case 'stats':
         return workerStats(this.target);
       case 'registered':
-        return { services: registry.list() };
+        return { services: this.target.registry.list() };
       case 'shutdown':
         return {
           message: 'shutting down: running tasks finish (or go back to the queue at the drain deadline)',

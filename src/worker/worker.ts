@@ -15,9 +15,8 @@ import type { Store, WorkerHeartbeat } from '../engine/store.js';
 import { openStore } from '../engine/open-store.js';
 import type { ResultEnvelope } from '../engine/task-record.js';
 import { configureProviders, logProviderStatus } from '../providers/index.js';
-import { registry } from '../registry/registry.js';
+import { ServiceRegistry } from '../registry/registry.js';
 import { absoluteServicePaths, loadServiceModules } from '../registry/service-loader.js';
-import { registerBuiltinServices } from '../services/builtin.js';
 import { AbandonedTasks } from './abandoned-tasks.js';
 import { CancelRegistry } from './cancel-registry.js';
 import { LimitGate } from './limit-gate.js';
@@ -43,8 +42,13 @@ export interface WorkerOptions {
   logger?: Logger;
   /** An already open store to share (`aiecs up`). */
   store?: Store;
-  /** Register the built-in services, here and in process-pool children (default true). */
-  builtins?: boolean;
+  /**
+   * The services this worker runs (default: an empty registry); the modules of `services` in the
+   * worker settings are loaded into it. Process-pool children load its sources (module paths, the
+   * built-in services) into registries of their own. `aiecs worker` and `aiecs up` pass one with
+   * the built-in services (`registerBuiltinServices` from 'aiecs/services').
+   */
+  registry?: ServiceRegistry;
 }
 
 /**
@@ -56,6 +60,7 @@ export class AiecsWorker implements Controllable {
   readonly config: AiecsConfig;
   readonly settings: WorkerSettings;
   readonly logger: Logger;
+  readonly registry: ServiceRegistry;
   private store: Store | undefined;
   private readonly workers = new Map<QueueKind, Worker<StoredTaskData, ResultEnvelope>>();
   private readonly executors = new Map<QueueKind, Executor>();
@@ -63,7 +68,6 @@ export class AiecsWorker implements Controllable {
   private loopWatch: LoopWatch | undefined;
   private readonly producers = new Map<QueueKind, QueueEventsProducer>();
   private gate: LimitGate | undefined;
-  private servicePaths: string[] = [];
   /** Consumers stopped by cancel-consumer whose running tasks still finish. */
   private readonly stopping = new Set<Promise<void>>();
   private readonly cancels = new CancelRegistry();
@@ -86,6 +90,7 @@ export class AiecsWorker implements Controllable {
     this.settings = { ...this.config.worker, ...options.worker };
     this.id = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
     this.logger = (options.logger ?? createLogger(this.config)).child({ worker: this.id });
+    this.registry = options.registry ?? new ServiceRegistry();
   }
 
   /** Connects, loads the service modules and starts consuming. */
@@ -115,9 +120,7 @@ export class AiecsWorker implements Controllable {
   }
 
   private async startConsuming(): Promise<this> {
-    const services = absoluteServicePaths(this.settings.services);
-    if (this.options.builtins ?? true) registerBuiltinServices();
-    await loadServiceModules(services);
+    await loadServiceModules(absoluteServicePaths(this.settings.services), this.registry);
     const store =
       this.options.store ??
       (await openStore(this.options.broker ?? this.config.brokerUrl, {
@@ -138,7 +141,6 @@ export class AiecsWorker implements Controllable {
     });
 
     this.gate = new LimitGate(store, this.id);
-    this.servicePaths = services;
     if (this.settings.queues.some((queue) => this.settings.pool[queue] === 'async')) {
       this.loopWatch = new LoopWatch({
         // BullMQ renews a task's lock every quarter to half of the lock duration: a loop blocked
@@ -191,12 +193,11 @@ export class AiecsWorker implements Controllable {
             size: concurrency,
             maxTasksPerChild: this.settings.maxTasksPerChild,
             maxMemoryPerChildKiB: this.settings.maxMemoryPerChildKiB,
-            services: this.servicePaths,
-            builtins: this.options.builtins ?? true,
+            services: [...this.registry.sources],
             providers: this.config.providers,
             logger: this.logger,
           })
-        : new AsyncExecutor(this.loopWatch);
+        : new AsyncExecutor(this.registry, this.loopWatch);
     this.executors.set(queue, executor);
     let producer = this.producers.get(queue);
     if (!producer) this.producers.set(queue, (producer = store.createEventsProducer(queue)));
@@ -259,7 +260,7 @@ export class AiecsWorker implements Controllable {
       started_at: this.startedAt,
       last_seen: Date.now(),
       version: VERSION,
-      services: registry.list().map(({ mode, service, methods, accepts_any_task }) => ({
+      services: this.registry.list().map(({ mode, service, methods, accepts_any_task }) => ({
         mode,
         service,
         methods,
