@@ -4,6 +4,8 @@ import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
 import { StoreUnavailableError } from '../core/errors.js';
 import { coalesceWrites } from './coalesced-writes.js';
 import { RedisEventBatch } from './redis-event-batch.js';
+import { startAtStreamEnd } from '../shims/bullmq-queue-events-start.js';
+import { readScript } from '../core/script-files.js';
 import { checkRedisSchema } from './redis-schema.js';
 import type { IndexedTask, ResolvedStoreOptions, Store, WorkerHeartbeat } from './store.js';
 import {
@@ -15,73 +17,12 @@ import {
   redactUrl,
 } from './store.js';
 
-// Leases are a sorted set scored by expiry: drop the expired, renew or add if there is room.
-const ACQUIRE_LEASE = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-local expires = tonumber(ARGV[1]) + tonumber(ARGV[3])
-if redis.call('ZSCORE', KEYS[1], ARGV[4]) then
-  redis.call('ZADD', KEYS[1], expires, ARGV[4])
-elseif redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
-  return 0
-else
-  redis.call('ZADD', KEYS[1], expires, ARGV[4])
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1`;
-
-const TRY_HIT = `
-local count = tonumber(redis.call('GET', KEYS[1]) or '0')
-if count >= tonumber(ARGV[1]) then return {0, redis.call('PTTL', KEYS[1])} end
-if redis.call('INCR', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return {1, 0}`;
-
-// The task index is a list per key, oldest at the head; the trimmed-count key makes positions
-// absolute (trimmed + index), so a cursor stays valid while trimIndex cuts the head off.
-// Reads the page older than a cursor, plus the cursor's own entry (last) so the caller can check
-// the cursor still names it. Returns {absolute position of the first entry, entries}.
-const LIST_TASKS = `
-local trimmed = tonumber(redis.call('GET', KEYS[2]) or '0')
-local len = redis.call('LLEN', KEYS[1])
-local limit = tonumber(ARGV[1])
-local last = len - 1
-local older = last
-if ARGV[2] ~= '' then
-  last = tonumber(ARGV[2]) - trimmed
-  -- Before the head: trimmed, and everything older with it. Past the tail: positions restarted.
-  if last < 1 or last >= len then return {trimmed, {}} end
-  older = last - 1
-end
-if older < 0 then return {trimmed, {}} end
-local first = math.max(0, older - limit)
-return {trimmed + first, redis.call('LRANGE', KEYS[1], first, last)}`;
-
-// Cuts index entries created before ARGV[1] off the head, 100 at a time, for at most ARGV[2]
-// rounds; stops at the first younger entry. Returns 1 when it stopped for the round limit.
-const TRIM_INDEX = `
-local cutoff = tonumber(ARGV[1])
-for round = 1, tonumber(ARGV[2]) do
-  local head = redis.call('LRANGE', KEYS[1], 0, 99)
-  local n = 0
-  for _, entry in ipairs(head) do
-    if tonumber(string.sub(entry, 1, string.find(entry, '|', 1, true) - 1)) >= cutoff then break end
-    n = n + 1
-  end
-  if n > 0 then
-    redis.call('LTRIM', KEYS[1], n, -1)
-    redis.call('INCRBY', KEYS[2], n)
-  end
-  if n < 100 then
-    -- An emptied list starts its positions again: LIST_TASKS ends a cursor from before.
-    if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
-    return 0
-  end
-end
-return 1`;
-
-// Appends the entries (ARGV) to the list of all tasks and to their one user's list.
-const INDEX_TASKS = `
-redis.call('RPUSH', KEYS[1], unpack(ARGV))
-return redis.call('RPUSH', KEYS[2], unpack(ARGV))`;
+// Our scripts, in ./lua: read once, when the store module loads.
+const ACQUIRE_LEASE = readScript('./lua/acquire-lease.lua', import.meta.url);
+const TRY_HIT = readScript('./lua/try-hit.lua', import.meta.url);
+const LIST_TASKS = readScript('./lua/list-tasks.lua', import.meta.url);
+const TRIM_INDEX = readScript('./lua/trim-index.lua', import.meta.url);
+const INDEX_TASKS = readScript('./lua/index-tasks.lua', import.meta.url);
 
 /** Index entries per RPUSH or script call: bounds one command for a huge batch (and Lua's unpack). */
 const INDEX_CHUNK = 1_000;
@@ -237,25 +178,8 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
     createQueue: (name) => new Queue(name, bull),
     createWorker: (name, processor, opts) =>
       new Worker(name, processor, { ...opts, ...blockingConnection() }),
-    createQueueEvents: (name) => {
-      // BullMQ starts reading at '$' whenever its first read happens, which may be after
-      // waitUntilReady: events in between were lost. Start instead at the stream's last entry as
-      // it is now, and be ready only once that point is fixed.
-      const events = new QueueEvents(name, { ...blockingConnection(), autorun: false });
-      const started = fixStartingPoint(command, events.keys.events!, () => Boolean(events.closing)).then(
-        (from) => {
-          if (events.closing || from === undefined) return;
-          (events.opts as { lastEventId?: string }).lastEventId = from;
-          events.run().catch((error: Error) => events.emit('error', error));
-        },
-      );
-      const ready = events.waitUntilReady.bind(events);
-      events.waitUntilReady = async () => {
-        await started;
-        return ready();
-      };
-      return events;
-    },
+    createQueueEvents: (name) =>
+      startAtStreamEnd(new QueueEvents(name, { ...blockingConnection(), autorun: false }), command),
     createEventsProducer: (name) => new QueueEventsProducer(name, bull),
     createEventWriter: (name) => new RedisEventBatch(command, `${namespace}:${name}:`),
 
@@ -418,27 +342,6 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
       clients.forEach((c) => c.disconnect());
     },
   };
-}
-
-/**
- * The id of the stream's last entry ('0-0' when it is empty), where a reader starts. While Redis
- * is away it keeps asking: starting at '$' instead would skip whatever is added between Redis
- * coming back and the reader's first read. Undefined once the reader is closing.
- */
-async function fixStartingPoint(
-  command: RedisClient,
-  key: string,
-  closing: () => boolean,
-): Promise<string | undefined> {
-  for (let attempt = 1; !closing(); attempt++) {
-    try {
-      const entries = await command.xrevrange(key, '+', '-', 'COUNT', 1);
-      return entries[0]?.[0] ?? '0-0';
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(200 * attempt, 2_000)));
-    }
-  }
-  return undefined;
 }
 
 /** A pipeline's replies; throws the first command's error (exec reports them, it does not throw). */
