@@ -11,7 +11,8 @@ import {
   quoteSchemaName,
 } from './bullmq.js';
 import { QUEUE_KINDS } from '../core/task.js';
-import { readEventsInOrder, type PgEventBackend } from './pg-event-reader.js';
+import { readEventsInOrder, type PgEventBackend } from '../shims/bullmq-pg-event-reader.js';
+import { inSchema, readQueries } from '../core/script-files.js';
 import { migrate } from './migrate.js';
 import type { Channel, ControlHandler, Store, StoreKind, WorkerHeartbeat } from './store.js';
 import { decodeCursor, indexPage } from './store.js';
@@ -47,12 +48,28 @@ export type ExtrasPart = Omit<
   closeExtras(): Promise<void>;
 };
 
+const QUERIES = readQueries('./postgres-common.sql', import.meta.url, [
+  'notify',
+  'count_hit',
+  'drop_expired_hits',
+  'acquire_lease',
+  'release_lease',
+  'index_tasks',
+  'trim_index',
+  'list_tasks',
+  'request_cancel',
+  'drop_expired_cancels',
+  'cancel_requested',
+  'put_heartbeat',
+  'remove_heartbeat',
+  'drop_expired_heartbeats',
+  'list_heartbeats',
+]);
+
 /** Control channel on LISTEN/NOTIFY and heartbeats in a small table, in the store's schema. */
 export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart> {
   const quoted = quoteSchemaName(schema);
-  const table = `${quoted}.aiecs_worker`;
-  const cancels = `${quoted}.aiecs_cancel`;
-  const index = `${quoted}.aiecs_task_index`;
+  const sql = inSchema(QUERIES, quoted);
   await migrate(pool, schema);
   // LISTEN channels are database-wide: the schema keeps deployments (and tests) apart.
   const channels: Record<Channel, string> = { control: `aiecs_ctl_${schema}`, reply: `aiecs_rep_${schema}` };
@@ -90,7 +107,7 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
 
   return {
     async publish(message, channel = 'control') {
-      await pool.query('SELECT pg_notify($1, $2)', [channels[channel], message]);
+      await pool.query(sql.notify, [channels[channel], message]);
     },
     async subscribe(handler, channel = 'control') {
       const name = channels[channel];
@@ -106,60 +123,39 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
       const now = Date.now();
       const window = Math.floor(now / windowMs);
       // One statement: the row lock of ON CONFLICT makes concurrent hits count exactly.
-      const { rows } = await pool.query(
-        `INSERT INTO ${quoted}.aiecs_counter AS c (key, win, count, expires_at_ms) VALUES ($1, $2, 1, $3)
-         ON CONFLICT (key, win) DO UPDATE SET count = c.count + 1 WHERE c.count < $4 RETURNING count`,
-        [key, window, (window + 2) * windowMs, limit],
-      );
-      if (Math.random() < 0.01)
-        void pool
-          .query(`DELETE FROM ${quoted}.aiecs_counter WHERE expires_at_ms < $1`, [now])
-          .catch(() => undefined);
+      const { rows } = await pool.query(sql.count_hit, [key, window, (window + 2) * windowMs, limit]);
+      if (Math.random() < 0.01) void pool.query(sql.drop_expired_hits, [now]).catch(() => undefined);
       return rows.length
         ? { ok: true, retryAfterMs: 0 }
         : { ok: false, retryAfterMs: Math.max(1, (window + 1) * windowMs - now) };
     },
     async acquireLease(key, holder, limit, leaseMs) {
-      const { rows } = await pool.query(`SELECT ${quoted}.aiecs_acquire_lease($1, $2, $3, $4, $5) AS ok`, [
-        key,
-        holder,
-        limit,
-        Date.now(),
-        leaseMs,
-      ]);
+      const { rows } = await pool.query(sql.acquire_lease, [key, holder, limit, Date.now(), leaseMs]);
       return rows[0]?.ok === true;
     },
     async releaseLease(key, holder) {
-      await pool.query(`DELETE FROM ${quoted}.aiecs_lease WHERE key = $1 AND holder = $2`, [key, holder]);
+      await pool.query(sql.release_lease, [key, holder]);
     },
     async indexTasks(tasks) {
       if (tasks.length === 0) return;
-      await pool.query(
-        `INSERT INTO ${index} (task_id, user_id, queue, created_at_ms)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) ON CONFLICT (task_id) DO NOTHING`,
-        [
-          tasks.map((t) => t.task_id),
-          tasks.map((t) => t.user_id),
-          tasks.map((t) => t.queue),
-          tasks.map((t) => t.created_at),
-        ],
-      );
+      await pool.query(sql.index_tasks, [
+        tasks.map((t) => t.task_id),
+        tasks.map((t) => t.user_id),
+        tasks.map((t) => t.queue),
+        tasks.map((t) => t.created_at),
+      ]);
     },
     async trimIndex(cutoffMs) {
-      await pool.query(`DELETE FROM ${index} WHERE created_at_ms < $1`, [cutoffMs]);
+      await pool.query(sql.trim_index, [cutoffMs]);
     },
     async listTasks(userId, limit, cursor) {
       const after = cursor ? decodeCursor(cursor) : undefined;
-      const params: unknown[] = [limit + 1];
-      const where: string[] = [];
-      if (userId !== undefined) where.push(`user_id = $${params.push(userId)}`);
-      if (after)
-        where.push(`(created_at_ms, task_id) < ($${params.push(after[0])}, $${params.push(after[1])})`);
-      const { rows } = await pool.query(
-        `SELECT task_id, user_id, queue, created_at_ms FROM ${index} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-         ORDER BY created_at_ms DESC, task_id DESC LIMIT $1`,
-        params,
-      );
+      const { rows } = await pool.query(sql.list_tasks, [
+        limit + 1,
+        userId ?? null,
+        after?.[0] ?? null,
+        after?.[1] ?? null,
+      ]);
       const items = rows.map((r) => ({
         task_id: String(r.task_id),
         user_id: String(r.user_id),
@@ -170,38 +166,25 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
     },
     async requestCancel(taskId, ttlMs) {
       const now = Date.now();
-      await pool.query(
-        `INSERT INTO ${cancels} (task_id, expires_at_ms) VALUES ($1, $2)
-         ON CONFLICT (task_id) DO UPDATE SET expires_at_ms = EXCLUDED.expires_at_ms`,
-        [taskId, now + ttlMs],
-      );
+      await pool.query(sql.request_cancel, [taskId, now + ttlMs]);
       // Expired requests go when new ones come: the table stays as small as the recent cancels.
-      await pool.query(`DELETE FROM ${cancels} WHERE expires_at_ms < $1`, [now]);
+      await pool.query(sql.drop_expired_cancels, [now]);
     },
     async cancelRequested(taskIds) {
       if (taskIds.length === 0) return [];
-      const { rows } = await pool.query(
-        `SELECT task_id FROM ${cancels} WHERE task_id = ANY($1::text[]) AND expires_at_ms >= $2`,
-        [taskIds, Date.now()],
-      );
+      const { rows } = await pool.query(sql.cancel_requested, [taskIds, Date.now()]);
       return rows.map((r) => r.task_id as string);
     },
     async putHeartbeat(beat, ttlMs) {
-      await pool.query(
-        `INSERT INTO ${table} (id, beat, expires_at_ms) VALUES ($1, $2, $3)
-         ON CONFLICT (id) DO UPDATE SET beat = EXCLUDED.beat, expires_at_ms = EXCLUDED.expires_at_ms`,
-        [beat.id, JSON.stringify(beat), Date.now() + ttlMs],
-      );
+      await pool.query(sql.put_heartbeat, [beat.id, JSON.stringify(beat), Date.now() + ttlMs]);
     },
     async removeHeartbeat(id) {
-      await pool.query(`DELETE FROM ${table} WHERE id = $1`, [id]);
+      await pool.query(sql.remove_heartbeat, [id]);
     },
     async listHeartbeats() {
       const now = Date.now();
-      await pool.query(`DELETE FROM ${table} WHERE expires_at_ms < $1`, [now - 60_000]);
-      const { rows } = await pool.query(`SELECT beat FROM ${table} WHERE expires_at_ms >= $1 ORDER BY id`, [
-        now,
-      ]);
+      await pool.query(sql.drop_expired_heartbeats, [now - 60_000]);
+      const { rows } = await pool.query(sql.list_heartbeats, [now]);
       return rows.map((r) => (typeof r.beat === 'string' ? JSON.parse(r.beat) : r.beat) as WorkerHeartbeat);
     },
     // A pool has no connection state to read: calls fail (or time out) on their own.

@@ -1,6 +1,12 @@
 /**
  * In-order, lossless event reading for BullMQ's PostgreSQL backend.
  *
+ * Written against bullmq 6.7.0 (postgres/postgres-queue-backend.js: readEvents, fetchEvents,
+ * waitForEvent, waitUntilReady, query; the `event` table and publish_event of its migrations
+ * 0001/0002). It replaces the backend's `readEvents`, which loses events: docs/upstream.md, "QueueEvents
+ * never delivers an event committed after a later one". A correctness fix, kept whatever it
+ * costs; src/shims/bullmq-pg-event-reader.test.ts pins the backend code and SQL it replaces.
+ *
  * BullMQ reads a queue's events with a cursor on `event.id`, a sequence. Ids are taken at insert
  * but become visible at commit, and two transactions commit in either order: a reader that has
  * seen id N+1 has moved its cursor past N, so N, committed a moment later, is never read. The
@@ -13,6 +19,14 @@
  * than never. It polls briefly while gaps are open or events have just arrived, and at least every
  * `idlePollMs` otherwise, so a skipped or missed NOTIFY costs milliseconds, not the blocking timeout.
  */
+
+import { readQueries } from '../core/script-files.js';
+
+const SQL = readQueries('./bullmq-pg-event-reader.sql', import.meta.url, [
+  'last_event_id',
+  'events_by_id',
+  'events_after',
+]);
 
 interface EventRow {
   id: string | number;
@@ -99,10 +113,7 @@ export class GapAwareReader {
   /** Fixes the starting point ('$': events from now on), once. */
   start(): Promise<void> {
     this.starting ??= (async () => {
-      const { rows } = await this.backend.query(
-        'SELECT COALESCE(MAX(id), 0)::bigint AS id FROM event WHERE queue = ANY($1::text[])',
-        [this.queues],
-      );
+      const { rows } = await this.backend.query(SQL.last_event_id, [this.queues]);
       this.cursor ??= Number(rows[0]?.id ?? 0);
     })().catch((error: unknown) => {
       this.starting = undefined; // the next read tries again
@@ -136,10 +147,7 @@ export class GapAwareReader {
     for (const [id, since] of this.missing) if (now - since > this.recoverMs) this.missing.delete(id);
 
     if (this.missing.size > 0) {
-      const { rows } = await this.backend.query(
-        'SELECT id, queue, event, data FROM event WHERE queue = ANY($1::text[]) AND id = ANY($2::bigint[])',
-        [this.queues, [...this.missing.keys()]],
-      );
+      const { rows } = await this.backend.query(SQL.events_by_id, [this.queues, [...this.missing.keys()]]);
       for (const row of rows) {
         const id = Number(row.id);
         if (!this.missing.delete(id)) continue;
@@ -147,10 +155,7 @@ export class GapAwareReader {
       }
     }
 
-    const { rows } = await this.backend.query(
-      'SELECT id, queue, event, data FROM event WHERE queue = ANY($1::text[]) AND id > $2 ORDER BY id LIMIT $3',
-      [this.queues, this.cursor, BATCH],
-    );
+    const { rows } = await this.backend.query(SQL.events_after, [this.queues, this.cursor, BATCH]);
     if (rows.length > 0) this.lastReadAt = now;
     for (const row of rows) {
       const id = Number(row.id);

@@ -1,0 +1,60 @@
+-- Queries of the PostgreSQL and embedded stores on our own tables (the tables themselves come
+-- from the migrations). :"schema" stands for the store's schema, quoted, filled in at start.
+
+-- name: notify
+SELECT pg_notify($1, $2);
+
+-- name: count_hit
+-- One statement: the row lock of ON CONFLICT makes concurrent hits count exactly.
+INSERT INTO :"schema".aiecs_counter AS c (key, win, count, expires_at_ms) VALUES ($1, $2, 1, $3)
+ON CONFLICT (key, win) DO UPDATE SET count = c.count + 1 WHERE c.count < $4
+RETURNING count;
+
+-- name: drop_expired_hits
+DELETE FROM :"schema".aiecs_counter WHERE expires_at_ms < $1;
+
+-- name: acquire_lease
+SELECT :"schema".aiecs_acquire_lease($1, $2, $3, $4, $5) AS ok;
+
+-- name: release_lease
+DELETE FROM :"schema".aiecs_lease WHERE key = $1 AND holder = $2;
+
+-- name: index_tasks
+INSERT INTO :"schema".aiecs_task_index (task_id, user_id, queue, created_at_ms)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+ON CONFLICT (task_id) DO NOTHING;
+
+-- name: trim_index
+DELETE FROM :"schema".aiecs_task_index WHERE created_at_ms < $1;
+
+-- name: list_tasks
+-- $2 the user (NULL: everyone's), $3 and $4 the cursor (NULL: the newest page). The statement is
+-- planned with its parameters' values, so the NULL tests fold away and an index serves the rest.
+SELECT task_id, user_id, queue, created_at_ms FROM :"schema".aiecs_task_index
+WHERE ($2::text IS NULL OR user_id = $2::text)
+  AND ($3::bigint IS NULL OR (created_at_ms, task_id) < ($3::bigint, $4::text))
+ORDER BY created_at_ms DESC, task_id DESC
+LIMIT $1;
+
+-- name: request_cancel
+INSERT INTO :"schema".aiecs_cancel (task_id, expires_at_ms) VALUES ($1, $2)
+ON CONFLICT (task_id) DO UPDATE SET expires_at_ms = EXCLUDED.expires_at_ms;
+
+-- name: drop_expired_cancels
+DELETE FROM :"schema".aiecs_cancel WHERE expires_at_ms < $1;
+
+-- name: cancel_requested
+SELECT task_id FROM :"schema".aiecs_cancel WHERE task_id = ANY($1::text[]) AND expires_at_ms >= $2;
+
+-- name: put_heartbeat
+INSERT INTO :"schema".aiecs_worker (id, beat, expires_at_ms) VALUES ($1, $2, $3)
+ON CONFLICT (id) DO UPDATE SET beat = EXCLUDED.beat, expires_at_ms = EXCLUDED.expires_at_ms;
+
+-- name: remove_heartbeat
+DELETE FROM :"schema".aiecs_worker WHERE id = $1;
+
+-- name: drop_expired_heartbeats
+DELETE FROM :"schema".aiecs_worker WHERE expires_at_ms < $1;
+
+-- name: list_heartbeats
+SELECT beat FROM :"schema".aiecs_worker WHERE expires_at_ms >= $1 ORDER BY id;
