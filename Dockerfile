@@ -10,6 +10,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# The build's step that copies the SQL and Lua files next to the compiled code.
+COPY scripts ./scripts
 RUN npm run build
 
 # Runtime stage: production dependencies and the built JavaScript only.

@@ -14,6 +14,8 @@ const ours = [
   'src/cli/main.ts',
   'test/harness.ts',
   'examples/quickstart.mjs',
+  'bench/main.ts',
+  'scripts/copy-assets.mjs',
   'eslint.config.js',
   'vitest.config.ts',
 ];
