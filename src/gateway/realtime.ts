@@ -9,6 +9,7 @@ import { bearer } from './auth.js';
 import type { BridgeEvent, EventBridge } from './event-bridge.js';
 import { originAllowed } from './origin.js';
 import { isStreamPacket, writePacket } from './packet.js';
+import { backlogOf, dropBacklog } from '../shims/engineio-backlog.js';
 import { TokenBucket } from './rate-limit.js';
 
 export interface RealtimeOptions {
@@ -209,27 +210,13 @@ export class Realtime {
   /** A client that stops reading must not grow our memory: past the cap it is let go. */
   private dropSlowClients(): void {
     for (const socket of this.io.sockets.sockets.values()) {
-      const conn = socket.conn as unknown as {
-        writeBuffer?: Array<{ data?: unknown }>;
-        transport?: { socket?: { bufferedAmount?: number } };
-      };
-      const queued = conn.writeBuffer ?? [];
-      const packets = queued.length;
-      // The backlog sits mostly in engine.io's queue (it hands the socket one batch at a time and
-      // waits for it to drain), so count those packets' bytes as well as the socket's own buffer
-      // (ws's bufferedAmount already includes the TCP socket's writableLength).
-      let bytes = conn.transport?.socket?.bufferedAmount ?? 0;
-      for (const packet of queued) {
-        const data = packet.data;
-        bytes +=
-          typeof data === 'string' ? data.length : ((data as { byteLength?: number })?.byteLength ?? 0);
-      }
+      const { packets, bytes } = backlogOf(socket);
       if (packets > this.options.maxBufferedPackets || bytes > this.options.maxBufferedBytes) {
         this.logger.warn(
           { user_id: (socket.data as SocketData).principal.userId, packets, bytes },
           'disconnecting a client that stopped reading',
         );
-        conn.writeBuffer?.splice(0);
+        dropBacklog(socket);
         socket.disconnect(true);
       }
     }
