@@ -28,6 +28,11 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard runs in the browser (built by Vite, checked by src/dashboard/tsconfig.json).
+    files: ['src/dashboard/**'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+  {
     // The CLI, benchmarks and examples talk to a terminal on purpose.
     files: ['src/cli/**', 'bench/**', 'examples/**', 'test/**'],
     rules: { 'no-console': 'off' },
