@@ -27,7 +27,9 @@ export function parseHash(hash: string): Route {
 
 export const route = signal<Route>(parseHash(location.hash));
 
+/** Called once the address is final (after a `#token=` fragment has been taken out of it). */
 export function startRouter(): void {
+  route.value = parseHash(location.hash);
   window.addEventListener('hashchange', () => (route.value = parseHash(location.hash)));
 }
 
