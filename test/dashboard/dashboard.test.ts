@@ -29,6 +29,9 @@ const ARGS = [
 ];
 const WAIT = 30_000;
 const XSS = '<img src=x onerror=alert(1)>';
+/** What callbacks given to page.evaluate see: the page's globals (this file has no DOM types). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Win = any;
 
 describe('the dashboard in chromium', () => {
   let env: TestEnv;
@@ -86,7 +89,7 @@ describe('the dashboard in chromium', () => {
     await page.goto(`${url}/dashboard/#token=${tok}`);
     if (hash) {
       await page.locator('[data-who], [data-view="sign-in"]').first().waitFor({ timeout: WAIT });
-      await page.evaluate((h) => (location.hash = h), hash);
+      await page.evaluate((h) => ((globalThis as Win).location.hash = h), hash);
     }
     return { page, dialogs, errors };
   }
@@ -113,7 +116,9 @@ describe('the dashboard in chromium', () => {
     await page.locator('[data-who]').getByText('ops').waitFor({ timeout: WAIT });
     expect(page.url()).toBe(`${url}/dashboard/#/`);
     expect(page.url()).not.toContain('token');
-    expect(await page.evaluate(() => sessionStorage.getItem('aiecs.token'))).toBe(adminToken);
+    expect(await page.evaluate(() => (globalThis as Win).sessionStorage.getItem('aiecs.token'))).toBe(
+      adminToken,
+    );
     // Stats frames fill the overview: the worker, both queues, the totals.
     await submit(probe('echo', { n: 1 }));
     await page.locator('[data-table="workers"] tbody tr td.mono').first().waitFor({ timeout: WAIT });
@@ -130,13 +135,13 @@ describe('the dashboard in chromium', () => {
   it('shows a task go pending → running (progress moving) → completed without a reload', async () => {
     const id = await submit(probe('progress_steps', { steps: 8, ms: 400 }, { countdown: 2 }));
     const { page, errors } = await open(adminToken, `#/tasks/${id}`);
-    await page.evaluate(() => ((window as unknown as { loaded: number }).loaded = 1));
+    await page.evaluate(() => ((globalThis as unknown as { loaded: number }).loaded = 1));
     await page.locator('.task-title .badge[data-status="pending"]').waitFor({ timeout: WAIT });
     await page.locator('.task-title .badge[data-status="running"]').waitFor({ timeout: WAIT });
     const seen = new Set<number>();
     await page.waitForFunction(
       () => {
-        const el = document.querySelector('[data-section="progress"] [data-progress]');
+        const el = (globalThis as Win).document.querySelector('[data-section="progress"] [data-progress]');
         const v = Number(el?.getAttribute('data-progress'));
         return v > 0 && v < 100 ? v : false;
       },
@@ -154,7 +159,7 @@ describe('the dashboard in chromium', () => {
     expect(seen.has(100)).toBe(true);
     await page.locator('[data-section="result"]').getByText('"steps": 8').waitFor({ timeout: WAIT });
     // The same document all along: no reload happened.
-    expect(await page.evaluate(() => (window as unknown as { loaded?: number }).loaded)).toBe(1);
+    expect(await page.evaluate(() => (globalThis as unknown as { loaded?: number }).loaded)).toBe(1);
     await screenshot(page, 'task-1280x800');
     await page.setViewportSize({ width: 390, height: 844 });
     await screenshot(page, 'task-390x844');
@@ -169,7 +174,7 @@ describe('the dashboard in chromium', () => {
     await stream.waitFor({ timeout: WAIT });
     await page.locator('.task-title .badge[data-status="completed"]').waitFor({ timeout: WAIT });
     await page.waitForFunction(
-      (want) => document.querySelector('[data-stream]')?.textContent === want,
+      (want) => (globalThis as Win).document.querySelector('[data-stream]')?.textContent === want,
       expectedTokens(30),
       { timeout: WAIT },
     );
@@ -235,7 +240,7 @@ describe('the dashboard in chromium', () => {
     const shared = await browser.newPage();
     await shared.goto(`${url}/dashboard/#token=${adminToken}`);
     await shared.locator('[data-who]').waitFor({ timeout: WAIT });
-    await shared.evaluate(() => (location.hash = '#/tasks?status=failed'));
+    await shared.evaluate(() => ((globalThis as Win).location.hash = '#/tasks?status=failed'));
     await shared.locator(`tr[data-task-id="${failed}"]`).waitFor({ timeout: WAIT });
     await shared.close();
     await page.close();
@@ -247,7 +252,7 @@ describe('the dashboard in chromium', () => {
     const { page, dialogs } = await open(adminToken, `#/tasks/${id}`);
     await page.locator('[data-section="result"] pre').getByText(XSS).waitFor({ timeout: WAIT });
     expect(await page.locator('[data-section="request"] pre').first().textContent()).toContain(XSS);
-    await page.evaluate(() => (location.hash = '#/tasks'));
+    await page.evaluate(() => ((globalThis as Win).location.hash = '#/tasks'));
     await page.locator(`tr[data-task-id="${id}"]`).waitFor({ timeout: WAIT });
     expect(await page.locator('img').count()).toBe(0);
     expect(dialogs).toEqual([]);
@@ -270,11 +275,11 @@ describe('the dashboard in chromium', () => {
     expect(users).toBeGreaterThan(0);
     expect(await page.getByRole('link', { name: 'Overview' }).count()).toBe(0);
     // Typing the overview's address shows why not, and no data.
-    await page.evaluate(() => (location.hash = '#/'));
+    await page.evaluate(() => ((globalThis as Win).location.hash = '#/'));
     await page.locator('[data-needs-admin]').waitFor({ timeout: WAIT });
     expect(await page.locator('[data-table="workers"], [data-table="queues"]').count()).toBe(0);
     // Someone else's task reads like a missing one.
-    await page.evaluate((id) => (location.hash = `#/tasks/${id}`), other);
+    await page.evaluate((id) => ((globalThis as Win).location.hash = `#/tasks/${id}`), other);
     await page.getByText(`No task with id ${other}`).waitFor({ timeout: WAIT });
     await page.close();
   });
@@ -283,7 +288,7 @@ describe('the dashboard in chromium', () => {
     const { page } = await open('not-a-jwt');
     await page.locator('[data-sign-in-message]').getByText('not accepted').waitFor({ timeout: WAIT });
     expect(page.url()).not.toContain('not-a-jwt');
-    expect(await page.evaluate(() => sessionStorage.getItem('aiecs.token'))).toBeNull();
+    expect(await page.evaluate(() => (globalThis as Win).sessionStorage.getItem('aiecs.token'))).toBeNull();
     await page.close();
     // A token that expires while the page is open: the socket says so and the form comes back.
     const short = await token(uid('brief'), { ttlS: 3 });
