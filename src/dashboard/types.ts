@@ -1,7 +1,11 @@
-// The gateway's wire shapes the page reads (docs/dashboard.md). Kept here rather than imported
-// from src/core: the page is built for the browser and must not pull in the engine.
+// The gateway's wire shapes the page reads (docs/dashboard.md). Types only: the records' come from
+// src/core (erased at build); the socket frames' are restated here, since their modules import the
+// server (socket.io, the engine) and the page's typecheck must not take those in.
 
-export type TaskStatus = 'pending' | 'running' | 'completed' | 'failed' | 'timed_out' | 'cancelled';
+import type { TaskErrorInfo } from '../core/errors.js';
+import type { TaskRecord as CoreRecord, TaskStatus } from '../core/task.js';
+
+export type { TaskStatus };
 export const STATUSES: readonly TaskStatus[] = [
   'pending',
   'running',
@@ -21,13 +25,7 @@ export interface Me {
   expires_at: string | null;
 }
 
-export interface TaskError {
-  type?: string;
-  code: string;
-  message: string;
-  stack?: string;
-  details?: Record<string, unknown>;
-}
+export type TaskError = TaskErrorInfo;
 
 export interface Run {
   attempt: number;
@@ -38,46 +36,8 @@ export interface Run {
   error: TaskError | null;
 }
 
-export interface Resources {
-  files: Array<{ path: string; op: string; bytes?: number }>;
-  model_usage: Array<{
-    provider: string;
-    model: string;
-    input_tokens: number;
-    output_tokens: number;
-    cost_usd?: number;
-  }>;
-  timings: Record<string, number>;
-  totals: { input_tokens: number; output_tokens: number; cost_usd: number };
-}
-
-export interface TaskRecord {
-  task_id: string;
-  task_name: string;
-  user_id: string;
-  step: number;
-  mode: string;
-  service: string;
-  queue: string;
-  status: TaskStatus;
-  progress: number;
-  message: string;
-  attempt: number;
-  max_attempts: number;
-  redeliveries: number;
-  priority: number;
-  input_data: Record<string, unknown>;
-  context: Record<string, unknown>;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  duration_ms: number | null;
-  result: unknown;
-  error: TaskError | null;
-  resources: Resources | null;
-  worker: string | null;
-  runs?: Run[];
-}
+/** A record as GET /api/tasks/:id sends it: with the runs that ended before a manual retry. */
+export type TaskRecord = CoreRecord & { runs?: Run[] };
 
 export interface TaskPage {
   tasks: TaskRecord[];

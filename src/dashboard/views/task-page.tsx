@@ -95,7 +95,7 @@ function Resources({ record }: { record: TaskRecord }) {
               {r.files.map((f, i) => (
                 <tr key={i}>
                   <td class="mono">{f.path}</td>
-                  <td>{f.op}</td>
+                  <td>{f.operation}</td>
                   <td class="num">{fmtBytes(f.bytes)}</td>
                 </tr>
               ))}
