@@ -30,7 +30,7 @@ function options(title: string, unit: string, series: Series[], width: number): 
         stroke: axis,
         grid: { stroke: grid, width: 1 },
         ticks: { stroke: grid },
-        size: 56,
+        size: 76,
         values: (_u, splits) => splits.map((v) => `${+v.toFixed(2)}${unit}`),
       },
     ],

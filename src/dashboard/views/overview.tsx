@@ -161,21 +161,23 @@ function Queues() {
                     <span class="muted">running</span>
                   )}
                 </td>
-                <td class="actions">
-                  <button
-                    type="button"
-                    class="btn btn-small"
-                    onClick={() => void pauseOrResume(q.name, q.paused)}
-                  >
-                    {q.paused ? 'Resume' : 'Pause'}
-                  </button>
-                  <button
-                    type="button"
-                    class="btn btn-small btn-danger"
-                    onClick={() => void purge(q.name, q.waiting + q.delayed)}
-                  >
-                    Purge
-                  </button>
+                <td>
+                  <div class="actions">
+                    <button
+                      type="button"
+                      class="btn btn-small"
+                      onClick={() => void pauseOrResume(q.name, q.paused)}
+                    >
+                      {q.paused ? 'Resume' : 'Pause'}
+                    </button>
+                    <button
+                      type="button"
+                      class="btn btn-small btn-danger"
+                      onClick={() => void purge(q.name, q.waiting + q.delayed)}
+                    >
+                      Purge
+                    </button>
+                  </div>
                 </td>
               </tr>
             ))}
