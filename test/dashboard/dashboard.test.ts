@@ -86,12 +86,14 @@ describe('the dashboard in chromium', () => {
       void d.dismiss();
     });
     page.on('pageerror', (e) => errors.push(e.message));
+    const requests: string[] = [];
+    page.on('request', (r) => requests.push(r.url()));
     await page.goto(`${url}/dashboard/#token=${tok}`);
     if (hash) {
       await page.locator('[data-who], [data-view="sign-in"]').first().waitFor({ timeout: WAIT });
       await page.evaluate((h) => ((globalThis as Win).location.hash = h), hash);
     }
-    return { page, dialogs, errors };
+    return { page, dialogs, errors, requests };
   }
 
   async function submit(task: Record<string, unknown>, as: Api = admin): Promise<string> {
@@ -112,8 +114,12 @@ describe('the dashboard in chromium', () => {
   }
 
   it('signs in through the #token= link, drops the token from the address bar, shows the overview', async () => {
-    const { page, errors } = await open(adminToken);
+    const { page, errors, requests } = await open(adminToken);
     await page.locator('[data-who]').getByText('ops').waitFor({ timeout: WAIT });
+    await page.locator('.dot-connected').waitFor({ timeout: WAIT });
+    // The fragment never reaches the server; the token goes in headers and the socket's auth only.
+    expect(requests.length).toBeGreaterThan(1);
+    for (const r of requests) expect(r).not.toContain(adminToken.split('.')[2]!);
     expect(page.url()).toBe(`${url}/dashboard/#/`);
     expect(page.url()).not.toContain('token');
     expect(await page.evaluate(() => (globalThis as Win).sessionStorage.getItem('aiecs.token'))).toBe(
