@@ -3,8 +3,9 @@
  * `migrations/NNN-name.sql`, applied in order at start and recorded in `aiecs_migrations`, as
  * graphile-worker and pg-boss do. A new table or column is a new file, never an edit of an old one.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { SchemaTooNewError } from '../core/errors.js';
+import { readScript } from '../core/script-files.js';
 import { quoteSchemaName } from './bullmq.js';
 
 export interface Migration {
@@ -32,7 +33,9 @@ export function bundledMigrations(): Migration[] {
   bundled ??= readdirSync(DIR)
     .flatMap((file) => {
       const m = FILE.exec(file);
-      return m ? [{ version: Number(m[1]), name: m[2]!, sql: readFileSync(new URL(file, DIR), 'utf8') }] : [];
+      return m
+        ? [{ version: Number(m[1]), name: m[2]!, sql: readScript(`./migrations/${file}`, import.meta.url) }]
+        : [];
     })
     .sort((a, b) => a.version - b.version);
   return bundled;
