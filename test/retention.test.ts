@@ -36,6 +36,21 @@ describe.each(STORE_KINDS)('retention on %s', (kind) => {
     expect(listed.tasks.map((t) => t.task_id)).toEqual([failed.id]);
   });
 
+  // What BullMQ's removeOnFail {age} cannot do: it removes expired jobs only when a later job of
+  // the same queue fails, and here none does (the reason RetentionSweeper stays).
+  it('removes a failed task past AIECS_RETENTION_FAILED_S though no task fails after it', async () => {
+    env = await TestEnv.create(kind, { AIECS_RETENTION_COMPLETED_S: '3600', AIECS_RETENTION_FAILED_S: '1' });
+    const app = env.app();
+    await env.worker();
+    const failed = await app.executeTask.delay(probe('fail', { message: 'no' }));
+    await expect(failed.get({ timeout: 20 })).rejects.toBeInstanceOf(TaskFailedError);
+    const done = await app.executeTask.delay(probe('echo', { n: 1 }));
+    expect((await done.get({ timeout: 20 })).status).toBe('completed');
+
+    await until(async () => (await app.getTask(failed.id)) === undefined, 20_000, 'the failed task to go');
+    expect((await app.getTask(done.id))?.status).toBe('completed');
+  });
+
   it('trims index entries older than the cutoff, for everyone and for each user', async () => {
     env = await TestEnv.create(kind);
     const store = await env.app().store();
