@@ -11,13 +11,12 @@ import {
   ProviderError,
   ProviderNotConfiguredError,
   ProviderUnavailableError,
-  configureProviders,
   describeProviders,
   llm,
   logProviderStatus,
   resetProviders,
 } from '../src/providers/index.js';
-import type { ProviderName } from '../src/providers/index.js';
+import type { ProviderName, ProviderSettings } from '../src/providers/index.js';
 import type { LimitSpec } from '../src/core/task-context.js';
 import { createTestTaskContext } from '../src/services/test-task-context.js';
 import type { FakeAiServer } from './fake-ai/server.js';
@@ -25,6 +24,8 @@ import { startFakeAi } from './fake-ai/server.js';
 
 let fake: FakeAiServer;
 let dir: string;
+/** The settings a worker would pass each task: set by configure() or the test. */
+let providers: ProviderSettings | undefined;
 
 function providerEnv(extra: Record<string, string> = {}): Record<string, string> {
   return {
@@ -42,7 +43,7 @@ function providerEnv(extra: Record<string, string> = {}): Record<string, string>
 }
 
 function configure(extra: Record<string, string> = {}): void {
-  configureProviders(loadConfig(providerEnv(extra)));
+  providers = loadConfig(providerEnv(extra)).providers;
 }
 
 beforeAll(async () => {
@@ -54,7 +55,10 @@ afterAll(async () => {
   await fake.stop();
   rmSync(dir, { recursive: true, force: true });
 });
-afterEach(() => resetProviders());
+afterEach(() => {
+  providers = undefined;
+  resetProviders();
+});
 
 const MODELS: Record<ProviderName, string> = {
   openai: 'gpt-4o-mini',
@@ -71,7 +75,7 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
     configure();
     const model = modelFor(provider);
     fake.script(model, { tokens: 40, usage: { input: 1_000, output: 40 }, delayMs: 150 });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     const result = await llm(t.task, { model }).chat([
       { role: 'system', content: 'Be brief.' },
       { role: 'user', content: 'Count.' },
@@ -110,7 +114,7 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
     configure({ AIECS_MODEL_PRICES: JSON.stringify({ [`${provider}-priced`]: { input: 2, output: 10 } }) });
     const model = `${provider}-priced`;
     fake.script(model, { reply: 'ok', usage: { input: 500_000, output: 100_000 } });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     const client = llm(t.task, { provider, model });
     await client.chat('one');
     await client.chat('two');
@@ -122,7 +126,7 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
     configure();
     const model = modelFor(provider);
     fake.script(model, { reply: 'after the wait', failFirst: [{ status: 429, retryAfter: '1' }] });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     const result = await llm(t.task, { provider, model }).chat('hi');
     expect(result).toMatchObject({ text: 'after the wait', attempts: 2 });
     const [refused, served] = fake.requestsFor(model);
@@ -138,7 +142,7 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
     configure();
     const model = modelFor(provider);
     fake.script(model, { reply: 'fine now', failFirst: [{ status: 500 }, { status: 503 }] });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     const result = await llm(t.task, { provider, model }).chat('hi');
     expect(result).toMatchObject({ text: 'fine now', attempts: 3 });
     expect(fake.requestsFor(model).map((r) => r.status)).toEqual([500, 503, 200]);
@@ -148,7 +152,7 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
     configure({ AIECS_PROVIDER_MAX_RETRIES: '1' });
     const model = modelFor(provider);
     fake.script(model, { alwaysFail: { status: 503, retryAfterMs: '20' } });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     const error = await llm(t.task, { provider, model })
       .chat('hi')
       .catch((e: unknown) => e);
@@ -164,7 +168,7 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
     configure({ AIECS_PROVIDER_RETRY_MAX_WAIT_MS: '1000' });
     const model = modelFor(provider);
     fake.script(model, { failFirst: [{ status: 429, retryAfter: '120' }] });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     const error = await llm(t.task, { provider, model })
       .chat('hi')
       .catch((e: unknown) => e);
@@ -181,7 +185,7 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
     configure();
     const model = modelFor(provider);
     fake.script(model, { alwaysFail: { status, message: 'bad things happened' } });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     const error = await llm(t.task, { provider, model })
       .chat('hi')
       .catch((e: unknown) => e);
@@ -196,7 +200,7 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
     configure();
     const model = modelFor(provider);
     fake.script(model, { tokens: 1_000, tokenDelayMs: 20 });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     const reason = new TaskCancelledError('test-task');
     const error = await llm(t.task, { provider, model })
       .chat('hi', {
@@ -230,7 +234,7 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
     configure({ AIECS_PROVIDER_TIMEOUT_MS: '300', AIECS_PROVIDER_MAX_RETRIES: '0' });
     const model = modelFor(provider);
     fake.script(model, { tokens: 10, stall: true, stallAfterTokens: 2 });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     const error = await llm(t.task, { provider, model })
       .chat('hi')
       .catch((e: unknown) => e);
@@ -250,7 +254,7 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
     configure({ AIECS_PROVIDER_TIMEOUT_MS: '300', AIECS_PROVIDER_MAX_RETRIES: '3' });
     const model = modelFor(provider);
     fake.script(model, { tokens: 10, stall: true, stallAfterTokens: 3 });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     await expect(llm(t.task, { provider, model }).chat('hi')).rejects.toBeInstanceOf(RetryableError);
     expect(fake.requestsFor(model)).toHaveLength(1);
   });
@@ -259,7 +263,7 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
     configure({ AIECS_PROVIDER_TIMEOUT_MS: '300', AIECS_PROVIDER_MAX_RETRIES: '1' });
     const model = modelFor(provider);
     fake.script(model, { delayMs: 2_000, reply: 'too late' });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     const error = await llm(t.task, { provider, model })
       .chat('hi')
       .catch((e: unknown) => e);
@@ -271,15 +275,13 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
   it('calls a refused connection retryable', async () => {
     const closed = await startFakeAi();
     await closed.stop(); // nothing listens on its port any more
-    configureProviders(
-      loadConfig({
-        ...providerEnv({ AIECS_PROVIDER_MAX_RETRIES: '1' }),
-        OPENAI_BASE_URL: closed.openaiBaseUrl,
-        AIECS_XAI_BASE_URL: closed.openaiBaseUrl,
-        AIECS_VERTEX_BASE_URL: closed.url,
-      }),
-    );
-    const t = createTestTaskContext();
+    providers = loadConfig({
+      ...providerEnv({ AIECS_PROVIDER_MAX_RETRIES: '1' }),
+      OPENAI_BASE_URL: closed.openaiBaseUrl,
+      AIECS_XAI_BASE_URL: closed.openaiBaseUrl,
+      AIECS_VERTEX_BASE_URL: closed.url,
+    }).providers;
+    const t = createTestTaskContext({ providers });
     const error = await llm(t.task, { provider, model: modelFor(provider) })
       .chat('hi')
       .catch((e: unknown) => e);
@@ -292,7 +294,7 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
     configure();
     const model = modelFor(provider);
     fake.script(model, { reply: 'abcdefgh', usage: false });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     const result = await llm(t.task, { provider, model }).chat('1234');
     expect(result.usage).toEqual({ input_tokens: 1, output_tokens: 2, estimated: true });
   });
@@ -301,7 +303,7 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
     configure();
     const model = modelFor(provider);
     fake.script(model, { reply: '{"a": 1}' });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     await llm(t.task, { provider, model }).chat('json please', {
       responseFormat: 'json',
       temperature: 0,
@@ -329,7 +331,7 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
     configure({ AIECS_OPENAI_MAX_CONCURRENCY: '3', AIECS_XAI_RPM: '0', AIECS_VERTEX_MAX_CONCURRENCY: '0' });
     const model = modelFor(provider);
     fake.script(model, { reply: 'ok', failFirst: [{ status: 500 }] });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     const events: string[] = [];
     const specs: Array<[string, LimitSpec]> = [];
     Object.assign(t.task.limits, {
@@ -356,9 +358,9 @@ describe.each(['openai', 'xai', 'vertex'] as const)('%s through its SDK', (provi
 
 describe('provider configuration', () => {
   it('fails at once without a key, naming the variable, and sends nothing', () => {
-    configureProviders(loadConfig({}));
+    providers = loadConfig({}).providers;
     const before = fake.requests.length;
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ model: 'gpt-4o' }, 'OPENAI_API_KEY'],
       [{}, 'OPENAI_API_KEY'],
@@ -386,8 +388,8 @@ describe('provider configuration', () => {
   });
 
   it('accepts GROK_API_KEY for xAI and sends it as the bearer token', async () => {
-    configureProviders(loadConfig({ GROK_API_KEY: 'grok-key', AIECS_XAI_BASE_URL: fake.openaiBaseUrl }));
-    const t = createTestTaskContext();
+    providers = loadConfig({ GROK_API_KEY: 'grok-key', AIECS_XAI_BASE_URL: fake.openaiBaseUrl }).providers;
+    const t = createTestTaskContext({ providers });
     expect(llm(t.task, { provider: 'xai' }).model).toBe('grok-3-mini');
     const model = modelFor('xai');
     fake.script(model, { reply: 'grok here' });
@@ -399,7 +401,9 @@ describe('provider configuration', () => {
 
   it('refuses an unknown provider name as a validation error', () => {
     configure();
-    expect(() => llm(createTestTaskContext().task, { provider: 'claude' })).toThrow(ValidationError);
+    expect(() => llm(createTestTaskContext({ providers }).task, { provider: 'claude' })).toThrow(
+      ValidationError,
+    );
   });
 
   it('reads process.env when nothing was configured, and follows changes to it', async () => {
@@ -407,7 +411,7 @@ describe('provider configuration', () => {
     try {
       Object.assign(process.env, { OPENAI_API_KEY: 'from-env', OPENAI_BASE_URL: fake.openaiBaseUrl });
       fake.script('gpt-env', { reply: 'env' });
-      const t = createTestTaskContext();
+      const t = createTestTaskContext({ providers });
       await llm(t.task, { model: 'gpt-env' }).chat('hi');
       expect(fake.requestsFor('gpt-env')[0]!.headers.authorization).toBe('Bearer from-env');
       delete process.env.OPENAI_API_KEY;
@@ -421,7 +425,7 @@ describe('provider configuration', () => {
   it('warns once per model when it knows no price, and records cost 0', async () => {
     configure();
     fake.script('llama-local', { reply: 'hi' });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     const client = llm(t.task, { provider: 'openai', model: 'llama-local' });
     await client.chat('a');
     await client.chat('b');

@@ -11,6 +11,7 @@ import { ServiceRegistry, registerService } from '../src/registry/registry.js';
 import { loadServiceModules } from '../src/registry/service-loader.js';
 import { BUILTIN_SOURCE } from '../src/services/builtin.js';
 import { ProcessExecutor } from '../src/worker/process-pool.js';
+import { startFakeAi } from './fake-ai/server.js';
 import { PROBE_SERVICES, TestEnv } from './harness.js';
 
 const LIGHT_SERVICES = fileURLToPath(new URL('./fixtures/light-services.mjs', import.meta.url));
@@ -77,6 +78,34 @@ describe('two apps in one process', () => {
     const error = await other.get({ timeout: 20 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TaskFailedError);
     expect((error as TaskFailedError).remote).toMatchObject({ type: 'ServiceNotFoundError' });
+  });
+
+  it("each worker's tasks call providers with its own settings, whoever started last", async () => {
+    const fake = await startFakeAi();
+    try {
+      // The key only in one worker's config: with a process-wide setting, the last worker's would win.
+      const [withKey, without] = await Promise.all([
+        TestEnv.create('embedded', { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.openaiBaseUrl }),
+        TestEnv.create('embedded'),
+      ]);
+      envs.push(withKey!, without!);
+      await withKey!.worker();
+      await without!.worker();
+      const chat = {
+        taskName: 'chat',
+        userId: 'u',
+        mode: 'chat',
+        service: 'llm_chat',
+        inputData: { prompt: 'hi' },
+      };
+      const answered = await withKey!.app().executeTask.delay({ ...chat, context: { model: 'gpt-4o-mini' } });
+      expect((await answered.get({ timeout: 20 })).status).toBe('completed');
+      const refused = await without!.app().executeTask.delay({ ...chat, context: { model: 'gpt-4o-mini' } });
+      const error = await refused.get({ timeout: 20 }).catch((e: unknown) => e);
+      expect((error as TaskFailedError).remote).toMatchObject({ type: 'ProviderNotConfiguredError' });
+    } finally {
+      await fake.stop();
+    }
   });
 });
 

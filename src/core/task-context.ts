@@ -1,3 +1,4 @@
+import type { AiecsConfig } from './config.js';
 import type { ModelUsage, FileTouch } from './task.js';
 
 /** The logger a service receives: pino's call shape (`log.info({ obj }, 'msg')` or `log.info('msg')`). */
@@ -57,6 +58,11 @@ export interface TaskContext {
   readonly resources: ResourceTracker;
   /** Limits shared by all workers (provider rate limits); slots still held are freed when the task ends. */
   readonly limits: SharedLimits;
+  /**
+   * The running worker's provider settings (keys included), which `llm(task, context)` uses.
+   * Absent from a context made elsewhere (a service's own tests): llm() then reads the environment.
+   */
+  readonly providers?: AiecsConfig['providers'];
 }
 
 export type ServiceMethod = (

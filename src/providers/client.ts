@@ -212,7 +212,7 @@ class TaskLlm implements Llm {
  * when the provider has no key, and ValidationError for a provider name it does not know.
  */
 export function llm(task: TaskContext, context: Record<string, unknown> = {}): Llm {
-  const settings = providerSettings();
+  const settings = task.providers ?? providerSettings();
   return new TaskLlm(task, selectModel(context, settings), settings);
 }
 

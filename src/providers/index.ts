@@ -1,13 +1,7 @@
 /** AI providers: OpenAI, xAI and Vertex AI behind one call path for services. */
 export { llm } from './client.js';
 export type { Llm, LlmCallOptions, LlmResult } from './client.js';
-export {
-  configureProviders,
-  resetProviders,
-  providerSettings,
-  getProvider,
-  isConfigured,
-} from './settings.js';
+export { resetProviders, providerSettings, getProvider, isConfigured } from './settings.js';
 export { describeProviders, logProviderStatus } from './status.js';
 export type { ProviderStatus } from './status.js';
 export { selectModel, providerForModel, normalizeProviderName, namesModel } from './select.js';

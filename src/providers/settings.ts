@@ -1,4 +1,3 @@
-import type { AiecsConfig } from '../core/config.js';
 import { loadConfig } from '../core/config.js';
 import { ProviderNotConfiguredError } from './errors.js';
 import type { ModelPrice } from './prices.js';
@@ -14,33 +13,25 @@ import type {
 import { OPENAI_BASE_URL } from './types.js';
 
 /**
- * Where the provider layer gets its settings: what the worker handed to `configureProviders`,
- * else the environment of this process (a process-pool child inherits its parent's). Providers
- * are created on first use and kept for the life of the process.
+ * Provider settings are passed in: a worker hands its config's to every task (TaskContext
+ * `providers`), a process-pool child gets them from its parent. What is kept here is derived only:
+ * the settings read from this process's environment, for a task context without any, and the
+ * clients, created on first use per distinct settings and kept for the life of the process.
  */
-let configured: ProviderSettings | undefined;
 let fromEnv: { key: string; settings: ProviderSettings } | undefined;
 const providers = new Map<string, LlmProvider>();
 const prices = new WeakMap<ProviderSettings, Map<string, ModelPrice>>();
 
-/** Use these settings from now on (the worker calls this with its config at start). */
-export function configureProviders(config: AiecsConfig | ProviderSettings): void {
-  configured = 'providers' in config ? config.providers : config;
-  providers.clear();
-}
-
-/** Forget configured settings and created clients (tests; a changed environment). */
+/** Forget the settings read from the environment and the created clients (tests). */
 export function resetProviders(): void {
-  configured = undefined;
   fromEnv = undefined;
   providers.clear();
 }
 
 const RELEVANT = /^(AIECS_|OPENAI_|XAI_|GROK_|VERTEX_|GOOGLE_)/;
 
-/** The settings in force: configured ones, else `loadConfig(process.env).providers`, re-read when the environment changes. */
+/** `loadConfig(process.env).providers`, re-read when the environment changes. */
 export function providerSettings(): ProviderSettings {
-  if (configured) return configured;
   const key = Object.keys(process.env)
     .filter((k) => RELEVANT.test(k))
     .sort()

@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../core/config.js';
 import { ValidationError } from '../core/errors.js';
-import { configureProviders, resetProviders } from '../providers/index.js';
+import { resetProviders } from '../providers/index.js';
+import type { ProviderSettings } from '../providers/types.js';
 import type { FakeAiServer, FakeRequest } from '../../test/fake-ai/server.js';
 import { startFakeAi } from '../../test/fake-ai/server.js';
 import {
@@ -109,13 +110,18 @@ describe('document/doc_generator.generate_document', () => {
     fake = await startFakeAi();
   });
   afterAll(async () => fake.stop());
-  afterEach(() => resetProviders());
+  // The settings a worker would pass each task; set per test.
+  let providers: ProviderSettings | undefined;
+  afterEach(() => {
+    providers = undefined;
+    resetProviders();
+  });
 
   const system = (r: FakeRequest) => r.messages.find((m) => m.role === 'system')?.content ?? '';
   const user = (r: FakeRequest) => r.messages.find((m) => m.role === 'user')?.content ?? '';
 
   it('outlines, writes each section streamed, then references', async () => {
-    configureProviders(loadConfig({ XAI_API_KEY: 'k', AIECS_XAI_BASE_URL: fake.openaiBaseUrl }));
+    providers = loadConfig({ XAI_API_KEY: 'k', AIECS_XAI_BASE_URL: fake.openaiBaseUrl }).providers;
     fake.script('grok-3-mini', {
       reply: (r) => {
         if (system(r).includes('plan documents'))
@@ -126,7 +132,7 @@ describe('document/doc_generator.generate_document', () => {
         return `Text about ${section.toLowerCase()} [Smith 2021].`;
       },
     });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     const doc = await new DocGenerator().generate_document(
       { topic: 'AI development trends', length: '900 words', style: 'academic paper' },
       { template: 'academic', references: true, citations: true, provider: 'xai' },
@@ -181,11 +187,11 @@ describe('document/doc_generator.generate_document', () => {
   });
 
   it('uses the template when the outline has no titles, and adds no references unasked', async () => {
-    configureProviders(loadConfig({ OPENAI_API_KEY: 'k', OPENAI_BASE_URL: fake.openaiBaseUrl }));
+    providers = loadConfig({ OPENAI_API_KEY: 'k', OPENAI_BASE_URL: fake.openaiBaseUrl }).providers;
     fake.script('gpt-doc', {
       reply: (r) => (system(r).includes('plan documents') ? 'I cannot help with outlines.' : 'Body.'),
     });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     const doc = await new DocGenerator().generate_document(
       { topic: 'quarterly results' },
       { template: 'report', model: 'gpt-doc' },
@@ -205,11 +211,12 @@ describe('document/doc_generator.generate_document', () => {
   });
 
   it('stops between sections when the task is cancelled', async () => {
-    configureProviders(loadConfig({ OPENAI_API_KEY: 'k', OPENAI_BASE_URL: fake.openaiBaseUrl }));
+    providers = loadConfig({ OPENAI_API_KEY: 'k', OPENAI_BASE_URL: fake.openaiBaseUrl }).providers;
     fake.script('gpt-cancel', {
       reply: (r) => (system(r).includes('plan documents') ? '["A", "B", "C", "D"]' : 'Body.'),
     });
     const t = createTestTaskContext({
+      providers,
       onProgress: (call, controller) => {
         if (call.message?.startsWith('writing section 2/')) controller.abort(new Error('cancelled'));
       },

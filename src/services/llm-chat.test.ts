@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../core/config.js';
 import { ValidationError } from '../core/errors.js';
-import { ProviderNotConfiguredError, configureProviders, resetProviders } from '../providers/index.js';
+import { ProviderNotConfiguredError, resetProviders } from '../providers/index.js';
+import type { ProviderSettings } from '../providers/types.js';
 import type { FakeAiServer } from '../../test/fake-ai/server.js';
 import { startFakeAi } from '../../test/fake-ai/server.js';
 import { LlmChat, chatMessages, samplingOptions } from './llm-chat.js';
@@ -76,12 +77,17 @@ describe('chat/llm_chat.chat', () => {
     fake = await startFakeAi();
   });
   afterAll(async () => fake.stop());
-  afterEach(() => resetProviders());
+  // The settings a worker would pass each task; set per test.
+  let providers: ProviderSettings | undefined;
+  afterEach(() => {
+    providers = undefined;
+    resetProviders();
+  });
 
   it('answers, streaming the tokens, and reports usage', async () => {
-    configureProviders(loadConfig({ OPENAI_API_KEY: 'k', OPENAI_BASE_URL: fake.openaiBaseUrl }));
+    providers = loadConfig({ OPENAI_API_KEY: 'k', OPENAI_BASE_URL: fake.openaiBaseUrl }).providers;
     fake.script('gpt-4o-mini', { reply: 'Hello there, friend.', usage: { input: 12, output: 4 } });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     const answer = await new LlmChat().chat(
       { messages: [{ role: 'user', content: 'Say hello' }], temperature: 0.5 },
       { model: 'gpt-4o-mini' },
@@ -100,18 +106,18 @@ describe('chat/llm_chat.chat', () => {
   });
 
   it('fails before any request when the provider has no key', async () => {
-    configureProviders(loadConfig({}));
+    providers = loadConfig({}).providers;
     const before = fake.requests.length;
     await expect(
-      new LlmChat().chat({ prompt: 'hi' }, { provider: 'vertex' }, createTestTaskContext().task),
+      new LlmChat().chat({ prompt: 'hi' }, { provider: 'vertex' }, createTestTaskContext({ providers }).task),
     ).rejects.toBeInstanceOf(ProviderNotConfiguredError);
     expect(fake.requests.length).toBe(before);
   });
 
   it('validates the input before choosing a provider', async () => {
-    configureProviders(loadConfig({}));
-    await expect(new LlmChat().chat({}, {}, createTestTaskContext().task)).rejects.toBeInstanceOf(
-      ValidationError,
-    );
+    providers = loadConfig({}).providers;
+    await expect(
+      new LlmChat().chat({}, {}, createTestTaskContext({ providers }).task),
+    ).rejects.toBeInstanceOf(ValidationError);
   });
 });

@@ -1,5 +1,6 @@
 import type { ModelUsage, FileTouch } from '../core/task.js';
 import type { TaskContext, TaskLogger } from '../core/task-context.js';
+import type { ProviderSettings } from '../providers/types.js';
 
 export interface ProgressCall {
   percent: number;
@@ -29,6 +30,8 @@ export interface TestTaskOptions {
   service?: string;
   /** Called after each progress call is recorded, e.g. to abort half-way through. */
   onProgress?: (call: ProgressCall, controller: AbortController) => void;
+  /** Provider settings, as a worker passes its own; without, llm() reads the environment. */
+  providers?: ProviderSettings | undefined;
 }
 
 /**
@@ -89,6 +92,7 @@ export function createTestTaskContext(options: TestTaskOptions = {}): TestTaskCo
     },
     // Unit tests of services run alone: every slot is granted at once.
     limits: { acquire: async () => () => undefined },
+    ...(options.providers ? { providers: options.providers } : {}),
   };
   return { task, controller, progress, streamed, logs, files, usages, timings };
 }

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../core/config.js';
-import { ProviderNotConfiguredError, configureProviders, resetProviders } from '../providers/index.js';
+import { ProviderNotConfiguredError, resetProviders } from '../providers/index.js';
+import type { ProviderSettings } from '../providers/types.js';
 import type { FakeAiServer } from '../../test/fake-ai/server.js';
 import { startFakeAi } from '../../test/fake-ai/server.js';
 import { TextAnalyzer, parseLlmAnalysis } from './text-analyzer.js';
@@ -45,14 +46,19 @@ describe('chat/text_analyzer.analyze_text in LLM mode', () => {
     fake = await startFakeAi();
   });
   afterAll(async () => fake.stop());
-  afterEach(() => resetProviders());
+  // The settings a worker would pass each task; set per test.
+  let providers: ProviderSettings | undefined;
+  afterEach(() => {
+    providers = undefined;
+    resetProviders();
+  });
 
   it('keeps the offline analysis and adds the model’s summary and sentiment', async () => {
-    configureProviders(loadConfig({ OPENAI_API_KEY: 'k', OPENAI_BASE_URL: fake.openaiBaseUrl }));
+    providers = loadConfig({ OPENAI_API_KEY: 'k', OPENAI_BASE_URL: fake.openaiBaseUrl }).providers;
     fake.script('gpt-3.5-turbo', {
       reply: '{"summary": "A happy review.", "sentiment": {"label": "positive", "reasons": ["\\"love\\""]}}',
     });
-    const t = createTestTaskContext();
+    const t = createTestTaskContext({ providers });
     const text = 'I love this product. It works great and the support team is wonderful.';
     const result = await new TextAnalyzer().analyze_text(
       { text },
@@ -76,19 +82,19 @@ describe('chat/text_analyzer.analyze_text in LLM mode', () => {
   });
 
   it('stays offline without a model, and fails at once for a provider without a key', async () => {
-    configureProviders(loadConfig({}));
+    providers = loadConfig({}).providers;
     const before = fake.requests.length;
     const offline = await new TextAnalyzer().analyze_text(
       { text: 'Fine words here.' },
       { language: 'en' },
-      createTestTaskContext().task,
+      createTestTaskContext({ providers }).task,
     );
     expect(offline.llm).toBeUndefined();
     await expect(
       new TextAnalyzer().analyze_text(
         { text: 'Fine words here.' },
         { model: 'gemini-2.0-flash' },
-        createTestTaskContext().task,
+        createTestTaskContext({ providers }).task,
       ),
     ).rejects.toBeInstanceOf(ProviderNotConfiguredError);
     expect(fake.requests.length).toBe(before);

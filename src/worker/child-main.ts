@@ -11,7 +11,7 @@ import type { SharedLimits, TaskLogger } from '../core/task-context.js';
 import { BUILTIN_SOURCE, registerBuiltinServices } from '../services/builtin.js';
 import type { ChildMessage, LogLevel, ParentMessage } from './child-protocol.js';
 import { CHILD_SERVICES_ENV } from './child-protocol.js';
-import { failureInfo, runService, type ServiceRun } from './execute-service.js';
+import { failureInfo, runService, type ServiceRun, type WorkerServices } from './execute-service.js';
 
 function send(message: ChildMessage): void {
   if (process.connected) process.send?.(message);
@@ -20,8 +20,8 @@ function send(message: ChildMessage): void {
 process.on('disconnect', () => process.exit(0));
 forwardProviderFigures((figures) => send({ type: 'figures', figures }));
 
-/** This child's services: the same sources as its parent worker's registry. */
-const registry = new ServiceRegistry();
+/** This child's services (the same sources as its parent worker's registry) and provider settings. */
+const services: WorkerServices = { registry: new ServiceRegistry() };
 let current: { runId: number; execution: ServiceRun } | undefined;
 let initialised!: (providers: ProviderSettings | undefined) => void;
 const init = new Promise<ProviderSettings | undefined>((resolve) => (initialised = resolve));
@@ -66,7 +66,7 @@ function ipcLogger(runId: number): TaskLogger {
 async function run(message: Extract<ParentMessage, { type: 'run' }>): Promise<void> {
   const { runId } = message;
   const execution = runService(
-    registry,
+    services,
     message.data,
     message.attempt,
     {
@@ -128,13 +128,12 @@ process.on('uncaughtException', (error) => {
 });
 
 try {
-  // The parent's first message; before it, a service module loaded below could see no providers.
+  // The parent's first message, before any service module loads.
   const providers = await init;
-  // Loaded only here: a child without settings to apply keeps the provider layer unloaded until used.
-  if (providers) (await import('../providers/settings.js')).configureProviders(providers);
+  if (providers) services.providers = providers;
   for (const source of JSON.parse(process.env[CHILD_SERVICES_ENV] ?? '[]') as string[]) {
-    if (source === BUILTIN_SOURCE) registerBuiltinServices(registry);
-    else await loadServiceModules([source], registry);
+    if (source === BUILTIN_SOURCE) registerBuiltinServices(services.registry);
+    else await loadServiceModules([source], services.registry);
   }
   send({ type: 'ready', pid: process.pid });
 } catch (error) {

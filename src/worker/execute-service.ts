@@ -3,8 +3,16 @@ import { errorInfo, isRetryable } from '../core/errors.js';
 import type { FileTouch, ModelUsage, TaskJobData, StoredResources } from '../core/task.js';
 import { storableText } from '../core/storable-text.js';
 import { toJsonSafe } from '../engine/json-safe.js';
+import type { ProviderSettings } from '../providers/types.js';
 import type { ServiceRegistry } from '../registry/registry.js';
 import type { ResourceTracker, SharedLimits, TaskContext, TaskLogger } from '../core/task-context.js';
+
+/** What a worker gives every task it runs: its services, and its provider settings. */
+export interface WorkerServices {
+  registry: ServiceRegistry;
+  /** Absent: llm() reads the process's environment (a child whose parent handed none). */
+  providers?: ProviderSettings;
+}
 
 /** Where a running task's progress and stream go: the job in-process, or the parent over IPC. */
 export interface TaskSink {
@@ -154,7 +162,7 @@ class ServiceTask implements TaskContext, ServiceRun {
     private readonly sink: TaskSink,
     readonly log: TaskLogger,
     readonly limits: SharedLimits,
-    private readonly registry: ServiceRegistry,
+    private readonly services: WorkerServices,
     private readonly live: LiveRuns | undefined,
   ) {
     this.outcome = new Promise<ExecOutcome>((resolve) => (this.settle = resolve));
@@ -177,6 +185,9 @@ class ServiceTask implements TaskContext, ServiceRun {
   }
   get service(): string {
     return this.data.service;
+  }
+  get providers(): ProviderSettings | undefined {
+    return this.services.providers;
   }
   get signal(): AbortSignal {
     if (!this.controller) {
@@ -211,7 +222,7 @@ class ServiceTask implements TaskContext, ServiceRun {
     let returned: unknown;
     this.live?.enter(this);
     try {
-      returned = this.registry.call(
+      returned = this.services.registry.call(
         data.mode,
         data.service,
         data.task_name,
@@ -293,11 +304,11 @@ class ServiceTask implements TaskContext, ServiceRun {
 }
 
 /**
- * Runs one task's service method, from `registry`, in this process. The caller decides when to
+ * Runs one task's service method, from `services`, in this process. The caller decides when to
  * abort (time limits and cancel); errors come back as data, never as a crash.
  */
 export function runService(
-  registry: ServiceRegistry,
+  services: WorkerServices,
   data: TaskJobData,
   attempt: number,
   sink: TaskSink,
@@ -305,7 +316,7 @@ export function runService(
   limits: SharedLimits,
   live?: LiveRuns,
 ): ServiceRun {
-  const task = new ServiceTask(data, attempt, sink, log, limits, registry, live);
+  const task = new ServiceTask(data, attempt, sink, log, limits, services, live);
   task.start();
   return task;
 }

@@ -1,8 +1,7 @@
 import type { PoolKind } from '../core/config.js';
 import type { TaskJobData } from '../core/task.js';
 import type { SharedLimits, TaskLogger } from '../core/task-context.js';
-import type { ServiceRegistry } from '../registry/registry.js';
-import type { ExecOutcome, FailureInfo, LiveRuns, TaskSink } from './execute-service.js';
+import type { ExecOutcome, FailureInfo, LiveRuns, TaskSink, WorkerServices } from './execute-service.js';
 import { runService } from './execute-service.js';
 
 /** One task under way in some pool. */
@@ -41,7 +40,7 @@ export class AsyncExecutor implements Executor {
 
   /** `live` is told which tasks' code is in the event loop (the blocked-loop watch). */
   constructor(
-    private readonly registry: ServiceRegistry,
+    private readonly services: WorkerServices,
     private readonly live?: LiveRuns,
   ) {}
 
@@ -53,7 +52,7 @@ export class AsyncExecutor implements Executor {
     limits: SharedLimits,
   ): Execution {
     // The service run is the execution itself: one object per task, not a wrapper around it.
-    return runService(this.registry, data, attempt, sink, log, limits, this.live);
+    return runService(this.services, data, attempt, sink, log, limits, this.live);
   }
 
   async close(): Promise<void> {}

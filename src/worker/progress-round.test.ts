@@ -16,7 +16,7 @@ describe('task progress', () => {
     });
     const seen: number[] = [];
     const run = runService(
-      registry,
+      { registry },
       {
         task_name: 'steps',
         user_id: 'u',

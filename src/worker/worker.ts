@@ -14,7 +14,7 @@ import { decodeControl } from '../engine/control.js';
 import type { Store, WorkerHeartbeat } from '../engine/store.js';
 import { openStore } from '../engine/open-store.js';
 import type { ResultEnvelope } from '../engine/task-record.js';
-import { configureProviders, logProviderStatus } from '../providers/index.js';
+import { logProviderStatus } from '../providers/index.js';
 import { ServiceRegistry } from '../registry/registry.js';
 import { absoluteServicePaths, loadServiceModules } from '../registry/service-loader.js';
 import { AbandonedTasks } from './abandoned-tasks.js';
@@ -130,7 +130,6 @@ export class AiecsWorker implements Controllable {
         ...(this.options.namespace !== undefined ? { namespace: this.options.namespace } : {}),
       }));
     this.store = store;
-    configureProviders(this.config);
     logProviderStatus(this.logger, this.config);
     const remote = new RemoteControl(store, this, this.logger);
     this.unsubscribe = await store.subscribe((raw) => {
@@ -197,7 +196,7 @@ export class AiecsWorker implements Controllable {
             providers: this.config.providers,
             logger: this.logger,
           })
-        : new AsyncExecutor(this.registry, this.loopWatch);
+        : new AsyncExecutor({ registry: this.registry, providers: this.config.providers }, this.loopWatch);
     this.executors.set(queue, executor);
     let producer = this.producers.get(queue);
     if (!producer) this.producers.set(queue, (producer = store.createEventsProducer(queue)));
