@@ -183,6 +183,19 @@ export class TaskConflictError extends AiecsError {
   }
 }
 
+/** A retry of a task that has not ended in failure (pending, running, completed). */
+export class TaskNotRetryableError extends AiecsError {
+  override readonly code = 'TASK_NOT_RETRYABLE';
+  override readonly wireCode = 'E001';
+  constructor(
+    readonly taskId: string,
+    readonly status: string,
+    why = `only failed, timed_out or cancelled tasks can be retried`,
+  ) {
+    super(`task ${taskId} is ${status}: ${why}`, { task_id: taskId, status });
+  }
+}
+
 export class ResultNotSerializableError extends AiecsError {
   override readonly code = 'RESULT_NOT_SERIALIZABLE';
   override readonly wireCode = 'E003';

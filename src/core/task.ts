@@ -98,6 +98,18 @@ export interface StoredTaskData {
   input_data?: Record<string, unknown>;
   context?: Record<string, unknown>;
   options?: { time_limit?: number; soft_time_limit?: number; priority?: number };
+  /** Runs ended before a manual retry, oldest first (written by the retry, never at submit). */
+  runs?: Run[];
+}
+
+/** A run of a task that ended before it was retried by hand: what its record said then. */
+export interface Run {
+  attempt: number;
+  status: TaskStatus;
+  started_at: string | null;
+  finished_at: string | null;
+  worker: string | null;
+  error: TaskErrorInfo | null;
 }
 
 /** What names a task in a listing (`inspect active`, `inspect reserved`, queue listings). */
@@ -272,4 +284,6 @@ export interface TaskRecord {
   error: TaskErrorInfo | null;
   resources: TrackedResources | null;
   worker: string | null;
+  /** Earlier runs, ended before a manual retry, oldest first; empty when none. */
+  runs: Run[];
 }

@@ -12,7 +12,7 @@ import type { ControlArgs, ControlCommand, InspectCommand, InspectVerb } from '.
 import type { Gathered } from './control-client.js';
 import { ControlClient } from './control-client.js';
 import type { PurgeResult, QueueCounts, QueueListing } from './queue-admin.js';
-import { checkQueues, listQueue, purgeQueue, queueCounts } from './queue-admin.js';
+import { checkQueues, listQueue, purgeQueue, queueCounts, setQueuePaused } from './queue-admin.js';
 import type { Store, WorkerHeartbeat } from './store.js';
 
 export { INSPECT_VERBS, type InspectVerb } from './control.js';
@@ -144,6 +144,22 @@ export class Admin {
     const results: PurgeResult[] = [];
     for (const queue of queues)
       results.push(await this.app.bounded(`purge ${queue}`, () => purgeQueue(this.app, queue)));
+    return results;
+  }
+
+  /** Pauses (or resumes) the queues named, once every name is known to be one. */
+  async pause(
+    names: readonly string[],
+    paused = true,
+  ): Promise<Array<{ queue: QueueKind; paused: boolean }>> {
+    const queues = checkQueues(names);
+    const results: Array<{ queue: QueueKind; paused: boolean }> = [];
+    for (const queue of queues)
+      results.push(
+        await this.app.bounded(`${paused ? 'pause' : 'resume'} ${queue}`, () =>
+          setQueuePaused(this.app, queue, paused),
+        ),
+      );
     return results;
   }
 

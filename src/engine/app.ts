@@ -40,9 +40,10 @@ import { libraryToWire } from '../core/library-wire.js';
 import { prepareSubmission } from '../core/submission.js';
 import { encodeControl } from './control.js';
 import { ResultWaiter } from './result-waiter.js';
-import type { IndexedTask, Store, WorkerHeartbeat } from './store.js';
+import type { IndexFilter, IndexedTask, Store, WorkerHeartbeat } from './store.js';
 import { openStore } from './open-store.js';
 import { StoreGuard, type GuardedCall } from './store-guard.js';
+import { retryTask, type RetryResult } from './task-retry.js';
 import type { BullState, ProgressPayload, ResultEnvelope, TaskJob } from './task-record.js';
 import { jobTaskData, toTaskRecord } from './task-record.js';
 
@@ -61,6 +62,21 @@ export interface AppOptions {
 export interface WaitOptions {
   /** Seconds to wait; default: forever. */
   timeout?: number;
+}
+
+export interface ListTasksOptions {
+  /** 1..200 (default 50). */
+  limit?: number;
+  cursor?: string;
+  status?: TaskStatus;
+  queue?: QueueKind;
+  taskName?: string;
+  mode?: string;
+  service?: string;
+  /** Created at or after (epoch ms). */
+  since?: number;
+  /** Created at or before (epoch ms). */
+  until?: number;
 }
 
 export interface CancelResult {
@@ -353,27 +369,38 @@ export class AiecsApp {
     );
   }
 
-  /** A page of a user's tasks (all users' without one), newest first, as records. */
+  /**
+   * A page of a user's tasks (all users' without one), newest first, as records. The index
+   * narrows by queue, task name, mode, service and time; the status is read from the records, a
+   * bounded number of index pages per call: a page may come back short, with a cursor to go on.
+   */
   listTasks(
     userId: string | undefined,
-    options: { limit?: number; cursor?: string; status?: TaskStatus; taskName?: string } = {},
+    options: ListTasksOptions = {},
   ): Promise<{ tasks: TaskRecord[]; next_cursor?: string }> {
     return this.guard.run('list tasks', () => this.readPage(userId, options));
   }
 
   private async readPage(
     userId: string | undefined,
-    options: { limit?: number; cursor?: string; status?: TaskStatus; taskName?: string },
+    options: ListTasksOptions,
   ): Promise<{ tasks: TaskRecord[]; next_cursor?: string }> {
+    const filter: IndexFilter = {};
+    if (options.queue !== undefined) filter.queue = options.queue;
+    if (options.taskName !== undefined) filter.task_name = options.taskName;
+    if (options.mode !== undefined) filter.mode = options.mode;
+    if (options.service !== undefined) filter.service = options.service;
+    if (options.since !== undefined) filter.since = options.since;
+    if (options.until !== undefined) filter.until = options.until;
     const limit = options.limit ?? 50;
     const store = await this.store();
     const tasks: TaskRecord[] = [];
     // Defence in depth for the index: each task once, and only the asked-for user's.
     const seen = new Set<string>();
     let cursor = options.cursor;
-    // Filters apply to records, so a page may need several index pages; a few are enough.
+    // The status is the record's, so a page may need several index pages; a few are enough.
     for (let round = 0; round < 10; round++) {
-      const page = await store.listTasks(userId, limit - tasks.length, cursor);
+      const page = await store.listTasks(userId, limit - tasks.length, cursor, filter);
       const records = await Promise.all(
         page.items.map((item) => this.readTask(item.task_id, item.queue as QueueKind)),
       );
@@ -382,7 +409,6 @@ export class AiecsApp {
         if (seen.has(record.task_id) || (userId !== undefined && record.user_id !== userId)) continue;
         seen.add(record.task_id);
         if (options.status && record.status !== options.status) continue;
-        if (options.taskName && record.task_name !== options.taskName) continue;
         tasks.push(record);
       }
       cursor = page.next_cursor;
@@ -529,6 +555,14 @@ export class AiecsApp {
     return { task_id: taskId, status: TaskStatus.CANCELLED, cancelled: true };
   }
 
+  /**
+   * Runs a failed, timed-out or cancelled task again under its id, as a new attempt (see
+   * task-retry.ts); any other status is refused with TaskNotRetryableError.
+   */
+  retry(taskId: string): Promise<RetryResult> {
+    return this.guard.run('retry the task', () => retryTask(this, taskId));
+  }
+
   listWorkers(): Promise<WorkerHeartbeat[]> {
     return this.guard.run('list workers', async () => (await this.store()).listHeartbeats());
   }
@@ -613,7 +647,8 @@ function uncertainSubmit(error: StoreUnavailableError, ids: string[]): StoreUnav
 }
 
 function indexEntry(kind: QueueKind, data: TaskJobData): IndexedTask {
-  return { task_id: data.task_id, user_id: data.user_id, queue: kind, created_at: data.submitted_at };
+  const { task_id, user_id, task_name, mode, service } = data;
+  return { task_id, user_id, queue: kind, created_at: data.submitted_at, task_name, mode, service };
 }
 
 export function createApp(options: AppOptions = {}): AiecsApp {

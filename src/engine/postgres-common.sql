@@ -20,8 +20,8 @@ SELECT :"schema".aiecs_acquire_lease($1, $2, $3, $4, $5) AS ok;
 DELETE FROM :"schema".aiecs_lease WHERE key = $1 AND holder = $2;
 
 -- name: index_tasks
-INSERT INTO :"schema".aiecs_task_index (task_id, user_id, queue, created_at_ms)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+INSERT INTO :"schema".aiecs_task_index (task_id, user_id, queue, created_at_ms, task_name, mode, service)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
 ON CONFLICT (task_id) DO NOTHING;
 
 -- name: trim_index
@@ -30,9 +30,17 @@ DELETE FROM :"schema".aiecs_task_index WHERE created_at_ms < $1;
 -- name: list_tasks
 -- $2 the user (NULL: everyone's), $3 and $4 the cursor (NULL: the newest page). The statement is
 -- planned with its parameters' values, so the NULL tests fold away and an index serves the rest.
+-- $5..$8 queue, task_name, mode, service and $9, $10 since and until (epoch ms): the filters
+-- (NULL: any).
 SELECT task_id, user_id, queue, created_at_ms FROM :"schema".aiecs_task_index
 WHERE ($2::text IS NULL OR user_id = $2::text)
   AND ($3::bigint IS NULL OR (created_at_ms, task_id) < ($3::bigint, $4::text))
+  AND ($5::text IS NULL OR queue = $5::text)
+  AND ($6::text IS NULL OR task_name = $6::text)
+  AND ($7::text IS NULL OR mode = $7::text)
+  AND ($8::text IS NULL OR service = $8::text)
+  AND ($9::bigint IS NULL OR created_at_ms >= $9::bigint)
+  AND ($10::bigint IS NULL OR created_at_ms <= $10::bigint)
 ORDER BY created_at_ms DESC, task_id DESC
 LIMIT $1;
 
@@ -42,6 +50,9 @@ ON CONFLICT (task_id) DO UPDATE SET expires_at_ms = EXCLUDED.expires_at_ms;
 
 -- name: drop_expired_cancels
 DELETE FROM :"schema".aiecs_cancel WHERE expires_at_ms < $1;
+
+-- name: clear_cancel
+DELETE FROM :"schema".aiecs_cancel WHERE task_id = $1;
 
 -- name: cancel_requested
 SELECT task_id FROM :"schema".aiecs_cancel WHERE task_id = ANY($1::text[]) AND expires_at_ms >= $2;

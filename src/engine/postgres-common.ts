@@ -60,6 +60,7 @@ const QUERIES = readQueries('./postgres-common.sql', import.meta.url, [
   'request_cancel',
   'drop_expired_cancels',
   'cancel_requested',
+  'clear_cancel',
   'put_heartbeat',
   'remove_heartbeat',
   'drop_expired_heartbeats',
@@ -143,18 +144,27 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
         tasks.map((t) => t.user_id),
         tasks.map((t) => t.queue),
         tasks.map((t) => t.created_at),
+        tasks.map((t) => t.task_name ?? null),
+        tasks.map((t) => t.mode ?? null),
+        tasks.map((t) => t.service ?? null),
       ]);
     },
     async trimIndex(cutoffMs) {
       await pool.query(sql.trim_index, [cutoffMs]);
     },
-    async listTasks(userId, limit, cursor) {
+    async listTasks(userId, limit, cursor, filter = {}) {
       const after = cursor ? decodeCursor(cursor) : undefined;
       const { rows } = await pool.query(sql.list_tasks, [
         limit + 1,
         userId ?? null,
         after?.[0] ?? null,
         after?.[1] ?? null,
+        filter.queue ?? null,
+        filter.task_name ?? null,
+        filter.mode ?? null,
+        filter.service ?? null,
+        filter.since ?? null,
+        filter.until ?? null,
       ]);
       const items = rows.map((r) => ({
         task_id: String(r.task_id),
@@ -169,6 +179,9 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
       await pool.query(sql.request_cancel, [taskId, now + ttlMs]);
       // Expired requests go when new ones come: the table stays as small as the recent cancels.
       await pool.query(sql.drop_expired_cancels, [now]);
+    },
+    async clearCancel(taskId) {
+      await pool.query(sql.clear_cancel, [taskId]);
     },
     async cancelRequested(taskIds) {
       if (taskIds.length === 0) return [];

@@ -19,6 +19,8 @@ export interface QueueCounts {
   active: number;
   completed: number;
   failed: number;
+  /** Paused: workers take none of its tasks until it is resumed (BullMQ's Queue.pause). */
+  paused: boolean;
 }
 
 /** A task still in its queue, as `inspect reserved|scheduled` lists it. */
@@ -57,7 +59,10 @@ export function checkQueues(names: readonly string[]): QueueKind[] {
 
 export async function queueCounts(app: AiecsApp, queue: QueueKind): Promise<QueueCounts> {
   const q = await app.queue(queue);
-  const c = await q.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'completed', 'failed');
+  const [c, paused] = await Promise.all([
+    q.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'completed', 'failed'),
+    q.isPaused(),
+  ]);
   const n = (key: string) => c[key] ?? 0;
   return {
     queue,
@@ -66,7 +71,23 @@ export async function queueCounts(app: AiecsApp, queue: QueueKind): Promise<Queu
     active: n('active'),
     completed: n('completed'),
     failed: n('failed'),
+    paused,
   };
+}
+
+/**
+ * Pauses or resumes `queue` for every worker (BullMQ's Queue.pause and resume, kept in the
+ * store): a paused queue keeps taking tasks, and its running ones finish; none starts until resumed.
+ */
+export async function setQueuePaused(
+  app: AiecsApp,
+  queue: QueueKind,
+  paused: boolean,
+): Promise<{ queue: QueueKind; paused: boolean }> {
+  const q = await app.queue(queue);
+  if (paused) await q.pause();
+  else await q.resume();
+  return { queue, paused: await q.isPaused() };
 }
 
 function queuedTask(job: TaskJob, queue: QueueKind, delayed: boolean): QueuedTask {

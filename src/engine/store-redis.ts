@@ -7,8 +7,17 @@ import { RedisEventBatch } from './redis-event-batch.js';
 import { startAtStreamEnd } from '../shims/bullmq-queue-events-start.js';
 import { readScript } from '../core/script-files.js';
 import { checkRedisSchema } from './redis-schema.js';
-import type { IndexedTask, ResolvedStoreOptions, Store, WorkerHeartbeat } from './store.js';
+import type {
+  IndexFilter,
+  IndexedTask,
+  ResolvedStoreOptions,
+  Store,
+  TaskPage,
+  WorkerHeartbeat,
+} from './store.js';
 import {
+  INDEX_SCAN_BUDGET,
+  hasIndexFilter,
   BROKER_HINT,
   DEFAULT_STORE_TIMEOUT_MS,
   checkNamespace,
@@ -23,6 +32,7 @@ const TRY_HIT = readScript('./lua/try-hit.lua', import.meta.url);
 const LIST_TASKS = readScript('./lua/list-tasks.lua', import.meta.url);
 const TRIM_INDEX = readScript('./lua/trim-index.lua', import.meta.url);
 const INDEX_TASKS = readScript('./lua/index-tasks.lua', import.meta.url);
+const LIST_FILTERED = readScript('./lua/list-filtered.lua', import.meta.url);
 
 /** Index entries per RPUSH or script call: bounds one command for a huge batch (and Lua's unpack). */
 const INDEX_CHUNK = 1_000;
@@ -149,12 +159,53 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
   command.defineCommand('aiecsListTasks', { numberOfKeys: 2, lua: LIST_TASKS });
   command.defineCommand('aiecsTrimIndex', { numberOfKeys: 2, lua: TRIM_INDEX });
   command.defineCommand('aiecsIndexTasks', { numberOfKeys: 2, lua: INDEX_TASKS });
+  command.defineCommand('aiecsListFiltered', { numberOfKeys: 2, lua: LIST_FILTERED });
   type IndexScripts = {
+    aiecsListFiltered(
+      list: string,
+      trimmed: string,
+      ...args: Array<string | number>
+    ): Promise<[number, Array<number | string>, number, string | null, string | null]>;
     aiecsIndexTasks(all: string, own: string, ...entries: string[]): Promise<number>;
     aiecsListTasks(list: string, trimmed: string, limit: number, at: string): Promise<[number, string[]]>;
     aiecsTrimIndex(list: string, trimmed: string, cutoffMs: number, rounds: number): Promise<number>;
   };
   const scripts = command as unknown as IndexScripts;
+
+  /** A filtered page: the script scans a bounded stretch and says where it stopped. */
+  async function listFiltered(
+    name: string,
+    limit: number,
+    after: [number, string] | undefined,
+    filter: IndexFilter,
+  ): Promise<TaskPage> {
+    const [trimmed, found, lastPos, lastEntry, own] = await scripts.aiecsListFiltered(
+      tasksPrefix + name,
+      trimmedPrefix + name,
+      limit,
+      after ? String(after[0]) : '',
+      INDEX_SCAN_BUDGET,
+      filter.queue ?? '',
+      filter.task_name ?? '',
+      filter.mode ?? '',
+      filter.service ?? '',
+      filter.since ?? '',
+      filter.until ?? '',
+    );
+    // The cursor's own entry must still be there: see listTasks.
+    if (after && (own === null || parseIndexEntry(own).task_id !== after[1])) return { items: [] };
+    const items: IndexedTask[] = [];
+    for (let i = 0; i + 1 < found.length && items.length < limit; i += 2) {
+      const item = parseIndexEntry(String(found[i + 1]));
+      items.push(item);
+      if (items.length === limit && found.length > 2 * limit)
+        return { items, next_cursor: encodeCursor(trimmed + Number(found[i]), item.task_id) };
+    }
+    // Read its budget before a full page: go on from the last entry read.
+    if (lastPos >= 0 && lastEntry !== null)
+      return { items, next_cursor: encodeCursor(trimmed + lastPos, parseIndexEntry(lastEntry).task_id) };
+    return { items };
+  }
   /** A pipeline that also takes the index scripts (ioredis types defined commands on no client). */
   const indexPipeline = () =>
     command.pipeline() as unknown as IndexScripts & ReturnType<RedisClient['pipeline']>;
@@ -278,11 +329,12 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
           );
       } while (cursor !== '0');
     },
-    async listTasks(userId, limit, cursor) {
+    async listTasks(userId, limit, cursor, filter) {
       const name = userId === undefined ? 'all' : `user:${userId}`;
       const decoded = cursor ? decodeCursor(cursor) : undefined;
       // A cursor that is not one of ours reads as none, as a malformed one does: the first page.
       const after = decoded && Number.isSafeInteger(decoded[0]) && decoded[0] >= 0 ? decoded : undefined;
+      if (hasIndexFilter(filter)) return listFiltered(name, limit, after, filter);
       const [first, entries] = await scripts.aiecsListTasks(
         tasksPrefix + name,
         trimmedPrefix + name,
@@ -303,6 +355,9 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
         : { items };
     },
 
+    async clearCancel(taskId) {
+      await command.del(`${cancelPrefix}${taskId}`);
+    },
     async requestCancel(taskId, ttlMs) {
       await command.set(`${cancelPrefix}${taskId}`, '1', 'PX', ttlMs);
     },
@@ -352,21 +407,26 @@ function execResults(results: Array<[Error | null, unknown]> | null): unknown[] 
 }
 
 /**
- * `created_at|queue|task_id|user_id`: queue names and task ids hold no `|`, so the user id, last,
- * may hold anything. Cheaper to build and read than JSON, at thousands of submits a second.
+ * `created_at|queue:task_name:mode:service|task_id|user_id`: queue names and task ids hold no `|`
+ * and names no `:` (they are identifiers), so the user id, last, may hold anything. Cheaper to
+ * build and read than JSON, at thousands of submits a second. Entries written before the labels
+ * have the queue alone in the second field.
  */
 function indexEntry(t: IndexedTask): string {
-  return `${t.created_at}|${t.queue}|${t.task_id}|${t.user_id}`;
+  const labels = t.task_name === undefined ? t.queue : `${t.queue}:${t.task_name}:${t.mode}:${t.service}`;
+  return `${t.created_at}|${labels}|${t.task_id}|${t.user_id}`;
 }
 
 function parseIndexEntry(entry: string): IndexedTask {
   const first = entry.indexOf('|');
   const second = entry.indexOf('|', first + 1);
   const third = entry.indexOf('|', second + 1);
+  const [queue, task_name, mode, service] = entry.slice(first + 1, second).split(':');
   return {
     task_id: entry.slice(second + 1, third),
     user_id: entry.slice(third + 1),
-    queue: entry.slice(first + 1, second),
+    queue: queue!,
     created_at: Number(entry.slice(0, first)),
+    ...(task_name !== undefined ? { task_name, mode: mode!, service: service! } : {}),
   };
 }

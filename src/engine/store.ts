@@ -47,7 +47,36 @@ export interface IndexedTask {
   user_id: string;
   queue: string;
   created_at: number;
+  /** Fixed at submit, kept so that lists filter on them without reading records; absent on older entries. */
+  task_name?: string;
+  mode?: string;
+  service?: string;
 }
+
+/** What a list may be narrowed to from the index alone (the task's record is not read for it). */
+export interface IndexFilter {
+  queue?: string;
+  task_name?: string;
+  mode?: string;
+  service?: string;
+  /** created_at at or after this (epoch ms). */
+  since?: number;
+  /** created_at at or before this (epoch ms). */
+  until?: number;
+}
+
+/** Whether a filter narrows anything. */
+export function hasIndexFilter(filter: IndexFilter | undefined): filter is IndexFilter {
+  if (!filter) return false;
+  for (const value of Object.values(filter)) if (value !== undefined) return true;
+  return false;
+}
+
+/**
+ * Entries a filtered list reads per request at most where the store cannot seek to them (Redis):
+ * past it the page comes back short, with a cursor to go on from.
+ */
+export const INDEX_SCAN_BUDGET = 2_000;
 
 export interface TaskPage {
   items: IndexedTask[];
@@ -98,8 +127,17 @@ export interface Store {
   indexTasks(tasks: IndexedTask[]): Promise<void>;
   /** Drops index entries of tasks created before `cutoffMs` (their records are gone by then). */
   trimIndex(cutoffMs: number): Promise<void>;
-  /** One page of a user's tasks (or everyone's, without a user), newest first. */
-  listTasks(userId: string | undefined, limit: number, cursor?: string): Promise<TaskPage>;
+  /**
+   * One page of a user's tasks (or everyone's, without a user), newest first, narrowed by
+   * `filter`. A store that has to scan for a filter reads at most INDEX_SCAN_BUDGET entries and
+   * may return fewer than `limit` items with a next_cursor.
+   */
+  listTasks(
+    userId: string | undefined,
+    limit: number,
+    cursor?: string,
+    filter?: IndexFilter,
+  ): Promise<TaskPage>;
 
   /**
    * Records that a running task should stop, for `ttlMs`. The control message is the fast path;
@@ -109,6 +147,8 @@ export interface Store {
   requestCancel(taskId: string, ttlMs: number): Promise<void>;
   /** Which of these tasks have a cancel request. */
   cancelRequested(taskIds: string[]): Promise<string[]>;
+  /** Forgets a task's cancel request: a retried task's new run must not be stopped by the old one. */
+  clearCancel(taskId: string): Promise<void>;
   putHeartbeat(beat: WorkerHeartbeat, ttlMs: number): Promise<void>;
   removeHeartbeat(id: string): Promise<void>;
   listHeartbeats(): Promise<WorkerHeartbeat[]>;

@@ -174,5 +174,6 @@ export function toTaskRecord(job: TaskJob, state: BullState | string, queue: Que
     error,
     resources: stored ? fullResources(stored) : null,
     worker: envelope ? (job.processedBy ?? null) : (progress?.worker ?? job.processedBy ?? null),
+    runs: job.data.runs ?? [],
   };
 }

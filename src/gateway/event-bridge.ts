@@ -365,6 +365,8 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
   private onProgress(taskId: string, meta: Meta, data: unknown): void {
     if (typeof data !== 'object' || data === null || !('status' in data)) return;
     const payload = data as ProgressPayload;
+    // Pending after its end: the task was retried by hand (task-retry.ts). A new run follows.
+    if (meta.terminalSent && payload.status === TaskStatus.PENDING) this.reopen(meta);
     meta.attempt = Math.max(meta.attempt, payload.attempt);
     const fields = {
       status: payload.status,
@@ -383,6 +385,14 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     }
     if (meta.terminalSent) return;
     this.emitProgress(taskId, meta, fields);
+  }
+
+  /** A retried task's events flow again; its next `active` is the next attempt. */
+  private reopen(meta: Meta): void {
+    meta.terminalSent = false;
+    delete meta.pendingTerminal;
+    meta.fetchedAttempt = meta.attempt + 1;
+    meta.activeSeen = 0;
   }
 
   private onCompleted(taskId: string, meta: Meta, raw: unknown): void {

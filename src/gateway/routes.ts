@@ -12,7 +12,7 @@ import {
 import type { TaskRecord } from '../core/task.js';
 import { taskIdSchema } from '../core/submission.js';
 import { Admin, INSPECT_VERBS } from '../engine/admin.js';
-import type { AiecsApp } from '../engine/app.js';
+import type { AiecsApp, ListTasksOptions } from '../engine/app.js';
 import type { Store } from '../engine/store.js';
 import type { ServiceRegistry } from '../registry/registry.js';
 import { ServiceCatalog } from '../registry/service-catalog.js';
@@ -224,6 +224,11 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
         return app.cancel(record.task_id);
       });
 
+      api.post('/tasks/:id/retry', async (request, reply) => {
+        const record = await visible((request.params as { id: string }).id, principal(request));
+        return reply.code(202).send(await app.retry(record.task_id));
+      });
+
       api.get('/tasks', async (request) => {
         const who = principal(request);
         const query = parseOrThrow(listQuerySchema, request.query);
@@ -231,12 +236,17 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
           throw new ForbiddenError("only admins may list other users' tasks");
         }
         const userId = who.admin ? query.user_id : who.userId;
-        const page = await app.listTasks(userId, {
-          limit: query.limit,
-          ...(query.cursor !== undefined ? { cursor: query.cursor } : {}),
-          ...(query.status !== undefined ? { status: query.status } : {}),
-          ...(query.task_name !== undefined ? { taskName: query.task_name } : {}),
-        });
+        const { limit, cursor, status, queue, task_name: taskName, mode, service, since, until } = query;
+        const options: ListTasksOptions = { limit };
+        Object.assign(
+          options,
+          Object.fromEntries(
+            Object.entries({ cursor, status, queue, taskName, mode, service, since, until }).filter(
+              ([, value]) => value !== undefined,
+            ),
+          ),
+        );
+        const page = await app.listTasks(userId, options);
         return { ...page, tasks: page.tasks.map(publicRecord) };
       });
 
@@ -300,6 +310,13 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
         requireAdmin(request, 'read the queues');
         return { queues: await admin.queues() };
       });
+
+      for (const verb of ['pause', 'resume'] as const)
+        api.post(`/queues/:name/${verb}`, async (request) => {
+          requireAdmin(request, `${verb} queues`);
+          const [result] = await admin.pause([(request.params as { name: string }).name], verb === 'pause');
+          return result!;
+        });
 
       api.post('/queues/:name/purge', async (request) => {
         requireAdmin(request, 'purge queues');

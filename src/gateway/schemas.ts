@@ -25,9 +25,25 @@ export type HttpTask = z.output<typeof httpTaskSchema>;
 export const MAX_BATCH = 1000;
 export const httpBatchSchema = z.strictObject({ tasks: z.array(z.unknown()).min(1).max(MAX_BATCH) });
 
+/** A time bound of a list: an ISO 8601 date(-time) or epoch milliseconds, read as epoch ms. */
+const timeBound = z
+  .string()
+  .max(64)
+  .transform((text, ctx) => {
+    const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+    if (Number.isFinite(ms)) return ms;
+    ctx.addIssue({ code: 'custom', message: 'must be an ISO 8601 date or epoch milliseconds' });
+    return z.NEVER;
+  });
+
 export const listQuerySchema = z.strictObject({
   status: z.enum(Object.values(TaskStatus) as [TaskStatus, ...TaskStatus[]]).optional(),
+  queue: z.enum([FAST_QUEUE, HEAVY_QUEUE]).optional(),
   task_name: storableText(z.string().max(128)).optional(),
+  mode: storableText(z.string().max(128)).optional(),
+  service: storableText(z.string().max(128)).optional(),
+  since: timeBound.optional().describe('created at or after: ISO 8601 or epoch ms'),
+  until: timeBound.optional().describe('created at or before: ISO 8601 or epoch ms'),
   // The store looks these up: text it cannot keep is a 400 here, not its error.
   user_id: storableText(z.string().max(256)).optional().describe('admins only: whose tasks'),
   limit: z.coerce.number().int().min(1).max(200).default(50),
@@ -241,6 +257,43 @@ export function openApiDocument(version: string): Record<string, unknown> {
           responses: { '200': ok({ type: 'object' }), ...errors(401, 404) },
         },
       },
+      '/api/tasks/{id}/retry': {
+        post: {
+          summary:
+            'run a failed, timed_out or cancelled task again under the same id, as a new attempt (owner or admin); its record keeps the ended run in runs',
+          parameters: idParam,
+          responses: {
+            '202': ok(
+              {
+                type: 'object',
+                properties: {
+                  task_id: { type: 'string' },
+                  status: { type: 'string', const: 'pending' },
+                  attempt: { type: 'integer', description: 'the attempt the new run will be' },
+                },
+              },
+              'queued again',
+            ),
+            ...errors(401, 404, 409),
+          },
+        },
+      },
+      '/api/me': {
+        get: {
+          summary: 'who the token is',
+          responses: {
+            '200': ok({
+              type: 'object',
+              properties: {
+                user_id: { type: 'string' },
+                admin: { type: 'boolean' },
+                expires_at: { type: ['string', 'null'], description: 'ISO 8601; null without exp' },
+              },
+            }),
+            ...errors(401),
+          },
+        },
+      },
       '/api/services': {
         get: {
           summary: 'the registry: modes, services, methods',
@@ -312,7 +365,8 @@ export function openApiDocument(version: string): Record<string, unknown> {
       },
       '/api/queues': {
         get: {
-          summary: 'tasks per queue and state: waiting, delayed, active, completed, failed (admins)',
+          summary:
+            'tasks per queue and state: waiting, delayed, active, completed, failed; and whether the queue is paused (admins)',
           responses: {
             '200': ok({
               type: 'object',
@@ -322,6 +376,27 @@ export function openApiDocument(version: string): Record<string, unknown> {
           },
         },
       },
+      ...Object.fromEntries(
+        (['pause', 'resume'] as const).map((verb) => [
+          `/api/queues/{name}/${verb}`,
+          {
+            post: {
+              summary:
+                verb === 'pause'
+                  ? 'pauses the queue: it keeps taking tasks and its running ones finish, but none starts until it is resumed (admins)'
+                  : 'resumes a paused queue (admins)',
+              parameters: [queueName],
+              responses: {
+                '200': ok({
+                  type: 'object',
+                  properties: { queue: { type: 'string' }, paused: { type: 'boolean' } },
+                }),
+                ...errors(401, 403, 404, 503),
+              },
+            },
+          },
+        ]),
+      ),
       '/api/queues/{name}/purge': {
         post: {
           summary:

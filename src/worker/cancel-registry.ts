@@ -56,9 +56,10 @@ export class CancelRegistry {
     return found;
   }
 
-  wasCancelled(taskId: string): boolean {
+  /** Whether a cancel of the task was heard (after `since`, epoch ms: a manual retry's start). */
+  wasCancelled(taskId: string, since = 0): boolean {
     const until = this.recent.get(taskId);
-    if (until === undefined) return false;
+    if (until === undefined || until - this.rememberMs < since) return false;
     if (until < Date.now()) {
       this.recent.delete(taskId);
       return false;

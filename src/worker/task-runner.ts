@@ -178,14 +178,17 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
   private begin(): Promise<ResultEnvelope> {
     const { data, deps } = this;
     const { cancels } = deps;
-    if (progressPayload(this.job)?.status === TaskStatus.CANCELLED) {
+    const last = progressPayload(this.job);
+    // A cancel heard before the task was queued again (a manual retry's pending word) was the old run's.
+    const since = last?.status === TaskStatus.PENDING ? last.timestamp : 0;
+    if (last?.status === TaskStatus.CANCELLED) {
       // The caller's marker is the task's last word: it never ran, so nothing is rewritten.
       deps.onFinished?.(false);
       this.counted(TaskStatus.CANCELLED);
       this.logEnd(TaskStatus.CANCELLED);
       throw new UnrecoverableError('E004 TaskCancelledError: cancelled before it ran');
     }
-    if (cancels.wasCancelled(data.task_id)) {
+    if (cancels.wasCancelled(data.task_id, since)) {
       return this.finishFailed(
         TaskStatus.CANCELLED,
         info(new TaskCancelledError(data.task_id, 'cancelled before it ran')),
@@ -205,7 +208,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     // Waits for shared limits end when the task stops; slots it still holds are freed at its end.
     const slots = (this.slots = deps.gate.forTask());
     cancels.register(this);
-    if (cancels.wasCancelled(data.task_id)) this.stop = 'cancel';
+    if (cancels.wasCancelled(data.task_id, since)) this.stop = 'cancel';
 
     let started: Execution | Promise<Execution>;
     try {
