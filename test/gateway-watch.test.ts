@@ -11,6 +11,7 @@ import {
   uid,
   until,
   type Client,
+  type Loose,
 } from './gateway-harness.js';
 
 /** Records every `task_changes` frame a socket gets. */
@@ -117,5 +118,74 @@ describe.each(GATEWAY_KINDS)('watch_tasks on %s', (kind) => {
     await until(async () => latest(frames.admin, later)?.status === 'completed', 30_000, 'the later task');
     await new Promise((r) => setTimeout(r, 600));
     expect(frames.ann.length).toBe(before);
+  });
+});
+
+describe('watch_stats on embedded', () => {
+  let ge: GatewayEnv;
+  beforeAll(async () => {
+    ge = await GatewayEnv.create('embedded');
+  });
+  afterAll(async () => {
+    await ge?.cleanup();
+  });
+
+  it('is refused to a non-admin', async () => {
+    const user = await ge.client(uid('ann'));
+    const reply = await user.emitWithAck('watch_stats', {});
+    expect(reply).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+  });
+
+  it('sends admins frames whose figures count the tasks that ran', async () => {
+    const admin = await ge.client({ token: await token(uid('root'), { admin: true }) });
+    const frames: Loose[] = [];
+    admin.socket.on('stats', (frame: Loose) => frames.push(frame));
+    const ack = await admin.emitWithAck('watch_stats', {});
+    expect(ack).toMatchObject({ ok: true, interval_ms: 2000 });
+    expect(Array.isArray(ack.history)).toBe(true);
+
+    const api = await ge.api(uid('bob'));
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await api.submit(probe('echo', { i }))).body.task_id);
+    ids.push((await api.submit(probe('fail', {}))).body.task_id);
+    for (const id of ids) await api.settled(id);
+
+    const counted = () => {
+      let completed = 0;
+      let failed = 0;
+      for (const f of frames) {
+        completed += f.point.queues.fast_tasks.completed;
+        failed += f.point.queues.fast_tasks.failed;
+      }
+      return { completed, failed };
+    };
+    await until(
+      async () => counted().completed >= 4 && counted().failed >= 1,
+      20_000,
+      'the points to count the tasks',
+    );
+    expect(counted()).toEqual({ completed: 4, failed: 1 });
+    const last = frames.at(-1)!;
+    expect(last.totals).toMatchObject({
+      completed: 4,
+      failed: 1,
+      timed_out: 0,
+      cancelled: 0,
+      pending: 0,
+      running: 0,
+    });
+    expect(last.queues.map((q: Loose) => q.name).sort()).toEqual(['fast_tasks', 'heavy_tasks']);
+    expect(last.queues[0]).toMatchObject({ paused: false });
+    expect(last.workers.length).toBeGreaterThan(0);
+    expect(last.workers[0]).toMatchObject({ alive: true });
+    expect(last.workers[0].rss_bytes).toBeGreaterThan(0);
+    expect(last.tokens).toEqual({ prompt: 0, completion: 0, total: 0 });
+    const p95s = frames.map((f) => f.point.queues.fast_tasks.p95_ms);
+    expect(p95s.some((v) => v >= 0)).toBe(true);
+
+    // The history a new watcher gets holds the points sent so far.
+    const again = await admin.emitWithAck('watch_stats', {});
+    expect(again.history.length).toBeGreaterThanOrEqual(frames.length);
+    expect(await admin.emitWithAck('unwatch_stats', {})).toEqual({ ok: true });
   });
 });

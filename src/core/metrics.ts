@@ -154,6 +154,76 @@ function promClient(): typeof Prom {
   return (prom ??= createRequire(import.meta.url)('prom-client') as typeof Prom);
 }
 
+/** Totals a gateway has seen end, since it started (the dashboard's stats frame reads them). */
+export interface ObservedTotals {
+  /** Tasks ended, by status. */
+  ended: Record<string, number>;
+  tokens: { prompt: number; completion: number; total: number };
+  cost_usd: number;
+}
+
+/**
+ * What a gateway observes of tasks ending (from its event bridge), for the dashboard's stats:
+ * prom-client counters in a registry of their own, not scraped (workers count executions for
+ * /metrics; the gateway's view would count each task again).
+ */
+export class ObservedTasks {
+  private readonly ended: Prom.Counter<'queue' | 'status'>;
+  private readonly tokens: Prom.Counter<'kind'>;
+  private readonly cost: Prom.Counter;
+
+  constructor() {
+    const p = promClient();
+    const registers = [new p.Registry()];
+    this.ended = new p.Counter({
+      name: 'aiecs_gateway_tasks_ended_total',
+      help: 'Tasks this gateway saw end, by queue and status',
+      labelNames: ['queue', 'status'],
+      registers,
+    });
+    this.tokens = new p.Counter({
+      name: 'aiecs_gateway_tokens_total',
+      help: 'Tokens of the tasks this gateway saw complete, by kind (prompt or completion)',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.cost = new p.Counter({
+      name: 'aiecs_gateway_cost_usd_total',
+      help: 'Cost of the tasks this gateway saw complete',
+      registers,
+    });
+  }
+
+  taskEnded(
+    queue: string,
+    status: string,
+    usage?: { input_tokens: number; output_tokens: number; cost_usd: number },
+  ): void {
+    this.ended.inc({ queue, status });
+    if (!usage) return;
+    if (usage.input_tokens > 0) this.tokens.inc({ kind: 'prompt' }, usage.input_tokens);
+    if (usage.output_tokens > 0) this.tokens.inc({ kind: 'completion' }, usage.output_tokens);
+    if (usage.cost_usd > 0) this.cost.inc(usage.cost_usd);
+  }
+
+  async totals(): Promise<ObservedTotals> {
+    const [ended, tokens, cost] = await Promise.all([this.ended.get(), this.tokens.get(), this.cost.get()]);
+    const byStatus: Record<string, number> = {};
+    for (const v of ended.values) {
+      const status = String(v.labels.status);
+      byStatus[status] = (byStatus[status] ?? 0) + v.value;
+    }
+    const kind = (k: string) => tokens.values.find((v) => v.labels.kind === k)?.value ?? 0;
+    const prompt = kind('prompt');
+    const completion = kind('completion');
+    return {
+      ended: byStatus,
+      tokens: { prompt, completion, total: prompt + completion },
+      cost_usd: cost.values[0]?.value ?? 0,
+    };
+  }
+}
+
 /** The process's figures (one per process: see `enableMetrics`). */
 export class Metrics {
   readonly registry: Prom.Registry;

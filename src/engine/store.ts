@@ -21,6 +21,8 @@ export interface WorkerHeartbeat {
   abandoned_running?: number;
   started_at: number;
   last_seen: number;
+  /** The worker process's resident memory at the heartbeat (the dashboard shows it). */
+  rss_bytes?: number;
   version: string;
   /** What this worker can run: the union over live workers is what the gateway accepts. */
   services: Array<{ mode: string; service: string; methods: string[]; accepts_any_task: boolean }>;

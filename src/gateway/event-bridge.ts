@@ -52,6 +52,8 @@ export interface TaskLabels {
   queue: QueueKind;
   mode: string;
   service: string;
+  /** What the completed task used (its result's totals), once it has completed. */
+  usage?: { input_tokens: number; output_tokens: number; cost_usd: number };
 }
 
 type BridgeFields = TaskIdentity &
@@ -398,6 +400,8 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
   private onCompleted(taskId: string, meta: Meta, raw: unknown): void {
     if (meta.terminalSent) return;
     const envelope = (typeof raw === 'string' ? safeJson(raw) : raw) as ResultEnvelope | undefined;
+    const usage = envelope?.resources?.totals;
+    if (usage) meta.labels.usage = usage;
     this.emitProgress(taskId, meta, {
       status: TaskStatus.COMPLETED,
       seq: envelope?.attempt ? envelopeSeq(envelope) : meta.attempt * SEQ_PER_ATTEMPT + SEQ_PER_ATTEMPT - 1,

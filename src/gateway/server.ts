@@ -13,6 +13,7 @@ import { originAllowed } from './origin.js';
 import { UserRateLimiter } from './rate-limit.js';
 import { Realtime } from './realtime.js';
 import { registerRoutes } from './routes.js';
+import { StatsFeed } from './stats-feed.js';
 import { TaskWatch } from './task-watch.js';
 
 export const GATEWAY_VERSION = '0.1.0';
@@ -38,6 +39,7 @@ export class Gateway {
   readonly fastify: FastifyInstance;
   private realtime: Realtime | undefined;
   private taskWatch: TaskWatch | undefined;
+  private statsFeed: StatsFeed | undefined;
   private readonly bridge: EventBridge;
   private readonly limiter: UserRateLimiter;
   private readonly verify: Verifier;
@@ -134,6 +136,13 @@ export class Gateway {
       this.options.logger,
     );
     this.taskWatch = new TaskWatch(this.realtime.io, this.bridge);
+    this.statsFeed = new StatsFeed(
+      this.realtime.io,
+      this.bridge,
+      this.options.app,
+      this.options.logger,
+      this.options.config.heartbeatIntervalMs,
+    );
     await this.fastify.listen({ port, host });
     const address = this.fastify.server.address();
     const actualPort = typeof address === 'object' && address ? address.port : port;
@@ -148,6 +157,7 @@ export class Gateway {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.taskWatch?.close();
+      this.statsFeed?.close();
       await this.realtime?.close();
       await this.fastify.close();
       await this.bridge.close();

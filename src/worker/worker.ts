@@ -258,6 +258,7 @@ export class AiecsWorker implements Controllable {
       abandoned_running: abandoned.running,
       started_at: this.startedAt,
       last_seen: Date.now(),
+      rss_bytes: process.memoryUsage.rss(),
       version: VERSION,
       services: this.registry.list().map(({ mode, service, methods, accepts_any_task }) => ({
         mode,
