@@ -29,6 +29,8 @@ export interface AdminClient {
   queues(): Promise<QueueCounts[]>;
   /** Purges the queues named (all when none); every name is checked before anything is removed. */
   purge(queues: string[]): Promise<PurgeResult[]>;
+  /** Pauses (or resumes) the queues named; every name is checked before any is touched. */
+  pause(queues: string[], paused: boolean): Promise<Array<{ queue: string; paused: boolean }>>;
   /** Calls `onChange` for each task state change until `signal` aborts; `onReady` once listening. */
   follow(onChange: (change: StateChange) => void, signal: AbortSignal, onReady?: () => void): Promise<void>;
   close(): Promise<void>;
@@ -67,6 +69,10 @@ class StoreAdminClient implements AdminClient {
 
   purge(queues: string[]): Promise<PurgeResult[]> {
     return this.admin.purge(queues);
+  }
+
+  pause(queues: string[], paused: boolean) {
+    return this.admin.pause(queues, paused);
   }
 
   async follow(onChange: (change: StateChange) => void, signal: AbortSignal, onReady?: () => void) {
@@ -164,6 +170,18 @@ class HttpAdminClient implements AdminClient {
       const purged = await this.http.call<PurgeResult>('POST', `/api/queues/${queue}/purge`);
       results.push({ queue: purged.queue, waiting: purged.waiting, delayed: purged.delayed });
     }
+    return results;
+  }
+
+  async pause(names: string[], paused: boolean) {
+    const results: Array<{ queue: string; paused: boolean }> = [];
+    for (const queue of checkQueues(names))
+      results.push(
+        await this.http.call<{ queue: string; paused: boolean }>(
+          'POST',
+          `/api/queues/${queue}/${paused ? 'pause' : 'resume'}`,
+        ),
+      );
     return results;
   }
 

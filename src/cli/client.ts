@@ -10,6 +10,7 @@ import type { QueueKind, TaskRecord } from '../core/task.js';
 import type { WireSubmitOptions } from '../core/submission.js';
 import { TaskStatus as Status } from '../core/task.js';
 import type { AiecsApp, CancelResult } from '../engine/app.js';
+import type { RetryResult } from '../engine/task-retry.js';
 import type { Store, WorkerHeartbeat } from '../engine/store.js';
 import { parseBrokerUrl } from '../engine/store.js';
 import { findGateway, localSecret, refusedTokenMessage } from './local-gateway.js';
@@ -134,6 +135,10 @@ export class StoreClient implements TaskClient {
 
   cancel(taskId: string): Promise<CancelResult> {
     return this.app.cancel(taskId);
+  }
+
+  retry(taskId: string): Promise<RetryResult> {
+    return this.app.retry(taskId);
   }
 
   workers(): Promise<WorkerHeartbeat[]> {

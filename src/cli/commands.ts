@@ -65,6 +65,15 @@ export function registerStatusCommands(program: Command): void {
     );
 
   program
+    .command('retry')
+    .description('run a failed, timed-out or cancelled task again, under the same id, as a new attempt')
+    .argument('<id>', 'task id')
+    .option('--json', 'print one JSON line')
+    .action(async (id: string, flags: JsonFlag, cmd: Command) =>
+      (await import('./status.js')).retryAction(id, flags, cmd),
+    );
+
+  program
     .command('cancel')
     .description('cancel a task: a pending one never runs, a running one is stopped')
     .argument('<id>', 'task id')
@@ -159,6 +168,20 @@ export function registerAdminCommands(program: Command): void {
     .action(async (queues: string[], flags: PurgeFlags, cmd: Command) =>
       (await import('./purge.js')).purgeAction(queues, flags, cmd),
     );
+
+  for (const verb of ['pause', 'resume'] as const)
+    program
+      .command(verb)
+      .description(
+        verb === 'pause'
+          ? 'pause queues: they keep taking tasks and running ones finish, but none starts until resumed'
+          : 'resume paused queues',
+      )
+      .argument('<queues...>', 'fast_tasks, heavy_tasks')
+      .option('--json', 'print one JSON line')
+      .action(async (queues: string[], flags: { json?: boolean }, cmd: Command) =>
+        (await import('./purge.js')).pauseAction(queues, verb === 'pause', flags, cmd),
+      );
 
   program
     .command('events')

@@ -61,6 +61,7 @@ export async function gatewayAction(flags: GatewayFlags, cmd: Command): Promise<
     throw portError(error, port, host, 'another aiecs gateway or up?');
   });
   console.log(`aiecs gateway: ${url}, store ${displayBroker(config.brokerUrl, globals.namespace)}`);
+  console.log(`  dashboard: ${url}/dashboard/`);
   const { authWarning } = await import('../gateway/auth.js');
   const warning = authWarning(config.auth);
   if (warning) console.error(`aiecs gateway: ${warning}`);

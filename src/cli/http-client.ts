@@ -14,6 +14,7 @@ import type { QueueKind, TaskRecord } from '../core/task.js';
 import type { WireSubmitOptions } from '../core/submission.js';
 import { isTerminal } from '../core/task.js';
 import type { CancelResult } from '../engine/app.js';
+import type { RetryResult } from '../engine/task-retry.js';
 import { DEFAULT_STORE_TIMEOUT_MS, type WorkerHeartbeat } from '../engine/store.js';
 import type { SubmitResult, TaskClient } from './task-client.js';
 
@@ -135,6 +136,15 @@ export class HttpClient implements TaskClient {
     const record = await this.get(taskId);
     if (!record) throw new TaskNotFoundError(taskId);
     return record;
+  }
+
+  async retry(taskId: string): Promise<RetryResult> {
+    try {
+      return await this.call<RetryResult>('POST', `/api/tasks/${encodeURIComponent(taskId)}/retry`);
+    } catch (error) {
+      if (error instanceof GatewayError && error.status === 404) throw new TaskNotFoundError(taskId);
+      throw error;
+    }
   }
 
   async cancel(taskId: string): Promise<CancelResult> {

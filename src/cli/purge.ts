@@ -71,3 +71,21 @@ export async function purgeAction(
     console.log(flags.json ? jsonLine({ purged: results, removed }) : describePurge(results));
   });
 }
+
+/** The `aiecs pause` and `aiecs resume` actions. */
+export async function pauseAction(
+  names: string[],
+  paused: boolean,
+  flags: { json?: boolean },
+  cmd: Command,
+): Promise<void> {
+  const queues = checkQueues(names);
+  await withAdmin(cmd.optsWithGlobals<GlobalOptions>(), 0, async (admin) => {
+    const results = await admin.pause(queues, paused);
+    console.log(
+      flags.json
+        ? jsonLine({ queues: results })
+        : results.map((r) => `${r.queue}: ${r.paused ? 'paused' : 'running'}`).join('\n'),
+    );
+  });
+}

@@ -31,6 +31,17 @@ export async function cancelAction(id: string, flags: JsonFlag, cmd: Command): P
   });
 }
 
+/** The `aiecs retry` action. */
+export async function retryAction(id: string, flags: JsonFlag, cmd: Command): Promise<void> {
+  await withClient(cmd.optsWithGlobals<GlobalOptions>(), async (client) => {
+    // Not failed: TaskNotRetryableError names the status, exit 1.
+    const result = await client.retry(id);
+    console.log(
+      flags.json ? jsonLine(result) : `${result.task_id}: pending again, attempt ${result.attempt}`,
+    );
+  });
+}
+
 /** The `aiecs workers` action. */
 export async function workersAction(flags: JsonFlag, cmd: Command): Promise<void> {
   await withClient(cmd.optsWithGlobals<GlobalOptions>(), async (client) => {

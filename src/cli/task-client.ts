@@ -2,6 +2,7 @@
 import type { WireSubmitOptions } from '../core/submission.js';
 import type { QueueKind, TaskRecord, TaskStatus } from '../core/task.js';
 import type { CancelResult } from '../engine/app.js';
+import type { RetryResult } from '../engine/task-retry.js';
 import type { WorkerHeartbeat } from '../engine/store.js';
 
 export interface SubmitResult {
@@ -24,6 +25,8 @@ export interface TaskClient {
   wait(taskId: string, queue: QueueKind, timeoutS?: number): Promise<TaskRecord>;
   /** Rejects with TaskNotFoundError for an unknown id. */
   cancel(taskId: string): Promise<CancelResult>;
+  /** Runs a failed, timed-out or cancelled task again (TaskNotRetryableError otherwise). */
+  retry(taskId: string): Promise<RetryResult>;
   workers(): Promise<WorkerHeartbeat[]>;
   close(): Promise<void>;
 }

@@ -63,6 +63,15 @@ describe('aiecs up on the embedded store, with commands reaching it over HTTP', 
     expect(body.services.map((s) => `${s.mode}/${s.service}`)).toContain('chat/text_analyzer');
   });
 
+  it('prints the dashboard link with an admin token for "you" in its fragment', async () => {
+    const url = /gateway (http:\/\/\S+)/.exec(out)?.[1];
+    const link = /dashboard: (\S+)/.exec(out)?.[1];
+    expect(link?.startsWith(`${url}/dashboard/#token=`)).toBe(true);
+    const admin = link!.slice(link!.indexOf('#token=') + '#token='.length);
+    const me = await fetch(`${url}/api/me`, { headers: { authorization: `Bearer ${admin}` } });
+    expect(await me.json()).toMatchObject({ user_id: 'you', admin: true });
+  });
+
   it('submits and waits, reads status and cancels through the running process', () => {
     const done = run(
       'submit',

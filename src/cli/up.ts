@@ -41,6 +41,8 @@ export interface UpHandle {
   url?: string;
   /** A token for the data directory's secret (when the secret is ours, not a JWKS). */
   token?: string;
+  /** The same, with admin: the dashboard link's. */
+  adminToken?: string;
   /** Graceful stop: running tasks get `deadlineS` (default: the config's) to finish. */
   close(deadlineS?: number): Promise<void>;
 }
@@ -68,6 +70,7 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
   let gateway: Gateway | undefined;
   let url: string | undefined;
   let token: string | undefined;
+  let adminToken: string | undefined;
   let forgetGateway: (() => void) | undefined;
   try {
     // The gateway serves /metrics on its own port (AIECS_METRICS_PORT is for a worker alone), and
@@ -104,8 +107,11 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
         throw portError(error, port, host, 'another aiecs up?');
       });
       forgetGateway = writeGatewayFile(config, { url, pid: process.pid });
-      if (secret)
-        token = await mintToken(secret, 'you', { ...mintOptions(config.auth), ttlS: upTokenTtlS(config) });
+      if (secret) {
+        const options = { ...mintOptions(config.auth), ttlS: upTokenTtlS(config) };
+        token = await mintToken(secret, 'you', options);
+        adminToken = await mintToken(secret, 'you', { ...options, admin: true });
+      }
     }
   } catch (error) {
     forgetGateway?.();
@@ -124,6 +130,7 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
     ...(gateway ? { gateway } : {}),
     ...(url ? { url } : {}),
     ...(token ? { token } : {}),
+    ...(adminToken ? { adminToken } : {}),
     close(deadlineS?: number) {
       closing ??= (async () => {
         // No new work while running tasks finish: the gateway goes first.
@@ -179,6 +186,8 @@ export async function upAction(flags: UpFlags, cmd: Command): Promise<void> {
     const { authWarning, describeTtl } = await import('../gateway/auth.js');
     const warning = authWarning(config.auth);
     if (warning) console.error(`aiecs up: ${warning}`);
+    // The fragment never reaches the server (nor its logs); the page moves it to sessionStorage.
+    console.log(`  dashboard: ${up.url}/dashboard/${up.adminToken ? `#token=${up.adminToken}` : ''}`);
     if (up.token) {
       const ttl = describeTtl(upTokenTtlS(config));
       console.log(`  try:   curl -H "Authorization: Bearer ${up.token}" ${up.url}/api/services`);
