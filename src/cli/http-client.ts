@@ -138,18 +138,18 @@ export class HttpClient implements TaskClient {
     return record;
   }
 
-  async retry(taskId: string): Promise<RetryResult> {
-    try {
-      return await this.call<RetryResult>('POST', `/api/tasks/${encodeURIComponent(taskId)}/retry`);
-    } catch (error) {
-      if (error instanceof GatewayError && error.status === 404) throw new TaskNotFoundError(taskId);
-      throw error;
-    }
+  retry(taskId: string): Promise<RetryResult> {
+    return this.taskAction<RetryResult>(taskId, 'retry');
   }
 
-  async cancel(taskId: string): Promise<CancelResult> {
+  cancel(taskId: string): Promise<CancelResult> {
+    return this.taskAction<CancelResult>(taskId, 'cancel');
+  }
+
+  /** POST /api/tasks/:id/<action>; an unknown (or another user's) id is TaskNotFoundError. */
+  private async taskAction<T>(taskId: string, action: 'retry' | 'cancel'): Promise<T> {
     try {
-      return await this.call<CancelResult>('POST', `/api/tasks/${encodeURIComponent(taskId)}/cancel`);
+      return await this.call<T>('POST', `/api/tasks/${encodeURIComponent(taskId)}/${action}`);
     } catch (error) {
       if (error instanceof GatewayError && error.status === 404) throw new TaskNotFoundError(taskId);
       throw error;
