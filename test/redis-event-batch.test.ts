@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { RedisEventBatch } from '../src/engine/redis-event-batch.js';
+import { RedisEventBatch } from '../src/shims/bullmq-redis-event-batch.js';
 import { TestEnv, until } from './harness.js';
 
 /**

@@ -1,7 +1,8 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
-import { coalesceWrites } from './coalesced-writes.js';
+import { coalesceWrites } from './ioredis-coalesced-writes.js';
+import { installedVersion } from './test-pins.js';
 
 /** A TCP server that keeps what each connection sends. */
 function sink(): Promise<{ server: Server; port: number; received: () => string; closed: Promise<void> }> {
@@ -109,6 +110,22 @@ describe('coalesceWrites on a Redis connection', () => {
       expect(again.at(-1)).toBe(550);
       expect(cork).toHaveBeenCalledTimes(1);
       await client.del(key);
+    } finally {
+      client.disconnect();
+    }
+  });
+});
+
+/** Pins what the shim relies on in ioredis: if this fails after an upgrade, re-measure or drop it. */
+describe('the coalesced-writes shim pins ioredis', () => {
+  it('is written against ioredis 5.11.1, which writes every command through stream.write', async () => {
+    expect(installedVersion('ioredis')).toBe('5.11.1');
+    const client = new Redis(inject('redisUrl'), { lazyConnect: true });
+    await client.connect();
+    try {
+      const write = vi.spyOn(client.stream, 'write');
+      await client.ping();
+      expect(write).toHaveBeenCalledTimes(1);
     } finally {
       client.disconnect();
     }
