@@ -6,6 +6,9 @@
  * 0001/0002). It replaces the backend's `readEvents`, which loses events: docs/upstream.md, "QueueEvents
  * never delivers an event committed after a later one". A correctness fix, kept whatever it
  * costs; src/shims/bullmq-pg-event-reader.test.ts pins the backend code and SQL it replaces.
+ * Measured (npm run bench --only embedded, 3,000 no-op tasks, 3 alternating runs with BullMQ's own
+ * readEvents and with this one, in one session): paired aiecs/BullMQ median 0.93 (0.92-0.93) with
+ * it, 0.96 (0.92-0.96) without: within the noise of a shared machine.
  *
  * BullMQ reads a queue's events with a cursor on `event.id`, a sequence. Ids are taken at insert
  * but become visible at commit, and two transactions commit in either order: a reader that has
