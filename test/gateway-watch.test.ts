@@ -98,6 +98,9 @@ describe.each(GATEWAY_KINDS)('watch_tasks on %s', (kind) => {
       attempt: 1,
     });
     expect(typeof done.timestamp).toBe('number');
+    // Its submit time, so a table can place a task it first sees already ended.
+    const record = (await annApi.task(annIds[0]!)).body as { created_at: string };
+    expect(done.created_at).toBe(Date.parse(record.created_at));
     // A new task appears as pending (one held back a second cannot have moved on within a frame).
     const held = (await annApi.submit(probe('echo', { x: 3 }, { countdown: 1 }))).body.task_id as string;
     await until(

@@ -18,6 +18,8 @@ export interface TaskChange {
   attempt: number;
   error_code?: string;
   timestamp: number;
+  /** When the task was submitted (epoch ms): a table places a task first seen already ended. */
+  created_at?: number;
 }
 
 /** A frame at most this often per socket: a table repainted 4 times a second stays readable and cheap. */
@@ -41,6 +43,7 @@ function toChange(event: BridgeEvent & { kind: 'progress' }): TaskChange {
     timestamp: p.timestamp,
   };
   if (p.error_code !== undefined) change.error_code = p.error_code;
+  if (event.createdAt > 0) change.created_at = event.createdAt;
   return change;
 }
 
