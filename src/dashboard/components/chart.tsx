@@ -23,7 +23,17 @@ function options(title: string, unit: string, series: Series[], width: number): 
     height: 180,
     legend: { show: true },
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
+    scales: {
+      // Always the last hour: uPlot's own range for one point (or none) spans years.
+      x: {
+        time: true,
+        range: (_u, _min, max) => {
+          const end = Number.isFinite(max) ? max : Date.now() / 1000;
+          return [end - 3600, end];
+        },
+      },
+      y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] },
+    },
     axes: [
       { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
       {

@@ -151,6 +151,7 @@ export function TaskPage({ id }: { id: string }) {
   const busy = useSignal(false);
   const seen = useRef(new Set<string>());
   const lastSeq = useRef(-1);
+  const streamChunks = useRef<Array<{ seq: number; delta: string }>>([]);
   const fetching = useRef<Promise<void> | null>(null);
 
   const load = () => {
@@ -216,7 +217,21 @@ export function TaskPage({ id }: { id: string }) {
       if (e.task_id !== id || seen.current.has(`s${e.seq}`)) return;
       seen.current.add(`s${e.seq}`);
       lastSeq.current = Math.max(lastSeq.current, e.seq);
-      text.value += e.delta;
+      // A live delta can come before the replay of earlier ones (the socket is in the owner's room
+      // before `subscribe` answers): the text is the deltas in seq order, not in arrival order.
+      const chunks = streamChunks.current;
+      const last = chunks[chunks.length - 1];
+      if (!last || e.seq > last.seq) {
+        chunks.push({ seq: e.seq, delta: e.delta });
+        text.value += e.delta;
+        return;
+      }
+      chunks.splice(
+        chunks.findIndex((c) => c.seq > e.seq),
+        0,
+        { seq: e.seq, delta: e.delta },
+      );
+      text.value = chunks.map((c) => c.delta).join('');
     },
     { start: () => undefined, key: id },
   );
