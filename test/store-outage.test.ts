@@ -11,6 +11,8 @@ import { AiecsApp } from '../src/engine/app.js';
 import { openStore } from '../src/engine/open-store.js';
 import type { Store } from '../src/engine/store.js';
 import { Gateway } from '../src/gateway/server.js';
+import { ServiceRegistry } from '../src/registry/registry.js';
+import { registerBuiltinServices } from '../src/services/builtin.js';
 import { SECRET, api, request, token, until, type Api, type ApiResponse } from './gateway-harness.js';
 import { testConfig } from './harness.js';
 import { OwnRedis, TcpProxy } from './store-faults.js';
@@ -48,7 +50,9 @@ async function deploy(brokerUrl: string, role: Role, namespace: string): Promise
     timeoutMs: config.storeTimeoutMs,
   });
   const app = new AiecsApp({ config, store, logger: silentLogger });
-  const gateway = new Gateway({ app, store, config, logger: silentLogger });
+  // With the built-in services, as `aiecs gateway` runs it.
+  const registry = registerBuiltinServices(new ServiceRegistry());
+  const gateway = new Gateway({ app, store, config, logger: silentLogger, registry });
   cleanups.push(
     () => store.close(),
     () => app.close(),
