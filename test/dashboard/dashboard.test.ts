@@ -139,10 +139,16 @@ describe('the dashboard in chromium', () => {
   });
 
   it('shows a task go pending → running (progress moving) → completed without a reload', async () => {
-    const id = await submit(probe('progress_steps', { steps: 8, ms: 400 }, { countdown: 2 }));
+    // Held in a paused queue until the page has shown it pending, however slow the browser starts.
+    expect((await admin.post('/api/queues/fast_tasks/pause')).status).toBe(200);
+    const id = await submit(probe('progress_steps', { steps: 8, ms: 400 }));
     const { page, errors } = await open(adminToken, `#/tasks/${id}`);
     await page.evaluate(() => ((globalThis as unknown as { loaded: number }).loaded = 1));
-    await page.locator('.task-title .badge[data-status="pending"]').waitFor({ timeout: WAIT });
+    try {
+      await page.locator('.task-title .badge[data-status="pending"]').waitFor({ timeout: WAIT });
+    } finally {
+      expect((await admin.post('/api/queues/fast_tasks/resume')).status).toBe(200);
+    }
     await page.locator('.task-title .badge[data-status="running"]').waitFor({ timeout: WAIT });
     const seen = new Set<number>();
     await page.waitForFunction(
