@@ -61,9 +61,9 @@ export type Pacing = 'paced' | 'burst';
 /** The pause between two steps of a task, per shape of load (see above). */
 export const STEP_INTERVAL_MS: Record<Pacing, number> = { paced: 160, burst: 100 };
 /** Paced: from the first submission to the tasks' common start (submitting takes ~0.7 s). */
-const PACED_LEAD_MS = 2_000;
+export const PACED_LEAD_MS = 2_000;
 /** Paced: tasks return at a random time within this long after their last step. */
-const PACED_TAIL_MS = 1_000;
+export const PACED_TAIL_MS = 1_000;
 
 const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 20_000;
@@ -80,7 +80,7 @@ const RSS_SAMPLE_MS = 200;
 const STEP_MESSAGE = /^fanout step (\d+)\/\d+$/;
 
 /** The bench service, written at run time and loaded by the worker and the gateway (`--services`). */
-function servicesModule(): string {
+export function servicesModule(): string {
   return `import { registerService } from ${JSON.stringify(INDEX_URL)};
 const sleep = (ms, signal) =>
   new Promise((resolve, reject) => {
@@ -122,7 +122,7 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return env;
 }
 
-interface Child {
+export interface Child {
   process: ChildProcess;
   /** The last few KB of its stderr, for error messages. */
   stderrTail(): string;
@@ -157,6 +157,41 @@ async function startCli(
     throw error;
   }
   return handle;
+}
+
+/**
+ * The fan-out setup: an `aiecs gateway` on `port` (counting its slow-client drop lines) and an
+ * `aiecs worker` running up to `tasks` fast tasks at once, both with the bench service loaded.
+ */
+export function startGatewayAndWorker(
+  store: string[],
+  port: number,
+  services: string,
+  secret: string,
+  tasks: number,
+): Promise<[Child, Child]> {
+  return Promise.all([
+    startCli(
+      ['gateway', ...store, '--port', String(port), '--host', '127.0.0.1', '--services', services],
+      childEnv({ AIECS_JWT_SECRET: secret }),
+      /^aiecs gateway:/,
+      /stopped reading/,
+    ),
+    startCli(
+      [
+        'worker',
+        ...store,
+        '-Q',
+        'fast_tasks',
+        '-c',
+        `fast_tasks=${tasks},heavy_tasks=1`,
+        '--services',
+        services,
+      ],
+      childEnv({}),
+      /^aiecs worker:/,
+    ),
+  ]);
 }
 
 /** Runs `fn` over `items` with at most `limit` calls in flight; the first failure rejects. */
@@ -275,10 +310,10 @@ function connect(url: string, client: Client, round: Round): Promise<void> {
  * One task per client through `POST /api/tasks/batch` as an admin naming each task's user, so all
  * tasks start within a moment and the offered load reaches clients / interval.
  */
-async function submitBatch(
+export async function submitBatch(
   url: string,
   adminToken: string,
-  batch: Client[],
+  batch: Array<Pick<Client, 'user' | 'taskId'>>,
   pacing: Pacing,
   startAt: number,
   steps: number,
@@ -314,7 +349,7 @@ async function submitBatch(
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux; USER_HZ is 100 there). */
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name, which is in parentheses and may hold spaces.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -517,28 +552,7 @@ export async function fanout(
   let worker: Child | undefined;
   let sampler: ReturnType<typeof rssSampler> | undefined;
   try {
-    [gateway, worker] = await Promise.all([
-      startCli(
-        ['gateway', ...store, '--port', String(port), '--host', '127.0.0.1', '--services', services],
-        childEnv({ AIECS_JWT_SECRET: secret }),
-        /^aiecs gateway:/,
-        /stopped reading/,
-      ),
-      startCli(
-        [
-          'worker',
-          ...store,
-          '-Q',
-          'fast_tasks',
-          '-c',
-          `fast_tasks=${clients},heavy_tasks=1`,
-          '--services',
-          services,
-        ],
-        childEnv({}),
-        /^aiecs worker:/,
-      ),
-    ]);
+    [gateway, worker] = await startGatewayAndWorker(store, port, services, secret, clients);
     const url = `http://127.0.0.1:${port}`;
     const gatewayPid = gateway.process.pid as number;
     const rssIdleMb = rssMb(gatewayPid);

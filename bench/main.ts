@@ -2,13 +2,14 @@
  * `npm run bench`: the same workloads through aiecs and through raw BullMQ on the same store in one
  * run, with their ratio. The machine may be shared and noisy, so only ratios within one run count.
  *
- *   npm run bench [-- --json] [-- --quick] [-- --only redis,embedded,latency,io,rss,startup,fanout,llm]
+ *   npm run bench [-- --json] [-- --quick] [-- --only redis,embedded,latency,io,rss,startup,fanout,llm,dashboard]
  *
  * Tables go to stdout, progress to stderr; with --json the last stdout line is one JSON object.
  * Everything talks to 127.0.0.1 only, and every child process and temp dir is removed at the end,
  * on error, on the watchdog and on Ctrl-C.
  */
 import { upStartup, workerIdleRss } from './children.js';
+import { dashboard, dashboardProblems } from './dashboard.js';
 import { fanout, fanoutProblems } from './fanout.js';
 import { killEverything, killEverythingAndWait } from './lifecycle.js';
 import { llm, llmProblems } from './llm.js';
@@ -16,9 +17,27 @@ import { startRedis, type RedisServer } from './redis-server.js';
 import { figures, renderTables, type Results } from './report.js';
 import { ioWall, latency, throughput } from './workloads.js';
 
-const SECTIONS = ['redis', 'embedded', 'latency', 'io', 'rss', 'startup', 'fanout', 'llm'] as const;
+const SECTIONS = [
+  'redis',
+  'embedded',
+  'latency',
+  'io',
+  'rss',
+  'startup',
+  'fanout',
+  'llm',
+  'dashboard',
+] as const;
 type Section = (typeof SECTIONS)[number];
-const NEEDS_REDIS: ReadonlySet<Section> = new Set(['redis', 'latency', 'io', 'rss', 'fanout', 'llm']);
+const NEEDS_REDIS: ReadonlySet<Section> = new Set([
+  'redis',
+  'latency',
+  'io',
+  'rss',
+  'fanout',
+  'llm',
+  'dashboard',
+]);
 
 interface Options {
   json: boolean;
@@ -62,6 +81,7 @@ function sizes(quick: boolean) {
         io: 200,
         fanout: 200,
         llm: 200,
+        dashboard: 200,
         rounds: 2,
         fanoutRounds: 2,
       }
@@ -74,6 +94,7 @@ function sizes(quick: boolean) {
         io: 2_000,
         fanout: 2_000,
         llm: 2_000,
+        dashboard: 2_000,
         rounds: 5,
         fanoutRounds: 3,
       };
@@ -129,6 +150,12 @@ async function run(options: Options): Promise<number> {
         results.llm = await llm(url, n.llm, progress);
         // Failed tasks or lost stream deltas fail the section; its figures still go in the table.
         const problems = llmProblems(results.llm);
+        if (problems.length) throw new Error(problems.join('; '));
+      },
+      dashboard: async () => {
+        results.dashboard = await dashboard(url, n.dashboard, progress);
+        // Only lost events fail it; its figures still go in the table.
+        const problems = dashboardProblems(results.dashboard);
         if (problems.length) throw new Error(problems.join('; '));
       },
     };

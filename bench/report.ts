@@ -4,6 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { RssResult, StartupResult } from './children.js';
+import type { DashboardResult } from './dashboard.js';
 import type { FanoutResult } from './fanout.js';
 import type { LlmResult } from './llm.js';
 import { meets, pairedRatioMedian, ratio, round } from './stats.js';
@@ -22,6 +23,8 @@ export interface Results {
   /** The same events in lockstep waves: reported, no goal. */
   fanoutBurst?: FanoutResult;
   llm?: LlmResult;
+  /** The tasks table in Chromium under fan-out load (issue 13): reported, no goal. */
+  dashboard?: DashboardResult;
 }
 
 /**
@@ -275,6 +278,7 @@ export function renderTables(results: Results): string {
   }
   if (results.fanout) parts.push(fanoutTable(results.fanout, results.fanoutBurst));
   if (results.llm) parts.push(llmTable(results.llm));
+  if (results.dashboard) parts.push(dashboardTable(results.dashboard));
   return parts.join('\n\n');
 }
 
@@ -306,6 +310,25 @@ function llmTable(r: LlmResult): string {
         '',
         '',
       ],
+    ],
+  );
+}
+
+function dashboardTable(d: DashboardResult): string {
+  return table(
+    `Dashboard in Chromium, tasks table open as admin (${fmt(d.tasks)} tasks x ${d.steps} progress steps, paced; no goal)`,
+    ['', 'value'],
+    [
+      ['event-to-screen latency p50 ms', fmt(d.latency?.p50, 1)],
+      ['event-to-screen latency p99 ms', fmt(d.latency?.p99, 1)],
+      ['event-to-screen latency max ms', fmt(d.latency?.max, 1)],
+      ['row status changes measured', fmt(d.samples)],
+      ['task_changes frames / changes', `${fmt(d.frames)} / ${fmt(d.changes)}`],
+      ['page JS heap MB / after GC', `${fmt(d.heapUsedMb, 1)} / ${fmt(d.heapUsedAfterGcMb, 1)}`],
+      ['gateway CPU us/event, no dashboard', fmt(d.gatewayCpuUsPerEventNone, 1)],
+      ['gateway CPU us/event, one dashboard', fmt(d.gatewayCpuUsPerEventOne, 1)],
+      ['gateway extra CPU us/event', fmt(d.gatewayCpuUsPerEventExtra, 1)],
+      ['tasks lost / rows not completed', `${fmt(d.lostTasks)} / ${fmt(d.rowsNotCompleted)}`],
     ],
   );
 }
@@ -361,7 +384,7 @@ function fanoutTable(f: FanoutResult, burst: FanoutResult | undefined): string {
 /** The named figures, rounded to what the noise allows; sections that did not run are left out. */
 export function figures(results: Results): Record<string, number | string | boolean> {
   const out: Record<string, number | string | boolean | undefined> = {};
-  const { redis, embedded, latency, io, rss, startup, fanout, fanoutBurst, llm } = results;
+  const { redis, embedded, latency, io, rss, startup, fanout, fanoutBurst, llm, dashboard } = results;
   if (redis) {
     out.redis_aiecs_jobs_s = round(redis.aiecs);
     out.redis_bullmq_jobs_s = round(redis.bullmq);
@@ -431,6 +454,18 @@ export function figures(results: Results): Record<string, number | string | bool
     out.llm_tokens_delivered = llm.tokensDelivered;
     out.llm_worker_rss_mb = round(llm.rssPeakMb, 1);
     out.llm_failed = llm.failed;
+  }
+  if (dashboard) {
+    out.dashboard_tasks = dashboard.tasks;
+    out.dashboard_latency_p50_ms = round(dashboard.latency?.p50, 1);
+    out.dashboard_latency_p99_ms = round(dashboard.latency?.p99, 1);
+    out.dashboard_latency_samples = dashboard.samples;
+    out.dashboard_js_heap_mb = round(dashboard.heapUsedMb, 1);
+    out.dashboard_js_heap_after_gc_mb = round(dashboard.heapUsedAfterGcMb, 1);
+    out.dashboard_gateway_cpu_us_per_event_none = round(dashboard.gatewayCpuUsPerEventNone, 1);
+    out.dashboard_gateway_cpu_us_per_event_one = round(dashboard.gatewayCpuUsPerEventOne, 1);
+    out.dashboard_gateway_extra_cpu_us_per_event = round(dashboard.gatewayCpuUsPerEventExtra, 1);
+    out.dashboard_lost_tasks = dashboard.lostTasks;
   }
   out.node = process.version;
   out.cpus = availableParallelism();
