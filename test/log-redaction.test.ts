@@ -6,6 +6,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { DestinationStream } from 'pino';
 import { createLogger, LOG_ERROR_MAX_CHARS, type Logger } from '../src/core/logger.js';
 import { Gateway } from '../src/gateway/server.js';
+import { ServiceRegistry } from '../src/registry/registry.js';
+import { registerBuiltinServices } from '../src/services/builtin.js';
 import { SECRET, request, token } from './gateway-harness.js';
 import { TestEnv, testConfig } from './harness.js';
 
@@ -72,6 +74,8 @@ describe.each(['embedded', 'postgres'] as const)('log redaction on %s', (kind) =
       store: await app.store(),
       config: testConfig({ AIECS_JWT_SECRET: SECRET }),
       logger,
+      // With the built-in services, as `aiecs gateway` runs it: the submit reaches the store.
+      registry: registerBuiltinServices(new ServiceRegistry()),
     });
     gateways.push(gateway);
     const url = await gateway.listen(0, '127.0.0.1');
