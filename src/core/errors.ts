@@ -384,3 +384,37 @@ export class ControlRefusedError extends AiecsError {
     super(`worker ${worker} refused ${command}: ${reason}`, { worker, command });
   }
 }
+
+/** Issues listed in a message: the first few (details.issues holds every one). */
+const MESSAGE_ISSUES = 10;
+
+/**
+ * A workflow tree refused before anything of it was queued: its shape, its depth, a leaf's field,
+ * a repeated task id. Each issue names its path in the tree, e.g. `chain[2].group[1].mode`.
+ */
+export class WorkflowInvalidError extends AiecsError {
+  override readonly code = 'WORKFLOW_INVALID';
+  override readonly wireCode = 'E001';
+  readonly issues: FieldIssue[];
+  constructor(issues: FieldIssue[]) {
+    const shown = issues.slice(0, MESSAGE_ISSUES).map((i) => `${i.field}: ${i.message}`);
+    if (issues.length > MESSAGE_ISSUES) shown.push(`and ${issues.length - MESSAGE_ISSUES} more`);
+    super(`invalid workflow: ${shown.join('; ')}`, { issues });
+    this.issues = issues;
+  }
+}
+
+/** A workflow with more tasks than AIECS_WORKFLOW_MAX_TASKS allows. */
+export class WorkflowTooLargeError extends AiecsError {
+  override readonly code = 'WORKFLOW_TOO_LARGE';
+  override readonly wireCode = 'E001';
+  constructor(
+    readonly tasks: number,
+    readonly limit: number,
+  ) {
+    super(
+      `the workflow has ${tasks} tasks, over the limit of ${limit} (AIECS_WORKFLOW_MAX_TASKS); split it into several workflows`,
+      { tasks, limit },
+    );
+  }
+}
