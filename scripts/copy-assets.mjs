@@ -1,5 +1,6 @@
 // Copies the files the library loads at run time next to its compiled code (SQL migrations, Lua
-// scripts): tsc emits only JavaScript. Usage: node scripts/copy-assets.mjs <from> <to>
+// scripts, JSON tables in data/ folders): tsc emits only JavaScript.
+// Usage: node scripts/copy-assets.mjs <from> <to>
 import { cpSync, statSync } from 'node:fs';
 
 const [from, to] = process.argv.slice(2);
@@ -7,7 +8,8 @@ if (!from || !to) {
   process.stderr.write('usage: node scripts/copy-assets.mjs <from> <to>\n');
   process.exit(2);
 }
-const ASSET = /\.(sql|lua)$/;
+// JSON only under data/: other .json files in src (the dashboard's tsconfig) are not assets.
+const ASSET = /\.(sql|lua)$|[\\/]data[\\/][^\\/]+\.json$/;
 cpSync(from, to, {
   recursive: true,
   filter: (path) => statSync(path).isDirectory() || ASSET.test(path),
