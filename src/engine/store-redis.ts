@@ -7,35 +7,13 @@ import { RedisEventBatch } from '../shims/bullmq-redis-event-batch.js';
 import { startAtStreamEnd } from '../shims/bullmq-queue-events-start.js';
 import { readScript } from '../core/script-files.js';
 import { checkRedisSchema } from './redis-schema.js';
-import type {
-  IndexFilter,
-  IndexedTask,
-  ResolvedStoreOptions,
-  Store,
-  TaskPage,
-  WorkerHeartbeat,
-} from './store.js';
-import {
-  INDEX_SCAN_BUDGET,
-  hasIndexFilter,
-  BROKER_HINT,
-  DEFAULT_STORE_TIMEOUT_MS,
-  checkNamespace,
-  decodeCursor,
-  encodeCursor,
-  redactUrl,
-} from './store.js';
+import { redisTaskIndex } from './redis-task-index.js';
+import type { ResolvedStoreOptions, Store, WorkerHeartbeat } from './store.js';
+import { BROKER_HINT, DEFAULT_STORE_TIMEOUT_MS, checkNamespace, redactUrl } from './store.js';
 
 // Our scripts, in ./lua: read once, when the store module loads.
 const ACQUIRE_LEASE = readScript('./lua/acquire-lease.lua', import.meta.url);
 const TRY_HIT = readScript('./lua/try-hit.lua', import.meta.url);
-const LIST_TASKS = readScript('./lua/list-tasks.lua', import.meta.url);
-const TRIM_INDEX = readScript('./lua/trim-index.lua', import.meta.url);
-const INDEX_TASKS = readScript('./lua/index-tasks.lua', import.meta.url);
-const LIST_FILTERED = readScript('./lua/list-filtered.lua', import.meta.url);
-
-/** Index entries per RPUSH or script call: bounds one command for a huge batch (and Lua's unpack). */
-const INDEX_CHUNK = 1_000;
 
 /**
  * Workers wait for Redis forever; producers are told at once that it is down. A producer's
@@ -146,80 +124,12 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
   const listening = new Map<string, number>();
   const beatPrefix = `${namespace}:aiecs:worker:`;
   const limitPrefix = `${namespace}:aiecs:limit:`;
-  // New names, not the old sorted sets' `index:*`: an older deployment's keys never meet a list command.
-  const tasksPrefix = `${namespace}:aiecs:tasks:`;
-  // Not under `tasks:`, so the SCAN for `tasks:user:*` finds lists only.
-  const trimmedPrefix = `${namespace}:aiecs:tasks-trimmed:`;
   const cancelPrefix = `${namespace}:aiecs:cancel:`;
   const bull = { connection: command, prefix: namespace };
   // Workers and QueueEvents block on their connection: each gets its own, with worker options.
   const blockingConnection = () => ({ prefix: namespace, connection: newClient('worker') });
 
-  // EVALSHA after the first call: the scripts are not sent with every call.
-  command.defineCommand('aiecsListTasks', { numberOfKeys: 2, lua: LIST_TASKS });
-  command.defineCommand('aiecsTrimIndex', { numberOfKeys: 2, lua: TRIM_INDEX });
-  command.defineCommand('aiecsIndexTasks', { numberOfKeys: 2, lua: INDEX_TASKS });
-  command.defineCommand('aiecsListFiltered', { numberOfKeys: 2, lua: LIST_FILTERED });
-  type IndexScripts = {
-    aiecsListFiltered(
-      list: string,
-      trimmed: string,
-      ...args: Array<string | number>
-    ): Promise<[number, Array<number | string>, number, string | null, string | null]>;
-    aiecsIndexTasks(all: string, own: string, ...entries: string[]): Promise<number>;
-    aiecsListTasks(list: string, trimmed: string, limit: number, at: string): Promise<[number, string[]]>;
-    aiecsTrimIndex(list: string, trimmed: string, cutoffMs: number, rounds: number): Promise<number>;
-  };
-  const scripts = command as unknown as IndexScripts;
-
-  /** A filtered page: the script scans a bounded stretch and says where it stopped. */
-  async function listFiltered(
-    name: string,
-    limit: number,
-    after: [number, string] | undefined,
-    filter: IndexFilter,
-  ): Promise<TaskPage> {
-    const [trimmed, found, lastPos, lastEntry, own] = await scripts.aiecsListFiltered(
-      tasksPrefix + name,
-      trimmedPrefix + name,
-      limit,
-      after ? String(after[0]) : '',
-      INDEX_SCAN_BUDGET,
-      filter.queue ?? '',
-      filter.task_name ?? '',
-      filter.mode ?? '',
-      filter.service ?? '',
-      filter.since ?? '',
-      filter.until ?? '',
-    );
-    // The cursor's own entry must still be there: see listTasks.
-    if (after && (own === null || parseIndexEntry(own).task_id !== after[1])) return { items: [] };
-    const items: IndexedTask[] = [];
-    for (let i = 0; i + 1 < found.length && items.length < limit; i += 2) {
-      const item = parseIndexEntry(String(found[i + 1]));
-      items.push(item);
-      if (items.length === limit && found.length > 2 * limit)
-        return { items, next_cursor: encodeCursor(trimmed + Number(found[i]), item.task_id) };
-    }
-    // Read its budget before a full page: go on from the last entry read.
-    if (lastPos >= 0 && lastEntry !== null)
-      return { items, next_cursor: encodeCursor(trimmed + lastPos, parseIndexEntry(lastEntry).task_id) };
-    return { items };
-  }
-  /** A pipeline that also takes the index scripts (ioredis types defined commands on no client). */
-  const indexPipeline = () =>
-    command.pipeline() as unknown as IndexScripts & ReturnType<RedisClient['pipeline']>;
-  /** Trims these index lists (names after `tasks:`), one pipelined script call per key per pass. */
-  const trimLists = async (names: string[], cutoffMs: number) => {
-    let pending = names;
-    while (pending.length) {
-      const pipeline = indexPipeline();
-      for (const name of pending)
-        pipeline.aiecsTrimIndex(tasksPrefix + name, trimmedPrefix + name, cutoffMs, 100);
-      const more = execResults(await pipeline.exec());
-      pending = pending.filter((_, i) => more[i] === 1);
-    }
-  };
+  const index = redisTaskIndex(command, namespace);
 
   let closed = false;
   return {
@@ -280,80 +190,7 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
       await command.zrem(`${limitPrefix}lease:${key}`, holder);
     },
 
-    async indexTasks(tasks) {
-      if (tasks.length === 0) return;
-      const entries = tasks.map(indexEntry);
-      const owner = tasks[0]!.user_id;
-      const oneUser = tasks.every((t) => t.user_id === owner);
-      const all = `${tasksPrefix}all`;
-      // A pipeline object copies every script defined on the connection (BullMQ's, some 65):
-      // a lone call, every single submit's, goes without one.
-      if (entries.length <= INDEX_CHUNK && oneUser) {
-        await scripts.aiecsIndexTasks(all, `${tasksPrefix}user:${owner}`, ...entries);
-        return;
-      }
-      const pipeline = indexPipeline();
-      if (oneUser) {
-        // One user (every single submit, most batches): each entry crosses the wire once, and the
-        // script appends it to both lists.
-        for (let i = 0; i < entries.length; i += INDEX_CHUNK)
-          pipeline.aiecsIndexTasks(all, `${tasksPrefix}user:${owner}`, ...entries.slice(i, i + INDEX_CHUNK));
-      } else {
-        // Appended in arrival order, one variadic RPUSH per key (and chunk), all in one round trip.
-        const byUser = new Map<string, string[]>();
-        for (const [i, t] of tasks.entries()) {
-          let own = byUser.get(t.user_id);
-          if (!own) byUser.set(t.user_id, (own = []));
-          own.push(entries[i]!);
-        }
-        const push = (key: string, list: string[]) => {
-          for (let i = 0; i < list.length; i += INDEX_CHUNK)
-            pipeline.rpush(key, ...list.slice(i, i + INDEX_CHUNK));
-        };
-        push(all, entries);
-        for (const [user, own] of byUser) push(`${tasksPrefix}user:${user}`, own);
-      }
-      execResults(await pipeline.exec());
-    },
-    async trimIndex(cutoffMs) {
-      await trimLists(['all'], cutoffMs);
-      // Users' own lists too: SCAN walks them in pages without blocking Redis.
-      let cursor = '0';
-      do {
-        const [next, keys] = await command.scan(cursor, 'MATCH', `${tasksPrefix}user:*`, 'COUNT', 500);
-        cursor = next;
-        if (keys.length)
-          await trimLists(
-            keys.map((k) => k.slice(tasksPrefix.length)),
-            cutoffMs,
-          );
-      } while (cursor !== '0');
-    },
-    async listTasks(userId, limit, cursor, filter) {
-      const name = userId === undefined ? 'all' : `user:${userId}`;
-      const decoded = cursor ? decodeCursor(cursor) : undefined;
-      // A cursor that is not one of ours reads as none, as a malformed one does: the first page.
-      const after = decoded && Number.isSafeInteger(decoded[0]) && decoded[0] >= 0 ? decoded : undefined;
-      if (hasIndexFilter(filter)) return listFiltered(name, limit, after, filter);
-      const [first, entries] = await scripts.aiecsListTasks(
-        tasksPrefix + name,
-        trimmedPrefix + name,
-        limit,
-        after ? String(after[0]) : '',
-      );
-      if (after) {
-        // The last entry is the cursor's own: another task there means the positions restarted
-        // (the list was emptied by trimming and refilled), so nothing older is left to list.
-        const own = entries.pop();
-        if (own === undefined || parseIndexEntry(own).task_id !== after[1]) return { items: [] };
-      }
-      const items = entries.map(parseIndexEntry).reverse().slice(0, limit);
-      const oldest = items[items.length - 1];
-      // Positions count up from the head: the oldest item returned is first + what was read past it.
-      return entries.length > limit && oldest
-        ? { items, next_cursor: encodeCursor(first + entries.length - limit, oldest.task_id) }
-        : { items };
-    },
+    ...index,
 
     async clearCancel(taskId) {
       await command.del(`${cancelPrefix}${taskId}`);
@@ -396,37 +233,5 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
       await settleWithin(Promise.allSettled(clients.map((c) => c.quit())), CLOSE_DEADLINE_MS);
       clients.forEach((c) => c.disconnect());
     },
-  };
-}
-
-/** A pipeline's replies; throws the first command's error (exec reports them, it does not throw). */
-function execResults(results: Array<[Error | null, unknown]> | null): unknown[] {
-  if (!results) throw new StoreUnavailableError('Redis pipeline was not run');
-  for (const [error] of results) if (error) throw error;
-  return results.map(([, value]) => value);
-}
-
-/**
- * `created_at|queue:task_name:mode:service|task_id|user_id`: queue names and task ids hold no `|`
- * and names no `:` (they are identifiers), so the user id, last, may hold anything. Cheaper to
- * build and read than JSON, at thousands of submits a second. Entries written before the labels
- * have the queue alone in the second field.
- */
-function indexEntry(t: IndexedTask): string {
-  const labels = t.task_name === undefined ? t.queue : `${t.queue}:${t.task_name}:${t.mode}:${t.service}`;
-  return `${t.created_at}|${labels}|${t.task_id}|${t.user_id}`;
-}
-
-function parseIndexEntry(entry: string): IndexedTask {
-  const first = entry.indexOf('|');
-  const second = entry.indexOf('|', first + 1);
-  const third = entry.indexOf('|', second + 1);
-  const [queue, task_name, mode, service] = entry.slice(first + 1, second).split(':');
-  return {
-    task_id: entry.slice(second + 1, third),
-    user_id: entry.slice(third + 1),
-    queue: queue!,
-    created_at: Number(entry.slice(0, first)),
-    ...(task_name !== undefined ? { task_name, mode: mode!, service: service! } : {}),
   };
 }
