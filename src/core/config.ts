@@ -309,6 +309,9 @@ export interface AiecsConfig {
   timeLimitS: number;
   worker: WorkerSettings;
   maxInputBytes: number;
+  /** AIECS_WORKFLOW_MAX_TASKS / AIECS_WORKFLOW_MAX_DEPTH: tasks in one workflow, nested levels (10,000, 32). */
+  workflowMaxTasks?: number;
+  workflowMaxDepth?: number;
   maxAttempts: number;
   retryBackoffMs: number;
   lockDurationMs: number;

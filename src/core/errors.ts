@@ -96,6 +96,41 @@ export class TaskCancelledError extends AiecsError {
   }
 }
 
+/**
+ * A workflow step that never ran because a task it waited for failed, timed out or was cancelled:
+ * it ends `cancelled`, with `details.reason` "upstream_failed" and the upstream task's id and error.
+ */
+export class UpstreamFailedError extends AiecsError {
+  override readonly code = 'UPSTREAM_FAILED';
+  override readonly wireCode = 'E004';
+  constructor(
+    readonly taskId: string,
+    readonly upstream: { task_id: string; error: string },
+  ) {
+    super(`not run: upstream task ${upstream.task_id} did not complete (${upstream.error})`, {
+      reason: 'upstream_failed',
+      upstream_task_id: upstream.task_id,
+      upstream_error: upstream.error,
+    });
+  }
+}
+
+/** A chord's callback, not run because a member of its header did not complete: it ends `failed`. */
+export class ChordMemberFailedError extends AiecsError {
+  override readonly code = 'CHORD_MEMBER_FAILED';
+  override readonly wireCode = 'E003';
+  constructor(
+    readonly taskId: string,
+    readonly member: { task_id: string; error: string },
+  ) {
+    super(`chord member ${member.task_id} did not complete: ${member.error}`, {
+      reason: 'member_failed',
+      member_task_id: member.task_id,
+      member_error: member.error,
+    });
+  }
+}
+
 /** The task ran and failed; `remote` is the error recorded by the worker. */
 export class TaskFailedError extends AiecsError {
   override readonly code = 'TASK_FAILED';

@@ -100,6 +100,21 @@ export interface StoredTaskData {
   options?: { time_limit?: number; soft_time_limit?: number; priority?: number };
   /** Runs ended before a manual retry, oldest first (written by the retry, never at submit). */
   runs?: Run[];
+  /** A workflow member's place in its workflow (see StoredWorkflow); absent on a lone task. */
+  wf?: StoredWorkflow;
+}
+
+/** Task ids in submission order, nested as the groups they came from: a member's inputs. */
+export type InputShape = string | InputShape[];
+
+/** What a workflow member stores of its workflow (docs/design.md §9). */
+export interface StoredWorkflow {
+  /** The workflow's root task id. */
+  root: string;
+  /** The tasks it waits for (its BullMQ children) and where their results go in its input_data. */
+  in?: { as: 'previous' | 'results'; from: InputShape };
+  /** On the root only: the whole tree of member ids (a WorkflowIds of core/workflow.ts). */
+  ids?: unknown;
 }
 
 /** A run of a task that ended before it was retried by hand: what its record said then. */
@@ -286,4 +301,7 @@ export interface TaskRecord {
   worker: string | null;
   /** Earlier runs, ended before a manual retry, oldest first; empty when none. */
   runs: Run[];
+  /** A workflow member's root task id and the task waiting for it (null for the root). */
+  root_id?: string;
+  parent_id?: string | null;
 }

@@ -12,6 +12,7 @@ const require = createRequire(import.meta.url);
 const bullmq = require('bullmq') as typeof BullMQ;
 
 export const {
+  FlowProducer,
   Queue,
   QueueEvents,
   QueueEventsProducer,

@@ -3,6 +3,7 @@
  * BullMQ's, BullMQ on a PostgreSQL connection, and the store built from the two.
  */
 import {
+  FlowProducer,
   Queue,
   QueueEvents,
   QueueEventsProducer,
@@ -43,6 +44,7 @@ export type ExtrasPart = Omit<
   | 'createWorker'
   | 'createQueueEvents'
   | 'createEventsProducer'
+  | 'createFlowProducer'
   | 'close'
 > & {
   closeExtras(): Promise<void>;
@@ -222,7 +224,10 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
 /** The BullMQ half of a PostgreSQL-backed store, given what to pass as `connection`. */
 export function bullOnPostgres(
   connection: unknown,
-): Pick<Store, 'createQueue' | 'createWorker' | 'createQueueEvents' | 'createEventsProducer'> {
+): Pick<
+  Store,
+  'createQueue' | 'createWorker' | 'createQueueEvents' | 'createEventsProducer' | 'createFlowProducer'
+> {
   // BullMQ's constructors are typed for Redis by default; the backend factory makes them PostgreSQL.
   const opts = { connection } as never;
   const factory = createPostgresBackend as never;
@@ -236,6 +241,7 @@ export function bullOnPostgres(
       new Worker(name, processor, { ...workerOpts, connection } as never, factory),
     createQueueEvents: (name) => new QueueEvents(name, { connection, autorun: true } as never, eventsFactory),
     createEventsProducer: (name) => new QueueEventsProducer(name, opts, factory),
+    createFlowProducer: () => new FlowProducer(opts, factory),
   };
 }
 

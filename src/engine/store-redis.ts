@@ -1,5 +1,5 @@
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
-import { Queue, QueueEvents, QueueEventsProducer, Redis, Worker } from './bullmq.js';
+import { FlowProducer, Queue, QueueEvents, QueueEventsProducer, Redis, Worker } from './bullmq.js';
 import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
 import { StoreUnavailableError } from '../core/errors.js';
 import { coalesceWrites } from '../shims/ioredis-coalesced-writes.js';
@@ -142,6 +142,7 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
     createQueueEvents: (name) =>
       startAtStreamEnd(new QueueEvents(name, { ...blockingConnection(), autorun: false }), command),
     createEventsProducer: (name) => new QueueEventsProducer(name, bull),
+    createFlowProducer: () => new FlowProducer(bull),
     createEventWriter: (name) => new RedisEventBatch(command, `${namespace}:${name}:`),
 
     async publish(message, channel = 'control') {

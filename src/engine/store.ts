@@ -1,4 +1,4 @@
-import type { Processor, QueueEvents, QueueEventsProducer, WorkerOptions } from 'bullmq';
+import type { FlowProducer, Processor, QueueEvents, QueueEventsProducer, WorkerOptions } from 'bullmq';
 import type { Queue, Worker } from 'bullmq';
 import { ConfigError, StoreUnavailableError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -105,6 +105,8 @@ export interface Store {
   ): Worker<D, R>;
   createQueueEvents(name: string): QueueEvents;
   createEventsProducer(name: string): QueueEventsProducer;
+  /** Adds workflows (trees of jobs across both queues) in one atomic call. */
+  createFlowProducer(): FlowProducer;
   /**
    * A writer that batches progress and events across tasks, where the store has one (Redis);
    * elsewhere workers write through the job and the events producer.

@@ -2,17 +2,15 @@ import type { Server, Socket } from 'socket.io';
 import type { Logger } from '../core/logger.js';
 import { ObservedTasks } from '../core/metrics.js';
 import { QUEUE_KINDS, isTerminal } from '../core/task.js';
+import type { StatsFrame, StatsPoint, WorkerInfo } from '../core/wire-types.js';
 import type { AiecsApp } from '../engine/app.js';
 import { queueCounts } from '../engine/queue-admin.js';
 import type { Principal } from './auth.js';
 import type { BridgeEvent, EventBridge } from './event-bridge.js';
 import { encodeEvent, writePacket } from './packet.js';
+import { WatchTimer, onWatchEvents } from './watch-channel.js';
 
-/** Tasks finished in one interval per queue, and the p95 of their durations (ms; 0 when none). */
-export interface StatsPoint {
-  at: number;
-  queues: Record<string, { completed: number; failed: number; p95_ms: number }>;
-}
+export type { StatsPoint };
 
 export const STATS_INTERVAL_MS = 2_000;
 const HISTORY_MS = 60 * 60_000;
@@ -21,8 +19,6 @@ const MISSED_BEATS = 3;
 const GONE_SHOWN_MS = 60_000;
 /** Running tasks whose start is remembered for their duration; past it the oldest are dropped. */
 const MAX_STARTS = 100_000;
-
-type Ack = (reply: unknown) => void;
 
 function p95(values: number[]): number {
   if (values.length === 0) return 0;
@@ -45,7 +41,8 @@ export class StatsFeed {
   private interval = new Map<string, { completed: number; failed: number; durations: number[] }>();
   /** Workers seen, by id: when last seen, for greying out the gone ones. */
   private readonly seen = new Map<string, Record<string, unknown> & { last_seen: number }>();
-  private timer: NodeJS.Timeout | undefined;
+  /** The frames' timer, running only while someone watches. */
+  private readonly timer: WatchTimer;
   private ticking = false;
   readonly since = Date.now();
   private readonly listener = (event: BridgeEvent) => this.onEvent(event);
@@ -60,17 +57,13 @@ export class StatsFeed {
   ) {
     // Counting what ends costs a comparison per event; the frames cost only while watched.
     bridge.on('event', this.listener);
-    io.on('connection', (socket) => {
-      socket.on('watch_stats', (_payload: unknown, ack?: Ack) => {
-        const reply = this.watch(socket);
-        if (typeof ack === 'function') ack(reply);
-      });
-      socket.on('unwatch_stats', (_payload: unknown, ack?: Ack) => {
-        this.unwatch(socket);
-        if (typeof ack === 'function') ack({ ok: true });
-      });
-      socket.on('disconnect', () => this.unwatch(socket));
-    });
+    this.timer = new WatchTimer(intervalMs, () => void this.tick());
+    onWatchEvents(
+      io,
+      'stats',
+      (socket) => this.watch(socket),
+      (socket) => this.unwatch(socket),
+    );
   }
 
   private watch(socket: Socket): unknown {
@@ -78,19 +71,13 @@ export class StatsFeed {
     if (!who.admin)
       return { ok: false, error: { code: 'FORBIDDEN', message: 'only admins may watch the stats' } };
     this.watchers.add(socket);
-    if (!this.timer) {
-      this.timer = setInterval(() => void this.tick(), this.intervalMs);
-      this.timer.unref();
-    }
+    this.timer.start();
     return { ok: true, interval_ms: this.intervalMs, since: this.since, history: this.history };
   }
 
   private unwatch(socket: Socket): void {
     this.watchers.delete(socket);
-    if (this.watchers.size === 0 && this.timer) {
-      clearInterval(this.timer);
-      this.timer = undefined;
-    }
+    if (this.watchers.size === 0) this.timer.stop();
   }
 
   private onEvent(event: BridgeEvent): void {
@@ -133,9 +120,9 @@ export class StatsFeed {
     return point;
   }
 
-  private workers(beats: Awaited<ReturnType<AiecsApp['listWorkers']>>, now: number): unknown[] {
+  private workers(beats: Awaited<ReturnType<AiecsApp['listWorkers']>>, now: number): WorkerInfo[] {
     for (const beat of beats) this.seen.set(beat.id, { ...beat, last_seen: beat.last_seen });
-    const out: unknown[] = [];
+    const out: WorkerInfo[] = [];
     for (const [id, beat] of this.seen) {
       const age = now - beat.last_seen;
       const alive = age <= this.heartbeatMs * MISSED_BEATS;
@@ -185,7 +172,7 @@ export class StatsFeed {
         this.observed.totals(),
       ]);
       const n = (status: string) => observed.ended[status] ?? 0;
-      const frame = {
+      const frame: StatsFrame = {
         at,
         since: this.since,
         workers: this.workers(beats, at),
@@ -220,8 +207,7 @@ export class StatsFeed {
   }
 
   close(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.timer.stop();
     this.watchers.clear();
     this.bridge.off('event', this.listener);
   }

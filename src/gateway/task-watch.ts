@@ -1,31 +1,14 @@
 import type { Server, Socket } from 'socket.io';
-import type { QueueKind, TaskStatus } from '../core/task.js';
+import type { TaskChange } from '../core/wire-types.js';
 import type { Principal } from './auth.js';
 import type { BridgeEvent, EventBridge } from './event-bridge.js';
 import { encodeEvent, writePacket } from './packet.js';
+import { WatchTimer, onWatchEvents } from './watch-channel.js';
 
-/** One task's latest state in a `task_changes` frame (docs/dashboard.md). */
-export interface TaskChange {
-  task_id: string;
-  user_id: string;
-  task_name: string;
-  queue: QueueKind;
-  mode?: string;
-  service?: string;
-  status: TaskStatus;
-  progress: number;
-  message: string;
-  attempt: number;
-  error_code?: string;
-  timestamp: number;
-  /** When the task was submitted (epoch ms): a table places a task first seen already ended. */
-  created_at?: number;
-}
+export type { TaskChange };
 
 /** A frame at most this often per socket: a table repainted 4 times a second stays readable and cheap. */
 export const TASK_CHANGES_INTERVAL_MS = 250;
-
-type Ack = (reply: unknown) => void;
 
 function toChange(event: BridgeEvent & { kind: 'progress' }): TaskChange {
   const p = event.payload;
@@ -59,25 +42,26 @@ export class TaskWatch {
   private readonly users = new Map<string, Set<Socket>>();
   private adminPending = new Map<string, TaskChange>();
   private readonly userPending = new Map<string, Map<string, TaskChange>>();
-  private timer: NodeJS.Timeout | undefined;
   private readonly listener = (event: BridgeEvent) => this.onEvent(event);
+  /** Flushes, and listens to the bridge, only while someone watches. */
+  private readonly timer: WatchTimer;
 
-  constructor(
-    io: Server,
-    private readonly bridge: EventBridge,
-    private readonly intervalMs = TASK_CHANGES_INTERVAL_MS,
-  ) {
-    io.on('connection', (socket) => {
-      socket.on('watch_tasks', (_payload: unknown, ack?: Ack) => {
+  constructor(io: Server, bridge: EventBridge, intervalMs = TASK_CHANGES_INTERVAL_MS) {
+    this.timer = new WatchTimer(
+      intervalMs,
+      () => this.flush(),
+      () => bridge.on('event', this.listener),
+      () => bridge.off('event', this.listener),
+    );
+    onWatchEvents(
+      io,
+      'tasks',
+      (socket) => {
         this.watch(socket);
-        if (typeof ack === 'function') ack({ ok: true });
-      });
-      socket.on('unwatch_tasks', (_payload: unknown, ack?: Ack) => {
-        this.unwatch(socket);
-        if (typeof ack === 'function') ack({ ok: true });
-      });
-      socket.on('disconnect', () => this.unwatch(socket));
-    });
+        return { ok: true };
+      },
+      (socket) => this.unwatch(socket),
+    );
   }
 
   get watchers(): number {
@@ -94,10 +78,7 @@ export class TaskWatch {
       if (!sockets) this.users.set(who.userId, (sockets = new Set()));
       sockets.add(socket);
     }
-    if (this.timer) return;
-    this.bridge.on('event', this.listener);
-    this.timer = setInterval(() => this.flush(), this.intervalMs);
-    this.timer.unref();
+    this.timer.start();
   }
 
   private unwatch(socket: Socket): void {
@@ -110,13 +91,7 @@ export class TaskWatch {
       this.userPending.delete(who.userId);
     }
     if (this.admins.size === 0) this.adminPending.clear();
-    if (this.admins.size === 0 && this.users.size === 0) this.stop();
-  }
-
-  private stop(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    this.bridge.off('event', this.listener);
+    if (this.admins.size === 0 && this.users.size === 0) this.timer.stop();
   }
 
   private onEvent(event: BridgeEvent): void {
@@ -146,7 +121,7 @@ export class TaskWatch {
   }
 
   close(): void {
-    this.stop();
+    this.timer.stop();
     this.admins.clear();
     this.users.clear();
     this.adminPending.clear();

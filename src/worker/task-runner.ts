@@ -21,6 +21,7 @@ import type { ExecOutcome, FailureInfo, TaskSink } from './execute-service.js';
 import type { Execution, Executor } from './executor.js';
 import type { LimitGate, TaskSlots } from './limit-gate.js';
 import { TaskReporter } from './task-reporter.js';
+import { gatherInputs } from './workflow-inputs.js';
 
 export interface RunnerDeps {
   executor: Executor;
@@ -101,7 +102,8 @@ const WORKER_BACKOFF = Object.freeze({ type: 'aiecs' });
  * per task, which matters at thousands of tasks a second.
  */
 class TaskRun implements TaskSink, Stoppable, HasDeadline {
-  private readonly data: TaskJobData;
+  /** Replaced, for a workflow step, by one whose input_data holds what it waited for. */
+  private data: TaskJobData;
   /** Which try of the budget this is: a redelivery (its worker died) does not spend one. */
   private readonly attempt: number;
   private readonly redeliveries: number;
@@ -194,7 +196,19 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
         info(new TaskCancelledError(data.task_id, 'cancelled before it ran')),
       );
     }
+    // A workflow step first reads what it waited for: it runs on their results, or not at all.
+    const wanted = this.job.data.wf?.in;
+    if (!wanted) return this.start(since);
+    return gatherInputs(this.job, data, wanted).then((got) => {
+      if (!got.ok) return this.finishFailed(got.status, { ...got.error, retryable: false });
+      this.data = got.data;
+      return this.start(since);
+    });
+  }
 
+  private start(since: number): Promise<ResultEnvelope> {
+    const { data, deps } = this;
+    const { cancels } = deps;
     this.limits = taskLimits(data.options, deps.config);
     this.startedAt = Date.now();
     // Checked first: the line's object would be built for every task, and debug is mostly off.

@@ -1,0 +1,85 @@
+/**
+ * Queues a workflow (chain, group, chord, nested) as BullMQ flows: checked and compiled whole
+ * (workflow-tree.ts), then added in one FlowProducer call, so it is queued whole or not at all.
+ */
+import type { FlowProducer } from 'bullmq';
+import { StoreUnavailableError, TaskConflictError } from '../core/errors.js';
+import { QUEUE_KINDS } from '../core/task.js';
+import type { WorkflowNode } from '../core/workflow.js';
+import { DEFAULT_WORKFLOW_MAX_DEPTH, DEFAULT_WORKFLOW_MAX_TASKS } from '../core/workflow.js';
+import { compileWorkflow } from './workflow-tree.js';
+import { WorkflowHandle, type WorkflowDeps } from './workflow-handle.js';
+
+/** One flow producer per store, made on first use; closed with the app (closeWorkflows). */
+const producers = new WeakMap<WorkflowDeps, Promise<FlowProducer>>();
+
+function producerFor(app: WorkflowDeps): Promise<FlowProducer> {
+  let made = producers.get(app);
+  if (!made) {
+    made = app.store().then((store) => store.createFlowProducer());
+    producers.set(app, made);
+    made.catch(() => producers.delete(app));
+  }
+  return made;
+}
+
+/** Closes the app's flow producer, if it made one. */
+export async function closeWorkflows(app: WorkflowDeps): Promise<void> {
+  const made = producers.get(app);
+  producers.delete(app);
+  const producer = await made?.catch(() => undefined);
+  await producer?.close();
+}
+
+/**
+ * Checks a workflow whole (shape, limits, every leaf; a task id the caller chose that already
+ * names a task is a conflict) and queues it in one atomic call. Returns its handle.
+ */
+export async function submitWorkflow(app: WorkflowDeps, tree: WorkflowNode): Promise<WorkflowHandle> {
+  const { config } = app;
+  const compiled = compileWorkflow(tree, {
+    maxTasks: config.workflowMaxTasks ?? DEFAULT_WORKFLOW_MAX_TASKS,
+    maxDepth: config.workflowMaxDepth ?? DEFAULT_WORKFLOW_MAX_DEPTH,
+    maxInputBytes: config.maxInputBytes,
+    maxAttempts: config.maxAttempts,
+  });
+  const chosen = compiled.members.filter((m) => m.chosen);
+  const adding = { started: false };
+  try {
+    await app.bounded('submit the workflow', async (call) => {
+      // A workflow is new work: an id that already names a task cannot join it.
+      await Promise.all(
+        chosen.map(async (m) => {
+          for (const kind of QUEUE_KINDS)
+            if (await (await app.queue(kind)).getJob(m.data.task_id))
+              throw new TaskConflictError(m.data.task_id);
+        }),
+      );
+      const [store, producer] = await Promise.all([app.store(), producerFor(app)]);
+      if (call.givenUp) throw new Error('workflow submit given up before its add');
+      adding.started = true;
+      if (compiled.flows.length === 1) await producer.add(compiled.flows[0]!);
+      else await producer.addBulk(compiled.flows);
+      await store.indexTasks(
+        compiled.members.map(({ queue, data }) => ({
+          task_id: data.task_id,
+          user_id: data.user_id,
+          queue,
+          created_at: data.submitted_at,
+          task_name: data.task_name,
+          mode: data.mode,
+          service: data.service,
+        })),
+      );
+    });
+  } catch (error) {
+    if (error instanceof StoreUnavailableError && adding.started)
+      throw new StoreUnavailableError(
+        `${error.message}; the workflow may have been queued: read its root task ${compiled.rootId}`,
+        { ...error.details, queued: 'unknown', root_id: compiled.rootId },
+        { cause: error },
+      );
+    throw error;
+  }
+  return new WorkflowHandle(app, compiled.rootId, compiled.ids);
+}

@@ -1,0 +1,223 @@
+/**
+ * Compiles a workflow tree into BullMQ flow jobs (docs/design.md §9): "runs after" is BullMQ's
+ * child → parent edge, so a chain's last step is its flow's root and a chord's body is the parent
+ * of its header. A flow is a tree (a job has one parent): one job can release many (fan-in) but
+ * not the reverse, so a group or chord that follows a step is refused here, before anything is
+ * queued. Everything else a submit checks (each leaf's fields, size, depth) is checked here too.
+ */
+import type { FlowJob } from 'bullmq';
+import {
+  PayloadTooLargeError,
+  ValidationError,
+  WorkflowInvalidError,
+  WorkflowTooLargeError,
+  type FieldIssue,
+} from '../core/errors.js';
+import { prepareSubmission, type PreparedSubmission } from '../core/submission.js';
+import type { InputShape, StoredTaskData, StoredWorkflow } from '../core/task.js';
+import { toBullPriority, toStoredData } from '../core/task.js';
+import type { WorkflowIds, WorkflowNode } from '../core/workflow.js';
+
+export interface WorkflowLimits {
+  maxTasks: number;
+  maxDepth: number;
+  maxInputBytes: number;
+  /** Attempts of a task that sets none (AIECS_TASK_MAX_ATTEMPTS). */
+  maxAttempts: number;
+}
+
+export interface CompiledWorkflow {
+  /** The flows to add: one for a chain or chord, one per member for a group at the top. */
+  flows: FlowJob[];
+  rootId: string;
+  ids: WorkflowIds;
+  /** Every leaf, in tree order. */
+  members: PreparedSubmission[];
+}
+
+/** What the tasks after a node wait for: its output jobs and how their results are laid out. */
+interface Below {
+  jobs: FlowJob[];
+  shape: InputShape;
+  as: 'previous' | 'results';
+}
+
+interface Built {
+  /** The jobs whose results are this node's result (one, or a group's members'). */
+  outputs: FlowJob[];
+  shape: InputShape;
+  ids: WorkflowIds;
+}
+
+const at = (path: string, name: string) => (path ? `${path}.${name}` : name);
+
+/** Nesting depth: a leaf is 0, a flat chain 1. */
+export function workflowDepth(node: WorkflowNode): number {
+  if ('task' in node) return 0;
+  const kids =
+    'chain' in node ? node.chain : 'group' in node ? node.group : [...node.chord.header, node.chord.body];
+  let deepest = 0;
+  for (const kid of kids) deepest = Math.max(deepest, workflowDepth(kid));
+  return deepest + 1;
+}
+
+export function countTasks(node: WorkflowNode): number {
+  if ('task' in node) return 1;
+  const kids =
+    'chain' in node ? node.chain : 'group' in node ? node.group : [...node.chord.header, node.chord.body];
+  let n = 0;
+  for (const kid of kids) n += countTasks(kid);
+  return n;
+}
+
+class Compiler {
+  readonly issues: FieldIssue[] = [];
+  readonly members: PreparedSubmission[] = [];
+  readonly jobs: Array<{ job: FlowJob; wf: StoredWorkflow }> = [];
+  private readonly seen = new Map<string, string>();
+
+  constructor(private readonly limits: WorkflowLimits) {}
+
+  build(node: WorkflowNode, path: string, below: Below | undefined, step: number): Built | undefined {
+    if ('task' in node) return this.leaf(node.task, path, below, step);
+    if ('chain' in node) {
+      if (node.chain.length === 0) return this.refuse(path, 'a chain needs at least one step');
+      let before = below;
+      const ids: WorkflowIds[] = [];
+      let last: Built | undefined;
+      for (const [i, kid] of node.chain.entries()) {
+        const built = this.build(kid, at(path, `chain[${i}]`), before, step + i);
+        if (!built) return undefined;
+        ids.push(built.ids);
+        last = built;
+        before = { jobs: built.outputs, shape: built.shape, as: 'previous' };
+      }
+      return { ...last!, ids: { chain: ids } };
+    }
+    if ('group' in node) {
+      const built = this.parallel(node.group, at(path, 'group'), below, step);
+      return built && { ...built, ids: { group: built.ids } };
+    }
+    const header = this.parallel(node.chord.header, at(path, 'chord.header'), below, step);
+    if (!header) return undefined;
+    const body = this.build(
+      node.chord.body,
+      at(path, 'chord.body'),
+      { jobs: header.outputs, shape: header.shape, as: 'results' },
+      step + 1,
+    );
+    return body && { ...body, ids: { chord: { header: header.ids, body: body.ids } } };
+  }
+
+  /** A group's members (or a chord's header): independent, their results in order. */
+  private parallel(
+    nodes: WorkflowNode[],
+    path: string,
+    below: Below | undefined,
+    step: number,
+  ): { outputs: FlowJob[]; shape: InputShape[]; ids: WorkflowIds[] } | undefined {
+    if (nodes.length === 0) return this.refuse(path, 'needs at least one task');
+    if (below && nodes.length > 1)
+      return this.refuse(
+        path,
+        'cannot follow another step: BullMQ flows are trees (one job releases one parent), so ' +
+          'several tasks cannot all wait for one; start a chain with the group, or put the ' +
+          'earlier steps inside each member',
+      );
+    const outputs: FlowJob[] = [];
+    const shape: InputShape[] = [];
+    const ids: WorkflowIds[] = [];
+    for (const [i, kid] of nodes.entries()) {
+      const built = this.build(kid, `${path}[${i}]`, below, step);
+      if (!built) return undefined;
+      outputs.push(...built.outputs);
+      shape.push(built.shape);
+      ids.push(built.ids);
+    }
+    return { outputs, shape, ids };
+  }
+
+  private leaf(
+    leaf: {
+      queue: 'fast_tasks' | 'heavy_tasks';
+      request: Record<string, unknown>;
+      options?: Record<string, unknown>;
+    },
+    path: string,
+    below: Below | undefined,
+    step: number,
+  ): Built | undefined {
+    let prepared: PreparedSubmission;
+    try {
+      prepared = prepareSubmission(leaf.queue, leaf.request, leaf.options, this.limits.maxInputBytes);
+    } catch (error) {
+      if (error instanceof ValidationError)
+        this.issues.push(...error.issues.map((x) => ({ field: at(path, x.field), message: x.message })));
+      else if (error instanceof PayloadTooLargeError)
+        this.issues.push({ field: at(path, error.field), message: error.message });
+      else throw error;
+      return undefined;
+    }
+    const { data } = prepared;
+    // `step` counts along the chain, on top of any the leaf gave itself.
+    data.step += step;
+    const id = data.task_id;
+    const earlier = this.seen.get(id);
+    if (earlier !== undefined) {
+      this.issues.push({ field: at(path, 'task_id'), message: `repeats ${earlier}` });
+      return undefined;
+    }
+    this.seen.set(id, at(path, 'task_id'));
+    this.members.push(prepared);
+    const wf: StoredWorkflow = { root: '' };
+    if (below) wf.in = { as: below.as, from: below.shape };
+    const opts: NonNullable<FlowJob['opts']> = {
+      jobId: id,
+      priority: toBullPriority(data.options.priority),
+      attempts: prepared.attempts ?? this.limits.maxAttempts,
+      // A child that ends otherwise than completed is recorded as ignored and its parent released
+      // once nothing is pending: the parent's worker then sees it and does not run (task-runner).
+      ignoreDependencyOnFailure: true,
+    };
+    if (prepared.delayMs > 0) opts.delay = prepared.delayMs;
+    const job: FlowJob = {
+      name: data.task_name,
+      queueName: prepared.queue,
+      data: { ...toStoredData(prepared.queue, data), wf } satisfies StoredTaskData,
+      opts,
+      ...(below ? { children: below.jobs } : {}),
+    };
+    this.jobs.push({ job, wf });
+    return { outputs: [job], shape: id, ids: { task: id, queue: prepared.queue } };
+  }
+
+  private refuse(field: string, message: string): undefined {
+    this.issues.push({ field: field || '(root)', message });
+    return undefined;
+  }
+}
+
+/**
+ * Checks a workflow whole and builds its flows; throws naming every problem by
+ * its path (`chain[2].group[1].mode`; WorkflowInvalidError, WorkflowTooLargeError) when anything is wrong, so nothing of it is queued.
+ */
+export function compileWorkflow(tree: WorkflowNode, limits: WorkflowLimits): CompiledWorkflow {
+  const tasks = countTasks(tree);
+  if (tasks > limits.maxTasks) throw new WorkflowTooLargeError(tasks, limits.maxTasks);
+  const depth = workflowDepth(tree);
+  if (depth > limits.maxDepth)
+    throw new WorkflowInvalidError([
+      {
+        field: '(root)',
+        message: `is nested ${depth} deep, over the limit of ${limits.maxDepth} (AIECS_WORKFLOW_MAX_DEPTH)`,
+      },
+    ]);
+  const compiler = new Compiler(limits);
+  const built = compiler.build(tree, '', undefined, 0);
+  if (!built || compiler.issues.length) throw new WorkflowInvalidError(compiler.issues);
+  // The root is the flow's root: a chain's last step, a chord's body, a top group's first member.
+  const rootId = built.outputs[0]!.opts!.jobId!;
+  for (const { wf } of compiler.jobs) wf.root = rootId;
+  (built.outputs[0]!.data as StoredTaskData).wf!.ids = built.ids;
+  return { flows: built.outputs, rootId, ids: built.ids, members: compiler.members };
+}
