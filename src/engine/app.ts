@@ -1,51 +1,31 @@
-import type { Queue, QueueEvents } from 'bullmq';
+import type { QueueEvents } from 'bullmq';
 import type { AiecsConfig } from '../core/config.js';
 import { loadConfig } from '../core/config.js';
 import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
 import {
-  PayloadTooLargeError,
-  StoreUnavailableError,
   TaskCancelledError,
-  TaskConflictError,
   TaskFailedError,
   TaskNotFoundError,
   TaskTimeoutError,
   WaitTimeoutError,
   ValidationError,
-  type FieldIssue,
   type TimeLimitKind,
 } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { createLogger } from '../core/logger.js';
-import type {
-  QueueKind,
-  SubmitOptions,
-  TaskJobData,
-  StoredTaskData,
-  TaskRecord,
-  TaskRequest,
-} from '../core/task.js';
+import type { QueueKind, SubmitOptions, StoredTaskData, TaskRecord, TaskRequest } from '../core/task.js';
 import type { WireSubmitOptions } from '../core/submission.js';
-import {
-  FAST_QUEUE,
-  HEAVY_QUEUE,
-  QUEUE_KINDS,
-  TaskStatus,
-  isTerminal,
-  requestFingerprint,
-  toBullPriority,
-  toStoredData,
-} from '../core/task.js';
+import { FAST_QUEUE, HEAVY_QUEUE, QUEUE_KINDS, TaskStatus, isTerminal } from '../core/task.js';
 import { libraryToWire } from '../core/library-wire.js';
-import { prepareSubmission } from '../core/submission.js';
 import { encodeControl } from './control.js';
 import { ResultWaiter } from './result-waiter.js';
-import type { IndexFilter, IndexedTask, Store, WorkerHeartbeat } from './store.js';
+import type { IndexFilter, Store, WorkerHeartbeat } from './store.js';
 import { openStore } from './open-store.js';
 import { StoreGuard, type GuardedCall } from './store-guard.js';
+import { submitTasks, type TaskQueue } from './submit.js';
 import { retryTask, type RetryResult } from './task-retry.js';
 import type { BullState, ProgressPayload, ResultEnvelope, TaskJob } from './task-record.js';
-import { jobTaskData, toTaskRecord } from './task-record.js';
+import { toTaskRecord } from './task-record.js';
 
 export interface AppOptions {
   /** Store URL; default: AIECS_BROKER_URL, else CELERY_BROKER_URL, else `embedded:./.aiecs/data`. */
@@ -101,8 +81,6 @@ export interface TaskHandle {
 export interface TaskSubmitter {
   delay(request: TaskRequest, options?: SubmitOptions): Promise<TaskHandle>;
 }
-
-type TaskQueue = Queue<StoredTaskData, ResultEnvelope>;
 
 /** How long a cancel request waits for a worker that missed the control message (a heartbeat or more). */
 const CANCEL_REQUEST_TTL_MS = 10 * 60_000;
@@ -200,7 +178,8 @@ export class AiecsApp {
 
   /** Submits a wire (snake_case) request: the HTTP API and the CLI come in here. */
   async submitWire(kind: QueueKind, request: unknown, options?: WireSubmitOptions): Promise<TaskHandle> {
-    const [handle] = await this.submitPrepared(
+    const [handle] = await submitTasks(
+      this,
       [{ request, ...(options ? { options } : {}) }],
       () => kind,
       () => '',
@@ -213,160 +192,20 @@ export class AiecsApp {
     kind: QueueKind,
     items: ReadonlyArray<{ request: unknown; options?: WireSubmitOptions }>,
   ): Promise<TaskHandle[]> {
-    return this.submitPrepared(
+    return submitTasks(
+      this,
       items,
       () => kind,
       (i) => `[${i}]`,
     );
   }
 
-  /**
-   * Submits wire requests to either queue. Everything is checked before anything is queued, so a
-   * batch is accepted whole or refused whole: each request's fields (errors name the item, e.g.
-   * `[3].task_name`), ids repeated in the batch, and caller-chosen ids that already name a task.
-   * An id names one task across both queues: the same request again returns that task; another
-   * request, or the other queue, is a conflict.
-   */
+  /** Submits wire requests to either queue, accepted whole or refused whole (see submit.ts). */
   submitManyWire(
     items: ReadonlyArray<{ queue: QueueKind; request: unknown; options?: WireSubmitOptions }>,
     itemName: (index: number) => string = (i) => `[${i}]`,
   ): Promise<TaskHandle[]> {
-    return this.submitPrepared(items, (i) => items[i]!.queue, itemName);
-  }
-
-  // The queue comes apart from the items so a one-queue batch is not copied item by item to add it.
-  private async submitPrepared(
-    items: ReadonlyArray<{ request: unknown; options?: WireSubmitOptions }>,
-    queueOf: (index: number) => QueueKind,
-    itemName: (index: number) => string,
-  ): Promise<TaskHandle[]> {
-    const field = (i: number, name: string) => (itemName(i) ? `${itemName(i)}.${name}` : name);
-    const issues: FieldIssue[] = [];
-    const prepared = items.map((item, i) => {
-      try {
-        return prepareSubmission(queueOf(i), item.request, item.options, this.config.maxInputBytes);
-      } catch (error) {
-        // A lone request keeps its own error (PayloadTooLargeError is HTTP 413, not a batch's 400).
-        if (items.length === 1 && !itemName(0)) throw error;
-        if (error instanceof ValidationError)
-          issues.push(...error.issues.map((x) => ({ field: field(i, x.field), message: x.message })));
-        else if (error instanceof PayloadTooLargeError)
-          issues.push({ field: field(i, error.field), message: error.message });
-        else throw error;
-        return undefined;
-      }
-    });
-    if (issues.length) throw new ValidationError(issues, 'invalid batch');
-    const ready = prepared as NonNullable<(typeof prepared)[number]>[];
-    // Only ids a caller chose can repeat: generated ones are random UUIDs.
-    const first = new Map<string, number>();
-    for (const [i, p] of ready.entries()) {
-      if (!p.chosen) continue;
-      const j = first.get(p.data.task_id);
-      if (j === undefined) first.set(p.data.task_id, i);
-      else issues.push({ field: field(i, 'task_id'), message: `repeats ${field(j, 'task_id')}` });
-    }
-    if (issues.length) throw new ValidationError(issues, 'invalid batch');
-
-    // Refused before its add, a submit queued nothing; given up during it, it may have queued
-    // its tasks, and says which, so the caller can read them or submit again with those ids.
-    const adding = { started: false };
-    try {
-      return await this.guard.run('submit', (call) => this.addPrepared(ready, call, adding));
-    } catch (error) {
-      if (error instanceof StoreUnavailableError && adding.started)
-        throw uncertainSubmit(
-          error,
-          ready.map((p) => p.data.task_id),
-        );
-      throw error;
-    }
-  }
-
-  private async addPrepared(
-    ready: ReturnType<typeof prepareSubmission>[],
-    call: GuardedCall,
-    adding: { started: boolean },
-  ): Promise<TaskHandle[]> {
-    const existing = new Set<string>();
-    await Promise.all(
-      ready
-        .filter((p) => p.chosen)
-        .map(async (p) => {
-          for (const kind of QUEUE_KINDS) {
-            const job = await (await this.queue(kind)).getJob(p.data.task_id);
-            if (!job) continue;
-            if (
-              kind !== p.queue ||
-              requestFingerprint(kind, jobTaskData(job)) !== requestFingerprint(p.queue, p.data)
-            )
-              throw new TaskConflictError(p.data.task_id);
-            existing.add(p.data.task_id);
-          }
-        }),
-    );
-
-    const store = await this.store();
-    const fresh = existing.size ? ready.filter((p) => !existing.has(p.data.task_id)) : ready;
-    // A generated id's index entry rides along with its add: the add surely makes it. A chosen
-    // id's waits until the add is known to have made the task: another process may have added
-    // the same id since the check, and its owner's task must not enter this caller's list.
-    const chosen = fresh.filter((p) => p.chosen);
-    const generated = chosen.length ? fresh.filter((p) => !p.chosen) : fresh;
-    // Given up already (the store was slow to answer the checks): the caller heard "not queued".
-    if (call.givenUp) throw new Error('submit given up before its add');
-    adding.started = true;
-    await Promise.all([
-      ...QUEUE_KINDS.map(async (kind) => {
-        const mine = fresh.filter((p) => p.queue === kind);
-        if (mine.length === 0) return;
-        const queue = await this.queue(kind);
-        if (mine.length === 1)
-          await queue.add(
-            mine[0]!.data.task_name,
-            toStoredData(kind, mine[0]!.data),
-            this.jobOptions(mine[0]!),
-          );
-        else
-          await queue.addBulk(
-            mine.map((p) => ({
-              name: p.data.task_name,
-              data: toStoredData(kind, p.data),
-              opts: this.jobOptions(p),
-            })),
-          );
-      }),
-      store.indexTasks(generated.map((p) => indexEntry(p.queue, p.data))),
-    ]);
-
-    // Another process may have added the same id between our check and our add: the stored job decides.
-    const created = new Map<string, boolean>();
-    const checks = await Promise.allSettled(
-      chosen.map(async (p) => {
-        const stored = await (await this.queue(p.queue)).getJob(p.data.task_id);
-        if (
-          stored &&
-          requestFingerprint(p.queue, jobTaskData(stored)) !== requestFingerprint(p.queue, p.data)
-        )
-          throw new TaskConflictError(p.data.task_id);
-        created.set(p.data.task_id, stored?.timestamp === p.data.submitted_at);
-      }),
-    );
-    if (chosen.length)
-      await store.indexTasks(
-        chosen.filter((p) => created.get(p.data.task_id)).map((p) => indexEntry(p.queue, p.data)),
-      );
-    // Indexed first: the tasks this batch did make stay listed when another of its ids lost a race.
-    const lost = checks.find((c): c is PromiseRejectedResult => c.status === 'rejected');
-    if (lost) throw lost.reason;
-    // A generated id is new by construction; a chosen one is new if this submit's add made it.
-    return ready.map((p) =>
-      this.handle(
-        p.data.task_id,
-        p.queue,
-        !p.chosen || (!existing.has(p.data.task_id) && created.get(p.data.task_id) !== false),
-      ),
-    );
+    return submitTasks(this, items, (i) => items[i]!.queue, itemName);
   }
 
   /**
@@ -415,23 +254,6 @@ export class AiecsApp {
       if (!cursor || tasks.length >= limit) break;
     }
     return cursor ? { tasks, next_cursor: cursor } : { tasks };
-  }
-
-  private jobOptions(prepared: ReturnType<typeof prepareSubmission>) {
-    const opts: Record<string, unknown> = {
-      jobId: prepared.data.task_id,
-      // The job's timestamp is the task's submit time (StoredTaskData does not repeat it). Given,
-      // it is stored in the job's options too, and read back with every fetch: only a chosen id,
-      // whose submit compares it to tell its own add from an earlier one, needs it exact.
-      timestamp: prepared.chosen ? prepared.data.submitted_at : undefined,
-      priority: toBullPriority(prepared.data.options.priority),
-      // No backoff: the worker's own policy (retryDelay) spaces retries, so jobs need not carry it.
-      attempts: prepared.attempts ?? this.config.maxAttempts,
-      // No removeOnComplete/removeOnFail: workers sweep expired tasks now and then (RetentionSweeper)
-      // instead of every finishing job looking for them.
-    };
-    if (prepared.delayMs > 0) opts.delay = prepared.delayMs;
-    return opts;
   }
 
   handle(taskId: string, kind: QueueKind, created = true): TaskHandle {
@@ -628,27 +450,6 @@ class Handle implements TaskHandle {
   cancel(): Promise<CancelResult> {
     return this.app.cancel(this.id);
   }
-}
-
-/**
- * A submit given up while its add was under way: the tasks may exist. Their ids let the caller
- * find out, or submit again with them (the same request under an existing id returns that task).
- */
-function uncertainSubmit(error: StoreUnavailableError, ids: string[]): StoreUnavailableError {
-  const which =
-    ids.length === 1
-      ? `task ${ids[0]} may have been queued: read it, or submit the same request again with task_id ${ids[0]}`
-      : `${ids.length} tasks may have been queued (their ids are in details.task_ids): read them, or submit the same requests again with those task_id values`;
-  return new StoreUnavailableError(
-    `${error.message}; ${which}`,
-    { ...error.details, queued: 'unknown', task_ids: ids },
-    { cause: error },
-  );
-}
-
-function indexEntry(kind: QueueKind, data: TaskJobData): IndexedTask {
-  const { task_id, user_id, task_name, mode, service } = data;
-  return { task_id, user_id, queue: kind, created_at: data.submitted_at, task_name, mode, service };
 }
 
 export function createApp(options: AppOptions = {}): AiecsApp {

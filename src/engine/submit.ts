@@ -1,0 +1,224 @@
+/**
+ * The idempotent submit: wire (snake_case) requests checked, fingerprinted against tasks already
+ * under their ids, and added to their queues with their index entries. Everything is checked
+ * before anything is queued, so a batch is accepted whole or refused whole: each request's fields
+ * (errors name the item, e.g. `[3].task_name`), ids repeated in the batch, and caller-chosen ids
+ * that already name a task. An id names one task across both queues: the same request again
+ * returns that task; another request, or the other queue, is a conflict.
+ */
+import type { Queue } from 'bullmq';
+import type { AiecsConfig } from '../core/config.js';
+import {
+  PayloadTooLargeError,
+  StoreUnavailableError,
+  TaskConflictError,
+  ValidationError,
+  type FieldIssue,
+} from '../core/errors.js';
+import type { QueueKind, StoredTaskData, TaskJobData } from '../core/task.js';
+import { QUEUE_KINDS, requestFingerprint, toBullPriority, toStoredData } from '../core/task.js';
+import type { WireSubmitOptions } from '../core/submission.js';
+import { prepareSubmission } from '../core/submission.js';
+import type { IndexedTask, Store } from './store.js';
+import type { GuardedCall } from './store-guard.js';
+import type { ResultEnvelope } from './task-record.js';
+import { jobTaskData } from './task-record.js';
+
+export type TaskQueue = Queue<StoredTaskData, ResultEnvelope>;
+
+/** One wire request and the queue it goes to. */
+export interface WireSubmission {
+  queue: QueueKind;
+  request: unknown;
+  options?: WireSubmitOptions;
+}
+
+/** What a submit needs of the app (the app itself; an interface keeps the two modules apart). */
+export interface SubmitDeps<H> {
+  readonly config: AiecsConfig;
+  bounded<T>(what: string, call: (state: GuardedCall) => Promise<T>): Promise<T>;
+  store(): Promise<Store>;
+  queue(kind: QueueKind): Promise<TaskQueue>;
+  /** The caller's handle on a submitted task; `created` is false when the id already named it. */
+  handle(taskId: string, kind: QueueKind, created: boolean): H;
+}
+
+type Prepared = ReturnType<typeof prepareSubmission>;
+
+/**
+ * Submits wire requests, accepted whole or refused whole. `itemName(i)` prefixes the fields of
+ * item i's errors; a lone request whose name is '' keeps its own error (a PayloadTooLargeError is
+ * HTTP 413, not a batch's 400). The queue comes apart from the items so a one-queue batch is not
+ * copied item by item to add it.
+ */
+export async function submitTasks<H>(
+  app: SubmitDeps<H>,
+  items: ReadonlyArray<{ request: unknown; options?: WireSubmitOptions }>,
+  queueOf: (index: number) => QueueKind,
+  itemName: (index: number) => string,
+): Promise<H[]> {
+  const field = (i: number, name: string) => (itemName(i) ? `${itemName(i)}.${name}` : name);
+  const issues: FieldIssue[] = [];
+  const prepared = items.map((item, i) => {
+    try {
+      return prepareSubmission(queueOf(i), item.request, item.options, app.config.maxInputBytes);
+    } catch (error) {
+      if (items.length === 1 && !itemName(0)) throw error;
+      if (error instanceof ValidationError)
+        issues.push(...error.issues.map((x) => ({ field: field(i, x.field), message: x.message })));
+      else if (error instanceof PayloadTooLargeError)
+        issues.push({ field: field(i, error.field), message: error.message });
+      else throw error;
+      return undefined;
+    }
+  });
+  if (issues.length) throw new ValidationError(issues, 'invalid batch');
+  const ready = prepared as Prepared[];
+  // Only ids a caller chose can repeat: generated ones are random UUIDs.
+  const first = new Map<string, number>();
+  for (const [i, p] of ready.entries()) {
+    if (!p.chosen) continue;
+    const j = first.get(p.data.task_id);
+    if (j === undefined) first.set(p.data.task_id, i);
+    else issues.push({ field: field(i, 'task_id'), message: `repeats ${field(j, 'task_id')}` });
+  }
+  if (issues.length) throw new ValidationError(issues, 'invalid batch');
+
+  // Refused before its add, a submit queued nothing; given up during it, it may have queued
+  // its tasks, and says which, so the caller can read them or submit again with those ids.
+  const adding = { started: false };
+  try {
+    return await app.bounded('submit', (call) => addPrepared(app, ready, call, adding));
+  } catch (error) {
+    if (error instanceof StoreUnavailableError && adding.started)
+      throw uncertainSubmit(
+        error,
+        ready.map((p) => p.data.task_id),
+      );
+    throw error;
+  }
+}
+
+async function addPrepared<H>(
+  app: SubmitDeps<H>,
+  ready: Prepared[],
+  call: GuardedCall,
+  adding: { started: boolean },
+): Promise<H[]> {
+  const existing = new Set<string>();
+  await Promise.all(
+    ready
+      .filter((p) => p.chosen)
+      .map(async (p) => {
+        for (const kind of QUEUE_KINDS) {
+          const job = await (await app.queue(kind)).getJob(p.data.task_id);
+          if (!job) continue;
+          if (
+            kind !== p.queue ||
+            requestFingerprint(kind, jobTaskData(job)) !== requestFingerprint(p.queue, p.data)
+          )
+            throw new TaskConflictError(p.data.task_id);
+          existing.add(p.data.task_id);
+        }
+      }),
+  );
+
+  const store = await app.store();
+  const fresh = existing.size ? ready.filter((p) => !existing.has(p.data.task_id)) : ready;
+  // A generated id's index entry rides along with its add: the add surely makes it. A chosen
+  // id's waits until the add is known to have made the task: another process may have added
+  // the same id since the check, and its owner's task must not enter this caller's list.
+  const chosen = fresh.filter((p) => p.chosen);
+  const generated = chosen.length ? fresh.filter((p) => !p.chosen) : fresh;
+  // Given up already (the store was slow to answer the checks): the caller heard "not queued".
+  if (call.givenUp) throw new Error('submit given up before its add');
+  adding.started = true;
+  const maxAttempts = app.config.maxAttempts;
+  await Promise.all([
+    ...QUEUE_KINDS.map(async (kind) => {
+      const mine = fresh.filter((p) => p.queue === kind);
+      if (mine.length === 0) return;
+      const queue = await app.queue(kind);
+      if (mine.length === 1)
+        await queue.add(
+          mine[0]!.data.task_name,
+          toStoredData(kind, mine[0]!.data),
+          jobOptions(mine[0]!, maxAttempts),
+        );
+      else
+        await queue.addBulk(
+          mine.map((p) => ({
+            name: p.data.task_name,
+            data: toStoredData(kind, p.data),
+            opts: jobOptions(p, maxAttempts),
+          })),
+        );
+    }),
+    store.indexTasks(generated.map((p) => indexEntry(p.queue, p.data))),
+  ]);
+
+  // Another process may have added the same id between our check and our add: the stored job decides.
+  const created = new Map<string, boolean>();
+  const checks = await Promise.allSettled(
+    chosen.map(async (p) => {
+      const stored = await (await app.queue(p.queue)).getJob(p.data.task_id);
+      if (stored && requestFingerprint(p.queue, jobTaskData(stored)) !== requestFingerprint(p.queue, p.data))
+        throw new TaskConflictError(p.data.task_id);
+      created.set(p.data.task_id, stored?.timestamp === p.data.submitted_at);
+    }),
+  );
+  if (chosen.length)
+    await store.indexTasks(
+      chosen.filter((p) => created.get(p.data.task_id)).map((p) => indexEntry(p.queue, p.data)),
+    );
+  // Indexed first: the tasks this batch did make stay listed when another of its ids lost a race.
+  const lost = checks.find((c): c is PromiseRejectedResult => c.status === 'rejected');
+  if (lost) throw lost.reason;
+  // A generated id is new by construction; a chosen one is new if this submit's add made it.
+  return ready.map((p) =>
+    app.handle(
+      p.data.task_id,
+      p.queue,
+      !p.chosen || (!existing.has(p.data.task_id) && created.get(p.data.task_id) !== false),
+    ),
+  );
+}
+
+function jobOptions(prepared: Prepared, maxAttempts: number) {
+  const opts: Record<string, unknown> = {
+    jobId: prepared.data.task_id,
+    // The job's timestamp is the task's submit time (StoredTaskData does not repeat it). Given,
+    // it is stored in the job's options too, and read back with every fetch: only a chosen id,
+    // whose submit compares it to tell its own add from an earlier one, needs it exact.
+    timestamp: prepared.chosen ? prepared.data.submitted_at : undefined,
+    priority: toBullPriority(prepared.data.options.priority),
+    // No backoff: the worker's own policy (retryDelay) spaces retries, so jobs need not carry it.
+    attempts: prepared.attempts ?? maxAttempts,
+    // No removeOnComplete/removeOnFail: BullMQ's ages act only when a later job of the same queue
+    // and state finishes, and know nothing of our task index; workers sweep instead (the measured
+    // reasons are in worker/retention-sweeper.ts).
+  };
+  if (prepared.delayMs > 0) opts.delay = prepared.delayMs;
+  return opts;
+}
+
+/**
+ * A submit given up while its add was under way: the tasks may exist. Their ids let the caller
+ * find out, or submit again with them (the same request under an existing id returns that task).
+ */
+function uncertainSubmit(error: StoreUnavailableError, ids: string[]): StoreUnavailableError {
+  const which =
+    ids.length === 1
+      ? `task ${ids[0]} may have been queued: read it, or submit the same request again with task_id ${ids[0]}`
+      : `${ids.length} tasks may have been queued (their ids are in details.task_ids): read them, or submit the same requests again with those task_id values`;
+  return new StoreUnavailableError(
+    `${error.message}; ${which}`,
+    { ...error.details, queued: 'unknown', task_ids: ids },
+    { cause: error },
+  );
+}
+
+function indexEntry(kind: QueueKind, data: TaskJobData): IndexedTask {
+  const { task_id, user_id, task_name, mode, service } = data;
+  return { task_id, user_id, queue: kind, created_at: data.submitted_at, task_name, mode, service };
+}
