@@ -36,7 +36,7 @@ describe('loadConfig', () => {
     expect(config.providers.openaiBaseUrl).toBe('http://127.0.0.1:9/v1');
   });
 
-  // The messages are zod's, as they were when a zod schema parsed the environment.
+  // The messages are zod's own: one zod schema parses the environment.
   it.each([
     [{ PORT: 'abc' }, 'PORT="abc": Invalid input: expected number, received NaN'],
     [{ PORT: '1e400' }, 'PORT="1e400": Invalid input: expected number, received Infinity'],
@@ -65,6 +65,51 @@ describe('loadConfig', () => {
     ],
   ])('names the variable, its value and the rule: %j', (env, message) => {
     expect(failure(env)).toBe(`invalid configuration: ${message}`);
+  });
+
+  it('parses the structured settings: per-queue lists, prices, durations, an empty metrics port', () => {
+    const config = loadConfig({
+      CELERY_WORKER_CONCURRENCY: 'fast_tasks=200,heavy_tasks=4',
+      AIECS_WORKER_POOL: 'async',
+      AIECS_MODEL_PRICES: '{"m": {"input": 1, "output": 2.5}}',
+      AIECS_JWT_MAX_TTL: '30m',
+      AIECS_METRICS_PORT: '',
+    });
+    expect(config.worker.concurrency).toEqual({ fast_tasks: 200, heavy_tasks: 4 });
+    expect(config.worker.pool).toEqual({ fast_tasks: 'async', heavy_tasks: 'async' });
+    expect(config.providers.modelPrices).toEqual({ m: { input: 1, output: 2.5 } });
+    expect(config.auth.maxTtlS).toBe(1800);
+    expect(config.worker.metricsPort).toBeUndefined();
+    expect(loadConfig({ AIECS_METRICS_PORT: '0' }).worker.metricsPort).toBe(0);
+  });
+
+  it.each([
+    [
+      { CELERY_WORKER_CONCURRENCY: 'fast_tasks=lots' },
+      'CELERY_WORKER_CONCURRENCY="fast_tasks=lots": expected a whole number >= 1 for fast_tasks; got "lots"',
+    ],
+    [{ AIECS_WORKER_POOL: 'thread' }, 'AIECS_WORKER_POOL="thread": expected async or process'],
+    [
+      { AIECS_MODEL_PRICES: '{"m": {"input": -1, "output": 1}}' },
+      'AIECS_MODEL_PRICES="{\\"m\\": {\\"input\\": -1, \\"output\\": 1}}": expected JSON {"model": {"input": USD per 1M tokens, "output": USD per 1M tokens}}',
+    ],
+    [
+      { AIECS_MODEL_PRICES: '{' },
+      'AIECS_MODEL_PRICES="{": expected JSON {"model": {"input": USD per 1M tokens, "output": USD per 1M tokens}}; not JSON',
+    ],
+    [
+      { AIECS_JWT_MAX_TTL: '0s' },
+      'AIECS_JWT_MAX_TTL="0s": expected a duration > 0: seconds, or like 90s, 30m, 1h, 7d',
+    ],
+    [{ AIECS_METRICS_PORT: 'x' }, 'AIECS_METRICS_PORT="x": Invalid input: expected number, received NaN'],
+  ])('checks the structured settings too: %j', (env, message) => {
+    expect(failure(env)).toBe(`invalid configuration: ${message}`);
+  });
+
+  it('refuses a soft time limit above the hard one', () => {
+    expect(failure({ CELERY_TASK_SOFT_TIME_LIMIT: '20', CELERY_TASK_TIME_LIMIT: '10' })).toBe(
+      'CELERY_TASK_SOFT_TIME_LIMIT=20 must not exceed CELERY_TASK_TIME_LIMIT=10',
+    );
   });
 
   it('reports every bad variable, in the order of the settings', () => {

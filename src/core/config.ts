@@ -1,10 +1,11 @@
 import { availableParallelism } from 'node:os';
+import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { FAST_QUEUE, HEAVY_QUEUE, type QueueKind } from './task.js';
 
 /**
- * Every setting from the environment, parsed by one schema. Seed names work as documented;
- * new settings use the AIECS_ prefix. Defaults live here and nowhere else.
+ * Every setting from the environment, parsed by one zod schema (DESIGN §4). Seed names work as
+ * documented; new settings use the AIECS_ prefix. Defaults live here and nowhere else.
  */
 
 export type PoolKind = 'async' | 'process';
@@ -37,147 +38,6 @@ export function parsePerQueue<T>(
 const parseIntValue = (v: string) => (/^\d+$/.test(v) && Number(v) >= 1 ? Number(v) : undefined);
 const parsePoolValue = (v: string) => (v === 'async' || v === 'process' ? v : undefined);
 
-/**
- * The environment is checked by hand rather than by a zod schema: every process reads it, and zod
- * alone costs a worker about 8 MB of memory. The checks and messages are zod's (v4) exactly, so
- * an error reads as it always has: each parser pushes one message per failed check.
- */
-type Parser<T> = (raw: unknown, issues: string[]) => T;
-
-/** zod's name for what it received. */
-function received(value: unknown): string {
-  if (typeof value === 'number') return Number.isFinite(value) ? 'number' : String(value);
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'array';
-  if (typeof value === 'object') {
-    const proto = Object.getPrototypeOf(value) as unknown;
-    const ctor = (value as { constructor?: { name?: string } }).constructor;
-    if (proto !== Object.prototype && 'constructor' in value && ctor) return String(ctor.name);
-  }
-  return typeof value;
-}
-
-/** A failed check's message; `abort` stops the checks after it, as zod does. */
-type NumberCheck = (v: number) => { message: string; abort?: boolean } | undefined;
-
-const int: NumberCheck = (v) => {
-  if (!Number.isInteger(v)) return { message: 'Invalid input: expected int, received number', abort: true };
-  if (Number.isSafeInteger(v)) return undefined;
-  return v > 0
-    ? { message: `Too big: expected int to be <=${Number.MAX_SAFE_INTEGER}` }
-    : { message: `Too small: expected int to be >=${Number.MIN_SAFE_INTEGER}` };
-};
-const gt =
-  (n: number): NumberCheck =>
-  (v) =>
-    v > n ? undefined : { message: `Too small: expected number to be >${n}` };
-const gte =
-  (n: number): NumberCheck =>
-  (v) =>
-    v >= n ? undefined : { message: `Too small: expected number to be >=${n}` };
-const lte =
-  (n: number): NumberCheck =>
-  (v) =>
-    v <= n ? undefined : { message: `Too big: expected number to be <=${n}` };
-
-/** `z.coerce.number()` and its checks. */
-function num(...checks: NumberCheck[]): Parser<number> {
-  return (raw, issues) => {
-    let value: unknown = raw;
-    try {
-      value = Number(raw);
-    } catch {
-      // zod keeps the input when it cannot be coerced (a symbol) and reports its type
-    }
-    if (typeof value !== 'number' || !Number.isFinite(value)) {
-      issues.push(`Invalid input: expected number, received ${received(value)}`);
-      return NaN;
-    }
-    for (const check of checks) {
-      const failed = check(value);
-      if (!failed) continue;
-      issues.push(failed.message);
-      if (failed.abort) break;
-    }
-    return value;
-  };
-}
-
-/** `z.string()`, optionally `.min(1)` or `.url()`; a URL comes back trimmed, as zod returns it. */
-function str(check?: 'nonEmpty' | 'url'): Parser<string> {
-  return (raw, issues) => {
-    if (typeof raw !== 'string') {
-      issues.push(`Invalid input: expected string, received ${received(raw)}`);
-      return '';
-    }
-    if (check === 'nonEmpty' && raw.length < 1)
-      issues.push('Too small: expected string to have >=1 characters');
-    if (check === 'url') {
-      const trimmed = raw.trim();
-      if (!URL.canParse(trimmed)) issues.push('Invalid URL');
-      else return trimmed.replace(/[\t\n\r]/g, '');
-    }
-    return raw;
-  };
-}
-
-function oneOf<const T extends string>(...values: T[]): Parser<T> {
-  return (raw, issues) => {
-    if ((values as unknown[]).includes(raw)) return raw as T;
-    issues.push(`Invalid option: expected one of ${values.map((v) => `"${v}"`).join('|')}`);
-    return values[0]!;
-  };
-}
-
-const optional =
-  <T>(parse: Parser<T>): Parser<T | undefined> =>
-  (raw, issues) =>
-    raw === undefined ? undefined : parse(raw, issues);
-const withDefault =
-  <T>(parse: Parser<T>, fallback: T): Parser<T> =>
-  (raw, issues) =>
-    raw === undefined ? fallback : parse(raw, issues);
-
-const positiveSeconds = (fallback: number) => withDefault(num(gt(0)), fallback);
-const nonNegativeInt = (fallback: number, ...more: NumberCheck[]) =>
-  withDefault(num(int, gte(0), ...more), fallback);
-const positiveInt = (fallback: number, ...more: NumberCheck[]) =>
-  withDefault(num(int, gte(1), ...more), fallback);
-
-type ModelPrices = Record<string, { input: number; output: number }>;
-
-const isPrice = (v: unknown): v is { input: number; output: number } => {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-  const keys = Object.keys(v);
-  const { input, output } = v as Record<string, unknown>;
-  const ok = (n: unknown) => typeof n === 'number' && Number.isFinite(n) && n >= 0;
-  return keys.length === 2 && keys.includes('input') && keys.includes('output') && ok(input) && ok(output);
-};
-
-/** AIECS_MODEL_PRICES: a JSON object of model name to non-negative input and output prices. */
-const modelPrices: Parser<ModelPrices> = (raw, issues) => {
-  const text = optional(str())(raw, issues);
-  if (text === undefined || text.trim() === '') return {};
-  const expected = 'expected JSON {"model": {"input": USD per 1M tokens, "output": USD per 1M tokens}}';
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    issues.push(`${expected}; not JSON`);
-    return {};
-  }
-  const entries =
-    typeof json === 'object' && json !== null && !Array.isArray(json) ? Object.entries(json) : undefined;
-  if (!entries?.every(([model, price]) => model.length > 0 && isPrice(price))) {
-    issues.push(expected);
-    return {};
-  }
-  const prices: ModelPrices = {};
-  for (const [model, { input, output }] of entries as Array<[string, { input: number; output: number }]>)
-    prices[model] = { input, output };
-  return prices;
-};
-
 /** `90s`, `30m`, `1h`, `7d` or plain seconds, as `aiecs token --ttl` takes them; undefined if neither. */
 export function parseDurationS(text: string): number | undefined {
   const m = /^(\d+)\s*([smhd]?)$/.exec(text.trim());
@@ -186,72 +46,121 @@ export function parseDurationS(text: string): number | undefined {
   return Number(m[1]) * unit;
 }
 
-/** A positive duration in seconds (AIECS_JWT_MAX_TTL). */
-const duration: Parser<number> = (raw, issues) => {
-  const seconds = typeof raw === 'string' ? parseDurationS(raw) : undefined;
-  if (seconds === undefined || seconds <= 0) {
-    issues.push('expected a duration > 0: seconds, or like 90s, 30m, 1h, 7d');
-    return NaN;
-  }
-  return seconds;
+// Numbers are coerced as Number() does ('0x10' is 16, ' 7 ' is 7); zod writes the messages.
+const num = () => z.coerce.number();
+const seconds = (fallback: number) => num().gt(0).default(fallback);
+const nonNegativeInt = (fallback: number, max?: number) =>
+  (max === undefined ? num().int().min(0) : num().int().min(0).max(max)).default(fallback);
+const positiveInt = (fallback: number, min = 1, max?: number) => {
+  const base = min > 1 ? num().int().min(1).min(min) : num().int().min(1);
+  return (max === undefined ? base : base.max(max)).default(fallback);
 };
+const port = () => num().int().min(0).max(65535);
+const nonEmpty = () => z.string().min(1);
 
-const envSchema = {
-  AIECS_BROKER_URL: optional(str('nonEmpty')),
-  CELERY_BROKER_URL: optional(str('nonEmpty')),
-  REDIS_URL: optional(str('nonEmpty')),
-  CORS_ALLOWED_ORIGINS: withDefault(str(), 'http://localhost:3000,http://localhost:3001'),
-  PORT: withDefault(num(int, gte(0), lte(65535)), 8000),
-  AIECS_HOST: withDefault(str(), '127.0.0.1'),
-  AIECS_LOG_LEVEL: withDefault(oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'), 'info'),
-  AIECS_LOG_FORMAT: withDefault(oneOf('auto', 'json', 'pretty'), 'auto'),
-  AIECS_LOG_FILE: optional(str()),
-  AIECS_MEMORY_LOG_INTERVAL_S: withDefault(num(gte(0)), 60),
+/** A custom rule's failure, reported like zod's own; `z.NEVER` stands for the value. */
+function refuse(ctx: z.RefinementCtx, message: string): never {
+  ctx.addIssue({ code: 'custom', message });
+  return z.NEVER;
+}
 
-  CELERY_TASK_SOFT_TIME_LIMIT: positiveSeconds(300),
-  CELERY_TASK_TIME_LIMIT: positiveSeconds(600),
-  CELERY_WORKER_CONCURRENCY: optional(str()),
+/** `4` (every queue) or `fast_tasks=200,heavy_tasks=4`; empty is unset. */
+const perQueue = <T>(parseValue: (v: string) => T | undefined, expected: string) =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx): Partial<Record<QueueKind, T>> => {
+      if (raw === undefined || raw.trim() === '') return {};
+      try {
+        return parsePerQueue(raw, parseValue, expected);
+      } catch (error) {
+        return refuse(ctx, (error as Error).message);
+      }
+    });
+
+const PRICES_EXPECTED = 'expected JSON {"model": {"input": USD per 1M tokens, "output": USD per 1M tokens}}';
+const modelPricesJson = z.record(
+  z.string().min(1),
+  z.strictObject({ input: z.number().min(0), output: z.number().min(0) }),
+);
+
+/** AIECS_MODEL_PRICES: a JSON object of model name to non-negative input and output prices. */
+const modelPrices = z
+  .string()
+  .optional()
+  .transform((text, ctx): Record<string, { input: number; output: number }> => {
+    if (text === undefined || text.trim() === '') return {};
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      return refuse(ctx, `${PRICES_EXPECTED}; not JSON`);
+    }
+    const prices = modelPricesJson.safeParse(json);
+    return prices.success ? prices.data : refuse(ctx, PRICES_EXPECTED);
+  });
+
+/** A positive duration in seconds (AIECS_JWT_MAX_TTL). */
+const DURATION_EXPECTED = 'expected a duration > 0: seconds, or like 90s, 30m, 1h, 7d';
+const duration = z.string(DURATION_EXPECTED).transform((raw, ctx) => {
+  const s = parseDurationS(raw);
+  return s === undefined || s <= 0 ? refuse(ctx, DURATION_EXPECTED) : s;
+});
+
+/** The environment's schema: each variable, its rule and its default, in the order errors are listed. */
+const envSchema = z.object({
+  AIECS_BROKER_URL: nonEmpty().optional(),
+  CELERY_BROKER_URL: nonEmpty().optional(),
+  REDIS_URL: nonEmpty().optional(),
+  CORS_ALLOWED_ORIGINS: z.string().default('http://localhost:3000,http://localhost:3001'),
+  PORT: port().default(8000),
+  AIECS_HOST: z.string().default('127.0.0.1'),
+  AIECS_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  AIECS_LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
+  AIECS_LOG_FILE: z.string().optional(),
+  AIECS_MEMORY_LOG_INTERVAL_S: num().min(0).default(60),
+
+  CELERY_TASK_SOFT_TIME_LIMIT: seconds(300),
+  CELERY_TASK_TIME_LIMIT: seconds(600),
+  CELERY_WORKER_CONCURRENCY: perQueue(parseIntValue, 'a whole number >= 1'),
   CELERY_WORKER_PREFETCH_MULTIPLIER: positiveInt(1),
-  AIECS_WORKER_POOL: optional(str()),
+  AIECS_WORKER_POOL: perQueue(parsePoolValue, 'async or process'),
   AIECS_MAX_TASKS_PER_CHILD: nonNegativeInt(0),
   AIECS_MAX_MEMORY_PER_CHILD: nonNegativeInt(0),
-  AIECS_SERVICES: optional(str()),
-  AIECS_BLOCKED_LOOP_EXIT_S: withDefault(num(gte(0)), 0),
+  AIECS_SERVICES: z.string().optional(),
+  AIECS_BLOCKED_LOOP_EXIT_S: num().min(0).default(0),
   // Empty is off, as unset: Number('') would be port 0, any free port.
-  AIECS_METRICS_PORT: ((raw, issues) =>
-    raw === '' ? undefined : optional(num(int, gte(0), lte(65535)))(raw, issues)) as Parser<
-    number | undefined
-  >,
-  AIECS_METRICS_TOKEN: optional(str()),
+  AIECS_METRICS_PORT: z.preprocess((v) => (v === '' ? undefined : v), port().optional()),
+  AIECS_METRICS_TOKEN: z.string().optional(),
 
   AIECS_MAX_INPUT_BYTES: positiveInt(1024 * 1024),
-  AIECS_TASK_MAX_ATTEMPTS: positiveInt(3, lte(100)),
+  AIECS_TASK_MAX_ATTEMPTS: positiveInt(3, 1, 100),
   AIECS_RETRY_BACKOFF_MS: positiveInt(1000),
-  AIECS_LOCK_DURATION_MS: positiveInt(20_000, gte(1000)),
-  AIECS_STALLED_INTERVAL_MS: positiveInt(5_000, gte(500)),
+  AIECS_LOCK_DURATION_MS: positiveInt(20_000, 1000),
+  AIECS_STALLED_INTERVAL_MS: positiveInt(5_000, 500),
   AIECS_CANCEL_GRACE_MS: nonNegativeInt(5_000),
-  AIECS_SHUTDOWN_TIMEOUT_S: positiveSeconds(30),
-  AIECS_HEARTBEAT_INTERVAL_MS: positiveInt(5_000, gte(100)),
-  AIECS_STORE_TIMEOUT_MS: positiveInt(5_000, gte(100)),
+  AIECS_SHUTDOWN_TIMEOUT_S: seconds(30),
+  AIECS_HEARTBEAT_INTERVAL_MS: positiveInt(5_000, 100),
+  AIECS_STORE_TIMEOUT_MS: positiveInt(5_000, 100),
   AIECS_RETENTION_COMPLETED_S: positiveInt(86_400),
   AIECS_RETENTION_FAILED_S: positiveInt(7 * 86_400),
 
-  OPENAI_API_KEY: optional(str()),
-  OPENAI_BASE_URL: optional(str('url')),
-  XAI_API_KEY: optional(str()),
-  GROK_API_KEY: optional(str()),
-  VERTEX_PROJECT_ID: optional(str()),
-  VERTEX_LOCATION: withDefault(str(), 'us-central1'),
-  GOOGLE_APPLICATION_CREDENTIALS: optional(str()),
-  AIECS_XAI_BASE_URL: withDefault(str('url'), 'https://api.x.ai/v1'),
-  AIECS_VERTEX_BASE_URL: optional(str('url')),
-  AIECS_DEFAULT_PROVIDER: withDefault(oneOf('openai', 'xai', 'vertex'), 'openai'),
-  AIECS_DEFAULT_MODEL: optional(str('nonEmpty')),
-  AIECS_OPENAI_MODEL: withDefault(str('nonEmpty'), 'gpt-4o-mini'),
-  AIECS_XAI_MODEL: withDefault(str('nonEmpty'), 'grok-3-mini'),
-  AIECS_VERTEX_MODEL: withDefault(str('nonEmpty'), 'gemini-2.0-flash'),
+  OPENAI_API_KEY: z.string().optional(),
+  OPENAI_BASE_URL: z.url().optional(),
+  XAI_API_KEY: z.string().optional(),
+  GROK_API_KEY: z.string().optional(),
+  VERTEX_PROJECT_ID: z.string().optional(),
+  VERTEX_LOCATION: z.string().default('us-central1'),
+  GOOGLE_APPLICATION_CREDENTIALS: z.string().optional(),
+  AIECS_XAI_BASE_URL: z.url().default('https://api.x.ai/v1'),
+  AIECS_VERTEX_BASE_URL: z.url().optional(),
+  AIECS_DEFAULT_PROVIDER: z.enum(['openai', 'xai', 'vertex']).default('openai'),
+  AIECS_DEFAULT_MODEL: nonEmpty().optional(),
+  AIECS_OPENAI_MODEL: nonEmpty().default('gpt-4o-mini'),
+  AIECS_XAI_MODEL: nonEmpty().default('grok-3-mini'),
+  AIECS_VERTEX_MODEL: nonEmpty().default('gemini-2.0-flash'),
   AIECS_MODEL_PRICES: modelPrices,
-  AIECS_PROVIDER_MAX_RETRIES: nonNegativeInt(2, lte(20)),
+  AIECS_PROVIDER_MAX_RETRIES: nonNegativeInt(2, 20),
   AIECS_PROVIDER_RETRY_BASE_MS: positiveInt(500),
   AIECS_PROVIDER_RETRY_MAX_WAIT_MS: positiveInt(30_000),
   AIECS_PROVIDER_TIMEOUT_MS: positiveInt(120_000),
@@ -261,21 +170,21 @@ const envSchema = {
   AIECS_XAI_RPM: nonNegativeInt(3000),
   AIECS_VERTEX_MAX_CONCURRENCY: nonNegativeInt(50),
   AIECS_VERTEX_RPM: nonNegativeInt(3000),
-  AIECS_JWT_SECRET: optional(str()),
-  AIECS_RATE_LIMIT_PER_S: withDefault(num(gte(0)), 50),
+  AIECS_JWT_SECRET: z.string().optional(),
+  AIECS_RATE_LIMIT_PER_S: num().min(0).default(50),
   AIECS_RATE_LIMIT_BURST: positiveInt(100),
   AIECS_WS_MAX_MESSAGE_BYTES: positiveInt(64 * 1024),
   AIECS_WS_MAX_BUFFERED_PACKETS: positiveInt(5_000),
   AIECS_WS_MAX_BUFFERED_BYTES: positiveInt(8 * 1024 * 1024),
   AIECS_WS_MESSAGES_PER_S: positiveInt(20),
-  AIECS_JWKS_URL: optional(str('url')),
-  AIECS_JWT_AUDIENCE: optional(str()),
-  AIECS_JWT_ISSUER: optional(str()),
-  AIECS_JWT_ADMIN_CLAIM: withDefault(str('nonEmpty'), 'admin'),
-  AIECS_JWT_MAX_TTL: withDefault(duration, 86_400),
-};
+  AIECS_JWKS_URL: z.url().optional(),
+  AIECS_JWT_AUDIENCE: z.string().optional(),
+  AIECS_JWT_ISSUER: z.string().optional(),
+  AIECS_JWT_ADMIN_CLAIM: nonEmpty().default('admin'),
+  AIECS_JWT_MAX_TTL: duration.default(86_400),
+});
 
-type Env = { [K in keyof typeof envSchema]: ReturnType<(typeof envSchema)[K]> };
+type Env = z.output<typeof envSchema>;
 
 export type EnvInput = Record<string, string | undefined>;
 
@@ -378,17 +287,15 @@ export const DEFAULT_FAST_CONCURRENCY = 100;
 
 /** Parses the environment; throws ConfigError naming the variable, its value and what is allowed. */
 export function loadConfig(env: EnvInput = process.env): AiecsConfig {
-  const e: Record<string, unknown> = {};
-  const messages: string[] = [];
-  for (const [name, parse] of Object.entries(envSchema)) {
-    const issues: string[] = [];
-    e[name] = (parse as Parser<unknown>)(env[name], issues);
-    for (const issue of issues) messages.push(`${name}=${JSON.stringify(env[name] ?? '')}: ${issue}`);
-  }
-  if (messages.length > 0) {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const messages = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0]);
+      return `${name}=${JSON.stringify(env[name] ?? '')}: ${issue.message}`;
+    });
     throw new ConfigError(`invalid configuration: ${messages.join('; ')}`, { issues: messages });
   }
-  return buildConfig(e as Env);
+  return buildConfig(parsed.data);
 }
 
 function buildConfig(e: Env): AiecsConfig {
@@ -397,26 +304,8 @@ function buildConfig(e: Env): AiecsConfig {
       `CELERY_TASK_SOFT_TIME_LIMIT=${e.CELERY_TASK_SOFT_TIME_LIMIT} must not exceed CELERY_TASK_TIME_LIMIT=${e.CELERY_TASK_TIME_LIMIT}`,
     );
   }
-  const perQueue = <T>(
-    name: string,
-    raw: string | undefined,
-    parse: (v: string) => T | undefined,
-    what: string,
-  ) => {
-    if (raw === undefined || raw.trim() === '') return {};
-    try {
-      return parsePerQueue(raw, parse, what);
-    } catch (error) {
-      throw new ConfigError(`${name}=${JSON.stringify(raw)}: ${(error as Error).message}`);
-    }
-  };
-  const concurrency = perQueue(
-    'CELERY_WORKER_CONCURRENCY',
-    e.CELERY_WORKER_CONCURRENCY,
-    parseIntValue,
-    'a whole number >= 1',
-  );
-  const pool = perQueue('AIECS_WORKER_POOL', e.AIECS_WORKER_POOL, parsePoolValue, 'async or process');
+  const concurrency = e.CELERY_WORKER_CONCURRENCY;
+  const pool = e.AIECS_WORKER_POOL;
 
   const config: AiecsConfig = {
     brokerUrl: e.AIECS_BROKER_URL ?? e.CELERY_BROKER_URL ?? e.REDIS_URL ?? DEFAULT_BROKER_URL,

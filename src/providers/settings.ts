@@ -1,4 +1,3 @@
-import { loadConfig } from '../core/config.js';
 import { ProviderNotConfiguredError } from './errors.js';
 import type { ModelPrice } from './prices.js';
 import { priceTable } from './prices.js';
@@ -30,6 +29,15 @@ export function resetProviders(): void {
 
 const RELEVANT = /^(AIECS_|OPENAI_|XAI_|GROK_|VERTEX_|GOOGLE_)/;
 
+/**
+ * The config schema, for settings read from the environment. A process-pool child runs under the
+ * aiecs-pool-child condition and is handed its worker's settings (child-main.ts): it never reads
+ * them here, so it never loads the schema and zod (about 8 MB of its RSS).
+ */
+const config = process.execArgv.includes('--conditions=aiecs-pool-child')
+  ? undefined
+  : await import('../core/config.js');
+
 /** `loadConfig(process.env).providers`, re-read when the environment changes. */
 export function providerSettings(): ProviderSettings {
   const key = Object.keys(process.env)
@@ -37,7 +45,9 @@ export function providerSettings(): ProviderSettings {
     .sort()
     .map((k) => `${k}=${process.env[k]}`)
     .join('\n');
-  if (fromEnv?.key !== key) fromEnv = { key, settings: loadConfig(process.env).providers };
+  if (!config)
+    throw new Error('a process-pool child is handed its provider settings by its worker; none came');
+  if (fromEnv?.key !== key) fromEnv = { key, settings: config.loadConfig(process.env).providers };
   return fromEnv.settings;
 }
 
