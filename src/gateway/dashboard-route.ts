@@ -44,10 +44,13 @@ export function registerDashboardRoute(fastify: FastifyInstance, options: { root
   const root = options.root ?? defaultDashboardRoot();
   void fastify.register(async (scope) => {
     scope.addHook('onRequest', async (_request, reply) => securityHeaders(reply));
-    scope.get('/', async (_request, reply) => reply.redirect('/dashboard/', 302));
-    scope.get('/dashboard', async (_request, reply) => reply.redirect('/dashboard/', 302));
+    // Not part of the API: left out of the OpenAPI document (@fastify/static's routes are too).
+    scope.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/dashboard/', 302));
+    scope.get('/dashboard', { schema: { hide: true } }, async (_request, reply) =>
+      reply.redirect('/dashboard/', 302),
+    );
     if (!existsSync(`${root}/index.html`)) {
-      scope.get('/dashboard/*', async (_request, reply) =>
+      scope.get('/dashboard/*', { schema: { hide: true } }, async (_request, reply) =>
         reply.code(404).send({ error: { code: 'NOT_FOUND', message: DASHBOARD_HINT, details: {} } }),
       );
       return;

@@ -5,6 +5,7 @@ import { enableMetrics, scrapeAuthorized, type ClusterFigures } from '../core/me
 import { QUEUE_KINDS } from '../core/task.js';
 import type { AiecsApp } from '../engine/app.js';
 import { queueCounts } from '../engine/queue-admin.js';
+import { routeSchemas } from './schemas.js';
 
 /** The store's figures, read now: jobs per queue and state (as `GET /api/queues` counts them), and live workers. */
 export async function clusterFigures(app: AiecsApp): Promise<ClusterFigures> {
@@ -33,7 +34,7 @@ export function registerMetricsRoute(
   const metrics = enableMetrics();
   const { app, token, logger } = deps;
   let lastWarn = 0;
-  fastify.get('/metrics', async (request, reply) => {
+  fastify.get('/metrics', { schema: routeSchemas.metrics }, async (request, reply) => {
     if (token !== undefined && !scrapeAuthorized(request.headers.authorization, token)) {
       void reply.header('www-authenticate', 'Bearer');
       throw new UnauthorizedError('/metrics needs the bearer token AIECS_METRICS_TOKEN');

@@ -1,5 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import type { FastifyCorsOptions, FastifyCorsOptionsDelegateCallback } from '@fastify/cors';
+import { ForbiddenError } from '../core/errors.js';
 
 /**
  * Whether a request's `Origin` may use the gateway (HTTP and socket.io alike): one of
@@ -12,6 +14,33 @@ export function originAllowed(origin: string, allowed: readonly string[], req: I
   if (allowed.includes(origin)) return true;
   const own = ownOrigin(req);
   return own !== undefined && normalize(origin) === own;
+}
+
+/**
+ * @fastify/cors's options for the HTTP server, by the same policy as socket.io's handshake
+ * (originAllowed): an allowed origin is echoed with credentials (never `*`) and its preflight
+ * answered 204; a request from any other origin is refused with 403 FORBIDDEN in the error
+ * table's shape; a request without `Origin` (not from a browser page) gets no CORS headers.
+ */
+export function corsOptions(allowed: readonly string[]): { delegator: FastifyCorsOptionsDelegateCallback } {
+  const grant: FastifyCorsOptions = {
+    origin: true, // the request's own Origin, checked below
+    credentials: true,
+    methods: ['GET', 'POST', 'OPTIONS'],
+    allowedHeaders: ['authorization', 'content-type'],
+    maxAge: 600,
+    // A preflight without Access-Control-Request-Method is answered as any other, not a 400.
+    strictPreflight: false,
+  };
+  const none: FastifyCorsOptions = { origin: false };
+  return {
+    delegator: (request, callback) => {
+      const origin = request.headers.origin;
+      if (origin === undefined) return callback(null, none);
+      if (originAllowed(origin, allowed, request.raw)) return callback(null, grant);
+      callback(new ForbiddenError(`origin ${origin} is not allowed`));
+    },
+  };
 }
 
 /**

@@ -1,3 +1,5 @@
+import fastifyCors from '@fastify/cors';
+import fastifySwagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { AiecsConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
@@ -9,10 +11,11 @@ import { registerDashboardRoute } from './dashboard-route.js';
 import { EventBridge } from './event-bridge.js';
 import { errorReplyOptions, installErrorReplies } from './error-replies.js';
 import { registerMetricsRoute } from './metrics-route.js';
-import { originAllowed } from './origin.js';
-import { UserRateLimiter } from './rate-limit.js';
+import { corsOptions } from './origin.js';
+import type { UserRateLimit } from './rate-limit.js';
 import { Realtime } from './realtime.js';
 import { registerRoutes } from './routes.js';
+import { openApiOptions } from './schemas.js';
 import { StatsFeed } from './stats-feed.js';
 import { TaskWatch } from './task-watch.js';
 
@@ -41,7 +44,6 @@ export class Gateway {
   private taskWatch: TaskWatch | undefined;
   private statsFeed: StatsFeed | undefined;
   private readonly bridge: EventBridge;
-  private readonly limiter: UserRateLimiter;
   private readonly verify: Verifier;
   private closing: Promise<void> | undefined;
 
@@ -49,24 +51,25 @@ export class Gateway {
     const { config, logger } = options;
     this.verify = options.verify ?? createVerifier(authOptions(config.auth));
     let lastLimitWarn = 0;
-    // One embedded store has one gateway: its own buckets are the whole truth there.
-    this.limiter = new UserRateLimiter(
-      config.gateway.rateLimitPerS,
-      config.gateway.rateLimitBurst,
-      options.store.kind === 'embedded'
-        ? undefined
-        : // Bounded like every store call of a request: refused at once while the store is down.
-          {
-            tryHit: (...args) =>
-              options.app.bounded('count the request', () => options.store.tryHit(...args), { probe: false }),
-          },
-      (error) => {
+    const rateLimit: UserRateLimit = {
+      perSecond: config.gateway.rateLimitPerS,
+      burst: config.gateway.rateLimitBurst,
+      onSharedError: (error) => {
         // Once a minute at most: during an outage every request would say it.
         if (Date.now() - lastLimitWarn < 60_000) return;
         lastLimitWarn = Date.now();
         logger.warn({ err: error.message }, 'shared rate limit unavailable; this node limits alone');
       },
-    );
+    };
+    // One embedded store has one gateway: its own count is the whole truth there.
+    if (options.store.kind !== 'embedded')
+      rateLimit.shared = {
+        // Bounded like every store call of a request: refused at once while the store is down.
+        tryHit: (key, limit, windowMs) =>
+          options.app.bounded('count the request', () => options.store.tryHit(key, limit, windowMs), {
+            probe: false,
+          }),
+      };
     this.bridge = new EventBridge(options.app, options.store, logger, { retention: config.retention });
     this.fastify = Fastify({
       loggerInstance: logger.child({ component: 'gateway' }) as unknown as FastifyBaseLogger,
@@ -76,44 +79,33 @@ export class Gateway {
     }) as unknown as FastifyInstance;
     // Every error reply in the documented shape, Fastify's own included (before the routes exist).
     installErrorReplies(this.fastify);
-    this.fastify.addHook('onRequest', async (request, reply) => {
-      const origin = request.headers.origin;
-      if (origin === undefined) return;
-      // CORS_ALLOWED_ORIGINS and the gateway's own origin, on HTTP as on socket.io; never `*`.
-      if (!originAllowed(origin, config.corsOrigins, request.raw)) {
-        return reply
-          .code(403)
-          .send({ error: { code: 'FORBIDDEN', message: `origin ${origin} is not allowed`, details: {} } });
-      }
-      void reply
-        .header('access-control-allow-origin', origin)
-        .header('vary', 'Origin')
-        .header('access-control-allow-credentials', 'true');
-      if (request.method === 'OPTIONS') {
-        return reply
-          .code(204)
-          .header('access-control-allow-methods', 'GET, POST, OPTIONS')
-          .header('access-control-allow-headers', 'authorization, content-type')
-          .header('access-control-max-age', '600')
-          .send();
-      }
+    // The route schemas document the API (the OpenAPI document is generated from them); requests
+    // are validated by the zod schemas they come from, in the handlers, so errors name fields as
+    // documented, and replies go out as the handlers build them.
+    this.fastify.setValidatorCompiler(() => () => true);
+    this.fastify.setSerializerCompiler(() => (data) => JSON.stringify(data));
+    // Before the routes: it learns them as they are declared.
+    void this.fastify.register(fastifySwagger, openApiOptions(GATEWAY_VERSION));
+    // CORS_ALLOWED_ORIGINS and the gateway's own origin, on HTTP as on socket.io; never `*`.
+    void this.fastify.register(fastifyCors, corsOptions(config.corsOrigins));
+    this.fastify.after((error) => {
+      if (error) throw error;
+      registerRoutes(this.fastify, {
+        app: options.app,
+        store: options.store,
+        verify: this.verify,
+        rateLimit,
+        taskBodyLimit: config.maxInputBytes + 64 * 1024,
+        batchBodyLimit: Math.max(16 * 1024 * 1024, config.maxInputBytes * 2),
+        bridge: this.bridge,
+        ...(options.registry ? { registry: options.registry } : {}),
+      });
+      registerMetricsRoute(this.fastify, { app: options.app, token: config.metricsToken, logger });
+      registerDashboardRoute(
+        this.fastify,
+        options.dashboardRoot !== undefined ? { root: options.dashboardRoot } : {},
+      );
     });
-    registerRoutes(this.fastify, {
-      app: options.app,
-      store: options.store,
-      verify: this.verify,
-      limiter: this.limiter,
-      version: GATEWAY_VERSION,
-      taskBodyLimit: config.maxInputBytes + 64 * 1024,
-      batchBodyLimit: Math.max(16 * 1024 * 1024, config.maxInputBytes * 2),
-      bridge: this.bridge,
-      ...(options.registry ? { registry: options.registry } : {}),
-    });
-    registerMetricsRoute(this.fastify, { app: options.app, token: config.metricsToken, logger });
-    registerDashboardRoute(
-      this.fastify,
-      options.dashboardRoot !== undefined ? { root: options.dashboardRoot } : {},
-    );
   }
 
   /** Starts listening; resolves with the URL. */
@@ -161,7 +153,6 @@ export class Gateway {
       await this.realtime?.close();
       await this.fastify.close();
       await this.bridge.close();
-      this.limiter.close();
     })();
     return this.closing;
   }
