@@ -28,7 +28,7 @@ export interface WorkflowDeps {
   getTask(taskId: string, kind?: QueueKind): Promise<TaskRecord | undefined>;
   waitFor(taskId: string, kind: QueueKind, options?: { timeout?: number }): Promise<TaskRecord>;
   /** Cancels one task (not its workflow). */
-  cancelTask(taskId: string): Promise<MemberCancel>;
+  cancelOne(taskId: string): Promise<MemberCancel>;
 }
 
 /** A chain's or chord's result is one record; a group's, its members' in order (nested for nested groups). */
@@ -130,7 +130,7 @@ async function cancelMembers(
   const leaves = workflowTaskIds(ids).reverse();
   const results = await eachLimited(leaves, async (leaf) => {
     try {
-      return await app.cancelTask(leaf.task);
+      return await app.cancelOne(leaf.task);
     } catch (error) {
       // Removed by retention since: nothing left to cancel.
       if (error instanceof TaskNotFoundError) return undefined;

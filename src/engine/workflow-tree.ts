@@ -49,6 +49,13 @@ interface Built {
   ids: WorkflowIds;
 }
 
+/** Stands in for a node with a problem: the walk goes on to name every problem, nothing is queued. */
+const STAND_IN: Built = Object.freeze({
+  outputs: [],
+  shape: [],
+  ids: { group: [] },
+});
+
 const at = (path: string, name: string) => (path ? `${path}.${name}` : name);
 
 /** Nesting depth: a leaf is 0, a flat chain 1. */
@@ -78,16 +85,15 @@ class Compiler {
 
   constructor(private readonly limits: WorkflowLimits) {}
 
-  build(node: WorkflowNode, path: string, below: Below | undefined, step: number): Built | undefined {
+  build(node: WorkflowNode, path: string, below: Below | undefined, step: number): Built {
     if ('task' in node) return this.leaf(node.task, path, below, step);
     if ('chain' in node) {
-      if (node.chain.length === 0) return this.refuse(path, 'a chain needs at least one step');
+      if (node.chain.length === 0) return this.refuse(at(path, 'chain'), 'needs at least one step');
       let before = below;
       const ids: WorkflowIds[] = [];
       let last: Built | undefined;
       for (const [i, kid] of node.chain.entries()) {
         const built = this.build(kid, at(path, `chain[${i}]`), before, step + i);
-        if (!built) return undefined;
         ids.push(built.ids);
         last = built;
         before = { jobs: built.outputs, shape: built.shape, as: 'previous' };
@@ -96,17 +102,16 @@ class Compiler {
     }
     if ('group' in node) {
       const built = this.parallel(node.group, at(path, 'group'), below, step);
-      return built && { ...built, ids: { group: built.ids } };
+      return { ...built, ids: { group: built.ids } };
     }
     const header = this.parallel(node.chord.header, at(path, 'chord.header'), below, step);
-    if (!header) return undefined;
     const body = this.build(
       node.chord.body,
       at(path, 'chord.body'),
       { jobs: header.outputs, shape: header.shape, as: 'results' },
       step + 1,
     );
-    return body && { ...body, ids: { chord: { header: header.ids, body: body.ids } } };
+    return { ...body, ids: { chord: { header: header.ids, body: body.ids } } };
   }
 
   /** A group's members (or a chord's header): independent, their results in order. */
@@ -115,21 +120,22 @@ class Compiler {
     path: string,
     below: Below | undefined,
     step: number,
-  ): { outputs: FlowJob[]; shape: InputShape[]; ids: WorkflowIds[] } | undefined {
-    if (nodes.length === 0) return this.refuse(path, 'needs at least one task');
-    if (below && nodes.length > 1)
-      return this.refuse(
+  ): { outputs: FlowJob[]; shape: InputShape[]; ids: WorkflowIds[] } {
+    if (nodes.length === 0) return { ...this.refuse(path, 'needs at least one task'), shape: [], ids: [] };
+    if (below && nodes.length > 1) {
+      this.refuse(
         path,
         'cannot follow another step: BullMQ flows are trees (one job releases one parent), so ' +
           'several tasks cannot all wait for one; start a chain with the group, or put the ' +
           'earlier steps inside each member',
       );
+      below = undefined; // the members are still checked
+    }
     const outputs: FlowJob[] = [];
     const shape: InputShape[] = [];
     const ids: WorkflowIds[] = [];
     for (const [i, kid] of nodes.entries()) {
       const built = this.build(kid, `${path}[${i}]`, below, step);
-      if (!built) return undefined;
       outputs.push(...built.outputs);
       shape.push(built.shape);
       ids.push(built.ids);
@@ -146,27 +152,29 @@ class Compiler {
     path: string,
     below: Below | undefined,
     step: number,
-  ): Built | undefined {
+  ): Built {
     let prepared: PreparedSubmission;
     try {
       prepared = prepareSubmission(leaf.queue, leaf.request, leaf.options, this.limits.maxInputBytes);
     } catch (error) {
       if (error instanceof ValidationError)
-        this.issues.push(...error.issues.map((x) => ({ field: at(path, x.field), message: x.message })));
+        this.issues.push(
+          ...error.issues.map((x) => ({
+            field: x.field === '(root)' ? path : at(path, x.field),
+            message: x.message,
+          })),
+        );
       else if (error instanceof PayloadTooLargeError)
         this.issues.push({ field: at(path, error.field), message: error.message });
       else throw error;
-      return undefined;
+      return STAND_IN;
     }
     const { data } = prepared;
     // `step` counts along the chain, on top of any the leaf gave itself.
     data.step += step;
     const id = data.task_id;
     const earlier = this.seen.get(id);
-    if (earlier !== undefined) {
-      this.issues.push({ field: at(path, 'task_id'), message: `repeats ${earlier}` });
-      return undefined;
-    }
+    if (earlier !== undefined) return this.refuse(at(path, 'task_id'), `repeats ${earlier}`);
     this.seen.set(id, at(path, 'task_id'));
     this.members.push(prepared);
     const wf: StoredWorkflow = { root: '' };
@@ -191,9 +199,10 @@ class Compiler {
     return { outputs: [job], shape: id, ids: { task: id, queue: prepared.queue } };
   }
 
-  private refuse(field: string, message: string): undefined {
+  /** Records a problem; what is returned stands in for the node so that the rest is still checked. */
+  private refuse(field: string, message: string): Built {
     this.issues.push({ field: field || '(root)', message });
-    return undefined;
+    return STAND_IN;
   }
 }
 
@@ -214,7 +223,7 @@ export function compileWorkflow(tree: WorkflowNode, limits: WorkflowLimits): Com
     ]);
   const compiler = new Compiler(limits);
   const built = compiler.build(tree, '', undefined, 0);
-  if (!built || compiler.issues.length) throw new WorkflowInvalidError(compiler.issues);
+  if (compiler.issues.length) throw new WorkflowInvalidError(compiler.issues);
   // The root is the flow's root: a chain's last step, a chord's body, a top group's first member.
   const rootId = built.outputs[0]!.opts!.jobId!;
   for (const { wf } of compiler.jobs) wf.root = rootId;

@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { WorkflowInvalidError, WorkflowTooLargeError } from '../core/errors.js';
+import type { StoredTaskData } from '../core/task.js';
+import type { WorkflowNode } from '../core/workflow.js';
+import { compileWorkflow } from './workflow-tree.js';
+
+const LIMITS = { maxTasks: 100, maxDepth: 4, maxInputBytes: 1 << 20, maxAttempts: 3 };
+const t = (id: string, extra: Record<string, unknown> = {}, heavy = false): WorkflowNode => ({
+  task: {
+    queue: heavy ? 'heavy_tasks' : 'fast_tasks',
+    request: { task_name: 'echo', user_id: 'u', mode: 'test', service: 'probe', task_id: id, ...extra },
+  },
+});
+const invalid = (tree: WorkflowNode, limits = LIMITS) => {
+  try {
+    compileWorkflow(tree, limits);
+  } catch (error) {
+    expect(error).toBeInstanceOf(WorkflowInvalidError);
+    return (error as WorkflowInvalidError).issues;
+  }
+  throw new Error('compiled');
+};
+const data = (job: { data?: unknown }) => job.data as StoredTaskData;
+
+describe('compileWorkflow', () => {
+  it('makes a chain one flow whose root is the last step, each step the child of the next', () => {
+    const c = compileWorkflow({ chain: [t('a'), t('b', {}, true), t('c')] }, LIMITS);
+    expect(c.rootId).toBe('c');
+    expect(c.flows).toHaveLength(1);
+    const root = c.flows[0]!;
+    const b = root.children![0]!;
+    const a = b.children![0]!;
+    expect([root.opts!.jobId, b.opts!.jobId, a.opts!.jobId]).toEqual(['c', 'b', 'a']);
+    expect(b.queueName).toBe('heavy_tasks');
+    expect(a.children).toBeUndefined();
+    // step counts along the chain; every member knows the root; only the root holds the tree.
+    expect([a, b, root].map((j) => data(j).step ?? 0)).toEqual([0, 1, 2]);
+    expect([a, b, root].map((j) => data(j).wf!.root)).toEqual(['c', 'c', 'c']);
+    expect(data(root).wf!.ids).toEqual(c.ids);
+    expect(data(b).wf!.ids).toBeUndefined();
+    expect(data(b).wf!.in).toEqual({ as: 'previous', from: 'a' });
+    // No child is ever left to hold its parent forever: BullMQ records its failure and releases.
+    expect(a.opts!.ignoreDependencyOnFailure).toBe(true);
+  });
+
+  it('makes a chord body the parent of its header, its inputs in order; nested groups stay nested', () => {
+    const c = compileWorkflow(
+      { chord: { header: [{ chain: [t('x1'), t('x2')] }, { group: [t('y'), t('z')] }], body: t('cb') } },
+      LIMITS,
+    );
+    expect(c.rootId).toBe('cb');
+    const body = c.flows[0]!;
+    expect(body.children!.map((j) => j.opts!.jobId)).toEqual(['x2', 'y', 'z']);
+    expect(data(body).wf!.in).toEqual({ as: 'results', from: ['x2', ['y', 'z']] });
+  });
+
+  it('queues a group at the top as one flow per member, the first member as root', () => {
+    const c = compileWorkflow({ group: [t('g0'), { chain: [t('g1a'), t('g1b')] }] }, LIMITS);
+    expect(c.flows.map((f) => f.opts!.jobId)).toEqual(['g0', 'g1b']);
+    expect(c.rootId).toBe('g0');
+    expect(c.members.map((m) => m.data.task_id)).toEqual(['g0', 'g1a', 'g1b']);
+  });
+
+  it('refuses fan-out (a group or chord after a step) by its path', () => {
+    expect(invalid({ chain: [t('a'), { group: [t('b'), t('c')] }] }).map((i) => i.field)).toEqual([
+      'chain[1].group',
+    ]);
+    expect(
+      invalid({ chain: [t('a'), { chord: { header: [t('b'), t('c')], body: t('d') } }] }).map((i) => i.field),
+    ).toEqual(['chain[1].chord.header']);
+    // A group of one is no fan-out.
+    expect(compileWorkflow({ chain: [t('a'), { group: [t('b')] }] }, LIMITS).rootId).toBe('b');
+  });
+
+  it('names every bad leaf, repeated id and empty node by its path; nothing compiles', () => {
+    const issues = invalid({
+      chain: [{ group: [t('a'), t('a'), t('b', { extra: 1 }), t('c', { mode: '' })] }, { chain: [] }],
+    });
+    expect(issues.map((i) => i.field)).toEqual([
+      'chain[0].group[1].task_id',
+      'chain[0].group[2]',
+      'chain[0].group[3].mode',
+      'chain[1].chain',
+    ]);
+    expect(invalid({ group: [] }).map((i) => i.field)).toEqual(['group']);
+  });
+
+  it('holds the task and depth limits', () => {
+    expect(() => compileWorkflow({ group: [t('a'), t('b'), t('c')] }, { ...LIMITS, maxTasks: 2 })).toThrow(
+      WorkflowTooLargeError,
+    );
+    let deep: WorkflowNode = t('leaf');
+    for (let i = 0; i < 5; i++) deep = { chain: [deep] };
+    expect(invalid(deep)[0]!.message).toContain('AIECS_WORKFLOW_MAX_DEPTH');
+  });
+});
