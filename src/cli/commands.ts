@@ -8,6 +8,7 @@ import { CONTROL_COMMANDS, INSPECT_VERBS, type ControlCommand, type InspectVerb 
 import type { EventsFlags } from './events.js';
 import type { GatewayFlags, TokenFlags } from './gateway-command.js';
 import { addWorkerFlags, collectList, intFlag, numberFlag, requiredFlag } from './options.js';
+import type { BeatFlags } from './beat.js';
 import type { AdminFlags, InspectFlags } from './inspect.js';
 import type { PurgeFlags } from './purge.js';
 import type { JsonFlag } from './status.js';
@@ -190,4 +191,52 @@ export function registerAdminCommands(program: Command): void {
     .action(async (flags: EventsFlags, cmd: Command) =>
       (await import('./events.js')).eventsAction(flags, cmd),
     );
+}
+
+/** Periodic tasks: `aiecs beat` (a schedule file) and `aiecs schedule` (one schedule at a time). */
+export function registerScheduleCommands(program: Command): void {
+  const beat = program
+    .command('beat')
+    .description(
+      "make the store's schedules match a schedule file (JSON, YAML or a .js/.ts module); the store's job schedulers fire the tasks",
+    );
+  requiredFlag(beat, '--schedule <file>', 'the schedule file');
+  beat
+    .option('--watch', 'keep running and apply the file again whenever it changes')
+    .action(async (flags: BeatFlags, cmd: Command) => (await import('./beat.js')).beatAction(flags, cmd));
+
+  const schedule = program
+    .command('schedule')
+    .description('list, add, pause, resume, remove or run a schedule now');
+  schedule
+    .command('list')
+    .description('every schedule with its next run time')
+    .option('--json', 'print one JSON line')
+    .action(async (flags: JsonFlag, cmd: Command) =>
+      (await import('./schedule.js')).scheduleListAction(flags, cmd),
+    );
+  schedule
+    .command('add')
+    .description(
+      'add a schedule, or replace the one of that name: a JSON entry as in a schedule file, @file.json or -',
+    )
+    .argument('<schedule>', 'e.g. {"name":"tick","every":60,"task":{...}}')
+    .option('--json', 'print one JSON line')
+    .action(async (entry: string, flags: JsonFlag, cmd: Command) =>
+      (await import('./schedule.js')).scheduleAddAction(entry, flags, cmd),
+    );
+  for (const [verb, what] of [
+    ['pause', 'pause a schedule: it fires nothing until resumed'],
+    ['resume', 'resume a paused schedule (missed ticks are not replayed)'],
+    ['remove', 'remove a schedule (tasks it fired stay)'],
+    ['run-now', "fire a schedule's task now, as one more task"],
+  ] as const)
+    schedule
+      .command(verb)
+      .description(what)
+      .argument('<name>', 'the schedule name')
+      .option('--json', 'print one JSON line')
+      .action(async (name: string, flags: JsonFlag, cmd: Command) =>
+        (await import('./schedule.js')).scheduleVerbAction(verb, name, flags, cmd),
+      );
 }

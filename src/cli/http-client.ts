@@ -58,7 +58,7 @@ export class HttpClient implements TaskClient {
   }
 
   /** One request to the gateway's API; an error answer is thrown as the gateway's error. */
-  async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
     let response: Response;
     try {
       response = await fetch(`${this.url}${path}`, {

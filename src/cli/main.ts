@@ -9,6 +9,7 @@ import {
   registerAdminCommands,
   registerDemoCommand,
   registerGatewayCommands,
+  registerScheduleCommands,
   registerStatusCommands,
   registerSubmitCommand,
   registerUpCommand,
@@ -27,6 +28,8 @@ const USAGE_CODES = new Set([
   'WORKFLOW_TOO_LARGE',
   'WORKER_NOT_FOUND',
   'QUEUE_NOT_FOUND',
+  'SCHEDULE_INVALID',
+  'SCHEDULE_NOT_FOUND',
   'METRICS_PORT_ERROR',
 ]);
 
@@ -59,6 +62,7 @@ export function buildProgram(): Command {
   registerDemoCommand(program);
   registerGatewayCommands(program);
   registerAdminCommands(program);
+  registerScheduleCommands(program);
   return program;
 }
 

@@ -453,3 +453,31 @@ export class WorkflowTooLargeError extends AiecsError {
     );
   }
 }
+
+/**
+ * A schedule (an entry of a schedule file, or one sent to POST /api/schedules) that cannot be
+ * used; a file with one is refused whole. Each issue names the entry and the field, e.g.
+ * `nightly-report.cron` or `[3].task.user_id`.
+ */
+export class ScheduleInvalidError extends AiecsError {
+  override readonly code = 'SCHEDULE_INVALID';
+  override readonly wireCode = 'E001';
+  readonly issues: FieldIssue[];
+  constructor(
+    issues: FieldIssue[],
+    readonly source = 'schedule',
+  ) {
+    const shown = issues.slice(0, MESSAGE_ISSUES).map((i) => `${i.field}: ${i.message}`);
+    if (issues.length > MESSAGE_ISSUES) shown.push(`and ${issues.length - MESSAGE_ISSUES} more`);
+    super(`invalid ${source}: ${shown.join('; ')}`, { issues });
+    this.issues = issues;
+  }
+}
+
+export class ScheduleNotFoundError extends AiecsError {
+  override readonly code = 'SCHEDULE_NOT_FOUND';
+  override readonly wireCode = 'E001';
+  constructor(readonly schedule: string) {
+    super(`no schedule named ${schedule}`, { schedule });
+  }
+}

@@ -102,6 +102,8 @@ export interface StoredTaskData {
   runs?: Run[];
   /** A workflow member's place in its workflow (see StoredWorkflow); absent on a lone task. */
   wf?: StoredWorkflow;
+  /** The schedule that fired it (set in the schedule's job template, never by a submit). */
+  schedule?: string;
 }
 
 /** Task ids in submission order, nested as the groups they came from: a member's inputs. */
@@ -304,4 +306,6 @@ export interface TaskRecord {
   /** A workflow member's root task id and the task waiting for it (null for the root). */
   root_id?: string;
   parent_id?: string | null;
+  /** The schedule that fired the task; absent on tasks submitted otherwise. */
+  schedule?: string;
 }

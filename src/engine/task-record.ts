@@ -176,5 +176,6 @@ export function toTaskRecord(job: TaskJob, state: BullState | string, queue: Que
     worker: envelope ? (job.processedBy ?? null) : (progress?.worker ?? job.processedBy ?? null),
     runs: job.data.runs ?? [],
     ...(job.data.wf ? { root_id: job.data.wf.root, parent_id: job.parent?.id ?? null } : {}),
+    ...(job.data.schedule !== undefined ? { schedule: job.data.schedule } : {}),
   };
 }

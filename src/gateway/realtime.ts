@@ -3,6 +3,7 @@ import { Server, type Socket } from 'socket.io';
 import type { Logger } from '../core/logger.js';
 import { countSockets, enableMetrics, type Metrics } from '../core/metrics.js';
 import { taskIdSchema } from '../core/submission.js';
+import { isScheduledTaskId } from '../engine/schedules-fired.js';
 import type { AiecsApp } from '../engine/app.js';
 import type { Principal, Verifier } from './auth.js';
 import { bearer } from './auth.js';
@@ -164,7 +165,11 @@ export class Realtime {
   private async subscribe(socket: Socket, payload: unknown): Promise<unknown> {
     const data = socket.data as SocketData;
     const p = (payload ?? {}) as { task_id?: unknown; after_seq?: unknown };
-    const id = taskIdSchema.safeParse(p.task_id);
+    // A schedule's tasks have BullMQ's ids (repeat:beat:<name>:<ms>), which no submit may use.
+    const id =
+      typeof p.task_id === 'string' && isScheduledTaskId(p.task_id)
+        ? { success: true as const, data: p.task_id }
+        : taskIdSchema.safeParse(p.task_id);
     const afterSeq = p.after_seq === undefined ? -1 : Number(p.after_seq);
     if (!id.success || !Number.isFinite(afterSeq)) {
       return {

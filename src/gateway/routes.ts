@@ -12,6 +12,7 @@ import type { TaskRecord } from '../core/task.js';
 import { taskIdSchema } from '../core/submission.js';
 import { Admin, INSPECT_VERBS } from '../engine/admin.js';
 import type { AiecsApp, ListTasksOptions } from '../engine/app.js';
+import { isScheduledTaskId } from '../engine/schedules-fired.js';
 import type { Store } from '../engine/store.js';
 import type { ServiceRegistry } from '../registry/registry.js';
 import { ServiceCatalog } from '../registry/service-catalog.js';
@@ -19,6 +20,7 @@ import type { Principal, Verifier } from './auth.js';
 import { bearer } from './auth.js';
 import type { EventBridge } from './event-bridge.js';
 import { registerUserRateLimit, type UserRateLimit } from './rate-limit.js';
+import { registerScheduleRoutes } from './schedule-routes.js';
 import { StateFeed } from './state-feed.js';
 import {
   adminTimeoutQuerySchema,
@@ -145,9 +147,10 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
       };
 
       const visible = async (id: string, who: Principal): Promise<TaskRecord> => {
+        // A schedule's tasks have BullMQ's ids (repeat:beat:<name>:<ms>), which no submit may use.
         const parsed = taskIdSchema.safeParse(id);
-        if (!parsed.success) throw new TaskNotFoundError(id);
-        const record = await app.getTask(parsed.data);
+        if (!parsed.success && !isScheduledTaskId(id)) throw new TaskNotFoundError(id);
+        const record = await app.getTask(id);
         // Another user's task answers exactly like a missing one: its existence is not revealed.
         if (!record || (record.user_id !== who.userId && !who.admin)) throw new TaskNotFoundError(id);
         return record;
@@ -256,6 +259,8 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
       });
 
       api.get('/services', { schema: schemas.services }, async () => ({ services: await catalog.list() }));
+
+      registerScheduleRoutes(api, { app, store, bodyLimit: deps.taskBodyLimit });
 
       const requireAdmin = (request: FastifyRequest, what: string) => {
         if (!principal(request).admin) throw new ForbiddenError(`only admins may ${what}`);

@@ -13,6 +13,7 @@ import { QUEUE_KINDS } from '../core/task.js';
 import { decodeControl } from '../engine/control.js';
 import type { Store, WorkerHeartbeat } from '../engine/store.js';
 import { openStore } from '../engine/open-store.js';
+import { indexFiredTask } from '../engine/schedules-fired.js';
 import type { ResultEnvelope } from '../engine/task-record.js';
 import { logProviderStatus } from '../providers/index.js';
 import { ServiceRegistry } from '../registry/registry.js';
@@ -222,6 +223,8 @@ export class AiecsWorker implements Controllable {
       autorun: false,
     });
     worker.on('error', (error) => this.logger.warn({ err: error.message, queue }, 'worker error'));
+    // A schedule's tasks are made inside the store: the worker lists each under its user.
+    worker.on('active', (job) => indexFiredTask(store, job, this.logger));
     this.workers.set(queue, worker);
     this.abandoned.set(queue, new AbandonedTasks(worker, concurrency, queue, this.logger));
     return worker;

@@ -1,0 +1,299 @@
+/**
+ * Periodic tasks on BullMQ job schedulers (issue 16): next run times (DST), pause/resume,
+ * catch-up after downtime, fired tasks as ordinary tasks naming their schedule, a schedule file
+ * refused whole, sync, and every tick exactly once with two workers and two `aiecs beat --watch`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ScheduleInvalidError } from '../src/core/errors.js';
+import { silentLogger } from '../src/core/logger.js';
+import { FAST_QUEUE } from '../src/core/task.js';
+import type { AiecsApp } from '../src/engine/app.js';
+import { isScheduledTaskId } from '../src/engine/schedules-fired.js';
+import { Schedules } from '../src/engine/schedules.js';
+import { checkSchedule, checkScheduleList } from '../src/gateway/schedule-schema.js';
+import { readScheduleFile } from '../src/cli/schedule-file.js';
+import { TEST_ENV, TestEnv, killAll, until } from './harness.js';
+
+const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const task = (input: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) => ({
+  task_name: 'sleep',
+  mode: 'test',
+  service: 'probe',
+  user_id: 'ops',
+  input_data: { ms: 1, ...input },
+  ...extra,
+});
+/** The due time BullMQ put in a fired task's id (repeat:beat:<name>:<ms>). */
+const dueOf = (id: string) => Number(id.slice(id.lastIndexOf(':') + 1));
+const firedIds = (log: string, name: string) =>
+  readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith(`finish repeat:beat:${name}:`))
+    .map((l) => l.split(' ')[1]!);
+
+for (const kind of ['redis', 'embedded'] as const) {
+  describe(`schedules on ${kind}`, () => {
+    let env: TestEnv;
+    let app: AiecsApp;
+    let schedules: Schedules;
+    let dir: string;
+    const def = (entry: unknown) => checkSchedule(entry, env.config.maxInputBytes);
+
+    beforeAll(async () => {
+      env = await TestEnv.create(kind);
+      app = env.app();
+      schedules = new Schedules(await app.store(), env.config, silentLogger);
+      dir = mkdtempSync(join(tmpdir(), 'aiecs-sched-'));
+    });
+    afterAll(async () => {
+      await schedules?.close();
+      await env?.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("computes a cron schedule's next run in its time zone across a DST change", async () => {
+      // 03:00 in Berlin is 01:00Z once summer time starts (28 March 2027) and 02:00Z once it ends
+      // (31 October 2027): the store's scheduler is asked, nothing is waited for.
+      const cron = { cron: '0 3 * * *', tz: 'Europe/Berlin', task: task() };
+      await schedules.put(def({ name: 'spring', ...cron, start: '2027-03-27T12:00:00Z' }), 'api');
+      await schedules.put(def({ name: 'autumn', ...cron, start: '2027-10-30T12:00:00Z' }), 'api');
+      expect((await schedules.get('spring')).next_run).toBe('2027-03-28T01:00:00.000Z');
+      expect((await schedules.get('autumn')).next_run).toBe('2027-10-31T02:00:00.000Z');
+      // The day before each change keeps the other offset.
+      await schedules.put(def({ name: 'spring', ...cron, start: '2027-03-26T12:00:00Z' }), 'api');
+      expect((await schedules.get('spring')).next_run).toBe('2027-03-27T02:00:00.000Z');
+      await schedules.remove('spring');
+      await schedules.remove('autumn');
+    });
+
+    it('a paused schedule has no scheduler and no pending task; resume brings it back', async () => {
+      await schedules.put(def({ name: 'nap', cron: '*/5 * * * *', task: task() }), 'api');
+      const queue = await app.queue(FAST_QUEUE);
+      const pendingOf = async () =>
+        (await queue.getJobs(['waiting', 'delayed', 'prioritized'], 0, -1)).filter((j) =>
+          j?.id?.startsWith('repeat:beat:nap:'),
+        );
+      expect((await schedules.get('nap')).next_run).not.toBeNull();
+      expect(await pendingOf()).toHaveLength(1);
+
+      const paused = await schedules.setPaused('nap', true);
+      expect(paused).toMatchObject({ paused: true, next_run: null });
+      expect(await queue.getJobScheduler('beat:nap')).toBeUndefined();
+      expect(await pendingOf()).toHaveLength(0);
+      // Paused survives a re-read (it is in the store, not in this process).
+      const other = new Schedules(await app.store(), env.config, silentLogger);
+      expect((await other.list()).find((s) => s.name === 'nap')).toMatchObject({ paused: true });
+      await other.close();
+
+      const resumed = await schedules.setPaused('nap', false);
+      expect(resumed.paused).toBe(false);
+      expect(Date.parse(resumed.next_run!)).toBeGreaterThan(Date.now());
+      expect(await pendingOf()).toHaveLength(1);
+      await schedules.remove('nap');
+      expect(await pendingOf()).toHaveLength(0);
+      await expect(schedules.get('nap')).rejects.toMatchObject({ code: 'SCHEDULE_NOT_FOUND' });
+    });
+
+    it('refuses a schedule file whole, naming the entry and the field, before anything changes', async () => {
+      const file = join(dir, 'refused.json');
+      writeFileSync(file, JSON.stringify([{ name: 'keep', every: 60, task: task() }]));
+      expect((await schedules.sync(await readScheduleFile(file, env.config.maxInputBytes))).added).toEqual([
+        'keep',
+      ]);
+      const bad = [
+        { name: 'keep', every: 30, task: task() },
+        { name: 'nouser', every: 5, task: { ...task(), user_id: undefined } },
+        { every: 5, task: task() },
+        { name: 'zone', cron: '0 3 * * *', tz: 'Mars/Olympus', task: task() },
+        { name: 'eta', every: 5, task: task({}, { countdown: 5 }) },
+      ];
+      writeFileSync(file, JSON.stringify(bad));
+      const error = await readScheduleFile(file, env.config.maxInputBytes).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ScheduleInvalidError);
+      const fields = (error as ScheduleInvalidError).issues.map((i) => i.field);
+      expect(fields).toEqual(
+        expect.arrayContaining(['nouser.task.user_id', '[2].name', 'zone.tz', 'eta.task.countdown']),
+      );
+      expect(fields.some((f) => f.startsWith('keep'))).toBe(false);
+      // Nothing changed: keep is still every 60 s.
+      expect((await schedules.get('keep')).every).toBe(60);
+
+      // YAML, and a sync that drops `keep` removes it but leaves schedules made through the API.
+      await schedules.put(def({ name: 'byapi', every: 60, task: task() }), 'api');
+      const yaml = join(dir, 'next.yaml');
+      writeFileSync(
+        yaml,
+        '- name: other\n  every: 60\n  task: {task_name: sleep, mode: test, service: probe, user_id: ops, heavy: true}\n',
+      );
+      const result = await schedules.sync(await readScheduleFile(yaml, env.config.maxInputBytes));
+      expect(result).toMatchObject({ added: ['other'], removed: ['keep'] });
+      const names = (await schedules.list()).map((s) => [s.name, s.source, s.queue]);
+      expect(names).toEqual([
+        ['byapi', 'api', 'fast_tasks'],
+        ['other', 'file', 'heavy_tasks'],
+      ]);
+      // The same file again changes nothing.
+      expect(await schedules.sync(await readScheduleFile(yaml, env.config.maxInputBytes))).toMatchObject({
+        added: [],
+        updated: [],
+        removed: [],
+        unchanged: ['other'],
+      });
+      await schedules.sync([]);
+      await schedules.remove('byapi');
+      expect(await schedules.list()).toEqual([]);
+    });
+
+    it('fires ordinary tasks naming the schedule, listed under their user; run-now too', async () => {
+      await env.worker();
+      await schedules.put(def({ name: 'hourly', cron: '0 * * * *', task: task() }), 'api');
+      const now = await schedules.runNow('hourly');
+      const record = await app.waitFor(now.task_id, now.queue, { timeout: 30 });
+      expect(record).toMatchObject({ status: 'completed', schedule: 'hourly', user_id: 'ops' });
+
+      await schedules.put(def({ name: 'often', every: 0.5, limit: 2, task: task() }), 'api');
+      const fired = await until(
+        async () => {
+          const page = await app.listTasks('ops', { limit: 50 });
+          const mine = page.tasks.filter((t) => t.schedule === 'often' && t.status === 'completed');
+          return mine.length === 2 ? mine : undefined;
+        },
+        30_000,
+        'two runs of often',
+      );
+      for (const t of fired) expect(isScheduledTaskId(t.task_id)).toBe(true);
+      // Its limit reached, the schedule says so.
+      expect(await until(async () => (await schedules.get('often')).next_run === null || undefined)).toBe(
+        true,
+      );
+      expect((await schedules.get('often')).runs).toBe(2);
+      await schedules.remove('often');
+      await schedules.remove('hourly');
+    });
+  });
+}
+
+describe('schedules after downtime (redis)', () => {
+  let env: TestEnv;
+  let dir: string;
+  beforeAll(async () => {
+    env = await TestEnv.create('redis');
+    dir = mkdtempSync(join(tmpdir(), 'aiecs-sched-'));
+  });
+  afterAll(async () => {
+    await env?.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a tick missed while no worker ran fires once, not once per missed tick', async () => {
+    const app = env.app();
+    const schedules = new Schedules(await app.store(), env.config, silentLogger);
+    const log = join(dir, 'catchup.log');
+    writeFileSync(log, '');
+    const every = 0.25;
+    await schedules.put(
+      checkSchedule({ name: 'catchup', every, task: task({ log }) }, env.config.maxInputBytes),
+      'api',
+    );
+    const queue = await app.queue(FAST_QUEUE);
+    const [first] = (await queue.getJobs(['waiting', 'prioritized', 'delayed'], 0, -1)).filter((j) =>
+      j?.id?.startsWith('repeat:beat:catchup:'),
+    );
+    // No worker for many intervals: with one per tick, eight would be due by now.
+    await until(async () => Date.now() > dueOf(first!.id!) + 8 * every * 1000 || undefined);
+    const back = Date.now();
+    await env.worker();
+    const ids = await until(
+      async () => {
+        const done = firedIds(log, 'catchup');
+        return done.length >= 3 ? done : undefined;
+      },
+      30_000,
+      'three runs',
+    );
+    const missed = ids.filter((id) => dueOf(id) < back);
+    expect(missed).toEqual([first!.id]);
+    // The next tick is the first slot after the workers came back, then one per interval.
+    const later = ids.filter((id) => dueOf(id) >= back).map(dueOf);
+    expect(later.length).toBeGreaterThanOrEqual(2);
+    expect(later[1]! - later[0]!).toBe(every * 1000);
+    expect(new Set(ids).size).toBe(ids.length);
+    await schedules.remove('catchup');
+    await schedules.close();
+  });
+});
+
+describe('two workers and two `aiecs beat --watch` on redis', () => {
+  let env: TestEnv;
+  let dir: string;
+  const procs: ChildProcess[] = [];
+  beforeAll(async () => {
+    env = await TestEnv.create('redis');
+    dir = mkdtempSync(join(tmpdir(), 'aiecs-beat-'));
+  });
+  afterEach(async () => killAll(procs));
+  afterAll(async () => {
+    await env?.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const beat = (file: string) => {
+    const proc = spawn(
+      process.execPath,
+      [MAIN, '--broker', env.brokerUrl, '--namespace', env.namespace, 'beat', '--schedule', file, '--watch'],
+      { env: { ...process.env, ...TEST_ENV, AIECS_LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    procs.push(proc);
+    const out = { stdout: '', stderr: '' };
+    proc.stdout!.on('data', (d: Buffer) => (out.stdout += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (out.stderr += d.toString()));
+    return out;
+  };
+
+  it('fires every tick exactly once while both re-apply edits, and keeps the schedules on a bad edit', async () => {
+    const log = join(dir, 'ticks.log');
+    writeFileSync(log, '');
+    const file = join(dir, 'schedule.json');
+    const tick = { name: 'tick', every: 1, task: task({ log }) };
+    writeFileSync(file, JSON.stringify([tick]));
+    await env.worker();
+    await env.worker();
+    const beats = [beat(file), beat(file)];
+    await until(async () => beats.every((b) => /watching/.test(b.stdout)) || undefined, 30_000, 'beats');
+    expect(beats.map((b) => /1 added \(tick\)/.test(b.stdout)).sort()).toEqual([false, true]);
+
+    // Both apply an edit (a second schedule), then a bad edit each refuses with one error.
+    await until(async () => firedIds(log, 'tick').length >= 3 || undefined, 30_000, 'three ticks');
+    writeFileSync(file, JSON.stringify([tick, { name: 'other', cron: '0 0 1 1 *', task: task() }]));
+    // One of them adds it; the other, after it (the sync lease), finds it in place.
+    const syncs = (b: { stdout: string }) => b.stdout.match(/: \d+ added/g)?.length ?? 0;
+    await until(async () => beats.every((b) => syncs(b) >= 2) || undefined, 30_000, 'edit');
+    expect(beats.map((b) => /1 added \(other\)/.test(b.stdout)).sort()).toEqual([false, true]);
+    await until(async () => firedIds(log, 'tick').length >= 6 || undefined, 30_000, 'six ticks');
+    writeFileSync(file, JSON.stringify([{ ...tick, every: 'often' }]));
+    await until(async () => beats.every((b) => /tick\.every/.test(b.stderr)) || undefined, 30_000, 'refusal');
+    for (const b of beats) expect(b.stderr).toMatch(/schedule file refused; the previous schedules stay/);
+    await until(async () => firedIds(log, 'tick').length >= 9 || undefined, 30_000, 'nine ticks');
+
+    const app = env.app();
+    const schedules = new Schedules(await app.store(), env.config, silentLogger);
+    expect((await schedules.list()).map((s) => s.name)).toEqual(['other', 'tick']);
+    // Every tick ran once: one start and one finish per task id, due times one second apart.
+    const starts = readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('start repeat:beat:tick:'))
+      .map((l) => l.split(' ')[1]!);
+    const ids = firedIds(log, 'tick');
+    expect(new Set(starts).size).toBe(starts.length);
+    expect(new Set(ids).size).toBe(ids.length);
+    const dues = [...new Set(ids)].map(dueOf).sort((a, b) => a - b);
+    for (let i = 1; i < dues.length; i++) expect(dues[i]! - dues[i - 1]!).toBe(1000);
+    await schedules.sync([]);
+    await schedules.close();
+  });
+});
