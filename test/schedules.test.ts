@@ -137,6 +137,16 @@ for (const kind of ['redis', 'embedded'] as const) {
         ['byapi', 'api', 'fast_tasks'],
         ['other', 'file', 'heavy_tasks'],
       ]);
+      // A module exporting the list reads the same.
+      const mjs = join(dir, 'next.mjs');
+      writeFileSync(
+        mjs,
+        `export default [{ name: 'other', every: 60, task: ${JSON.stringify({ ...task(), input_data: undefined, heavy: true })} }];\n`,
+      );
+      expect((await readScheduleFile(mjs, env.config.maxInputBytes))[0]).toMatchObject({
+        queue: 'heavy_tasks',
+        spec: { name: 'other', every: 60 },
+      });
       // The same file again changes nothing.
       expect(await schedules.sync(await readScheduleFile(yaml, env.config.maxInputBytes))).toMatchObject({
         added: [],
