@@ -17,11 +17,16 @@ import {
 } from './task.js';
 import { zodIssues } from './zod-issues.js';
 
+/** The rules the schema and the hand-checked fast path share (see isFastRequest). */
+const NAME_MAX_LENGTH = 128;
+const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+const USER_ID_MAX_LENGTH = 256;
+
 const identifier = z
   .string()
   .min(1, 'must not be empty')
-  .max(128, 'must be at most 128 characters')
-  .regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'must start with a letter or _ and hold only letters, digits, _ . -');
+  .max(NAME_MAX_LENGTH, `must be at most ${NAME_MAX_LENGTH} characters`)
+  .regex(NAME_PATTERN, 'must start with a letter or _ and hold only letters, digits, _ . -');
 
 /** Job ids are task ids; BullMQ refuses ids that are integers or contain ':'. */
 export const taskIdSchema = z
@@ -46,7 +51,12 @@ const ONE_YEAR = `one year (${MAX_DELAY_S} s)`;
 /** A task request on the wire (HTTP, WebSocket, stored job data): the seed's fields, snake_case. */
 export const taskRequestSchema = z.strictObject({
   task_name: identifier,
-  user_id: storableText(z.string().min(1, 'must not be empty').max(256, 'must be at most 256 characters')),
+  user_id: storableText(
+    z
+      .string()
+      .min(1, 'must not be empty')
+      .max(USER_ID_MAX_LENGTH, `must be at most ${USER_ID_MAX_LENGTH} characters`),
+  ),
   task_id: taskIdSchema.optional(),
   step: z.number().int('must be an integer').min(0, 'must be >= 0').default(0),
   mode: identifier,
@@ -160,17 +170,9 @@ export function prepareSubmission(
   };
 }
 
-const NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
-const REQUEST_KEYS = new Set([
-  'task_name',
-  'user_id',
-  'task_id',
-  'step',
-  'mode',
-  'service',
-  'input_data',
-  'context',
-]);
+const REQUEST_KEYS: ReadonlySet<string> = new Set(Object.keys(taskRequestSchema.shape));
+const isName = (v: unknown): v is string =>
+  typeof v === 'string' && v.length >= 1 && v.length <= NAME_MAX_LENGTH && NAME_PATTERN.test(v);
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
 
@@ -186,23 +188,34 @@ interface FastRequest {
 
 /**
  * The common, valid request checked by hand: thousands of submissions a second should not each
- * build zod's intermediate objects. Anything unusual is left to the schema, which also writes the
- * error messages. Accepts only what the schema accepts.
+ * build zod's intermediate objects and copies (measured over 100k typical requests: 5.0 us each
+ * with this path, 13-14 us through the schema, 7.3-7.7 us through `z.compile` of the schema).
+ * Anything unusual is left to the schema, which also writes the error messages. It must accept
+ * exactly what the schema accepts among plain-object requests without a task id, with the same
+ * result: submission-fast-path.test.ts checks that field by field, limits included.
  */
-function isFastRequest(raw: unknown): raw is FastRequest {
+export function isFastRequest(raw: unknown): raw is FastRequest {
   if (!isPlainObject(raw)) return false;
   for (const key in raw) if (!REQUEST_KEYS.has(key)) return false;
   const { task_name, user_id, task_id, step, mode, service, input_data, context } = raw;
-  if (typeof task_name !== 'string' || !NAME.test(task_name)) return false;
-  if (typeof mode !== 'string' || !NAME.test(mode) || typeof service !== 'string' || !NAME.test(service))
-    return false;
-  if (typeof user_id !== 'string' || user_id.length === 0 || user_id.length > 256) return false;
+  if (!isName(task_name) || !isName(mode) || !isName(service)) return false;
+  if (typeof user_id !== 'string' || user_id.length === 0) return false;
   if (textProblem(user_id) !== undefined) return false; // the schema names the problem
+  if (user_id.length > USER_ID_MAX_LENGTH && codePoints(user_id) > USER_ID_MAX_LENGTH) return false;
   if (task_id !== undefined) return false; // ids have their own rules: leave them to the schema
-  if (step !== undefined && !(typeof step === 'number' && Number.isInteger(step) && step >= 0)) return false;
+  // zod's int() is a safe integer.
+  if (step !== undefined && !(typeof step === 'number' && Number.isSafeInteger(step) && step >= 0))
+    return false;
   if (input_data !== undefined && !isPlainObject(input_data)) return false;
   if (context !== undefined && !isPlainObject(context)) return false;
   return true;
+}
+
+/** A well-formed string's length as zod's max() counts it: in code points, a surrogate pair once. */
+function codePoints(text: string): number {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) if ((text.charCodeAt(i) & 0xfc00) === 0xd800) n--;
+  return n;
 }
 
 /** A checked fast request straight into its job data: one object per task, no copies between. */
