@@ -1,6 +1,9 @@
 /** The public API of aiecs. */
 export { createApp, AiecsApp, settleRecord } from './engine/app.js';
 export type { AppOptions, TaskHandle, TaskSubmitter, WaitOptions, CancelResult } from './engine/app.js';
+export { chain, chord, group, Signature, CanvasPart } from './engine/workflow-canvas.js';
+export type { WorkflowHandle, WorkflowResult, WorkflowCancelResult } from './engine/workflow-handle.js';
+export type { WorkflowIds, WorkflowLeaf, WorkflowNode, WorkflowRead, WorkflowTree } from './core/workflow.js';
 export { AiecsWorker, startWorker } from './worker/worker.js';
 export type { WorkerOptions } from './worker/worker.js';
 // What a services module uses; a process-pool child gets only this (see service-api.ts).
@@ -15,6 +18,8 @@ export type { ProgressPayload, ResultEnvelope } from './engine/task-record.js';
 export { taskRequestSchema, submitOptionsSchema } from './core/submission.js';
 export type { WireTaskRequest, WireSubmitOptions } from './core/submission.js';
 export { StoreLockedError } from './engine/store-embedded.js';
+export { Schedules } from './engine/schedules.js';
+export type { ScheduleDefinition, ScheduleInfo, ScheduleSpec, SyncResult } from './engine/schedules.js';
 export { METRIC, METRIC_NAMES, enableMetrics, disableMetrics, Metrics } from './core/metrics.js';
 export type { ClusterFigures, ExecutionStatus } from './core/metrics.js';
 // The gateway (fastify, socket.io, jose) is its own entry point, `aiecs/gateway`, and so are the

@@ -22,6 +22,14 @@ import { ResultWaiter } from './result-waiter.js';
 import type { IndexFilter, Store, WorkerHeartbeat } from './store.js';
 import { openStore } from './open-store.js';
 import { StoreGuard, type GuardedCall } from './store-guard.js';
+import type { WorkflowNode, WorkflowRead } from '../core/workflow.js';
+import {
+  cancelWithWorkflow,
+  readWorkflow,
+  type WorkflowCancelResult,
+  type WorkflowHandle,
+} from './workflow-handle.js';
+import { closeWorkflows, submitWorkflow } from './workflow-submit.js';
 import { submitTasks, type TaskQueue } from './submit.js';
 import { retryTask, type RetryResult } from './task-retry.js';
 import type { BullState, ProgressPayload, ResultEnvelope, TaskJob } from './task-record.js';
@@ -337,7 +345,16 @@ export class AiecsApp {
    * Cancels a task wherever it is. A running task's worker is told over the control channel; a
    * pending one is marked so that no worker ever runs it.
    */
-  cancel(taskId: string): Promise<CancelResult> {
+  cancel(
+    taskId: string,
+    options: { tree?: boolean } = {},
+  ): Promise<CancelResult & { workflow?: WorkflowCancelResult }> {
+    // The root of a workflow (any member, with `tree`) takes every unfinished member with it.
+    return cancelWithWorkflow(this, taskId, options.tree === true);
+  }
+
+  /** Cancels one task, never its workflow's other members. */
+  cancelOne(taskId: string): Promise<CancelResult> {
     return this.guard.run('cancel the task', (call) => this.cancelTask(taskId, call));
   }
 
@@ -385,6 +402,16 @@ export class AiecsApp {
     return this.guard.run('retry the task', () => retryTask(this, taskId));
   }
 
+  /** Queues a workflow tree (chain, group, chord, nested) whole or not at all (workflow-submit.ts). */
+  submitWorkflow(tree: WorkflowNode): Promise<WorkflowHandle> {
+    return submitWorkflow(this, tree);
+  }
+
+  /** The tree of the workflow a task belongs to (GET /api/tasks/:id/tree); undefined for a lone task. */
+  readWorkflow(taskId: string): Promise<WorkflowRead | undefined> {
+    return readWorkflow(this, taskId);
+  }
+
   listWorkers(): Promise<WorkerHeartbeat[]> {
     return this.guard.run('list workers', async () => (await this.store()).listHeartbeats());
   }
@@ -392,6 +419,7 @@ export class AiecsApp {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await closeWorkflows(this);
     const entries = await Promise.allSettled([...this.waiters.values()]);
     for (const entry of entries) {
       if (entry.status !== 'fulfilled') continue;

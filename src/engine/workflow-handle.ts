@@ -174,3 +174,19 @@ export async function cancelWorkflow(
   const found = await workflowOf(app, taskId);
   return found && cancelMembers(app, found.rootId, found.ids);
 }
+
+/**
+ * A cancel as `app.cancel` does it: the root of a workflow (or any member, with `tree`) cancels
+ * every unfinished member; any other task, only itself. `workflow` says what the members did.
+ */
+export async function cancelWithWorkflow(
+  app: WorkflowDeps,
+  taskId: string,
+  tree: boolean,
+): Promise<MemberCancel & { workflow?: WorkflowCancelResult }> {
+  const found = await app.bounded('cancel the task', () => workflowOf(app, taskId));
+  if (!found || (!tree && found.rootId !== taskId)) return app.cancelOne(taskId);
+  const workflow = await cancelMembers(app, found.rootId, found.ids);
+  const own = workflow.members.find((m) => m.task_id === taskId) ?? (await app.cancelOne(taskId));
+  return { ...own, workflow };
+}
