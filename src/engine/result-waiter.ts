@@ -1,7 +1,8 @@
 import type { QueueEvents } from 'bullmq';
 import { TaskNotFoundError } from '../core/errors.js';
+import { isCancelMarker } from '../core/task-events.js';
 import type { TaskRecord } from '../core/task.js';
-import { TaskStatus, isTerminal } from '../core/task.js';
+import { isTerminal } from '../core/task.js';
 
 type Settle = (record: TaskRecord) => void;
 
@@ -27,14 +28,9 @@ export class ResultWaiter {
     events.on('completed', onFinished);
     events.on('failed', onFinished);
     events.on('progress', ({ jobId, data }: { jobId: string; data: unknown }) => {
-      // A pending task cancelled by any process announces itself through its progress.
-      if (
-        typeof data === 'object' &&
-        data !== null &&
-        (data as { status?: unknown }).status === TaskStatus.CANCELLED
-      ) {
-        this.check(jobId);
-      }
+      // A pending task cancelled by any process ends with the caller's marker, not with a move
+      // of its job; a worker's final word is followed by the move, heard above.
+      if (isCancelMarker(data)) this.check(jobId);
     });
   }
 

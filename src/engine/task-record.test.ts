@@ -1,13 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { SEQ_PER_ATTEMPT, cancelMarker, envelopeSeq, type ProgressPayload } from '../core/task-events.js';
 import { TaskStatus } from '../core/task.js';
-import {
-  SEQ_PER_ATTEMPT,
-  deriveStatus,
-  envelopeSeq,
-  toTaskRecord,
-  type ProgressPayload,
-  type TaskJob,
-} from './task-record.js';
+import { deriveStatus, toTaskRecord, type TaskJob } from './task-record.js';
 
 const payload = (status: TaskStatus, seq: number): ProgressPayload => ({
   status,
@@ -18,7 +12,7 @@ const payload = (status: TaskStatus, seq: number): ProgressPayload => ({
   timestamp: 0,
 });
 /** What `cancel()` writes on a task that has not run. */
-const callersMarker = payload(TaskStatus.CANCELLED, 1);
+const callersMarker = cancelMarker(1, { type: 'TaskCancelledError', code: 'E004', message: 'cancelled' });
 
 describe('deriveStatus', () => {
   it('keeps a task cancelled while pending cancelled, also while a worker takes it to drop it', () => {

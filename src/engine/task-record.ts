@@ -1,52 +1,14 @@
 import type { Job } from 'bullmq';
 import type { TaskErrorInfo } from '../core/errors.js';
-import type { QueueKind, StoredResources, StoredTaskData, TaskJobData, TaskRecord } from '../core/task.js';
+import type { ProgressPayload, ResultEnvelope } from '../core/task-events.js';
+import { asProgressPayload, dropsOnStart, isCancelMarker } from '../core/task-events.js';
+import type { QueueKind, StoredTaskData, TaskJobData, TaskRecord } from '../core/task.js';
 import { fromStoredData } from '../core/task.js';
 import { TaskStatus, fullResources } from '../core/task.js';
 
-/**
- * What a worker writes with `job.updateProgress` (and what `progress` events carry): the live
- * state of a task between the states BullMQ itself records.
- */
-export interface ProgressPayload {
-  status: TaskStatus;
-  progress: number;
-  message: string;
-  attempt: number;
-  seq: number;
-  timestamp: number;
-  error?: TaskErrorInfo;
-  resources?: StoredResources;
-  worker?: string;
-  /** Times the task was started again without its own error spending an attempt; left out when 0. */
-  redeliveries?: number;
-}
-
-/**
- * What a worker returns for a completed task (BullMQ's return value): the service's result plus
- * what the task used. Kept small: it is written to the job and to the event stream for every
- * task. The worker is the job's `processedBy`.
- */
-export interface ResultEnvelope {
-  result: unknown;
-  resources: StoredResources;
-  /** The completed event's seq; left out when the attempt reported nothing (see envelopeSeq). */
-  seq?: number;
-  attempt: number;
-  /** See ProgressPayload; left out when 0. */
-  redeliveries?: number;
-}
-
-/**
- * Progress events of one run sort after the previous run's. A run is an attempt or a redelivery:
- * run number = attempt + redeliveries (BullMQ's attemptsStarted while it runs).
- */
-export const SEQ_PER_ATTEMPT = 1_000_000;
-
-/** The seq a completed task was announced with: the run's first when it reported nothing. */
-export function envelopeSeq(envelope: ResultEnvelope): number {
-  return envelope.seq ?? (envelope.attempt + (envelope.redeliveries ?? 0)) * SEQ_PER_ATTEMPT + 1;
-}
+// The protocol's types, where the engine's callers have always found them.
+export type { ProgressPayload, ResultEnvelope } from '../core/task-events.js';
+export { SEQ_PER_ATTEMPT } from '../core/task-events.js';
 
 /**
  * Which try of its budget a running job is, and how often it was delivered again besides.
@@ -73,8 +35,7 @@ export function jobTaskData(job: TaskJob): TaskJobData {
 }
 
 export function progressPayload(job: Pick<TaskJob, 'progress'>): ProgressPayload | undefined {
-  const p = job.progress as unknown;
-  return typeof p === 'object' && p !== null && 'status' in p ? (p as ProgressPayload) : undefined;
+  return asProgressPayload(job.progress);
 }
 
 const FAILURE_STATUSES: ReadonlySet<string> = new Set([
@@ -92,11 +53,10 @@ export function deriveStatus(state: BullState | string, progress: ProgressPayloa
       return progress && FAILURE_STATUSES.has(progress.status) ? progress.status : TaskStatus.FAILED;
     case 'active':
       // A task cancelled while pending is taken by a worker only to be dropped: it stays cancelled.
-      return progress?.status === TaskStatus.CANCELLED && progress.seq < SEQ_PER_ATTEMPT
-        ? TaskStatus.CANCELLED
-        : TaskStatus.RUNNING;
+      return isCancelMarker(progress) ? TaskStatus.CANCELLED : TaskStatus.RUNNING;
     default:
-      return progress?.status === TaskStatus.CANCELLED ? TaskStatus.CANCELLED : TaskStatus.PENDING;
+      // Waiting with a cancel as its last word: the worker that takes it drops it.
+      return dropsOnStart(progress) ? TaskStatus.CANCELLED : TaskStatus.PENDING;
   }
 }
 
@@ -110,8 +70,7 @@ export function toTaskRecord(job: TaskJob, state: BullState | string, queue: Que
   const finished = status !== TaskStatus.PENDING && status !== TaskStatus.RUNNING;
   const maxAttempts = job.opts.attempts ?? 1;
   // A task cancelled before it ran was only drained by a worker: it never started.
-  const neverRan =
-    status === TaskStatus.CANCELLED && progress !== undefined && progress.seq < SEQ_PER_ATTEMPT;
+  const neverRan = status === TaskStatus.CANCELLED && isCancelMarker(progress);
 
   // From BullMQ's counters (see runOf). Not running, attemptsMade also counts a try that completed
   // or failed for good, and a start beyond the tries is a redelivery; stalledCounter counts a

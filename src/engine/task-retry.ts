@@ -10,8 +10,9 @@ import type { QueueKind, Run, StoredTaskData } from '../core/task.js';
 import { QUEUE_KINDS, TaskStatus } from '../core/task.js';
 import type { Queue } from 'bullmq';
 import type { Store } from './store.js';
-import type { BullState, ProgressPayload, TaskJob } from './task-record.js';
-import { SEQ_PER_ATTEMPT, toTaskRecord } from './task-record.js';
+import { retryPending } from '../core/task-events.js';
+import type { BullState, TaskJob } from './task-record.js';
+import { toTaskRecord } from './task-record.js';
 
 export interface RetryResult {
   task_id: string;
@@ -25,15 +26,6 @@ const RETRYABLE: ReadonlySet<string> = new Set([
   TaskStatus.TIMED_OUT,
   TaskStatus.CANCELLED,
 ]);
-
-/**
- * The pending event's seq: after every event of the ended run (whose last is at most the next
- * run's base − 1) and before the new run's first (the next base). Between two integers, so no
- * event of either run shares it.
- */
-export function retrySeq(runsStarted: number): number {
-  return (runsStarted + 1) * SEQ_PER_ATTEMPT - 0.5;
-}
 
 /** What a retry needs of the app (the app itself; an interface keeps the two modules apart). */
 export interface RetryDeps {
@@ -75,15 +67,8 @@ export async function retryTask(app: RetryDeps, taskId: string): Promise<RetryRe
   const started = job.attemptsStarted ?? 0;
   const store = await app.store();
   // The ended run's payload goes before the move: a worker taking the job at once must not find
-  // it cancelled. The gateways' bridges announce this pending word as the retry.
-  const pending: ProgressPayload = {
-    status: TaskStatus.PENDING,
-    progress: 0,
-    message: 'queued again by a retry',
-    attempt: record.attempt,
-    seq: retrySeq(started),
-    timestamp: Date.now(),
-  };
+  // it cancelled. The gateways' bridges announce this pending word as the retry (reopensAfterEnd).
+  const pending = retryPending(record.attempt, started);
   await Promise.all([
     job.updateData(data),
     store.clearCancel(taskId),

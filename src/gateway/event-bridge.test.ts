@@ -7,7 +7,7 @@ import { silentLogger } from '../core/logger.js';
 import { TaskStatus, type QueueKind, type TaskRecord } from '../core/task.js';
 import type { AiecsApp } from '../engine/app.js';
 import type { Store } from '../engine/store.js';
-import { SEQ_PER_ATTEMPT } from '../engine/task-record.js';
+import { SEQ_PER_ATTEMPT } from '../core/task-events.js';
 import { EventBridge, type BridgeEvent } from './event-bridge.js';
 
 class FakeEvents extends EventEmitter {

@@ -3,49 +3,41 @@ import type { QueueEvents } from 'bullmq';
 import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
 import type { Logger } from '../core/logger.js';
 import type { QueueKind, TaskRecord } from '../core/task.js';
-import { QUEUE_KINDS, TaskStatus, isTerminal } from '../core/task.js';
+import { QUEUE_KINDS, TaskStatus } from '../core/task.js';
+import type {
+  ProgressEvent,
+  ProgressFields,
+  ProgressPayload,
+  ResultEnvelope,
+  StreamEvent,
+} from '../core/task-events.js';
+import {
+  PROGRESS_EVENT,
+  QUEUED_SEQ,
+  STREAM_EVENT,
+  asProgressPayload,
+  awaitsMove,
+  completedFields,
+  finalSeq,
+  isFinal,
+  payloadFields,
+  progressEvent,
+  recordFields,
+  reopensAfterEnd,
+  runBaseSeq,
+  shouldDeliver,
+} from '../core/task-events.js';
 import type { AiecsApp } from '../engine/app.js';
-import type { ProgressPayload, ResultEnvelope, TaskJob } from '../engine/task-record.js';
-import { SEQ_PER_ATTEMPT, envelopeSeq, progressPayload } from '../engine/task-record.js';
+import type { TaskJob } from '../engine/task-record.js';
+import { progressPayload } from '../engine/task-record.js';
 import type { Store } from '../engine/store.js';
 import { sweepIntervalMs } from '../worker/retention-sweeper.js';
 import { encodeEvent } from './packet.js';
+import type { ReplayEntry, TaskIdentity } from './replay-buffer.js';
+import { DEFAULT_REPLAY_BOUNDS, ReplayBuffer, UNKNOWN_CREATION, sameIdentity } from './replay-buffer.js';
 
-/** The original's `progress` payload, extended as docs/design.md §3 says. */
-export interface ProgressEvent {
-  status: TaskStatus;
-  step: number;
-  task: string;
-  message: string;
-  result?: unknown;
-  error?: string;
-  task_id: string;
-  user_id: string;
-  progress: number;
-  error_code?: string;
-  attempt: number;
-  seq: number;
-  timestamp: number;
-}
-
-export interface StreamEvent {
-  task_id: string;
-  seq: number;
-  delta: string;
-}
-
-/**
- * Which task an event is of. An id names one task at a time, but retention (or a removal) frees
- * it for another user's task: a task is its id, its owner and its creation (the job's timestamp).
- */
-interface TaskIdentity {
-  userId: string;
-  /** The job's timestamp; UNKNOWN_CREATION when only a stream event has been seen. */
-  createdAt: number;
-}
-
-/** The creation of a task known only from its stream events: it matches no record. */
-const UNKNOWN_CREATION = 0;
+// The socket payloads, where the gateway's callers have always found them.
+export type { ProgressEvent, StreamEvent } from '../core/task-events.js';
 
 /** What a progress event's task is, fixed at submit: the dashboard's task list shows and filters by it. */
 export interface TaskLabels {
@@ -58,18 +50,12 @@ export interface TaskLabels {
 
 type BridgeFields = TaskIdentity &
   (
-    | { kind: 'progress'; taskId: string; seq: number; payload: ProgressEvent; labels: TaskLabels }
-    | { kind: 'stream'; taskId: string; seq: number; payload: StreamEvent }
+    | { kind: typeof PROGRESS_EVENT; taskId: string; seq: number; payload: ProgressEvent; labels: TaskLabels }
+    | { kind: typeof STREAM_EVENT; taskId: string; seq: number; payload: StreamEvent }
   );
 
 /** An event for one user's sockets, with its socket.io packet encoded once. */
 export type BridgeEvent = BridgeFields & { packet: string };
-
-/** What replay keeps of an event: its order and its packet, one string, not an object tree. */
-export interface ReplayEntry {
-  seq: number;
-  packet: string;
-}
 
 interface Meta extends TaskIdentity {
   /** Its queue: an event from the other queue is of another task under the same id. */
@@ -87,15 +73,6 @@ interface Meta extends TaskIdentity {
   pendingTerminal?: ProgressPayload;
   terminalSent: boolean;
 }
-
-interface Replay extends TaskIdentity {
-  events: ReplayEntry[];
-  /** Rough size of the events kept: results and deltas are what weigh. */
-  bytes: number;
-}
-
-/** Bytes an entry holds, roughly: the packet and the entry around it. */
-const weight = (entry: ReplayEntry) => 48 + entry.packet.length;
 
 export interface BridgeOptions {
   /** Events kept per task for `subscribe { after_seq }`. */
@@ -122,18 +99,17 @@ interface Finished {
 
 /**
  * Turns the store's event streams (QueueEvents: BullMQ's events and the workers' progress and
- * stream events) into the realtime payloads. Every gateway node runs one and sees every event,
- * so no routing between nodes is needed. Events of one task are handled strictly in order.
+ * stream events) into the realtime payloads, by the rules of core/task-events.ts, and fans them
+ * out; each is kept in the replay buffer. Every gateway node runs one and sees every event, so no
+ * routing between nodes is needed. Events of one task are handled strictly in order.
  */
 export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
   private readonly events: QueueEvents[] = [];
   private readonly meta = new Map<string, Meta>();
-  private readonly replay = new Map<string, Replay>();
+  private readonly replay: ReplayBuffer;
   private readonly chains = new Map<string, Promise<void>>();
-  private readonly replayPerTask: number;
-  private readonly replayTasks: number;
-  private readonly replayBytes: number;
-  private replayTotal = 0;
+  /** Tasks whose metadata is kept: as many as the replay keeps. */
+  private readonly metaTasks: number;
   private readonly finished: { completed: Finished; failed: Finished } | undefined;
   private readonly expiry: NodeJS.Timeout | undefined;
 
@@ -144,9 +120,12 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     options: BridgeOptions = {},
   ) {
     super();
-    this.replayPerTask = options.replayPerTask ?? 2_000;
-    this.replayTasks = options.replayTasks ?? 20_000;
-    this.replayBytes = options.replayBytes ?? 64 * 1024 * 1024;
+    this.metaTasks = options.replayTasks ?? DEFAULT_REPLAY_BOUNDS.tasks;
+    this.replay = new ReplayBuffer({
+      perTask: options.replayPerTask ?? DEFAULT_REPLAY_BOUNDS.perTask,
+      tasks: this.metaTasks,
+      bytes: options.replayBytes ?? DEFAULT_REPLAY_BOUNDS.bytes,
+    });
     const retention = options.retention;
     if (retention) {
       const list = (keepS: number): Finished => ({
@@ -184,7 +163,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     );
     events.on('failed', ({ jobId }) => on(jobId, (meta) => this.onFailed(jobId, queue, meta)));
     events.on('removed', ({ jobId }) => this.serial(jobId, () => this.forget(jobId, queue)));
-    events.on('stream' as 'added', (raw: unknown) => {
+    events.on(STREAM_EVENT as 'added', (raw: unknown) => {
       const e = raw as { task_id?: unknown; user_id?: unknown; seq?: unknown; delta?: unknown };
       if (typeof e.task_id !== 'string' || typeof e.user_id !== 'string' || typeof e.delta !== 'string')
         return;
@@ -195,7 +174,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
         // The worker names the owner; the task's creation is known once its job has been read.
         const meta = this.meta.get(taskId);
         const createdAt = meta?.userId === userId ? meta.createdAt : UNKNOWN_CREATION;
-        this.publish({ kind: 'stream', userId, createdAt, taskId, seq: payload.seq, payload });
+        this.publish({ kind: STREAM_EVENT, userId, createdAt, taskId, seq: payload.seq, payload });
       });
     });
   }
@@ -281,58 +260,26 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     // A removal in one queue says nothing of a task under the same id in the other.
     if (queue !== undefined && meta !== undefined && meta.queue !== queue) return;
     this.meta.delete(taskId);
-    const replay = this.replay.get(taskId);
-    if (replay) this.dropReplay(taskId, replay);
-  }
-
-  private dropReplay(taskId: string, replay: Replay): void {
-    this.replayTotal -= replay.bytes;
-    this.replay.delete(taskId);
+    this.replay.drop(taskId);
   }
 
   private remember(taskId: string, meta: Meta): void {
     this.meta.set(taskId, meta);
-    if (this.meta.size > this.replayTasks) {
+    if (this.meta.size > this.metaTasks) {
       const oldest = this.meta.keys().next().value;
       if (oldest !== undefined) this.meta.delete(oldest);
     }
   }
 
-  private progressEvent(
-    taskId: string,
-    meta: Meta,
-    fields: Partial<ProgressEvent> & Pick<ProgressEvent, 'status' | 'seq'>,
-  ): ProgressEvent {
-    return {
-      status: fields.status,
-      step: meta.step,
-      task: meta.taskName,
-      message: fields.message ?? '',
-      task_id: taskId,
-      user_id: meta.userId,
-      progress: fields.progress ?? meta.progress,
-      attempt: fields.attempt ?? meta.attempt,
-      seq: fields.seq,
-      timestamp: fields.timestamp ?? Date.now(),
-      ...(fields.result !== undefined ? { result: fields.result } : {}),
-      ...(fields.error !== undefined ? { error: fields.error } : {}),
-      ...(fields.error_code !== undefined ? { error_code: fields.error_code } : {}),
-    };
-  }
-
-  private emitProgress(
-    taskId: string,
-    meta: Meta,
-    fields: Parameters<EventBridge['progressEvent']>[2],
-  ): void {
-    const payload = this.progressEvent(taskId, meta, fields);
+  private emitProgress(taskId: string, meta: Meta, fields: ProgressFields): void {
+    const payload = progressEvent(taskId, meta, fields);
     meta.progress = payload.progress;
-    if (isTerminal(payload.status)) {
+    if (isFinal(payload)) {
       if (!meta.terminalSent) this.ended(taskId, meta, payload.status);
       meta.terminalSent = true;
     }
     const { userId, createdAt, labels } = meta;
-    this.publish({ kind: 'progress', userId, createdAt, taskId, seq: payload.seq, payload, labels });
+    this.publish({ kind: PROGRESS_EVENT, userId, createdAt, taskId, seq: payload.seq, payload, labels });
   }
 
   /**
@@ -346,7 +293,12 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
   }
 
   private onPending(taskId: string, meta: Meta): void {
-    this.emitProgress(taskId, meta, { status: TaskStatus.PENDING, seq: 0, message: 'queued', progress: 0 });
+    this.emitProgress(taskId, meta, {
+      status: TaskStatus.PENDING,
+      seq: QUEUED_SEQ,
+      message: 'queued',
+      progress: 0,
+    });
   }
 
   private onActive(taskId: string, meta: Meta): void {
@@ -357,7 +309,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     meta.attempt = meta.activeSeen === 1 ? Math.max(1, meta.fetchedAttempt) : meta.attempt + 1;
     this.emitProgress(taskId, meta, {
       status: TaskStatus.RUNNING,
-      seq: meta.attempt * SEQ_PER_ATTEMPT,
+      seq: runBaseSeq(meta.attempt),
       message: 'started',
       progress: 0,
       attempt: meta.attempt,
@@ -365,28 +317,18 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
   }
 
   private onProgress(taskId: string, meta: Meta, data: unknown): void {
-    if (typeof data !== 'object' || data === null || !('status' in data)) return;
-    const payload = data as ProgressPayload;
+    const payload = asProgressPayload(data);
+    if (!payload) return;
     // Pending after its end: the task was retried by hand (task-retry.ts). A new run follows.
-    if (meta.terminalSent && payload.status === TaskStatus.PENDING) this.reopen(meta);
+    if (reopensAfterEnd(meta.terminalSent, payload)) this.reopen(meta);
     meta.attempt = Math.max(meta.attempt, payload.attempt);
-    const fields = {
-      status: payload.status,
-      seq: payload.seq,
-      message: payload.message,
-      progress: payload.progress,
-      attempt: payload.attempt,
-      timestamp: payload.timestamp,
-      ...(payload.error ? { error: payload.error.message, error_code: payload.error.code } : {}),
-    };
-    // A worker's final word comes just before BullMQ moves the job: announce it when the move lands.
-    // A pending task cancelled by a caller (seq below the first attempt's) ends right here.
-    if (isTerminal(payload.status) && payload.seq >= SEQ_PER_ATTEMPT) {
+    // A worker's final word is announced when BullMQ's move lands; the cancel marker ends here.
+    if (awaitsMove(payload)) {
       meta.pendingTerminal = payload;
       return;
     }
     if (meta.terminalSent) return;
-    this.emitProgress(taskId, meta, fields);
+    this.emitProgress(taskId, meta, payloadFields(payload));
   }
 
   /** A retried task's events flow again; its next `active` is the next attempt. */
@@ -402,34 +344,19 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     const envelope = (typeof raw === 'string' ? safeJson(raw) : raw) as ResultEnvelope | undefined;
     const usage = envelope?.resources?.totals;
     if (usage) meta.labels.usage = usage;
-    this.emitProgress(taskId, meta, {
-      status: TaskStatus.COMPLETED,
-      seq: envelope?.attempt ? envelopeSeq(envelope) : meta.attempt * SEQ_PER_ATTEMPT + SEQ_PER_ATTEMPT - 1,
-      message: 'completed',
-      progress: 100,
-      attempt: envelope?.attempt ?? meta.attempt,
-      result: envelope?.result ?? null,
-    });
+    this.emitProgress(taskId, meta, completedFields(envelope, meta.attempt));
   }
 
   private onFailed(taskId: string, queue: QueueKind, meta: Meta): Promise<void> | void {
     if (meta.terminalSent) return;
     const last = meta.pendingTerminal;
     if (last) {
-      this.emitProgress(taskId, meta, {
-        status: last.status,
-        seq: last.seq,
-        message: last.message,
-        progress: last.progress,
-        attempt: last.attempt,
-        timestamp: last.timestamp,
-        ...(last.error ? { error: last.error.message, error_code: last.error.code } : {}),
-      });
+      this.emitProgress(taskId, meta, payloadFields(last));
       return;
     }
     // Failed without a word from a worker (stalled too often): the record says why.
     return this.app.getTask(taskId, queue).then((record) => {
-      if (record && isTerminal(record.status) && sameTask(meta, record)) this.emitRecord(meta, record);
+      if (record && isFinal(record) && sameTask(meta, record)) this.emitRecord(meta, record);
     });
   }
 
@@ -441,38 +368,8 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     // Every caller builds its fields afresh: the packet is added to them, not to a copy.
     const event = fields as BridgeEvent;
     event.packet = encodeEvent(fields.kind, fields.payload);
-    let replay = this.replay.get(event.taskId);
-    // An earlier task's events under the same id are never replayed as this one's.
-    if (replay && (replay.userId !== event.userId || replay.createdAt !== event.createdAt)) {
-      this.dropReplay(event.taskId, replay);
-      replay = undefined;
-    }
-    if (!replay) {
-      replay = { userId: event.userId, createdAt: event.createdAt, events: [], bytes: 0 };
-      this.replay.set(event.taskId, replay);
-    }
-    const entry: ReplayEntry = { seq: event.seq, packet: event.packet };
-    const size = weight(entry);
-    replay.events.push(entry);
-    replay.bytes += size;
-    this.replayTotal += size;
-    if (replay.events.length > this.replayPerTask) {
-      for (const dropped of replay.events.splice(0, replay.events.length - this.replayPerTask)) {
-        const w = weight(dropped);
-        replay.bytes -= w;
-        this.replayTotal -= w;
-      }
-    }
-    // Bounded by tasks and by bytes: the oldest tasks' histories go first (a client that needs
-    // them gets the record's snapshot instead).
-    while (
-      this.replay.size > this.replayTasks ||
-      (this.replayTotal > this.replayBytes && this.replay.size > 1)
-    ) {
-      const oldest = this.replay.keys().next().value;
-      if (oldest === undefined || oldest === event.taskId) break;
-      this.dropReplay(oldest, this.replay.get(oldest)!);
-    }
+    // The event is its task's identity: the buffer keeps it apart from an earlier task's.
+    this.replay.add(event.taskId, event, { seq: event.seq, packet: event.packet });
     this.emit('event', event);
   }
 
@@ -482,33 +379,28 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
    */
   async missed(record: TaskRecord, afterSeq: number): Promise<ReplayEntry[]> {
     const meta = metaOf(record);
-    const replay = this.replay.get(record.task_id);
-    // Only the record's own task's events: an earlier task under the id kept its own replay.
-    const kept = replay && sameTask(replay, record, meta.createdAt) ? replay.events : [];
-    const covers = kept.length > 0 && (kept[0]!.seq <= afterSeq + 1 || kept[0]!.seq === 0);
-    const after = kept.filter((e) => e.seq > afterSeq);
+    const { covers, events: after } = this.replay.since(record.task_id, meta, afterSeq);
     if (covers) return after;
     const fields = recordFields(record);
     // A terminal event keeps the seq it went out with live, so a client never gets it twice.
-    if (isTerminal(record.status)) fields.seq = (await this.terminalSeq(record, meta)) ?? fields.seq;
-    if (fields.seq <= afterSeq) return after;
+    if (isFinal(record)) fields.seq = (await this.terminalSeq(record, meta)) ?? fields.seq;
+    if (!shouldDeliver(afterSeq, fields)) return after;
     const snapshot: ReplayEntry = {
       seq: fields.seq,
-      packet: encodeEvent('progress', this.progressEvent(record.task_id, meta, fields)),
+      packet: encodeEvent(PROGRESS_EVENT, progressEvent(record.task_id, meta, fields)),
     };
-    return [snapshot, ...after.filter((e) => e.seq > fields.seq)];
+    return [snapshot, ...after.filter((e) => shouldDeliver(fields.seq, e))];
   }
 
   /** The seq a terminal record was announced with live (the worker's own), when the store has it. */
   private async terminalSeq(record: TaskRecord, task: TaskIdentity): Promise<number | undefined> {
-    const job = await (await this.app.queue(record.queue)).getJob(record.task_id);
+    const job = (await (await this.app.queue(record.queue)).getJob(record.task_id)) as TaskJob | undefined;
     if (!job || job.timestamp !== task.createdAt) return undefined;
-    if (record.status === TaskStatus.COMPLETED) {
-      const envelope = job.returnvalue as ResultEnvelope | null | undefined;
-      return envelope?.attempt ? envelopeSeq(envelope) : undefined;
-    }
-    const last = progressPayload(job);
-    return last?.status === record.status ? last.seq : undefined;
+    return finalSeq(
+      record.status,
+      job.returnvalue as ResultEnvelope | null | undefined,
+      progressPayload(job),
+    );
   }
 
   /** Notes a task's end, so that it is let go of once retention has removed it. */
@@ -527,7 +419,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
       let { head } = list;
       while (head < list.ids.length && list.endedAt[head]! + list.keepMs <= now) {
         const taskId = list.ids[head]!;
-        const held = this.meta.get(taskId) ?? this.replay.get(taskId);
+        const held = this.meta.get(taskId) ?? this.replay.identity(taskId);
         // Still the task that ended, and nothing of it waiting (a new task may have the id now).
         if (held?.createdAt === list.createdAt[head] && !this.chains.has(taskId)) this.forget(taskId);
         head += 1;
@@ -550,12 +442,8 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
 }
 
 /** Whether what the bridge holds is of the record's task, not of an earlier one under its id. */
-function sameTask(
-  held: TaskIdentity,
-  record: TaskRecord,
-  createdAt = Date.parse(record.created_at),
-): boolean {
-  return held.userId === record.user_id && held.createdAt === createdAt;
+function sameTask(held: TaskIdentity, record: TaskRecord): boolean {
+  return sameIdentity(held, { userId: record.user_id, createdAt: Date.parse(record.created_at) });
 }
 
 /** What the bridge keeps of a task, from its record. */
@@ -573,26 +461,6 @@ function metaOf(record: TaskRecord): Meta {
     activeSeen: 0,
     progress: record.progress,
     terminalSent: false,
-  };
-}
-
-/** A record as the progress event of its current state. */
-function recordFields(record: TaskRecord): Partial<ProgressEvent> & Pick<ProgressEvent, 'status' | 'seq'> {
-  const base = record.attempt * SEQ_PER_ATTEMPT;
-  const seq =
-    record.status === TaskStatus.PENDING && record.attempt === 0
-      ? 0
-      : isTerminal(record.status)
-        ? base + SEQ_PER_ATTEMPT - 1
-        : base;
-  return {
-    status: record.status,
-    seq,
-    message: record.message,
-    progress: record.progress,
-    attempt: record.attempt,
-    ...(record.status === TaskStatus.COMPLETED ? { result: record.result } : {}),
-    ...(record.error ? { error: record.error.message, error_code: record.error.code } : {}),
   };
 }
 
