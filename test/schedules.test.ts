@@ -120,6 +120,11 @@ for (const kind of ['redis', 'embedded'] as const) {
         expect.arrayContaining(['nouser.task.user_id', '[2].name', 'zone.tz', 'eta.task.countdown']),
       );
       expect(fields.some((f) => f.startsWith('keep'))).toBe(false);
+      // A name twice is refused too, naming the second entry.
+      const twice = [0, 1].map(() => ({ name: 'dup', every: 5, task: task() }));
+      expect(() => checkScheduleList(twice, env.config.maxInputBytes)).toThrow(
+        /\[1\]\.name: repeats the name of entry \[0\]/,
+      );
       // Nothing changed: keep is still every 60 s.
       expect((await schedules.get('keep')).every).toBe(60);
 

@@ -5,3 +5,5 @@ export { mintToken, createVerifier, parseTtl } from './auth.js';
 export type { Principal, Verifier, AuthOptions } from './auth.js';
 export type { ProgressEvent, StreamEvent, BridgeEvent } from './event-bridge.js';
 export { HTTP_STATUS } from './http-errors.js';
+// Checking schedules as /api/schedules and schedule files do, for Schedules.put and sync.
+export { checkSchedule, checkScheduleList } from './schedule-schema.js';
