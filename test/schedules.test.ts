@@ -159,6 +159,17 @@ for (const kind of ['redis', 'embedded'] as const) {
         removed: [],
         unchanged: ['other'],
       });
+      // `paused` in the file is an edit: the scheduler goes, and comes back when it is dropped.
+      const [other] = await readScheduleFile(yaml, env.config.maxInputBytes);
+      const pausedOther = { ...other!, spec: { ...other!.spec, paused: true } };
+      expect((await schedules.sync([pausedOther])).updated).toEqual(['other']);
+      expect(await schedules.get('other')).toMatchObject({ paused: true, next_run: null });
+      expect((await schedules.sync([other!])).updated).toEqual(['other']);
+      expect((await schedules.get('other')).paused).toBe(false);
+      // A pause by hand stays while the file's entry is unchanged.
+      await schedules.setPaused('other', true);
+      expect((await schedules.sync([other!])).unchanged).toEqual(['other']);
+      expect((await schedules.get('other')).paused).toBe(true);
       await schedules.sync([]);
       await schedules.remove('byapi');
       expect(await schedules.list()).toEqual([]);

@@ -32,7 +32,8 @@ import {
 import { closeWorkflows, submitWorkflow } from './workflow-submit.js';
 import { submitTasks, type TaskQueue } from './submit.js';
 import { retryTask, type RetryResult } from './task-retry.js';
-import type { BullState, ProgressPayload, ResultEnvelope, TaskJob } from './task-record.js';
+import { CANCELLED_BEFORE_RUN, cancelMarker } from '../core/task-events.js';
+import type { BullState, ResultEnvelope, TaskJob } from './task-record.js';
 import { toTaskRecord } from './task-record.js';
 
 export interface AppOptions {
@@ -377,18 +378,10 @@ export class AiecsApp {
     ]);
     if (state === 'active') return { task_id: taskId, status: TaskStatus.RUNNING, cancelled: true };
 
-    const error = new TaskCancelledError(taskId, 'cancelled before it ran').toInfo();
+    const error = new TaskCancelledError(taskId, CANCELLED_BEFORE_RUN).toInfo();
     delete error.stack;
-    const marker: ProgressPayload = {
-      status: TaskStatus.CANCELLED,
-      progress: 0,
-      message: 'cancelled before it ran',
-      attempt: before.attempt,
-      seq: 1,
-      timestamp: Date.now(),
-      error,
-    };
-    await job.updateProgress(marker as unknown as object);
+    // The caller's marker: final at once, and the worker that takes the job drops it.
+    await job.updateProgress(cancelMarker(before.attempt, error) as unknown as object);
     // A delayed task would otherwise sit until its time; let a worker drain it now.
     if (state === 'delayed') await job.promote().catch(() => undefined);
     return { task_id: taskId, status: TaskStatus.CANCELLED, cancelled: true };

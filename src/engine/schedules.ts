@@ -58,7 +58,7 @@ export interface ScheduleDefinition {
 interface ScheduleRecord extends ScheduleDefinition {
   source: ScheduleSource;
   paused: boolean;
-  /** The definition's hash when it was last applied (paused left out: a pause is not an edit). */
+  /** The definition's hash when it was last applied (see definitionHash). */
   hash: string;
   updated_at: string;
 }
@@ -295,11 +295,13 @@ interface Template {
   opts: { priority: number; attempts: number };
 }
 
-/** What decides whether a schedule changed: everything but `paused`, canonically. */
+/**
+ * What decides whether a schedule's definition changed, canonically. `paused` as written is part
+ * of it (a file that pauses an entry is an edit); a pause by hand is the record's own flag.
+ */
 function definitionHash(definition: ScheduleDefinition): string {
-  const { paused: _paused, ...spec } = definition.spec;
   return createHash('sha1')
-    .update(canonicalJson([spec, definition.queue]))
+    .update(canonicalJson([definition.spec, definition.queue]))
     .digest('base64url');
 }
 
