@@ -23,6 +23,13 @@ describe('loadConfig', () => {
     expect(config.providers.modelPrices).toEqual({});
   });
 
+  it('reads the workflow limits, 10,000 tasks and 32 levels by default', () => {
+    expect(loadConfig({})).toMatchObject({ workflowMaxTasks: 10_000, workflowMaxDepth: 32 });
+    const config = loadConfig({ AIECS_WORKFLOW_MAX_TASKS: '50', AIECS_WORKFLOW_MAX_DEPTH: '3' });
+    expect(config).toMatchObject({ workflowMaxTasks: 50, workflowMaxDepth: 3 });
+    expect(failure({ AIECS_WORKFLOW_MAX_DEPTH: '0' })).toMatch(/AIECS_WORKFLOW_MAX_DEPTH/);
+  });
+
   it('coerces numbers as Number() does and trims URLs', () => {
     const config = loadConfig({
       PORT: '0x10',

@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { FAST_QUEUE, HEAVY_QUEUE, type QueueKind } from './task.js';
+import { DEFAULT_WORKFLOW_MAX_DEPTH, DEFAULT_WORKFLOW_MAX_TASKS } from './workflow.js';
 
 /**
  * Every setting from the environment, parsed by one zod schema (DESIGN §4). Seed names work as
@@ -134,6 +135,8 @@ const envSchema = z.object({
   AIECS_METRICS_TOKEN: z.string().optional(),
 
   AIECS_MAX_INPUT_BYTES: positiveInt(1024 * 1024),
+  AIECS_WORKFLOW_MAX_TASKS: positiveInt(DEFAULT_WORKFLOW_MAX_TASKS),
+  AIECS_WORKFLOW_MAX_DEPTH: positiveInt(DEFAULT_WORKFLOW_MAX_DEPTH),
   AIECS_TASK_MAX_ATTEMPTS: positiveInt(3, 1, 100),
   AIECS_RETRY_BACKOFF_MS: positiveInt(1000),
   AIECS_LOCK_DURATION_MS: positiveInt(20_000, 1000),
@@ -337,6 +340,8 @@ function buildConfig(e: Env): AiecsConfig {
       ...(e.AIECS_METRICS_PORT !== undefined ? { metricsPort: e.AIECS_METRICS_PORT } : {}),
     },
     maxInputBytes: e.AIECS_MAX_INPUT_BYTES,
+    workflowMaxTasks: e.AIECS_WORKFLOW_MAX_TASKS,
+    workflowMaxDepth: e.AIECS_WORKFLOW_MAX_DEPTH,
     maxAttempts: e.AIECS_TASK_MAX_ATTEMPTS,
     retryBackoffMs: e.AIECS_RETRY_BACKOFF_MS,
     lockDurationMs: e.AIECS_LOCK_DURATION_MS,
