@@ -8,7 +8,6 @@ import { TaskStatus, fullResources } from '../core/task.js';
 
 // The protocol's types, where the engine's callers have always found them.
 export type { ProgressPayload, ResultEnvelope } from '../core/task-events.js';
-export { SEQ_PER_ATTEMPT } from '../core/task-events.js';
 
 /**
  * Which try of its budget a running job is, and how often it was delivered again besides.

@@ -1,21 +1,11 @@
 import type { QueueEventsProducer } from 'bullmq';
 import type { TaskLogger } from '../core/task-context.js';
+import type { ProgressPayload, StoredStreamEvent } from '../core/task-events.js';
+import { STREAM_EVENT, runBaseSeq, runNumber } from '../core/task-events.js';
 import { TaskStatus } from '../core/task.js';
 import type { EventWriter } from '../engine/store.js';
-import type { ProgressPayload, TaskJob } from '../engine/task-record.js';
-import { SEQ_PER_ATTEMPT } from '../engine/task-record.js';
+import type { TaskJob } from '../engine/task-record.js';
 import type { TaskSink } from './execute-service.js';
-
-/** The `stream` event that carries output deltas through the store's event stream. */
-export interface StreamEvent {
-  eventName: 'stream';
-  task_id: string;
-  user_id: string;
-  seq: number;
-  delta: string;
-}
-
-export const STREAM_EVENT = 'stream';
 
 /**
  * Writes one task's progress to its job and its stream deltas to the queue's event stream.
@@ -44,7 +34,7 @@ export class TaskReporter implements TaskSink {
     private readonly streamIntervalMs = 50,
   ) {
     // Numbered by run, so a redelivered run's events sort after those of the run that died.
-    this.seq = (attempt + redeliveries) * SEQ_PER_ATTEMPT;
+    this.seq = runBaseSeq(runNumber(attempt, redeliveries));
   }
 
   nextSeq(): number {
@@ -90,7 +80,7 @@ export class TaskReporter implements TaskSink {
     this.streamTimer = undefined;
     const { producer, events } = this;
     if (!this.streamBuffer || !(producer || events)) return;
-    const event: StreamEvent = {
+    const event: StoredStreamEvent = {
       eventName: STREAM_EVENT,
       task_id: this.job.id ?? '',
       user_id: this.job.data.user_id,
