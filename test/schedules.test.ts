@@ -281,6 +281,53 @@ describe('two workers and two `aiecs beat --watch` on redis', () => {
     return out;
   };
 
+  const cli = (...args: string[]) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const proc = spawn(
+        process.execPath,
+        [MAIN, '--broker', env.brokerUrl, '--namespace', env.namespace, ...args],
+        {
+          env: { ...process.env, ...TEST_ENV },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      procs.push(proc);
+      let stdout = '';
+      let stderr = '';
+      proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      proc.once('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+
+  it('aiecs schedule add, list, pause, resume, run-now, remove; beat refuses a bad file with exit 2', async () => {
+    const entry = JSON.stringify({ name: 'cli', cron: '0 3 * * *', tz: 'Europe/Berlin', task: task() });
+    const added = await cli('schedule', 'add', entry, '--json');
+    expect(added.code, added.stderr).toBe(0);
+    expect(JSON.parse(added.stdout)).toMatchObject({ name: 'cli', source: 'api', paused: false });
+    const listed = await cli('schedule', 'list');
+    expect(listed.stdout).toMatch(
+      /^cli\s+cron 0 3 \* \* \* Europe\/Berlin\s+test\/probe\.sleep\s+fast_tasks\s+\d{4}-/m,
+    );
+    expect((await cli('schedule', 'pause', 'cli')).stdout).toBe('cli: paused\n');
+    expect((await cli('schedule', 'resume', 'cli')).stdout).toMatch(/^cli: resumed, next run \d{4}-/);
+    const fired = JSON.parse((await cli('schedule', 'run-now', 'cli', '--json')).stdout) as {
+      task_id: string;
+    };
+    const app = env.app();
+    expect(await app.getTask(fired.task_id)).toMatchObject({ schedule: 'cli', user_id: 'ops' });
+    expect((await cli('schedule', 'remove', 'cli')).stdout).toBe('cli: removed\n');
+    const missing = await cli('schedule', 'pause', 'cli');
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/no schedule named cli/);
+
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, '- name: bad\n  every: 5\n  task: {task_name: sleep, mode: test, service: probe}\n');
+    const refused = await cli('beat', '--schedule', file);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/bad\.task\.user_id: is required/);
+    expect((await cli('schedule', 'list', '--json')).stdout).toBe('[]\n');
+  });
+
   it('fires every tick exactly once while both re-apply edits, and keeps the schedules on a bad edit', async () => {
     const log = join(dir, 'ticks.log');
     writeFileSync(log, '');

@@ -63,18 +63,12 @@ interface ScheduleRecord extends ScheduleDefinition {
   updated_at: string;
 }
 
-export interface ScheduleInfo {
-  name: string;
+/** A schedule as listed: its spec as written, where it came from, and its state in the store. */
+export interface ScheduleInfo extends Omit<ScheduleSpec, 'paused'> {
   source: ScheduleSource;
+  /** Paused by its spec or by hand. */
   paused: boolean;
   queue: QueueKind;
-  cron?: string;
-  tz?: string;
-  every?: number;
-  start?: string;
-  end?: string;
-  limit?: number;
-  task: Record<string, unknown>;
   /** When the next task fires (ISO 8601); null when paused, ended or past its limit. */
   next_run: string | null;
   /** Tasks fired so far by the current scheduler (BullMQ's iteration count). */
