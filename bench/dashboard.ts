@@ -22,8 +22,9 @@ import { cpSync, existsSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { mintToken } from '../src/gateway/auth.js';
+import { launchChromium, requireChromium } from './chromium.js';
 import {
   cpuSeconds,
   PACED_LEAD_MS,
@@ -38,17 +39,6 @@ import {
 import { freePort, makeTempDir, removeTempDir, sleep, stopChild } from './lifecycle.js';
 import { summarize, type Summary } from './stats.js';
 
-const CHROMIUM = process.env.AIECS_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 /** The page `npm run build` makes, and where the bench's gateway (dist-bench/src) looks for it. */
 const BUILT_DASHBOARD = fileURLToPath(new URL('../../dist/dashboard/', import.meta.url));
 const BENCH_DASHBOARD = fileURLToPath(new URL('../src/dashboard/', import.meta.url));
@@ -195,8 +185,7 @@ export async function dashboard(
   tasks: number,
   log: (line: string) => void,
 ): Promise<DashboardResult> {
-  if (!existsSync(CHROMIUM))
-    throw new Error(`no chromium at ${CHROMIUM}: apt-get install chromium (or set AIECS_CHROMIUM)`);
+  requireChromium();
   if (!existsSync(join(BUILT_DASHBOARD, 'index.html')))
     throw new Error(`no built dashboard at ${BUILT_DASHBOARD}: npm run build`);
   // The bench's gateway serves the page from beside its own code (dist-bench/src/dashboard), where
@@ -225,7 +214,7 @@ export async function dashboard(
     const none = await timedBatch(url, adminToken, users, STEPS, gatewayPid);
     log(`  no dashboard: gateway ${(none.cpuS * 1000).toFixed(0)} ms CPU for ${events} events`);
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    browser = await launchChromium();
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     const pageErrors: string[] = [];
     page.on('pageerror', (e) => pageErrors.push(e.message));

@@ -2,13 +2,14 @@
 // the #token= link, live task states, streamed text, cancel, retry, filters in the URL, the XSS
 // case, a non-admin's view and a refused token. The page is built from src/dashboard into a
 // temporary folder and served by an in-process gateway with a worker on an embedded store.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium, requireChromium } from '../../bench/chromium.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { Gateway } from '../../src/gateway/server.js';
 import { ServiceRegistry } from '../../src/registry/registry.js';
@@ -16,17 +17,6 @@ import { registerBuiltinServices } from '../../src/services/builtin.js';
 import { SECRET, api, expectedTokens, probe, token, uid, type Api } from '../gateway-harness.js';
 import { TestEnv } from '../harness.js';
 
-const CHROMIUM = process.env.AIECS_CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const WAIT = 30_000;
 const XSS = '<img src=x onerror=alert(1)>';
 /** What callbacks given to page.evaluate see: the page's globals (this file has no DOM types). */
@@ -44,8 +34,7 @@ describe('the dashboard in chromium', () => {
   const shots = process.env.AIECS_SCREENSHOT_DIR ?? mkdtempSync(join(tmpdir(), 'aiecs-shots-'));
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM))
-      throw new Error(`no chromium at ${CHROMIUM}: apt-get install chromium (or set AIECS_CHROMIUM)`);
+    requireChromium();
     dir = mkdtempSync(join(tmpdir(), 'aiecs-dashboard-e2e-'));
     await build({
       configFile: fileURLToPath(new URL('../../src/dashboard/vite.config.ts', import.meta.url)),
@@ -66,7 +55,7 @@ describe('the dashboard in chromium', () => {
     url = await gateway.listen(0, '127.0.0.1');
     adminToken = await token('ops', { admin: true });
     admin = api(url, adminToken);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+    browser = await launchChromium();
     console.log(`dashboard screenshots in ${shots}`);
   });
   afterAll(async () => {
