@@ -135,12 +135,14 @@ describe('the generated OpenAPI document', () => {
         for (const [status, response] of Object.entries(op.responses ?? {}))
           expect(response.description, `${method} ${path} ${status}`).toBeTruthy();
       }
-    // The error replies are in the one error shape.
+    // The error replies are in the one error shape, a shared schema.
     const error = (
       doc.paths['/api/tasks']!.post!.responses!['429'] as {
-        content: Record<string, { schema: { properties: Record<string, unknown> } }>;
+        content: Record<string, { schema: { $ref?: string } }>;
       }
     ).content['application/json']!.schema;
-    expect(Object.keys(error.properties)).toEqual(['error']);
+    expect(error).toEqual({ $ref: '#/components/schemas/ApiError' });
+    const shared = (doc.components as { schemas: Record<string, { properties: object }> }).schemas;
+    expect(Object.keys(shared.ApiError!.properties)).toEqual(['error']);
   });
 });

@@ -49,7 +49,7 @@ describe('CORS on HTTP', () => {
   });
 
   it('answers a preflight 204 with the methods, headers and max-age, even without its request headers', async () => {
-    for (const extra of [{ 'access-control-request-method': 'POST' }, {}]) {
+    for (const extra of [{ 'access-control-request-method': 'POST' }, {}] as Array<Record<string, string>>) {
       const preflight = await get({ origin: LISTED, ...extra }, 'OPTIONS');
       expect(preflight.statusCode).toBe(204);
       expect(preflight.headers).toMatchObject({

@@ -137,10 +137,16 @@ const reply = (schema: JsonSchema, description = 'ok', type = 'application/json'
   content: { [type]: { schema } },
 });
 
-const errorJson = json(errorSchema);
-/** The error replies a route can give, each in the error table's shape (docs/errors.md). */
+const { $schema: _draft, ...errorJson } = json(errorSchema);
+/** The error table's one reply shape, a shared schema: `#/components/schemas/ApiError` in the document. */
+export const API_ERROR_SCHEMA = {
+  $id: 'ApiError',
+  description: 'every error reply: a stable code, a message and details (docs/errors.md)',
+  ...errorJson,
+};
+/** The error replies a route can give, each in the error table's shape. */
 const errors = (...statuses: number[]) =>
-  Object.fromEntries(statuses.map((s) => [String(s), reply(errorJson, 'error')]));
+  Object.fromEntries(statuses.map((s) => [String(s), reply({ $ref: 'ApiError#' }, 'error')]));
 
 /** The path parameters of a route, each a string unless given. */
 const pathParams = (params: Record<string, JsonSchema>) => ({
@@ -423,6 +429,11 @@ export function openApiOptions(version: string) {
         securitySchemes: { bearer: { type: 'http' as const, scheme: 'bearer', bearerFormat: 'JWT' } },
       },
       security: [{ bearer: [] }],
+    },
+    // Shared schemas (API_ERROR_SCHEMA) keep their $id as their name under components.schemas.
+    refResolver: {
+      buildLocalReference: (json: JsonSchema, _baseUri: unknown, _fragment: unknown, i: number) =>
+        typeof json.$id === 'string' ? json.$id : `def-${i}`,
     },
   };
 }

@@ -15,7 +15,7 @@ import { corsOptions } from './origin.js';
 import type { UserRateLimit } from './rate-limit.js';
 import { Realtime } from './realtime.js';
 import { registerRoutes } from './routes.js';
-import { openApiOptions } from './schemas.js';
+import { API_ERROR_SCHEMA, openApiOptions } from './schemas.js';
 import { StatsFeed } from './stats-feed.js';
 import { TaskWatch } from './task-watch.js';
 
@@ -84,6 +84,7 @@ export class Gateway {
     // documented, and replies go out as the handlers build them.
     this.fastify.setValidatorCompiler(() => () => true);
     this.fastify.setSerializerCompiler(() => (data) => JSON.stringify(data));
+    this.fastify.addSchema(API_ERROR_SCHEMA);
     // Before the routes: it learns them as they are declared.
     void this.fastify.register(fastifySwagger, openApiOptions(GATEWAY_VERSION));
     // CORS_ALLOWED_ORIGINS and the gateway's own origin, on HTTP as on socket.io; never `*`.
