@@ -57,18 +57,21 @@ for (const kind of ['redis', 'embedded'] as const) {
     });
 
     it("computes a cron schedule's next run in its time zone across a DST change", async () => {
-      // 03:00 in Berlin is 01:00Z once summer time starts (28 March 2027) and 02:00Z once it ends
-      // (31 October 2027): the store's scheduler is asked, nothing is waited for.
+      // 03:00 in Berlin is 01:00Z once summer time has started (Sunday 30 March 2098) and 02:00Z
+      // once it has ended (Sunday 26 October 2098); the day before each, the other way round.
+      // The store's scheduler computes them from `start`: nothing is waited for.
       const cron = { cron: '0 3 * * *', tz: 'Europe/Berlin', task: task() };
-      await schedules.put(def({ name: 'spring', ...cron, start: '2027-03-27T12:00:00Z' }), 'api');
-      await schedules.put(def({ name: 'autumn', ...cron, start: '2027-10-30T12:00:00Z' }), 'api');
-      expect((await schedules.get('spring')).next_run).toBe('2027-03-28T01:00:00.000Z');
-      expect((await schedules.get('autumn')).next_run).toBe('2027-10-31T02:00:00.000Z');
-      // The day before each change keeps the other offset.
-      await schedules.put(def({ name: 'spring', ...cron, start: '2027-03-26T12:00:00Z' }), 'api');
-      expect((await schedules.get('spring')).next_run).toBe('2027-03-27T02:00:00.000Z');
-      await schedules.remove('spring');
-      await schedules.remove('autumn');
+      const cases = [
+        ['2098-03-29T12:00:00Z', '2098-03-30T01:00:00.000Z'],
+        ['2098-03-28T12:00:00Z', '2098-03-29T02:00:00.000Z'],
+        ['2098-10-25T12:00:00Z', '2098-10-26T02:00:00.000Z'],
+        ['2098-10-24T12:00:00Z', '2098-10-25T01:00:00.000Z'],
+      ];
+      for (const [start, next] of cases) {
+        await schedules.put(def({ name: 'dst', ...cron, start }), 'api');
+        expect((await schedules.get('dst')).next_run, start).toBe(next);
+      }
+      await schedules.remove('dst');
     });
 
     it('a paused schedule has no scheduler and no pending task; resume brings it back', async () => {
@@ -204,11 +207,11 @@ for (const kind of ['redis', 'embedded'] as const) {
   });
 }
 
-describe('schedules after downtime (redis)', () => {
+describe.each(['redis', 'embedded'] as const)('schedules with workers coming and going on %s', (kind) => {
   let env: TestEnv;
   let dir: string;
   beforeAll(async () => {
-    env = await TestEnv.create('redis');
+    env = await TestEnv.create(kind);
     dir = mkdtempSync(join(tmpdir(), 'aiecs-sched-'));
   });
   afterAll(async () => {
@@ -251,6 +254,31 @@ describe('schedules after downtime (redis)', () => {
     expect(new Set(ids).size).toBe(ids.length);
     await schedules.remove('catchup');
     await schedules.close();
+  });
+  it('fires every tick once with two workers and two syncers applying the same file', async () => {
+    const app = env.app();
+    const store = await app.store();
+    const [a, b] = [0, 1].map(() => new Schedules(store, env.config, silentLogger));
+    const log = join(dir, 'twice.log');
+    writeFileSync(log, '');
+    const entry = { name: 'twice', every: 0.5, task: task({ log }) };
+    const list = checkScheduleList([entry], env.config.maxInputBytes);
+    await env.worker();
+    await env.worker();
+    const results = await Promise.all([a!.sync(list), b!.sync(list)]);
+    expect(results.map((r) => r.added.length).sort()).toEqual([0, 1]);
+    await until(async () => firedIds(log, 'twice').length >= 6 || undefined, 30_000, 'six ticks');
+    await Promise.all([a!.sync(list), b!.sync(list)]);
+    await until(async () => firedIds(log, 'twice').length >= 8 || undefined, 30_000, 'eight ticks');
+    await a!.sync([]);
+    const starts = readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('start '))
+      .map((l) => l.split(' ')[1]!);
+    expect(new Set(starts).size).toBe(starts.length);
+    const dues = [...new Set(firedIds(log, 'twice'))].map(dueOf).sort((x, y) => x - y);
+    for (let i = 1; i < dues.length; i++) expect(dues[i]! - dues[i - 1]!).toBe(500);
+    await Promise.all([a!.close(), b!.close()]);
   });
 });
 
