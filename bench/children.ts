@@ -4,7 +4,6 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   makeTempDir,
   removeTempDir,
@@ -14,24 +13,16 @@ import {
   stopChild,
   waitForLine,
 } from './lifecycle.js';
+import { CLI, READY_TIMEOUT_MS, cliEnv } from './cli-child.js';
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-const READY_TIMEOUT_MS = 60_000;
 /** A worker drains before it exits; idle ones are quick, this only bounds a stuck one. */
 const STOP_GRACE_MS = 20_000;
 
-function childEnv(): NodeJS.ProcessEnv {
-  // warn keeps the children's stderr quiet; the broker comes from the flag, never the environment.
-  const env: NodeJS.ProcessEnv = { ...process.env, AIECS_LOG_LEVEL: 'warn' };
-  // The gateway of `aiecs up` listens on loopback and a port the OS picks, never a fixed port
-  // another process may hold.
-  env.AIECS_HOST = '127.0.0.1';
-  env.PORT = '0';
-  delete env.AIECS_BROKER_URL;
-  delete env.CELERY_BROKER_URL;
-  delete env.REDIS_URL;
-  return env;
-}
+/**
+ * The gateway of `aiecs up` listens on loopback and a port the OS picks, never a fixed port
+ * another process may hold.
+ */
+const childEnv = (): NodeJS.ProcessEnv => cliEnv({ PORT: '0' });
 
 /** Starts a node script, waits for its ready line, lets it idle, reads its RSS and stops it. */
 async function idleRss(args: string[], ready: RegExp, cwd: string, idleMs: number): Promise<number> {

@@ -25,8 +25,8 @@ import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { mintToken } from '../src/gateway/auth.js';
 import { launchChromium, requireChromium } from './chromium.js';
+import { cpuSeconds, type Child } from './cli-child.js';
 import {
-  cpuSeconds,
   PACED_LEAD_MS,
   PACED_TAIL_MS,
   servicesModule,
@@ -34,7 +34,6 @@ import {
   STEP_INTERVAL_MS,
   STEPS,
   submitBatch,
-  type Child,
 } from './fanout.js';
 import { freePort, makeTempDir, removeTempDir, sleep, stopChild } from './lifecycle.js';
 import { summarize, type Summary } from './stats.js';

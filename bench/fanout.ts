@@ -26,31 +26,19 @@
  * the CPU each process used, the p99 of each step, and the latency split at the store.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import type { ChildProcess } from 'node:child_process';
 import { io, type Socket } from 'socket.io-client';
 import { Redis } from 'ioredis';
 import { FAST_QUEUE, isTerminal, type TaskStatus } from '../src/core/task.js';
 import { mintToken } from '../src/gateway/auth.js';
 import type { ProgressEvent } from '../src/gateway/event-bridge.js';
-import {
-  benchNodeArgs,
-  freePort,
-  makeTempDir,
-  removeTempDir,
-  rssMb,
-  spawnTracked,
-  stopChild,
-  waitForLine,
-  within,
-} from './lifecycle.js';
+import { cliEnv, cpuSeconds, rssSampler, startCli, type Child, type RssSampler } from './cli-child.js';
+import { freePort, makeTempDir, removeTempDir, rssMb, stopChild, within } from './lifecycle.js';
 import { perSecond, summarize, type Summary } from './stats.js';
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 /** The package's entry point, imported by absolute URL from the services module in a temp dir. */
 const INDEX_URL = new URL('../src/index.js', import.meta.url).href;
 
@@ -65,7 +53,6 @@ export const PACED_LEAD_MS = 2_000;
 /** Paced: tasks return at a random time within this long after their last step. */
 export const PACED_TAIL_MS = 1_000;
 
-const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 20_000;
 /** Handshakes in flight at once: enough to be quick, few enough not to overflow the accept backlog. */
 const CONNECT_PARALLEL = 100;
@@ -75,7 +62,6 @@ const CONNECT_TIMEOUT_MS = 60_000;
 const SUBMIT_TIMEOUT_MS = 60_000;
 /** After the last submission: the tasks' own run time plus this much slack, then whatever is missing is missing. */
 const DRAIN_SLACK_MS = 30_000;
-const RSS_SAMPLE_MS = 200;
 
 const STEP_MESSAGE = /^fanout step (\d+)\/\d+$/;
 
@@ -107,58 +93,6 @@ registerService('bench', 'fanout', {
 `;
 }
 
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  // warn keeps the children quiet; the broker comes from the flag, never the environment.
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    AIECS_LOG_LEVEL: 'warn',
-    AIECS_HOST: '127.0.0.1',
-    ...extra,
-  };
-  delete env.AIECS_BROKER_URL;
-  delete env.CELERY_BROKER_URL;
-  delete env.REDIS_URL;
-  delete env.AIECS_SERVICES;
-  return env;
-}
-
-export interface Child {
-  process: ChildProcess;
-  /** The last few KB of its stderr, for error messages. */
-  stderrTail(): string;
-  /** Lines of its stderr that matched `count`. */
-  counted(): number;
-}
-
-/** Spawns the CLI, keeps the tail of its stderr, waits for its ready line. */
-async function startCli(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  ready: RegExp,
-  count?: RegExp,
-): Promise<Child> {
-  const node = benchNodeArgs();
-  const child = spawnTracked(process.execPath, [...node, CLI, ...args], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let tail = '';
-  let matched = 0;
-  child.stderr?.on('data', (chunk: Buffer) => {
-    const text = chunk.toString('utf8');
-    tail = (tail + text).slice(-4_000);
-    if (count) matched += text.split('\n').filter((line) => count.test(line)).length;
-  });
-  const handle: Child = { process: child, stderrTail: () => tail.trim(), counted: () => matched };
-  try {
-    await waitForLine(child, ready, READY_TIMEOUT_MS);
-  } catch (error) {
-    await stopChild(child, 1_000);
-    throw error;
-  }
-  return handle;
-}
-
 /**
  * The fan-out setup: an `aiecs gateway` on `port` (counting its slow-client drop lines) and an
  * `aiecs worker` running up to `tasks` fast tasks at once, both with the bench service loaded.
@@ -173,7 +107,7 @@ export function startGatewayAndWorker(
   return Promise.all([
     startCli(
       ['gateway', ...store, '--port', String(port), '--host', '127.0.0.1', '--services', services],
-      childEnv({ AIECS_JWT_SECRET: secret }),
+      cliEnv({ AIECS_JWT_SECRET: secret }),
       /^aiecs gateway:/,
       /stopped reading/,
     ),
@@ -188,7 +122,7 @@ export function startGatewayAndWorker(
         '--services',
         services,
       ],
-      childEnv({}),
+      cliEnv(),
       /^aiecs worker:/,
     ),
   ]);
@@ -346,37 +280,6 @@ export async function submitBatch(
   const { tasks } = JSON.parse(text) as { tasks: Array<{ task_id: string }> };
   if (tasks.length !== batch.length) throw new Error(`batch of ${batch.length} answered ${tasks.length} ids`);
   batch.forEach((c, i) => (c.taskId = tasks[i]?.task_id));
-}
-
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux; USER_HZ is 100 there). */
-export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name, which is in parentheses and may hold spaces.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-/** Max of /proc VmRSS, read every RSS_SAMPLE_MS until stopped. */
-function rssSampler(pid: number) {
-  let peak = rssMb(pid);
-  const timer = setInterval(() => {
-    try {
-      peak = Math.max(peak, rssMb(pid));
-    } catch {
-      // The child is gone; the run will say why.
-    }
-  }, RSS_SAMPLE_MS);
-  return {
-    stop: () => {
-      clearInterval(timer);
-      try {
-        peak = Math.max(peak, rssMb(pid));
-      } catch {
-        // As above.
-      }
-      return peak;
-    },
-  };
 }
 
 type Spread = Summary & { max: number };
@@ -550,7 +453,7 @@ export async function fanout(
   const loop = monitorEventLoopDelay({ resolution: 10 });
   let gateway: Child | undefined;
   let worker: Child | undefined;
-  let sampler: ReturnType<typeof rssSampler> | undefined;
+  let sampler: RssSampler | undefined;
   try {
     [gateway, worker] = await startGatewayAndWorker(store, port, services, secret, clients);
     const url = `http://127.0.0.1:${port}`;

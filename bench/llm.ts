@@ -8,28 +8,22 @@
  * Wall time runs from the first submission to the last `completed` event. One warm-up task runs
  * first and is not counted: it loads the OpenAI SDK in the worker, which happens once per process.
  */
-import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/core/config.js';
 import { silentLogger } from '../src/core/logger.js';
 import { FAST_QUEUE, HEAVY_QUEUE } from '../src/core/task.js';
 import { createApp } from '../src/engine/app.js';
 import { TOKEN, startFakeOpenAi, type FakeOpenAi } from './fake-openai.js';
-import { benchNodeArgs, rssMb, sleep, spawnTracked, stopChild, waitForLine, within } from './lifecycle.js';
+import { cliEnv, cpuSeconds, rssSampler, startCli, type Child, type RssSampler } from './cli-child.js';
+import { rssMb, sleep, stopChild, within } from './lifecycle.js';
 import { perSecond } from './stats.js';
-
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 /** Tokens per answer and the time the fake server takes to stream them. */
 export const TOKENS = 50;
 export const REPLY_MS = 500;
 
 const CHUNK = 500;
-const READY_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 20_000;
 const CALL_TIMEOUT_MS = 60_000;
-const RSS_SAMPLE_MS = 200;
 const POLL_MS = 250;
 /** After the last completion, how long stream events that are still missing may take to arrive. */
 const STRAGGLER_MS = 2_000;
@@ -69,55 +63,18 @@ export function llmProblems(r: LlmResult): string[] {
 }
 
 function childEnv(baseUrl: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    AIECS_LOG_LEVEL: 'warn',
-    AIECS_HOST: '127.0.0.1',
-    OPENAI_API_KEY: 'bench',
-    OPENAI_BASE_URL: baseUrl,
-    // Off: those limits guard a provider's quota (defaults 50 in flight), and the goal measures the
-    // engine against a server with no quota, as a self-hosted OpenAI-compatible one is.
-    AIECS_OPENAI_MAX_CONCURRENCY: '0',
-    AIECS_OPENAI_RPM: '0',
-  };
-  // The broker comes from the flag; nothing of the caller's may redirect the provider or the model.
-  for (const name of [
-    'AIECS_BROKER_URL',
-    'CELERY_BROKER_URL',
-    'REDIS_URL',
-    'AIECS_SERVICES',
-    'AIECS_OPENAI_MODEL',
-    'OPENAI_ORG_ID',
-    'OPENAI_PROJECT_ID',
-  ])
-    delete env[name];
-  return env;
-}
-
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux; USER_HZ is 100 there). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-function rssSampler(pid: number) {
-  let peak = rssMb(pid);
-  const sample = () => {
-    try {
-      peak = Math.max(peak, rssMb(pid));
-    } catch {
-      // The child is gone; the run will say why.
-    }
-  };
-  const timer = setInterval(sample, RSS_SAMPLE_MS);
-  return {
-    stop: () => {
-      clearInterval(timer);
-      sample();
-      return peak;
+  return cliEnv(
+    {
+      OPENAI_API_KEY: 'bench',
+      OPENAI_BASE_URL: baseUrl,
+      // Off: those limits guard a provider's quota (defaults 50 in flight), and the goal measures the
+      // engine against a server with no quota, as a self-hosted OpenAI-compatible one is.
+      AIECS_OPENAI_MAX_CONCURRENCY: '0',
+      AIECS_OPENAI_RPM: '0',
     },
-  };
+    // Nothing of the caller's may redirect the provider or the model.
+    ['AIECS_OPENAI_MODEL', 'OPENAI_ORG_ID', 'OPENAI_PROJECT_ID'],
+  );
 }
 
 const countTokens = (delta: string): number => delta.split(TOKEN).length - 1;
@@ -127,17 +84,13 @@ export async function llm(redisUrl: string, count: number, log: (line: string) =
   const config = loadConfig({ AIECS_LOG_LEVEL: 'silent' });
   const app = createApp({ broker: redisUrl, namespace, config, logger: silentLogger });
   let server: FakeOpenAi | undefined;
-  let worker: ChildProcess | undefined;
-  let stderr = '';
-  let sampler: ReturnType<typeof rssSampler> | undefined;
+  let worker: Child | undefined;
+  let sampler: RssSampler | undefined;
   let events: Awaited<ReturnType<Awaited<ReturnType<typeof app.store>>['createQueueEvents']>> | undefined;
   try {
     server = await startFakeOpenAi({ tokens: TOKENS, replyMs: REPLY_MS });
-    worker = spawnTracked(
-      process.execPath,
+    worker = await startCli(
       [
-        ...benchNodeArgs(),
-        CLI,
         'worker',
         '--broker',
         redisUrl,
@@ -148,11 +101,10 @@ export async function llm(redisUrl: string, count: number, log: (line: string) =
         '-c',
         `${FAST_QUEUE}=${count},${HEAVY_QUEUE}=1`,
       ],
-      { env: childEnv(server.baseUrl), stdio: ['ignore', 'pipe', 'pipe'] },
+      childEnv(server.baseUrl),
+      /^aiecs worker:/,
     );
-    worker.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-4_000)));
-    await waitForLine(worker, /^aiecs worker:/, READY_TIMEOUT_MS);
-    const pid = worker.pid as number;
+    const pid = worker.process.pid as number;
 
     // What this process reads: every stream delta and terminal event of the fast queue.
     const store = await app.store();
@@ -290,13 +242,13 @@ export async function llm(redisUrl: string, count: number, log: (line: string) =
       `  worker RSS idle ${rssIdleMb.toFixed(1)} MB, peak ${rssPeakMb.toFixed(1)} MB, after ${rssAfterMb.toFixed(1)} MB;` +
         ` worker CPU ${(100 * result.workerCpuShare).toFixed(0)}% of one core`,
     );
-    if (llmProblems(result).length && stderr.trim()) log(`  worker stderr: ${stderr.trim()}`);
+    if (llmProblems(result).length && worker.stderrTail()) log(`  worker stderr: ${worker.stderrTail()}`);
     return result;
   } finally {
     sampler?.stop();
     await events?.close().catch(() => undefined);
     await app.close().catch(() => undefined);
-    if (worker) await stopChild(worker, STOP_GRACE_MS);
+    if (worker) await stopChild(worker.process, STOP_GRACE_MS);
     await server?.stop();
   }
 }

@@ -74,22 +74,29 @@ function table(title: string, header: string[], rows: Cell[][]): string {
 
 const HEADER = ['', 'aiecs', 'BullMQ', 'aiecs/BullMQ', 'goal', ''];
 
+/** A HEADER row: both figures with `digits` decimals, their ratio, and the goal with its verdict. */
+function compareRow(
+  label: string,
+  aiecs: number | undefined,
+  bullmq: number | undefined,
+  digits = 0,
+  goal = '',
+  judged = '',
+): Cell[] {
+  return [label, fmt(aiecs, digits), fmt(bullmq, digits), fmt(ratio(aiecs, bullmq), 2), goal, judged];
+}
+
+/** Every run's figure, as the "all runs" rows list them. */
+const runList = (xs: readonly number[] | undefined): string => (xs ?? []).map((x) => fmt(x)).join(', ');
+
 function throughputTable(title: string, r: ThroughputResult): string {
   const q = ratio(r.aiecs, r.bullmq);
-  const runs = (xs: number[]) => xs.map((x) => fmt(x)).join(', ');
   return table(
     `${title} (${fmt(r.count)} no-op tasks, best of ${r.runs.aiecs.length} after ${r.warmupRounds} warm-up rounds; higher is better)`,
     HEADER,
     [
-      [
-        'jobs/s',
-        fmt(r.aiecs),
-        fmt(r.bullmq),
-        fmt(q, 2),
-        'ratio >= 0.8',
-        verdict(meets(round(q, 2), GOALS.ratio)),
-      ],
-      ['all runs', runs(r.runs.aiecs), runs(r.runs.bullmq), '', '', ''],
+      compareRow('jobs/s', r.aiecs, r.bullmq, 0, 'ratio >= 0.8', verdict(meets(round(q, 2), GOALS.ratio))),
+      ['all runs', runList(r.runs.aiecs), runList(r.runs.bullmq), '', '', ''],
       [
         'paired rounds',
         '',
@@ -98,14 +105,7 @@ function throughputTable(title: string, r: ThroughputResult): string {
         'median, no goal',
         '',
       ],
-      [
-        'CPU us/task',
-        fmt(r.cpuUsPerTask.aiecs),
-        fmt(r.cpuUsPerTask.bullmq),
-        fmt(ratio(r.cpuUsPerTask.aiecs, r.cpuUsPerTask.bullmq), 2),
-        '',
-        '',
-      ],
+      compareRow('CPU us/task', r.cpuUsPerTask.aiecs, r.cpuUsPerTask.bullmq),
       ...taskOptionsRows(r),
       ...metricsRows(r),
     ],
@@ -120,15 +120,8 @@ function taskOptionsRows(r: ThroughputResult): Cell[][] {
   const shaped = r.bullmqTaskOptions;
   if (shaped === undefined) return [];
   return [
-    [
-      'BullMQ + task options, jobs/s',
-      fmt(r.aiecs),
-      fmt(shaped),
-      fmt(ratio(r.aiecs, shaped), 2),
-      'no goal',
-      '',
-    ],
-    ['  all runs', '', (r.runs.bullmqTaskOptions ?? []).map((x) => fmt(x)).join(', '), '', '', ''],
+    compareRow('BullMQ + task options, jobs/s', r.aiecs, shaped, 0, 'no goal'),
+    ['  all runs', '', runList(r.runs.bullmqTaskOptions), '', '', ''],
     ['  its CPU us/task', '', fmt(r.cpuUsPerTask.bullmqTaskOptions), '', '', ''],
     ['  vs plain BullMQ', '', '', fmt(ratio(shaped, r.bullmq), 2), 'options alone', ''],
   ];
@@ -174,8 +167,8 @@ function metricsRows(r: ThroughputResult): Cell[][] {
   const cost = round(metricsCpuCostPct(r), 1);
   const m = r.metricsCost;
   return [
-    ['metrics on, jobs/s', fmt(r.aiecs), fmt(on), fmt(ratio(r.aiecs, on), 2), 'off/on, no goal', ''],
-    ['  all runs', '', (r.runs.aiecsMetrics ?? []).map((x) => fmt(x)).join(', '), '', '', ''],
+    compareRow('metrics on, jobs/s', r.aiecs, on, 0, 'off/on, no goal'),
+    ['  all runs', '', runList(r.runs.aiecsMetrics), '', '', ''],
     [
       '  its CPU us/task',
       '',
@@ -204,32 +197,11 @@ export function renderTables(results: Results): string {
   const l = results.latency;
   if (l) {
     parts.push(
-      table(`Redis latency, submit to result (${fmt(l.count)} sequential tasks; lower is better)`, HEADER, [
-        [
-          'p50 ms',
-          fmt(l.aiecs.p50, 2),
-          fmt(l.bullmq.p50, 2),
-          fmt(ratio(l.aiecs.p50, l.bullmq.p50), 2),
-          '',
-          '',
-        ],
-        [
-          'p99 ms',
-          fmt(l.aiecs.p99, 2),
-          fmt(l.bullmq.p99, 2),
-          fmt(ratio(l.aiecs.p99, l.bullmq.p99), 2),
-          '',
-          '',
-        ],
-        [
-          'mean ms',
-          fmt(l.aiecs.mean, 2),
-          fmt(l.bullmq.mean, 2),
-          fmt(ratio(l.aiecs.mean, l.bullmq.mean), 2),
-          '',
-          '',
-        ],
-      ]),
+      table(
+        `Redis latency, submit to result (${fmt(l.count)} sequential tasks; lower is better)`,
+        HEADER,
+        (['p50', 'p99', 'mean'] as const).map((k) => compareRow(`${k} ms`, l.aiecs[k], l.bullmq[k], 2)),
+      ),
     );
   }
   const io = results.io;
@@ -239,14 +211,14 @@ export function renderTables(results: Results): string {
         `I/O-bound (${fmt(io.count)} tasks x ${io.waitMs} ms, concurrency ${fmt(io.count)}; lower is better)`,
         HEADER,
         [
-          [
+          compareRow(
             'wall s',
-            fmt(io.aiecsS, 2),
-            fmt(io.bullmqS, 2),
-            fmt(ratio(io.aiecsS, io.bullmqS), 2),
+            io.aiecsS,
+            io.bullmqS,
+            2,
             'aiecs < 3 s',
             verdict(meets(round(io.aiecsS, 2), GOALS.ioWallS)),
-          ],
+          ),
         ],
       ),
     );
@@ -255,14 +227,14 @@ export function renderTables(results: Results): string {
   if (rss) {
     parts.push(
       table('Idle worker memory (VmRSS after 2 s idle; lower is better)', HEADER, [
-        [
+        compareRow(
           'RSS MB',
-          fmt(rss.aiecs, 1),
-          fmt(rss.bullmq, 1),
-          fmt(ratio(rss.aiecs, rss.bullmq), 2),
+          rss.aiecs,
+          rss.bullmq,
+          1,
           'aiecs <= 80 MB',
           verdict(meets(round(rss.aiecs, 1), GOALS.idleRssMb)),
-        ],
+        ),
         ['  with --metrics-port', fmt(rss.aiecsMetrics, 1), '-', '-', 'reported', ''],
       ]),
     );
