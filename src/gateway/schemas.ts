@@ -131,8 +131,8 @@ const json = (schema: z.ZodType, io: 'input' | 'output' = 'output') =>
 
 type JsonSchema = Record<string, unknown>;
 
-/** A response: its description and its JSON body's schema (or another media type's). */
-const reply = (schema: JsonSchema, description = 'ok', type = 'application/json') => ({
+/** A route schema's response: its description and its JSON body's schema (or another media type's). */
+export const reply = (schema: JsonSchema, description = 'ok', type = 'application/json') => ({
   description,
   content: { [type]: { schema } },
 });
@@ -145,7 +145,7 @@ export const API_ERROR_SCHEMA = {
   ...errorJson,
 };
 /** The error replies a route can give, each in the error table's shape. */
-const errors = (...statuses: number[]) =>
+export const errors = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((s) => [String(s), reply({ $ref: 'ApiError#' }, 'error')]));
 
 /** The path parameters of a route, each a string unless given. */
@@ -174,6 +174,11 @@ const answers = {
 };
 const taskId = pathParams({ id: { type: 'string', description: 'the task id' } });
 const queueName = pathParams({ name: { type: 'string', enum: [FAST_QUEUE, HEAVY_QUEUE] } });
+/** What pause and resume answer. */
+const pausedReply = {
+  '200': reply({ type: 'object', properties: { queue: { type: 'string' }, paused: { type: 'boolean' } } }),
+  ...errors(401, 403, 404, 429, 503),
+};
 /** Routes without a token (AIECS_METRICS_TOKEN aside). */
 const open = { security: [] };
 
@@ -350,25 +355,13 @@ export const routeSchemas = {
       'pauses the queue: it keeps taking tasks and its running ones finish, but none starts until it is resumed (admins)',
     tags: ['admin'],
     params: queueName,
-    response: {
-      '200': reply({
-        type: 'object',
-        properties: { queue: { type: 'string' }, paused: { type: 'boolean' } },
-      }),
-      ...errors(401, 403, 404, 429, 503),
-    },
+    response: pausedReply,
   },
   resume: {
     summary: 'resumes a paused queue (admins)',
     tags: ['admin'],
     params: queueName,
-    response: {
-      '200': reply({
-        type: 'object',
-        properties: { queue: { type: 'string' }, paused: { type: 'boolean' } },
-      }),
-      ...errors(401, 403, 404, 429, 503),
-    },
+    response: pausedReply,
   },
   purge: {
     summary:
