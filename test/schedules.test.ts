@@ -102,6 +102,24 @@ for (const kind of ['redis', 'embedded'] as const) {
       await expect(schedules.get('nap')).rejects.toMatchObject({ code: 'SCHEDULE_NOT_FOUND' });
     });
 
+    it("leaves a schedule's pending task to the schedule: purge skips it, a remove is refused", async () => {
+      await schedules.put(def({ name: 'kept', cron: '*/5 * * * *', task: task() }), 'api');
+      const queue = await app.queue(FAST_QUEUE);
+      const pending = async () =>
+        (await queue.getJobs(['waiting', 'delayed', 'prioritized'], 0, -1)).filter((j) =>
+          j?.id?.startsWith('repeat:beat:kept:'),
+        );
+      // BullMQ makes a tick's task when the previous one is taken: without it the schedule would
+      // stop for good. Its clean (what `aiecs purge` runs) and remove both leave it be.
+      await queue.clean(0, 0, 'delayed');
+      const [job] = await pending();
+      expect(job).toBeDefined();
+      await expect(queue.remove(job!.id!)).rejects.toThrow(/belongs to a job scheduler/);
+      expect(await pending()).toHaveLength(1);
+      await schedules.remove('kept');
+      expect(await pending()).toHaveLength(0);
+    });
+
     it('refuses a schedule file whole, naming the entry and the field, before anything changes', async () => {
       const file = join(dir, 'refused.json');
       writeFileSync(file, JSON.stringify([{ name: 'keep', every: 60, task: task() }]));

@@ -236,9 +236,8 @@ export class Schedules {
   }
 
   private async running(record: ScheduleRecord): Promise<boolean> {
-    return (
-      (await this.queue(record.queue).getJobScheduler(SCHEDULER_PREFIX + record.spec.name)) !== undefined
-    );
+    const id = SCHEDULER_PREFIX + record.spec.name;
+    return (await this.queue(record.queue).getJobScheduler(id)) !== undefined;
   }
 
   private async upsert(definition: ScheduleDefinition, template: Template): Promise<void> {
@@ -299,6 +298,15 @@ function definitionHash(definition: ScheduleDefinition): string {
     .digest('base64url');
 }
 
+/** Past its limit or end, BullMQ keeps a scheduler but makes no next job. */
+function ended(spec: ScheduleSpec, scheduler: { next?: number; iterationCount?: number }): boolean {
+  const next = scheduler.next ?? 0;
+  return (
+    (spec.limit !== undefined && (scheduler.iterationCount ?? 0) >= spec.limit && next < Date.now()) ||
+    (spec.end !== undefined && next > Date.parse(spec.end))
+  );
+}
+
 function info(
   record: ScheduleRecord,
   scheduler: { next?: number; iterationCount?: number } | undefined,
@@ -309,13 +317,7 @@ function info(
       .filter((k) => spec[k] !== undefined)
       .map((k) => [k, spec[k]]),
   );
-  // Past its limit or end BullMQ keeps the scheduler but makes no next job.
-  const ended =
-    scheduler?.next === undefined ||
-    (spec.limit !== undefined &&
-      (scheduler.iterationCount ?? 0) >= spec.limit &&
-      scheduler.next < Date.now()) ||
-    (spec.end !== undefined && scheduler.next > Date.parse(spec.end));
+  const over = scheduler?.next === undefined || ended(spec, scheduler);
   return {
     name: spec.name,
     source: record.source,
@@ -323,7 +325,7 @@ function info(
     queue: record.queue,
     ...optional,
     task: spec.task,
-    next_run: ended || !scheduler?.next ? null : new Date(scheduler.next).toISOString(),
+    next_run: over || !scheduler?.next ? null : new Date(scheduler.next).toISOString(),
     runs: scheduler?.iterationCount ?? 0,
     updated_at: record.updated_at,
   };
