@@ -1,12 +1,14 @@
 // The gateway's wire shapes the page reads (docs/dashboard.md). Types only, from src/core (erased
-// at build): the records' from core/task.ts, the socket frames' from core/wire-types.ts, which the
-// gateway builds them against. The progress and stream events are still restated here.
+// at build): the records' from core/task.ts, the progress and stream events' from the task event
+// protocol (core/task-events.ts), the dashboard frames' from core/wire-types.ts, which the gateway
+// builds them against.
 
 import type { TaskErrorInfo } from '../core/errors.js';
 import type { Run, TaskRecord as CoreRecord, TaskStatus } from '../core/task.js';
 
 export type { Run, TaskStatus };
 export type { Ack, QueueInfo, StatsFrame, StatsPoint, TaskChange, WorkerInfo } from '../core/wire-types.js';
+export type { ProgressEvent, StreamEvent } from '../core/task-events.js';
 export const STATUSES: readonly TaskStatus[] = [
   'pending',
   'running',
@@ -34,24 +36,4 @@ export type TaskRecord = CoreRecord & { runs?: Run[] };
 export interface TaskPage {
   tasks: TaskRecord[];
   next_cursor?: string;
-}
-
-export interface ProgressEvent {
-  task_id: string;
-  user_id: string;
-  status: TaskStatus;
-  progress: number;
-  message: string;
-  attempt: number;
-  seq: number;
-  timestamp: number;
-  error_code?: string;
-  error?: string;
-  result?: unknown;
-}
-
-export interface StreamEvent {
-  task_id: string;
-  seq: number;
-  delta: string;
 }
