@@ -28,6 +28,9 @@ export function registerUpCommand(program: Command): void {
   command.action(async (flags: UpFlags, cmd: Command) => (await import('./up.js')).upAction(flags, cmd));
 }
 
+/** `--expires 30` is seconds; anything else is a date, for the submit's checks to judge. */
+const secondsOrDate = (v: string): number | string => (/^\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : v);
+
 export function registerSubmitCommand(program: Command): void {
   const command = program
     .command('submit')
@@ -44,6 +47,12 @@ export function registerSubmitCommand(program: Command): void {
     .option('--heavy', 'submit to the heavy queue (process pool) instead of the fast one')
     .option('--priority <n>', 'priority 1-100, higher runs first', intFlag(1))
     .option('--countdown <s>', 'seconds to wait before the task may run', numberFlag())
+    .option('--eta <date>', 'earliest start: ISO 8601 with offset (not with --countdown)')
+    .option(
+      '--expires <s|date>',
+      'not started by then (seconds from now, or ISO 8601 with offset), the task ends cancelled (expired)',
+      secondsOrDate,
+    )
     .option('--time-limit <s>', 'hard time limit in seconds', numberFlag())
     .option('--soft-time-limit <s>', 'soft time limit in seconds', numberFlag())
     .option('--wait', 'wait for the task to end and print its record')

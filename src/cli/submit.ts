@@ -22,6 +22,8 @@ export interface SubmitFlags {
   heavy?: boolean;
   priority?: number;
   countdown?: number;
+  eta?: string;
+  expires?: number | string;
   timeLimit?: number;
   softTimeLimit?: number;
   wait?: boolean;
@@ -48,6 +50,8 @@ export function buildSubmission(flags: SubmitFlags): {
   const options: WireSubmitOptions = {};
   if (flags.priority !== undefined) options.priority = flags.priority;
   if (flags.countdown !== undefined) options.countdown = flags.countdown;
+  if (flags.eta !== undefined) options.eta = flags.eta;
+  if (flags.expires !== undefined) options.expires = flags.expires;
   if (flags.timeLimit !== undefined) options.time_limit = flags.timeLimit;
   if (flags.softTimeLimit !== undefined) options.soft_time_limit = flags.softTimeLimit;
   return { queue: flags.heavy ? HEAVY_QUEUE : FAST_QUEUE, request, options };

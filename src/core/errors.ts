@@ -90,10 +90,25 @@ export class TaskCancelledError extends AiecsError {
   override readonly wireCode = 'E004';
   constructor(
     readonly taskId?: string,
-    reason = 'task was cancelled',
+    message = 'task was cancelled',
+    details: Record<string, unknown> = {},
   ) {
-    super(reason, { task_id: taskId });
+    super(message, { task_id: taskId, ...details });
   }
+
+  /** Why it ended when no one cancelled it: `expired` (see expiredError); undefined for a cancel. */
+  get reason(): string | undefined {
+    return typeof this.details.reason === 'string' ? this.details.reason : undefined;
+  }
+}
+
+/** A task not started by its `expires` time: it never runs and ends cancelled, reason `expired`. */
+export function expiredError(taskId: string, expiresAt: number): TaskCancelledError {
+  const at = new Date(expiresAt).toISOString();
+  return new TaskCancelledError(taskId, `expired: not started by its expiry time ${at}`, {
+    reason: 'expired',
+    expires_at: at,
+  });
 }
 
 /**

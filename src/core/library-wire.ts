@@ -27,6 +27,7 @@ const OPTION_FIELDS: Readonly<Record<string, string>> = {
   priority: 'priority',
   countdown: 'countdown',
   eta: 'eta',
+  expires: 'expires',
   timeLimit: 'time_limit',
   softTimeLimit: 'soft_time_limit',
   attempts: 'attempts',

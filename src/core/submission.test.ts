@@ -1,5 +1,5 @@
 // Submit-time checks that are the same on every store and every way in (HTTP, batch, library):
-// text no store can keep, the one-year cap on countdown and eta, and the library's spellings.
+// text no store can keep, the one-year cap on countdown and eta, expires, and the library's spellings.
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from './errors.js';
 import { findTextProblem, jsonTextProblem, textProblem } from './storable-text.js';
@@ -100,16 +100,64 @@ describe('one cap for countdown and eta', () => {
   });
 });
 
+describe('expires and eta', () => {
+  const now = Date.parse('2030-01-01T00:00:00Z');
+  const submit = (options: Record<string, unknown>) =>
+    prepareSubmission('fast_tasks', base, options, MiB, now);
+
+  it('stores the absolute expiry: seconds from now, or a date, a past one included', () => {
+    expect(submit({ expires: 1.5 }).data.expires_at).toBe(now + 1500);
+    expect(submit({ expires: 0 }).data.expires_at).toBe(now);
+    expect(submit({ expires: '2030-01-01T01:00:00+01:00' }).data.expires_at).toBe(now);
+    expect(submit({ expires: new Date(now - 60_000) }).data.expires_at).toBe(now - 60_000);
+    expect(submit({ expires: '2029-12-31T23:00:00Z' }).data.expires_at).toBe(now - 3_600_000);
+    expect(submit({ countdown: 2, expires: 1 })).toMatchObject({
+      delayMs: 2000,
+      data: { expires_at: now + 1000 },
+    });
+    expect(submit({ priority: 5 }).data).not.toHaveProperty('expires_at');
+    expect(prepareSubmission('fast_tasks', base, undefined, MiB, now).data).not.toHaveProperty('expires_at');
+  });
+
+  it.each([
+    [-1, 'must be >= 0'],
+    [NaN, 'must be seconds from now (a number >= 0) or an ISO 8601 date-time with offset'],
+    [Infinity, 'must be seconds from now (a number >= 0) or an ISO 8601 date-time with offset'],
+    [MAX_DELAY_S + 1, `must be at most one year (${MAX_DELAY_S} s)`],
+    ['tomorrow', 'Invalid ISO datetime'],
+    ['2030-02-31T00:00:00Z', 'Invalid ISO datetime'],
+    ['2030-01-02T00:00:00', 'Invalid ISO datetime'],
+    [new Date(NaN), 'must be seconds from now (a number >= 0) or an ISO 8601 date-time with offset'],
+    [null, 'must be seconds from now (a number >= 0) or an ISO 8601 date-time with offset'],
+    ['2032-01-01T00:00:00Z', `must be at most one year (${MAX_DELAY_S} s) from now`],
+  ])('refuses expires %j naming options.expires', (expires, message) => {
+    expect(issuesOf(refusal(() => submit({ expires })))).toEqual([`options.expires: ${message}`]);
+  });
+
+  it('refuses countdown and eta together, naming both', () => {
+    const issues = issuesOf(refusal(() => submit({ countdown: 1, eta: '2030-01-01T00:00:05Z' })));
+    expect(issues).toEqual([
+      'options.countdown: give countdown or eta, not both',
+      'options.eta: give countdown or eta, not both',
+    ]);
+  });
+
+  it('runs an eta in the past now, and one ahead after that long', () => {
+    expect(submit({ eta: '2029-12-31T00:00:00Z' }).delayMs).toBe(0);
+    expect(submit({ eta: '2030-01-01T00:00:02.500Z' }).delayMs).toBe(2500);
+  });
+});
+
 describe("the library's spellings", () => {
   const camel = { taskName: 'echo', userId: 'u', mode: 'test', service: 'probe', inputData: { a: 1 } };
   const snake = { task_name: 'echo', user_id: 'u', mode: 'test', service: 'probe', input_data: { a: 1 } };
 
   it("takes the seed's snake_case as it takes camelCase, options too", () => {
-    const a = libraryToWire(camel, { timeLimit: 5, softTimeLimit: 2, countdown: 1 });
-    const b = libraryToWire(snake, { time_limit: 5, soft_time_limit: 2, countdown: 1 });
+    const a = libraryToWire(camel, { timeLimit: 5, softTimeLimit: 2, countdown: 1, expires: 9 });
+    const b = libraryToWire(snake, { time_limit: 5, soft_time_limit: 2, countdown: 1, expires: 9 });
     expect(a.request).toEqual(snake);
     expect(b.request).toEqual(snake);
-    expect(a.options).toEqual({ time_limit: 5, soft_time_limit: 2, countdown: 1 });
+    expect(a.options).toEqual({ time_limit: 5, soft_time_limit: 2, countdown: 1, expires: 9 });
     expect(b.options).toEqual(a.options);
     // And it goes through the submit checks like any wire request.
     expect(prepareSubmission('fast_tasks', b.request, b.options, MiB).data.input_data).toEqual({ a: 1 });

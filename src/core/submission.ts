@@ -45,7 +45,7 @@ export const storableText = (schema: z.ZodString) =>
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
 
-/** How far ahead a task may be put, in the words both `countdown` and `eta` refuse with. */
+/** How far ahead a task may be put, in the words `countdown`, `eta` and `expires` refuse with. */
 const ONE_YEAR = `one year (${MAX_DELAY_S} s)`;
 
 /** A task request on the wire (HTTP, WebSocket, stored job data): the seed's fields, snake_case. */
@@ -66,11 +66,20 @@ export const taskRequestSchema = z.strictObject({
 });
 export type WireTaskRequest = z.input<typeof taskRequestSchema>;
 
+/** How `eta` and `expires` are written as text: ISO 8601 with an offset (`Z` or `+02:00`). */
+export const isoDateTimeSchema = z.iso.datetime({ offset: true });
+const EXPIRES_EXPECTED = 'must be seconds from now (a number >= 0) or an ISO 8601 date-time with offset';
+const expiresSeconds = z.number().min(0, 'must be >= 0').max(MAX_DELAY_S, `must be at most ${ONE_YEAR}`);
+/** `expires` as JSON carries it (HTTP): seconds from now, or a date. */
+export const wireExpiresSchema = z.union([expiresSeconds, isoDateTimeSchema], { error: EXPIRES_EXPECTED });
+
 /** Per-submission options; all optional. Seconds, as in Celery. */
 export const submitOptionsSchema = z.strictObject({
   priority: z.number().int().min(1).max(MAX_PRIORITY).optional(),
   countdown: z.number().min(0).max(MAX_DELAY_S, `must be at most ${ONE_YEAR}`).optional(),
-  eta: z.union([z.date(), z.iso.datetime({ offset: true })]).optional(),
+  eta: z.union([z.date(), isoDateTimeSchema]).optional(),
+  /** Not started by then, the task never runs: it ends cancelled, reason `expired` (Celery's expires). */
+  expires: z.union([expiresSeconds, z.date(), isoDateTimeSchema], { error: EXPIRES_EXPECTED }).optional(),
   time_limit: z
     .number()
     .positive()
@@ -124,7 +133,11 @@ export function prepareSubmission(
 
   checkInputSize(req.input_data, req.context, maxInputBytes);
   if (opts.countdown !== undefined && opts.eta !== undefined) {
-    throw new ValidationError([{ field: 'options.eta', message: 'give countdown or eta, not both' }]);
+    const message = 'give countdown or eta, not both';
+    throw new ValidationError([
+      { field: 'options.countdown', message },
+      { field: 'options.eta', message },
+    ]);
   }
   if (
     opts.soft_time_limit !== undefined &&
@@ -141,6 +154,19 @@ export function prepareSubmission(
     // The same cap as countdown's: an eta is a countdown written as a date.
     if (delayMs > MAX_DELAY_S * 1000)
       throw new ValidationError([{ field: 'options.eta', message: `must be at most ${ONE_YEAR} from now` }]);
+  }
+
+  // An expiry already past is accepted, as Celery does: the task ends expired when a worker takes it.
+  let expiresAt: number | undefined;
+  if (opts.expires !== undefined) {
+    expiresAt =
+      typeof opts.expires === 'number'
+        ? now + Math.round(opts.expires * 1000)
+        : new Date(opts.expires).getTime();
+    if (expiresAt - now > MAX_DELAY_S * 1000)
+      throw new ValidationError([
+        { field: 'options.expires', message: `must be at most ${ONE_YEAR} from now` },
+      ]);
   }
 
   let taskOptions = DEFAULT_TASK_OPTIONS[queue];
@@ -164,6 +190,7 @@ export function prepareSubmission(
       task_id: req.task_id ?? randomUUID(),
       options: taskOptions,
       submitted_at: now,
+      ...(expiresAt !== undefined ? { expires_at: expiresAt } : {}),
     },
     delayMs,
     attempts: opts.attempts,

@@ -59,8 +59,13 @@ export interface SubmitOptions {
   priority?: number;
   /** Seconds to wait before the task may run. */
   countdown?: number;
-  /** Earliest time the task may run. */
+  /** Earliest time the task may run (an ISO 8601 string with offset, or a Date); past = now. */
   eta?: Date | string;
+  /**
+   * Seconds from now, or a date (ISO 8601 string with offset, or a Date): a task not started by
+   * then never runs and ends `cancelled`, reason `expired`. A time already past is accepted.
+   */
+  expires?: number | Date | string;
   /** Hard time limit in seconds (default CELERY_TASK_TIME_LIMIT). */
   timeLimit?: number;
   /** Soft time limit in seconds (default CELERY_TASK_SOFT_TIME_LIMIT). */
@@ -81,6 +86,8 @@ export interface TaskJobData {
   context: Record<string, unknown>;
   options: { time_limit?: number; soft_time_limit?: number; priority: number };
   submitted_at: number;
+  /** Epoch ms of `expires`: a worker taking the task later ends it cancelled (expired) unrun. */
+  expires_at?: number;
 }
 
 /**
@@ -98,6 +105,8 @@ export interface StoredTaskData {
   input_data?: Record<string, unknown>;
   context?: Record<string, unknown>;
   options?: { time_limit?: number; soft_time_limit?: number; priority?: number };
+  /** See TaskJobData; left out when the request gave no `expires`. */
+  expires_at?: number;
   /** Runs ended before a manual retry, oldest first (written by the retry, never at submit). */
   runs?: Run[];
   /** A workflow member's place in its workflow (see StoredWorkflow); absent on a lone task. */
@@ -170,6 +179,7 @@ export function toStoredData(queue: QueueKind, data: TaskJobData): StoredTaskDat
     if (soft_time_limit !== undefined) options.soft_time_limit = soft_time_limit;
     stored.options = options;
   }
+  if (data.expires_at !== undefined) stored.expires_at = data.expires_at;
   return stored;
 }
 
@@ -187,7 +197,7 @@ export function fromStoredData(
     if (stored.options.soft_time_limit !== undefined)
       options.soft_time_limit = stored.options.soft_time_limit;
   }
-  return {
+  const data: TaskJobData = {
     task_name: stored.task_name,
     user_id: stored.user_id,
     step: stored.step ?? 0,
@@ -199,6 +209,8 @@ export function fromStoredData(
     options,
     submitted_at: submittedAt,
   };
+  if (stored.expires_at !== undefined) data.expires_at = stored.expires_at;
+  return data;
 }
 
 /** JSON with object keys sorted: the same value gives the same text, whatever the key order. */

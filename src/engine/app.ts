@@ -443,7 +443,11 @@ export function settleRecord(record: TaskRecord): TaskRecord {
       throw Object.assign(new TaskTimeoutError(limit, seconds, record.task_id), { remote, record });
     }
     case TaskStatus.CANCELLED:
-      throw Object.assign(new TaskCancelledError(record.task_id, remote.message), { remote, record });
+      // details.reason says why when no one cancelled it (expired, upstream_failed).
+      throw Object.assign(new TaskCancelledError(record.task_id, remote.message, remote.details), {
+        remote,
+        record,
+      });
     default:
       throw Object.assign(new TaskFailedError(record.task_id, remote), { record });
   }

@@ -17,6 +17,8 @@ const NOT_FOR_SCHEDULES = {
   task_id: 'a schedule fires a new task (with its own id) every time: leave task_id out',
   countdown: 'a schedule decides when its task runs: leave countdown out',
   eta: 'a schedule decides when its task runs: leave eta out',
+  // It would be fixed once, when the schedule is loaded, and expire every later fire.
+  expires: 'an expiry time would be fixed when the schedule is loaded: leave expires out',
 } as const;
 
 const isoDate = z

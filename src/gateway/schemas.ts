@@ -2,14 +2,22 @@ import { z } from 'zod';
 import { ValidationError } from '../core/errors.js';
 import type { QueueKind } from '../core/task.js';
 import type { WireSubmitOptions } from '../core/submission.js';
-import { storableText, submitOptionsSchema, taskRequestSchema } from '../core/submission.js';
+import {
+  storableText,
+  submitOptionsSchema,
+  taskRequestSchema,
+  wireExpiresSchema,
+} from '../core/submission.js';
 import { FAST_QUEUE, HEAVY_QUEUE, QUEUE_KINDS, TaskStatus } from '../core/task.js';
 import { CONTROL_COMMANDS, INSPECT_VERBS } from '../engine/control.js';
 import { zodIssues } from '../core/zod-issues.js';
 
-/** Over HTTP `eta` is an ISO date-time string; everything else is the engine's own schema. */
+/** Over HTTP `eta` and `expires` dates are ISO date-time strings; the rest is the engine's own schema. */
 const httpOptions = submitOptionsSchema.extend({
   eta: z.iso.datetime({ offset: true }).optional().describe('earliest start, ISO 8601 with offset'),
+  expires: wireExpiresSchema
+    .optional()
+    .describe('seconds from now, or ISO 8601 with offset: not started by then, it ends cancelled (expired)'),
 });
 const OPTION_KEYS = Object.keys(httpOptions.shape) as Array<keyof typeof httpOptions.shape>;
 

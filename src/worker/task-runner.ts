@@ -4,6 +4,7 @@ import type { AiecsConfig } from '../core/config.js';
 import {
   RetriesExhaustedError,
   TaskCancelledError,
+  expiredError,
   TaskTimeoutError,
   type TaskErrorInfo,
 } from '../core/errors.js';
@@ -196,6 +197,11 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
         info(new TaskCancelledError(data.task_id, 'cancelled before it ran')),
       );
     }
+    // Not started by its expiry time: it never runs (Celery's expires). Only a first start: a
+    // retry or a redelivery is of a task that has started.
+    const expired = data.expires_at !== undefined && Date.now() >= data.expires_at;
+    if (expired && this.attempt === 1 && this.redeliveries === 0)
+      return this.finishFailed(TaskStatus.CANCELLED, info(expiredError(data.task_id, data.expires_at!)));
     // A workflow step first reads what it waited for: it runs on their results, or not at all.
     const wanted = this.job.data.wf?.in;
     if (!wanted) return this.start(since);
