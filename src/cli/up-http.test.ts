@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -182,5 +182,38 @@ describe('aiecs up on the embedded store, with commands reaching it over HTTP', 
       sub: 'bob',
       admin: true,
     });
+  });
+
+  it('runs aiecs schedule through the running process; aiecs beat, which needs the store, says so', () => {
+    const entry = {
+      name: 'hourly',
+      cron: '0 * * * *',
+      task: {
+        task_name: 'sleep',
+        mode: 'util',
+        service: 'sleeper',
+        user_id: 'you',
+        input_data: { seconds: 0 },
+      },
+    };
+    const added = run('schedule', 'add', JSON.stringify(entry), '--json');
+    expect(added.status, added.stderr).toBe(0);
+    expect(JSON.parse(added.stdout)).toMatchObject({ name: 'hourly', source: 'api', paused: false });
+    expect(run('schedule', 'list').stdout).toMatch(/^hourly\s+cron 0 \* \* \* \*\s+util\/sleeper\.sleep/m);
+    expect(run('schedule', 'pause', 'hourly').stdout).toBe('hourly: paused\n');
+    const fired = run('schedule', 'run-now', 'hourly', '--json');
+    expect(JSON.parse(fired.stdout)).toMatchObject({ schedule: 'hourly', queue: 'fast_tasks' });
+    const id = (JSON.parse(fired.stdout) as { task_id: string }).task_id;
+    expect(JSON.parse(run('status', id, '--json').stdout)).toMatchObject({ task_id: id, schedule: 'hourly' });
+    expect(run('schedule', 'remove', 'hourly').stdout).toBe('hourly: removed\n');
+    const missing = run('schedule', 'remove', 'hourly');
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/no schedule named hourly/);
+
+    const file = join(dir, 'schedule.json');
+    writeFileSync(file, JSON.stringify([entry]));
+    const beat = run('beat', '--schedule', file);
+    expect(beat.status).toBe(1);
+    expect(beat.stderr).toMatch(/owned by the running `aiecs up`/);
   });
 });
