@@ -124,7 +124,7 @@ describe.each(GATEWAY_KINDS)('/api/schedules on %s', (kind) => {
       task: { ...task('x'), user_id: undefined },
     });
     expect(res.status).toBe(201);
-    expect(res.body.task).not.toHaveProperty('user_id');
+    expect(res.body.task).toHaveProperty('user_id', root);
     const listed = await until<Loose>(
       async () => {
         const page = await admin.get('/api/tasks?limit=50');

@@ -114,7 +114,9 @@ export function checkSchedule(raw: unknown, maxInputBytes: number, defaultUser?:
       error.issues.map((i) => ({ ...i, field: `task.${i.field.replace(/^options\./, '')}` })),
     );
   }
-  const spec = { ...parsed.data, task: rawTask as Record<string, unknown> } as ScheduleSpec;
+  // As written, with the user it runs as when that was defaulted: listings show whose it is.
+  const written = { ...(rawTask as Record<string, unknown>), user_id: request.user_id };
+  const spec = { ...parsed.data, task: written } as ScheduleSpec;
   return { spec, queue, request, options };
 }
 
