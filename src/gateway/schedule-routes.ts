@@ -9,6 +9,7 @@ import type { AiecsApp } from '../engine/app.js';
 import { Schedules } from '../engine/schedules.js';
 import type { Store } from '../engine/store.js';
 import { checkSchedule, scheduleSchema } from './schedule-schema.js';
+import { errors, reply } from './schemas.js';
 
 export interface ScheduleRouteDeps {
   app: AiecsApp;
@@ -16,21 +17,8 @@ export interface ScheduleRouteDeps {
   bodyLimit: number;
 }
 
-const json = (schema: z.ZodType, io: 'input' | 'output' = 'output') =>
-  z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
-const reply = (schema: Record<string, unknown>, description = 'ok') => ({
-  description,
-  content: { 'application/json': { schema } },
-});
-const errorReply = reply(
-  json(
-    z.object({
-      error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) }),
-    }),
-  ),
-  'error',
-);
-const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [String(s), errorReply]));
+const json = (schema: z.ZodType) =>
+  z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
 
 const info = {
   type: 'object',
@@ -53,12 +41,6 @@ const named = {
 };
 const tags = ['admin'] as const;
 
-/** Documentation only: requests are checked by the zod schemas in the handlers, replies sent as built. */
-const docsOnly = {
-  validatorCompiler: () => (value: unknown) => ({ value }),
-  serializerCompiler: () => (value: unknown) => JSON.stringify(value),
-};
-
 export function registerScheduleRoutes(api: FastifyInstance, deps: ScheduleRouteDeps): void {
   const { app } = deps;
   const schedules = new Schedules(deps.store, app.config, app.logger);
@@ -75,7 +57,6 @@ export function registerScheduleRoutes(api: FastifyInstance, deps: ScheduleRoute
   api.get(
     '/schedules',
     {
-      ...docsOnly,
       schema: {
         summary: 'list the schedules, with the next run time of each',
         tags,
@@ -94,13 +75,12 @@ export function registerScheduleRoutes(api: FastifyInstance, deps: ScheduleRoute
   api.post(
     '/schedules',
     {
-      ...docsOnly,
       bodyLimit: deps.bodyLimit,
       schema: {
         summary:
           "add a schedule, or replace the one of that name (cron with tz, or every N seconds; task as POST /api/tasks takes it, user_id defaulting to the admin's)",
         tags,
-        body: json(scheduleSchema, 'input'),
+        body: json(scheduleSchema),
         response: {
           '201': reply(info, 'added'),
           '200': reply(info, 'replaced'),
@@ -122,7 +102,6 @@ export function registerScheduleRoutes(api: FastifyInstance, deps: ScheduleRoute
   api.get(
     '/schedules/:name',
     {
-      ...docsOnly,
       schema: {
         summary: 'one schedule',
         tags,
@@ -140,7 +119,6 @@ export function registerScheduleRoutes(api: FastifyInstance, deps: ScheduleRoute
     api.post(
       `/schedules/:name/${verb}`,
       {
-        ...docsOnly,
         schema: {
           summary:
             verb === 'pause'
@@ -160,7 +138,6 @@ export function registerScheduleRoutes(api: FastifyInstance, deps: ScheduleRoute
   api.post(
     '/schedules/:name/run-now',
     {
-      ...docsOnly,
       schema: {
         summary: "fire a schedule's task now, as one more task with its own id",
         tags,
@@ -191,7 +168,6 @@ export function registerScheduleRoutes(api: FastifyInstance, deps: ScheduleRoute
   api.delete(
     '/schedules/:name',
     {
-      ...docsOnly,
       schema: {
         summary: 'remove a schedule (its tasks already fired stay)',
         tags,
