@@ -30,6 +30,7 @@ import {
   type WorkflowHandle,
 } from './workflow-handle.js';
 import { closeWorkflows, submitWorkflow } from './workflow-submit.js';
+import { Signature } from './workflow-canvas.js';
 import { submitTasks, type TaskQueue } from './submit.js';
 import { retryTask, type RetryResult } from './task-retry.js';
 import { CANCELLED_BEFORE_RUN, cancelMarker } from '../core/task-events.js';
@@ -89,6 +90,8 @@ export interface TaskHandle {
 
 export interface TaskSubmitter {
   delay(request: TaskRequest, options?: SubmitOptions): Promise<TaskHandle>;
+  /** A signature (Celery's `.s()`): this task, not queued yet, for chain, group and chord. */
+  s(request: TaskRequest, options?: SubmitOptions): Signature;
 }
 
 /** How long a cancel request waits for a worker that missed the control message (a heartbeat or more). */
@@ -115,8 +118,14 @@ export class AiecsApp {
     this.ownsStore = options.store === undefined;
     if (options.store) this.storePromise = Promise.resolve((this.openedStore = options.store));
     this.guard = new StoreGuard(this.config.storeTimeoutMs, () => this.openedStore);
-    this.executeTask = { delay: (request, opts) => this.submit(FAST_QUEUE, request, opts) };
-    this.executeHeavyTask = { delay: (request, opts) => this.submit(HEAVY_QUEUE, request, opts) };
+    this.executeTask = {
+      delay: (request, opts) => this.submit(FAST_QUEUE, request, opts),
+      s: (request, opts) => new Signature(this, FAST_QUEUE, request, opts),
+    };
+    this.executeHeavyTask = {
+      delay: (request, opts) => this.submit(HEAVY_QUEUE, request, opts),
+      s: (request, opts) => new Signature(this, HEAVY_QUEUE, request, opts),
+    };
   }
 
   get brokerUrl(): string {

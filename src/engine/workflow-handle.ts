@@ -85,7 +85,8 @@ export class WorkflowHandle {
   ): Promise<WorkflowResult> {
     if ('chain' in ids) return this.resultOf(ids.chain[ids.chain.length - 1]!, deadline, strict);
     if ('chord' in ids) return this.resultOf(ids.chord.body, deadline, strict);
-    if ('group' in ids) return Promise.all(ids.group.map((m) => this.resultOf(m, deadline, false)));
+    // A few waits at a time: a 1,000-member group must not be 1,000 reads of the store at once.
+    if ('group' in ids) return eachLimited(ids.group, (m) => this.resultOf(m, deadline, false));
     const timeout = deadline === undefined ? undefined : Math.max(0, (deadline - Date.now()) / 1000);
     try {
       return await this.app.waitFor(ids.task, ids.queue, timeout === undefined ? {} : { timeout });
