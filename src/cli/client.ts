@@ -3,7 +3,7 @@
  * or, when a running `aiecs up` owns the embedded store, that process's gateway over HTTP.
  */
 import type { AiecsConfig } from '../core/config.js';
-import { AiecsError } from '../core/errors.js';
+import { AiecsError, TaskNotFoundError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { createLogger } from '../core/logger.js';
 import type { QueueKind, TaskRecord } from '../core/task.js';
@@ -16,7 +16,8 @@ import { parseBrokerUrl } from '../engine/store.js';
 import { findGateway, localSecret, refusedTokenMessage } from './local-gateway.js';
 import type { GlobalOptions } from './options.js';
 import { clientLogLevel, cliConfig } from './options.js';
-import type { SubmitResult, TaskClient } from './task-client.js';
+import type { WireWorkflowTree } from '../gateway/workflow-schema.js';
+import type { SubmitResult, TaskClient, WorkflowAccepted } from './task-client.js';
 
 /** The embedded store is held by another process (a running `aiecs up`). */
 export class StoreBusyError extends AiecsError {
@@ -50,6 +51,14 @@ async function checkService(app: AiecsApp, request: unknown): Promise<void> {
   const { mode, service, task_name: taskName } = request as Record<string, unknown>;
   // Malformed requests are submitWire's to refuse, naming the field.
   if (typeof mode !== 'string' || typeof service !== 'string' || typeof taskName !== 'string') return;
+  const check = await serviceCheck(app);
+  await check(mode, service, taskName);
+}
+
+/** The catalog's check: the store's live workers' services and the built-in ones. */
+async function serviceCheck(
+  app: AiecsApp,
+): Promise<(mode: string, service: string, taskName: string) => Promise<void>> {
   const [{ registerBuiltinServices }, { ServiceCatalog }, { ServiceRegistry }] = await Promise.all([
     import('../services/builtin.js'),
     import('../registry/service-catalog.js'),
@@ -57,7 +66,8 @@ async function checkService(app: AiecsApp, request: unknown): Promise<void> {
   ]);
   // Every `aiecs worker` runs the built-in services; they load lazily, so registering them is cheap.
   const builtins = registerBuiltinServices(new ServiceRegistry());
-  await new ServiceCatalog(await app.store(), builtins).check(mode, service, taskName);
+  const catalog = new ServiceCatalog(await app.store(), builtins);
+  return (mode, service, taskName) => catalog.check(mode, service, taskName);
 }
 
 /** An app on the configured store, opened now, so a busy embedded store is reported before any work. */
@@ -143,6 +153,27 @@ export class StoreClient implements TaskClient {
 
   workers(): Promise<WorkerHeartbeat[]> {
     return this.app.listWorkers();
+  }
+
+  async submitWorkflow(tree: unknown): Promise<WorkflowAccepted> {
+    const wire = await import('../gateway/workflow-schema.js');
+    // As over HTTP to a running `aiecs up`, whose token is the admin 'cli': tasks may name any owner.
+    const checked = wire.checkWorkflow(
+      tree,
+      { userId: 'cli', admin: true },
+      wire.workflowLimits(this.app.config),
+    );
+    await wire.checkServices(checked.leaves, await serviceCheck(this.app));
+    const handle = await this.app.submitWorkflow(checked.tree);
+    return { root_id: handle.id, status: Status.PENDING, tree: wire.wireIds(handle.children) };
+  }
+
+  async tree(taskId: string): Promise<{ root_id: string; tree: WireWorkflowTree }> {
+    const record = await this.app.getTask(taskId);
+    if (!record) throw new TaskNotFoundError(taskId);
+    const wire = await import('../gateway/workflow-schema.js');
+    const read = await wire.taskTree(this.app, record);
+    return { root_id: read.root_id, tree: wire.wireTree(read.tree, (r) => r) };
   }
 
   close(): Promise<void> {

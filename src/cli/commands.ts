@@ -14,6 +14,7 @@ import type { PurgeFlags } from './purge.js';
 import type { JsonFlag } from './status.js';
 import type { SubmitFlags } from './submit.js';
 import type { UpFlags } from './up.js';
+import type { WorkflowSubmitFlags } from './workflow.js';
 
 export function registerUpCommand(program: Command): void {
   const command = program
@@ -69,9 +70,12 @@ export function registerStatusCommands(program: Command): void {
     .command('status')
     .description("print a task's record")
     .argument('<id>', 'task id')
+    .option('--tree', "print the workflow the task belongs to, each member's status")
     .option('--json', 'print one JSON line')
-    .action(async (id: string, flags: JsonFlag, cmd: Command) =>
-      (await import('./status.js')).statusAction(id, flags, cmd),
+    .action(async (id: string, flags: JsonFlag & { tree?: boolean }, cmd: Command) =>
+      flags.tree
+        ? (await import('./workflow.js')).statusTreeAction(id, flags, cmd)
+        : (await import('./status.js')).statusAction(id, flags, cmd),
     );
 
   program
@@ -97,6 +101,23 @@ export function registerStatusCommands(program: Command): void {
     .description('list live workers (from their heartbeats)')
     .option('--json', 'print one JSON line')
     .action(async (flags: JsonFlag, cmd: Command) => (await import('./status.js')).workersAction(flags, cmd));
+}
+
+/** `aiecs workflow submit`: a chain, group or chord from a JSON file. */
+export function registerWorkflowCommand(program: Command): void {
+  const workflow = program.command('workflow').description('workflows: chains, groups and chords of tasks');
+  workflow
+    .command('submit')
+    .description(
+      'submit a workflow from a JSON file ({"chain": [...]}, {"group": [...]} or {"chord": {"header": [...], "body": {...}}}, nested; each leaf a task as POST /api/tasks takes it); prints its root id, or with --wait its tree',
+    )
+    .argument('<file>', 'the JSON file, or - (stdin)')
+    .option('--wait', 'wait for the workflow to end and print its tree')
+    .option('--timeout <s>', 'with --wait: give up waiting after this many seconds', numberFlag())
+    .option('--json', 'print one JSON line')
+    .action(async (file: string, flags: WorkflowSubmitFlags, cmd: Command) =>
+      (await import('./workflow.js')).workflowSubmitAction(file, flags, cmd),
+    );
 }
 
 export function registerDemoCommand(program: Command): void {

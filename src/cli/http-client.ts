@@ -16,7 +16,8 @@ import { isTerminal } from '../core/task.js';
 import type { CancelResult } from '../engine/app.js';
 import type { RetryResult } from '../engine/task-retry.js';
 import { DEFAULT_STORE_TIMEOUT_MS, type WorkerHeartbeat } from '../engine/store.js';
-import type { SubmitResult, TaskClient } from './task-client.js';
+import type { WireWorkflowTree } from '../gateway/workflow-schema.js';
+import type { SubmitResult, TaskClient, WorkflowAccepted } from './task-client.js';
 
 /** An error the gateway answered with, keeping its code so exit codes stay right. */
 export class GatewayError extends AiecsError {
@@ -150,6 +151,19 @@ export class HttpClient implements TaskClient {
   private async taskAction<T>(taskId: string, action: 'retry' | 'cancel'): Promise<T> {
     try {
       return await this.call<T>('POST', `/api/tasks/${encodeURIComponent(taskId)}/${action}`);
+    } catch (error) {
+      if (error instanceof GatewayError && error.status === 404) throw new TaskNotFoundError(taskId);
+      throw error;
+    }
+  }
+
+  submitWorkflow(tree: unknown): Promise<WorkflowAccepted> {
+    return this.call<WorkflowAccepted>('POST', '/api/workflows', tree);
+  }
+
+  async tree(taskId: string): Promise<{ root_id: string; tree: WireWorkflowTree }> {
+    try {
+      return await this.call('GET', `/api/tasks/${encodeURIComponent(taskId)}/tree`);
     } catch (error) {
       if (error instanceof GatewayError && error.status === 404) throw new TaskNotFoundError(taskId);
       throw error;

@@ -13,6 +13,7 @@ import {
   registerStatusCommands,
   registerSubmitCommand,
   registerUpCommand,
+  registerWorkflowCommand,
 } from './commands.js';
 import { EXIT_USAGE, addLogFlags, applyLogFlags, checkRequiredFlags } from './options.js';
 import { registerWorkerCommand } from './worker-command.js';
@@ -59,6 +60,7 @@ export function buildProgram(): Command {
   registerUpCommand(program);
   registerSubmitCommand(program);
   registerStatusCommands(program);
+  registerWorkflowCommand(program);
   registerDemoCommand(program);
   registerGatewayCommands(program);
   registerAdminCommands(program);

@@ -4,11 +4,18 @@ import type { QueueKind, TaskRecord, TaskStatus } from '../core/task.js';
 import type { CancelResult } from '../engine/app.js';
 import type { RetryResult } from '../engine/task-retry.js';
 import type { WorkerHeartbeat } from '../engine/store.js';
+import type { WireWorkflowIds, WireWorkflowTree } from '../gateway/workflow-schema.js';
 
 export interface SubmitResult {
   task_id: string;
   queue: QueueKind;
   status: TaskStatus;
+}
+
+export interface WorkflowAccepted {
+  root_id: string;
+  status: TaskStatus;
+  tree: WireWorkflowIds;
 }
 
 export interface TaskClient {
@@ -28,5 +35,9 @@ export interface TaskClient {
   /** Runs a failed, timed-out or cancelled task again (TaskNotRetryableError otherwise). */
   retry(taskId: string): Promise<RetryResult>;
   workers(): Promise<WorkerHeartbeat[]>;
+  /** Submits a workflow as POST /api/workflows takes it: checked whole, then queued whole. */
+  submitWorkflow(tree: unknown): Promise<WorkflowAccepted>;
+  /** The workflow a task belongs to, with each member's record (a lone task: a tree of one). */
+  tree(taskId: string): Promise<{ root_id: string; tree: WireWorkflowTree }>;
   close(): Promise<void>;
 }

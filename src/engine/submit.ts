@@ -15,7 +15,8 @@ import {
   ValidationError,
   type FieldIssue,
 } from '../core/errors.js';
-import type { QueueKind, StoredTaskData, TaskJobData } from '../core/task.js';
+import type { QueueKind, StoredTaskData, StoredWorkflow, TaskJobData } from '../core/task.js';
+import type { WorkflowIds } from '../core/workflow.js';
 import { QUEUE_KINDS, requestFingerprint, toBullPriority, toStoredData } from '../core/task.js';
 import type { WireSubmitOptions } from '../core/submission.js';
 import { prepareSubmission } from '../core/submission.js';
@@ -49,13 +50,16 @@ type Prepared = ReturnType<typeof prepareSubmission>;
  * Submits wire requests, accepted whole or refused whole. `itemName(i)` prefixes the fields of
  * item i's errors; a lone request whose name is '' keeps its own error (a PayloadTooLargeError is
  * HTTP 413, not a batch's 400). The queue comes apart from the items so a one-queue batch is not
- * copied item by item to add it.
+ * copied item by item to add it. With `group`, the tasks are also one group (issue 15's batch):
+ * each stores its first task as its workflow root, which stores the members' ids, so the group
+ * reads, waits and cancels as a workflow that is a group (docs/design.md §9).
  */
 export async function submitTasks<H>(
   app: SubmitDeps<H>,
   items: ReadonlyArray<{ request: unknown; options?: WireSubmitOptions }>,
   queueOf: (index: number) => QueueKind,
   itemName: (index: number) => string,
+  options: { group?: boolean } = {},
 ): Promise<H[]> {
   const field = (i: number, name: string) => (itemName(i) ? `${itemName(i)}.${name}` : name);
   const issues: FieldIssue[] = [];
@@ -88,7 +92,8 @@ export async function submitTasks<H>(
   // its tasks, and says which, so the caller can read them or submit again with those ids.
   const adding = { started: false };
   try {
-    return await app.bounded('submit', (call) => addPrepared(app, ready, call, adding));
+    const group = options.group ? groupOf(ready) : undefined;
+    return await app.bounded('submit', (call) => addPrepared(app, ready, call, adding, group));
   } catch (error) {
     if (error instanceof StoreUnavailableError && adding.started)
       throw uncertainSubmit(
@@ -104,7 +109,12 @@ async function addPrepared<H>(
   ready: Prepared[],
   call: GuardedCall,
   adding: { started: boolean },
+  group?: Map<string, StoredWorkflow>,
 ): Promise<H[]> {
+  const stored = (kind: QueueKind, data: TaskJobData): StoredTaskData => {
+    const wf = group?.get(data.task_id);
+    return wf ? { ...toStoredData(kind, data), wf } : toStoredData(kind, data);
+  };
   const existing = new Set<string>();
   await Promise.all(
     ready
@@ -142,14 +152,14 @@ async function addPrepared<H>(
       if (mine.length === 1)
         await queue.add(
           mine[0]!.data.task_name,
-          toStoredData(kind, mine[0]!.data),
+          stored(kind, mine[0]!.data),
           jobOptions(mine[0]!, maxAttempts),
         );
       else
         await queue.addBulk(
           mine.map((p) => ({
             name: p.data.task_name,
-            data: toStoredData(kind, p.data),
+            data: stored(kind, p.data),
             opts: jobOptions(p, maxAttempts),
           })),
         );
@@ -182,6 +192,15 @@ async function addPrepared<H>(
       !p.chosen || (!existing.has(p.data.task_id) && created.get(p.data.task_id) !== false),
     ),
   );
+}
+
+/** A batch's tasks as one group: every member names the first as root, which holds their ids. */
+function groupOf(ready: Prepared[]): Map<string, StoredWorkflow> {
+  const root = ready[0]!.data.task_id;
+  const ids: WorkflowIds = { group: ready.map((p) => ({ task: p.data.task_id, queue: p.queue })) };
+  const group = new Map<string, StoredWorkflow>(ready.map((p) => [p.data.task_id, { root }]));
+  group.set(root, { root, ids });
+  return group;
 }
 
 function jobOptions(prepared: Prepared, maxAttempts: number) {

@@ -21,6 +21,7 @@ import { bearer } from './auth.js';
 import type { EventBridge } from './event-bridge.js';
 import { registerUserRateLimit, type UserRateLimit } from './rate-limit.js';
 import { registerScheduleRoutes } from './schedule-routes.js';
+import { registerWorkflowRoutes } from './workflow-routes.js';
 import { StateFeed } from './state-feed.js';
 import {
   adminTimeoutQuerySchema,
@@ -261,6 +262,13 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
       api.get('/services', { schema: schemas.services }, async () => ({ services: await catalog.list() }));
 
       registerScheduleRoutes(api, { app, store, bodyLimit: deps.taskBodyLimit });
+      registerWorkflowRoutes(api, {
+        app,
+        bodyLimit: deps.batchBodyLimit,
+        checkService: (mode, service, taskName) => catalog.check(mode, service, taskName),
+        visible,
+        publicRecord,
+      });
 
       const requireAdmin = (request: FastifyRequest, what: string) => {
         if (!principal(request).admin) throw new ForbiddenError(`only admins may ${what}`);

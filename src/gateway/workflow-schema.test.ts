@@ -64,13 +64,16 @@ describe('checkWorkflow', () => {
       ['chain[2].chord.body', 'g'],
     ]);
     // Leaves are parsed as POST /api/tasks parses them: defaults and the owner filled in.
-    const f = checked.leaves[5]!.task;
-    expect(f).toMatchObject({ user_id: 'alice', heavy: true, step: 0, context: {} });
+    expect(checked.leaves[5]!.task).toMatchObject({ user_id: 'alice', heavy: true, step: 0, context: {} });
+    // The engine's tree: each leaf split into queue, request (owner filled in) and options.
+    const leaf = (name: string, queue = 'fast_tasks') => ({
+      task: { queue, request: { task_name: name, user_id: 'alice' } },
+    });
     expect(checked.tree).toMatchObject({
       chain: [
-        { task: { task_name: 'a' } },
-        { group: [{ task: { task_name: 'b' } }, { chain: [{ task: {} }, { task: {} }] }] },
-        { chord: { header: [{ task: {} }, { task: { heavy: true } }], body: { task: { task_name: 'g' } } } },
+        leaf('a'),
+        { group: [leaf('b'), { chain: [leaf('c'), leaf('d')] }] },
+        { chord: { header: [leaf('e'), leaf('f', 'heavy_tasks')], body: leaf('g') } },
       ],
     });
   });

@@ -14,11 +14,20 @@ import {
   WorkflowTooLargeError,
   type FieldIssue,
 } from '../core/errors.js';
+import type { AiecsConfig } from '../core/config.js';
+import type { TaskRecord } from '../core/task.js';
+import type { AiecsApp } from '../engine/app.js';
 import { prepareSubmission } from '../core/submission.js';
+import {
+  DEFAULT_WORKFLOW_MAX_DEPTH,
+  DEFAULT_WORKFLOW_MAX_TASKS,
+  type WorkflowIds,
+  type WorkflowLeaf,
+  type WorkflowNode,
+  type WorkflowRead,
+  type WorkflowTree,
+} from '../core/workflow.js';
 import { httpTaskSchema, parseOrThrow, splitTask, type HttpTask } from './schemas.js';
-
-export const DEFAULT_WORKFLOW_MAX_TASKS = 10_000;
-export const DEFAULT_WORKFLOW_MAX_DEPTH = 32;
 
 export interface WorkflowLimits {
   /** Tasks (leaves) in one workflow. */
@@ -29,23 +38,27 @@ export interface WorkflowLimits {
   maxInputBytes: number;
 }
 
-/** A checked tree: leaves are POST /api/tasks bodies with their owner filled in. */
-export type HttpWorkflowNode =
-  | { task: HttpTask }
-  | { chain: HttpWorkflowNode[] }
-  | { group: HttpWorkflowNode[] }
-  | { chord: { header: HttpWorkflowNode[]; body: HttpWorkflowNode } };
+/** The configured limits (AIECS_WORKFLOW_MAX_TASKS, AIECS_WORKFLOW_MAX_DEPTH, AIECS_MAX_INPUT_BYTES). */
+export function workflowLimits(config: AiecsConfig): WorkflowLimits {
+  return {
+    maxTasks: config.workflowMaxTasks ?? DEFAULT_WORKFLOW_MAX_TASKS,
+    maxDepth: config.workflowMaxDepth ?? DEFAULT_WORKFLOW_MAX_DEPTH,
+    maxInputBytes: config.maxInputBytes,
+  };
+}
 
-export interface WorkflowLeaf {
+/** A leaf of the body, parsed as POST /api/tasks parses a task, its owner filled in. */
+export interface HttpWorkflowLeaf {
   /** Where the leaf is in the body: `chain[2].group[1]`. */
   path: string;
   task: HttpTask;
 }
 
 export interface CheckedWorkflow {
-  tree: HttpWorkflowNode;
+  /** The engine's tree: each leaf split into its queue, request and options (splitTask). */
+  tree: WorkflowNode;
   /** Every leaf in tree order (a chord's header before its body). */
-  leaves: WorkflowLeaf[];
+  leaves: HttpWorkflowLeaf[];
   /** The owner of every task in it. */
   userId: string;
 }
@@ -177,7 +190,8 @@ export function checkWorkflow(body: unknown, who: Submitter, limits: WorkflowLim
     }
   });
 
-  const leaves: WorkflowLeaf[] = [];
+  const leaves: HttpWorkflowLeaf[] = [];
+  const split: Array<WorkflowLeaf | undefined> = [];
   const ids = new Map<string, string>();
   for (const [i, task] of parsed.entries()) {
     if (!task) continue;
@@ -191,7 +205,9 @@ export function checkWorkflow(body: unknown, who: Submitter, limits: WorkflowLim
         issues.push({ field: `${path}.task_id`, message: `${task.task_id} is also the id of ${first}` });
       else ids.set(task.task_id, path);
     }
-    issues.push(...engineIssues(task, path, limits.maxInputBytes));
+    const leaf = splitTask(task, task.user_id);
+    issues.push(...engineIssues(leaf, path, limits.maxInputBytes));
+    split[i] = leaf;
     leaves.push({ path, task });
   }
 
@@ -204,15 +220,18 @@ export function checkWorkflow(body: unknown, who: Submitter, limits: WorkflowLim
     });
   }
   if (issues.length || !shape) throw new WorkflowInvalidError(issues);
-  return { tree: build(shape, parsed), leaves, userId: leaves[0]!.task.user_id! };
+  return { tree: build(shape, split), leaves, userId: leaves[0]!.task.user_id! };
 }
 
 /**
  * What the engine checks when it prepares each task (sizes, countdown with eta, time limits), named
  * at the leaf's path, so that it refuses nothing after the tree was accepted.
  */
-function engineIssues(task: HttpTask, path: string, maxInputBytes: number): FieldIssue[] {
-  const { queue, request, options } = splitTask(task, task.user_id!);
+function engineIssues(
+  { queue, request, options }: WorkflowLeaf,
+  path: string,
+  maxInputBytes: number,
+): FieldIssue[] {
   try {
     prepareSubmission(queue, request, options, maxInputBytes);
     return [];
@@ -225,9 +244,9 @@ function engineIssues(task: HttpTask, path: string, maxInputBytes: number): Fiel
   }
 }
 
-function build(shape: NonNullable<Shape>, parsed: Array<HttpTask | undefined>): HttpWorkflowNode {
-  const node = (s: Shape) => build(s!, parsed);
-  if ('leaf' in shape) return { task: parsed[shape.leaf]! };
+function build(shape: NonNullable<Shape>, leaves: Array<WorkflowLeaf | undefined>): WorkflowNode {
+  const node = (s: Shape) => build(s!, leaves);
+  if ('leaf' in shape) return { task: leaves[shape.leaf]! };
   if ('chain' in shape) return { chain: shape.chain.map(node) };
   if ('group' in shape) return { group: shape.group.map(node) };
   return { chord: { header: shape.chord.header.map(node), body: node(shape.chord.body) } };
@@ -268,4 +287,55 @@ export async function checkServices(
     first.details.issues = unknown;
     throw first;
   }
+}
+
+// Replies: the trees of ids and of records as POST /api/workflows and GET /api/tasks/:id/tree send them.
+
+/** The tree of ids on the wire: leaves `{task_id, queue}`. */
+export type WireWorkflowIds =
+  | { task_id: string; queue: string }
+  | { chain: WireWorkflowIds[] }
+  | { group: WireWorkflowIds[] }
+  | { chord: { header: WireWorkflowIds[]; body: WireWorkflowIds } };
+
+/** The tree with records on the wire: leaves `{task_id, queue, status, task}` (task: the record). */
+export type WireWorkflowTree =
+  | { task_id: string; queue: string; status: string | null; task: TaskRecord | null }
+  | { chain: WireWorkflowTree[] }
+  | { group: WireWorkflowTree[] }
+  | { chord: { header: WireWorkflowTree[]; body: WireWorkflowTree } };
+
+export function wireIds(ids: WorkflowIds): WireWorkflowIds {
+  if ('task' in ids) return { task_id: ids.task, queue: ids.queue };
+  if ('chain' in ids) return { chain: ids.chain.map(wireIds) };
+  if ('group' in ids) return { group: ids.group.map(wireIds) };
+  return { chord: { header: ids.chord.header.map(wireIds), body: wireIds(ids.chord.body) } };
+}
+
+/** The tree with records on the wire; `show` gives the record a reader may see (null hides it). */
+export function wireTree(
+  tree: WorkflowTree,
+  show: (record: TaskRecord) => TaskRecord | null,
+): WireWorkflowTree {
+  const node = (n: WorkflowTree) => wireTree(n, show);
+  if ('task_id' in tree) {
+    const record = tree.task && show(tree.task);
+    return { task_id: tree.task_id, queue: tree.queue, status: record?.status ?? null, task: record };
+  }
+  if ('chain' in tree) return { chain: tree.chain.map(node) };
+  if ('group' in tree) return { group: tree.group.map(node) };
+  return { chord: { header: tree.chord.header.map(node), body: node(tree.chord.body) } };
+}
+
+/** The workflow a task belongs to; a lone task reads as a tree of one. */
+export async function taskTree(
+  app: Pick<AiecsApp, 'readWorkflow'>,
+  record: TaskRecord,
+): Promise<WorkflowRead> {
+  return (
+    (await app.readWorkflow(record.task_id)) ?? {
+      root_id: record.task_id,
+      tree: { task_id: record.task_id, queue: record.queue, task: record },
+    }
+  );
 }
