@@ -87,6 +87,9 @@ export interface ProgressEvent {
   attempt: number;
   seq: number;
   timestamp: number;
+  /** A workflow member's root task id and the task waiting for it (docs/design.md §9). */
+  root_id?: string;
+  parent_id?: string | null;
 }
 
 /** The socket's `stream` payload. */
@@ -310,6 +313,8 @@ export interface EventTask {
   /** The last progress and attempt announced. */
   progress: number;
   attempt: number;
+  /** A workflow member's place, carried by each of its events so a UI can draw the tree. */
+  workflow?: { root_id: string; parent_id: string | null };
 }
 
 /** The socket's progress event; `result`, `error` and `error_code` only where the fields have them. */
@@ -328,5 +333,6 @@ export function progressEvent(taskId: string, task: EventTask, fields: ProgressF
     ...(fields.result !== undefined ? { result: fields.result } : {}),
     ...(fields.error !== undefined ? { error: fields.error } : {}),
     ...(fields.error_code !== undefined ? { error_code: fields.error_code } : {}),
+    ...task.workflow,
   };
 }

@@ -64,6 +64,8 @@ interface Meta extends TaskIdentity {
   /** Built once per task: every progress event of it carries the same object. */
   labels: TaskLabels;
   step: number;
+  /** A workflow member's root and parent, put on each of its progress events. */
+  workflow?: { root_id: string; parent_id: string | null };
   attempt: number;
   /** The attempt the record showed when this node first read it, and active events seen since. */
   fetchedAttempt: number;
@@ -244,6 +246,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
       taskName: job.data.task_name,
       labels: { queue, mode: job.data.mode, service: job.data.service },
       step: job.data.step ?? 0,
+      ...(job.data.wf ? { workflow: { root_id: job.data.wf.root, parent_id: job.parent?.id ?? null } } : {}),
       attempt,
       fetchedAttempt: attempt,
       activeSeen: 0,
@@ -456,6 +459,9 @@ function metaOf(record: TaskRecord): Meta {
     taskName: record.task_name,
     labels: { queue: record.queue, mode: record.mode, service: record.service },
     step: record.step,
+    ...(record.root_id !== undefined
+      ? { workflow: { root_id: record.root_id, parent_id: record.parent_id ?? null } }
+      : {}),
     attempt: record.attempt,
     fetchedAttempt: record.attempt,
     activeSeen: 0,
