@@ -2,7 +2,7 @@
  * `npm run bench`: the same workloads through aiecs and through raw BullMQ on the same store in one
  * run, with their ratio. The machine may be shared and noisy, so only ratios within one run count.
  *
- *   npm run bench [-- --json] [-- --quick] [-- --only redis,embedded,latency,io,rss,startup,fanout,llm,dashboard]
+ *   npm run bench [-- --json] [-- --quick] [-- --only redis,embedded,latency,io,rss,startup,fanout,llm,dashboard,workflow]
  *
  * Tables go to stdout, progress to stderr; with --json the last stdout line is one JSON object.
  * Everything talks to 127.0.0.1 only, and every child process and temp dir is removed at the end,
@@ -15,6 +15,7 @@ import { killEverything, killEverythingAndWait } from './lifecycle.js';
 import { llm, llmProblems } from './llm.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 import { figures, renderTables, type Results } from './report.js';
+import { workflow } from './workflow.js';
 import { ioWall, latency, throughput } from './workloads.js';
 
 const SECTIONS = [
@@ -27,6 +28,7 @@ const SECTIONS = [
   'fanout',
   'llm',
   'dashboard',
+  'workflow',
 ] as const;
 type Section = (typeof SECTIONS)[number];
 const NEEDS_REDIS: ReadonlySet<Section> = new Set([
@@ -37,6 +39,7 @@ const NEEDS_REDIS: ReadonlySet<Section> = new Set([
   'fanout',
   'llm',
   'dashboard',
+  'workflow',
 ]);
 
 interface Options {
@@ -82,6 +85,8 @@ function sizes(quick: boolean) {
         fanout: 200,
         llm: 200,
         dashboard: 200,
+        workflowGroup: 200,
+        workflowChain: 20,
         rounds: 2,
         fanoutRounds: 2,
       }
@@ -95,6 +100,8 @@ function sizes(quick: boolean) {
         fanout: 2_000,
         llm: 2_000,
         dashboard: 2_000,
+        workflowGroup: 1_000,
+        workflowChain: 100,
         rounds: 5,
         fanoutRounds: 3,
       };
@@ -158,6 +165,13 @@ async function run(options: Options): Promise<number> {
         const problems = dashboardProblems(results.dashboard);
         if (problems.length) throw new Error(problems.join('; '));
       },
+      workflow: async () =>
+        void (results.workflow = await workflow(
+          url,
+          { group: n.workflowGroup, chain: n.workflowChain },
+          n.rounds,
+          progress,
+        )),
     };
     for (const section of options.only) {
       progress(`bench: ${section}…`);

@@ -8,6 +8,7 @@ import type { DashboardResult } from './dashboard.js';
 import type { FanoutResult } from './fanout.js';
 import type { LlmResult } from './llm.js';
 import { meets, pairedRatioMedian, ratio, round } from './stats.js';
+import type { WorkflowResult } from './workflow.js';
 import type { IoResult, LatencyResult, ThroughputResult } from './workloads.js';
 
 export interface Results {
@@ -25,6 +26,8 @@ export interface Results {
   llm?: LlmResult;
   /** The tasks table in Chromium under fan-out load (issue 13): reported, no goal. */
   dashboard?: DashboardResult;
+  /** Issue 15: a group and a chain through aiecs's workflows and raw BullMQ FlowProducer. */
+  workflow?: WorkflowResult;
 }
 
 /**
@@ -251,7 +254,45 @@ export function renderTables(results: Results): string {
   if (results.fanout) parts.push(fanoutTable(results.fanout, results.fanoutBurst));
   if (results.llm) parts.push(llmTable(results.llm));
   if (results.dashboard) parts.push(dashboardTable(results.dashboard));
+  if (results.workflow) parts.push(workflowTable(results.workflow));
   return parts.join('\n\n');
+}
+
+function workflowTable(w: WorkflowResult): string {
+  const row = (label: string, kind: 'group' | 'chain'): Cell[][] => {
+    const q = ratio(w[kind].aiecs, w[kind].bullmq);
+    return [
+      [
+        label,
+        fmt(w[kind].aiecs),
+        fmt(w[kind].bullmq),
+        fmt(q, 2),
+        'ratio >= 0.8',
+        verdict(meets(round(q, 2), GOALS.ratio)),
+      ],
+      [
+        '  all runs',
+        w.runs[kind].aiecs.map((x) => fmt(x)).join(', '),
+        w.runs[kind].bullmq.map((x) => fmt(x)).join(', '),
+        '',
+        '',
+        '',
+      ],
+      [
+        '  paired rounds',
+        '',
+        '',
+        fmt(pairedRatioMedian(w.runs[kind].aiecs, w.runs[kind].bullmq), 2),
+        'median, no goal',
+        '',
+      ],
+    ];
+  };
+  return table(
+    `Workflows on Redis vs raw BullMQ FlowProducer (no-op tasks end to end, tasks/s, best of ${w.runs.group.aiecs.length} after ${w.warmupRounds} warm-up; higher is better)`,
+    HEADER,
+    [...row(`group of ${fmt(w.groupSize)}`, 'group'), ...row(`chain of ${fmt(w.chainLength)}`, 'chain')],
+  );
 }
 
 function llmTable(r: LlmResult): string {
@@ -356,7 +397,8 @@ function fanoutTable(f: FanoutResult, burst: FanoutResult | undefined): string {
 /** The named figures, rounded to what the noise allows; sections that did not run are left out. */
 export function figures(results: Results): Record<string, number | string | boolean> {
   const out: Record<string, number | string | boolean | undefined> = {};
-  const { redis, embedded, latency, io, rss, startup, fanout, fanoutBurst, llm, dashboard } = results;
+  const { redis, embedded, latency, io, rss, startup, fanout, fanoutBurst, llm, dashboard, workflow } =
+    results;
   if (redis) {
     out.redis_aiecs_jobs_s = round(redis.aiecs);
     out.redis_bullmq_jobs_s = round(redis.bullmq);
@@ -438,6 +480,24 @@ export function figures(results: Results): Record<string, number | string | bool
     out.dashboard_gateway_cpu_us_per_event_one = round(dashboard.gatewayCpuUsPerEventOne, 1);
     out.dashboard_gateway_extra_cpu_us_per_event = round(dashboard.gatewayCpuUsPerEventExtra, 1);
     out.dashboard_lost_tasks = dashboard.lostTasks;
+  }
+  if (workflow) {
+    out.workflow_group_tasks = workflow.groupSize;
+    out.workflow_group_aiecs_tasks_s = round(workflow.group.aiecs);
+    out.workflow_group_bullmq_tasks_s = round(workflow.group.bullmq);
+    out.workflow_group_ratio_vs_bullmq = round(ratio(workflow.group.aiecs, workflow.group.bullmq), 2);
+    out.workflow_group_paired_ratio_median = round(
+      pairedRatioMedian(workflow.runs.group.aiecs, workflow.runs.group.bullmq),
+      2,
+    );
+    out.workflow_chain_steps = workflow.chainLength;
+    out.workflow_chain_aiecs_tasks_s = round(workflow.chain.aiecs);
+    out.workflow_chain_bullmq_tasks_s = round(workflow.chain.bullmq);
+    out.workflow_chain_ratio_vs_bullmq = round(ratio(workflow.chain.aiecs, workflow.chain.bullmq), 2);
+    out.workflow_chain_paired_ratio_median = round(
+      pairedRatioMedian(workflow.runs.chain.aiecs, workflow.runs.chain.bullmq),
+      2,
+    );
   }
   out.node = process.version;
   out.cpus = availableParallelism();

@@ -1,0 +1,218 @@
+/**
+ * The `workflow` section (issue 15): on Redis, a group of no-op tasks and a chain of no-op steps end
+ * to end, through aiecs's workflows and through raw BullMQ's `FlowProducer`, in alternating rounds
+ * of one run. Both sides are timed the same way: from the add until the queue's completed count
+ * reaches the workflow's size (polled every POLL_MS on both).
+ *
+ * Raw BullMQ is what a BullMQ user would write for the same flows: the group one `addBulk` of
+ * independent jobs, the chain one nested flow whose steps each read their child's result
+ * (`getChildrenValues`, as a chain hands results on) with `failParentOnFailure` so a failed step
+ * stops it.
+ */
+import { FlowProducer, Queue, Worker, type FlowJob, type Job } from 'bullmq';
+import { loadConfig, type WorkerSettings } from '../src/core/config.js';
+import { silentLogger } from '../src/core/logger.js';
+import { FAST_QUEUE, HEAVY_QUEUE } from '../src/core/task.js';
+import { chain, createApp, group } from '../src/index.js';
+import { ServiceRegistry } from '../src/registry/registry.js';
+import { AiecsWorker } from '../src/worker/worker.js';
+import { sleep, within } from './lifecycle.js';
+import { dropNamespace } from './redis-server.js';
+import { best, perSecond } from './stats.js';
+import { registerBenchServices } from './targets.js';
+import type { Side } from './workloads.js';
+
+export type FlowKind = 'group' | 'chain';
+
+export interface WorkflowResult {
+  groupSize: number;
+  chainLength: number;
+  warmupRounds: number;
+  /** Tasks per second of every measured round, in the order they ran (rounds pair up by index). */
+  runs: Record<FlowKind, Record<Side, number[]>>;
+  /** The best round per side: tasks per second. */
+  group: Record<Side, number>;
+  chain: Record<Side, number>;
+}
+
+/** One side's way of adding the two flows, and the fast queue's counts. */
+interface FlowTarget {
+  add(kind: FlowKind, size: number): Promise<void>;
+  counts(): Promise<{ completed: number; failed: number }>;
+  close(): Promise<void>;
+}
+
+const POLL_MS = 20;
+const CALL_TIMEOUT_MS = 60_000;
+const WARMUP_ROUNDS = 1;
+/** Enough for a whole group at once, as the throughput sections run. */
+const CONCURRENCY = 100;
+const NOOP = { user_id: 'bench', mode: 'bench', service: 'noop', task_name: 'noop' };
+
+let serial = 0;
+const namespace = (side: Side) => `bench_wf_${side}_${process.pid}_${++serial}`;
+
+function redisConnection(url: string) {
+  const { hostname, port } = new URL(url);
+  return { host: hostname, port: Number(port), maxRetriesPerRequest: null };
+}
+
+async function aiecsFlows(url: string, prefix: string): Promise<FlowTarget> {
+  const config = loadConfig({ AIECS_LOG_LEVEL: 'silent' });
+  const where = { broker: url, namespace: prefix };
+  const settings: Partial<WorkerSettings> = {
+    queues: [FAST_QUEUE],
+    concurrency: { [FAST_QUEUE]: CONCURRENCY, [HEAVY_QUEUE]: 1 },
+    services: [],
+  };
+  const registry = registerBenchServices(new ServiceRegistry());
+  const worker = new AiecsWorker({ ...where, config, logger: silentLogger, worker: settings, registry });
+  const app = createApp({ ...where, config, logger: silentLogger });
+  const close = async () => {
+    await worker.close(5);
+    await app.close();
+  };
+  let queue: Awaited<ReturnType<typeof app.queue>>;
+  try {
+    await worker.start();
+    queue = await app.queue(FAST_QUEUE);
+    await queue.waitUntilReady();
+  } catch (error) {
+    await close().catch(() => undefined);
+    throw error;
+  }
+  const step = () =>
+    app.executeTask.s({
+      taskName: NOOP.task_name,
+      userId: NOOP.user_id,
+      mode: NOOP.mode,
+      service: NOOP.service,
+    });
+  return {
+    async add(kind, size) {
+      const members = Array.from({ length: size }, step);
+      await (kind === 'group' ? group(members) : chain(...members)).delay();
+    },
+    async counts() {
+      const c = await queue.getJobCounts('completed', 'failed');
+      return { completed: c.completed ?? 0, failed: c.failed ?? 0 };
+    },
+    close,
+  };
+}
+
+async function bullmqFlows(url: string, prefix: string): Promise<FlowTarget> {
+  const connection = redisConnection(url);
+  const queueName = FAST_QUEUE;
+  const flows = new FlowProducer({ connection, prefix });
+  const queue = new Queue(queueName, { connection, prefix });
+  const worker = new Worker(
+    queueName,
+    async (job: Job<{ step?: number }>) => {
+      // A chain step after the first takes its predecessor's result, as aiecs's steps do.
+      if ((job.data.step ?? 0) > 0) await job.getChildrenValues();
+      return { ok: true };
+    },
+    { connection, prefix, concurrency: CONCURRENCY },
+  );
+  // An unhandled 'error' event would end the run before cleanup; a real failure shows as tasks
+  // that do not complete.
+  flows.on('error', () => undefined);
+  queue.on('error', () => undefined);
+  worker.on('error', () => undefined);
+  const close = async () => {
+    await worker.close();
+    await queue.close();
+    await flows.close();
+  };
+  try {
+    await Promise.all([queue.waitUntilReady(), worker.waitUntilReady()]);
+  } catch (error) {
+    await close().catch(() => undefined);
+    throw error;
+  }
+  return {
+    async add(kind, size) {
+      if (kind === 'group') {
+        await flows.addBulk(Array.from({ length: size }, () => ({ name: 'noop', queueName, data: NOOP })));
+        return;
+      }
+      let node: FlowJob = { name: 'noop', queueName, data: { ...NOOP, step: 0 } };
+      for (let step = 1; step < size; step++) {
+        node = {
+          name: 'noop',
+          queueName,
+          data: { ...NOOP, step },
+          children: [{ ...node, opts: { failParentOnFailure: true } }],
+        } as FlowJob;
+      }
+      await flows.add(node);
+    },
+    async counts() {
+      const c = await queue.getJobCounts('completed', 'failed');
+      return { completed: c.completed ?? 0, failed: c.failed ?? 0 };
+    },
+    close,
+  };
+}
+
+/** Milliseconds from the add until all `size` tasks completed, on a fresh namespace. */
+async function timedFlow(url: string, side: Side, kind: FlowKind, size: number): Promise<number> {
+  const prefix = namespace(side);
+  const target = await within(
+    side === 'aiecs' ? aiecsFlows(url, prefix) : bullmqFlows(url, prefix),
+    CALL_TIMEOUT_MS,
+    `starting ${side}`,
+  );
+  try {
+    const start = performance.now();
+    const deadline = start + 30_000 + size * 50;
+    await within(target.add(kind, size), CALL_TIMEOUT_MS, `adding the ${kind}`);
+    for (;;) {
+      const { completed, failed } = await within(target.counts(), CALL_TIMEOUT_MS, 'counting jobs');
+      const now = performance.now();
+      if (failed > 0) throw new Error(`${failed} task(s) of the ${side} ${kind} failed`);
+      if (completed >= size) return now - start;
+      if (now > deadline)
+        throw new Error(`only ${completed} of ${size} ${side} ${kind} tasks completed in time`);
+      await sleep(POLL_MS);
+    }
+  } finally {
+    await within(target.close(), CALL_TIMEOUT_MS, `closing ${side}`);
+    await within(dropNamespace(url, prefix), CALL_TIMEOUT_MS, `removing ${side}'s keys`);
+  }
+}
+
+/**
+ * A `groupSize` group and a `chainLength` chain, `rounds` measured rounds per side after a warm-up,
+ * aiecs and BullMQ alternating (each first in turn) so a noisy neighbour hurts both alike.
+ */
+export async function workflow(
+  url: string,
+  sizes: { group: number; chain: number },
+  rounds: number,
+  log: (line: string) => void,
+): Promise<WorkflowResult> {
+  const runs: WorkflowResult['runs'] = { group: { aiecs: [], bullmq: [] }, chain: { aiecs: [], bullmq: [] } };
+  for (let round = 1 - WARMUP_ROUNDS; round <= rounds; round++) {
+    const sides: Side[] = round % 2 === 0 ? ['bullmq', 'aiecs'] : ['aiecs', 'bullmq'];
+    for (const kind of ['group', 'chain'] as const)
+      for (const side of sides) {
+        const size = sizes[kind];
+        const ms = await timedFlow(url, side, kind, size);
+        const rate = perSecond(size, ms);
+        if (round < 1) continue;
+        runs[kind][side].push(rate);
+        log(`  round ${round}, ${side} ${kind} of ${size}: ${ms.toFixed(0)} ms = ${rate.toFixed(0)} tasks/s`);
+      }
+  }
+  const bestOf = (kind: FlowKind) => ({ aiecs: best(runs[kind].aiecs), bullmq: best(runs[kind].bullmq) });
+  return {
+    groupSize: sizes.group,
+    chainLength: sizes.chain,
+    warmupRounds: WARMUP_ROUNDS,
+    runs,
+    group: bestOf('group'),
+    chain: bestOf('chain'),
+  };
+}
