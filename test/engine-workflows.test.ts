@@ -11,7 +11,7 @@ import type { AiecsApp } from '../src/engine/app.js';
 import { chain, chord, group } from '../src/index.js';
 import { STORE_KINDS, TEST_ENV, TestEnv, killAll, probe, until } from './harness.js';
 
-const EMBEDDED_PROCESS = fileURLToPath(new URL('./fixtures/embedded-workflow-process.mjs', import.meta.url));
+const EMBEDDED_PROCESS = fileURLToPath(new URL('./fixtures/embedded-process.mjs', import.meta.url));
 
 /** The records of a tree read, in tree order. */
 function records(tree: WorkflowTree): Array<TaskRecord | null> {
