@@ -11,7 +11,7 @@
 import { loadConfig } from '../src/core/config.js';
 import { silentLogger } from '../src/core/logger.js';
 import { FAST_QUEUE, HEAVY_QUEUE } from '../src/core/task.js';
-import { createApp } from '../src/engine/app.js';
+import { createApp, type WireSubmission } from '../src/engine/app.js';
 import { TOKEN, startFakeOpenAi, type FakeOpenAi } from './fake-openai.js';
 import { cliEnv, cpuSeconds, rssSampler, startCli, type Child, type RssSampler } from './cli-child.js';
 import { rssMb, sleep, stopChild, within } from './lifecycle.js';
@@ -147,7 +147,7 @@ export async function llm(redisUrl: string, count: number, log: (line: string) =
     };
 
     // Warm-up: the worker loads the OpenAI SDK on its first request.
-    const [warm] = await app.submitBulkWire(FAST_QUEUE, [{ request }]);
+    const [warm] = await app.submitWire([{ queue: FAST_QUEUE, request }]);
     const warmRecord = await within(
       (warm as NonNullable<typeof warm>).get({ timeout: CALL_TIMEOUT_MS / 1000 }),
       CALL_TIMEOUT_MS,
@@ -168,10 +168,7 @@ export async function llm(redisUrl: string, count: number, log: (line: string) =
     for (let i = 0; i < count; i += CHUNK) {
       const n = Math.min(CHUNK, count - i);
       const handles = await within(
-        app.submitBulkWire(
-          FAST_QUEUE,
-          Array.from({ length: n }, () => ({ request })),
-        ),
+        app.submitWire(Array.from({ length: n }, (): WireSubmission => ({ queue: FAST_QUEUE, request }))),
         CALL_TIMEOUT_MS,
         'submitting tasks',
       );

@@ -10,7 +10,7 @@ import { loadConfig, type WorkerSettings } from '../src/core/config.js';
 import { silentLogger } from '../src/core/logger.js';
 import { disableMetrics, enableMetrics } from '../src/core/metrics.js';
 import { DEFAULT_PRIORITY, FAST_QUEUE, HEAVY_QUEUE, toBullPriority } from '../src/core/task.js';
-import { createApp } from '../src/engine/app.js';
+import { createApp, type WireSubmission } from '../src/engine/app.js';
 import { openMigratedPglite } from '../src/engine/pglite-pool.js';
 import { openStore } from '../src/engine/open-store.js';
 import type { Store } from '../src/engine/store.js';
@@ -114,13 +114,12 @@ export async function aiecsTarget(
   return {
     async addBulk(count, task) {
       const request = wireRequest(task);
-      await app.submitBulkWire(
-        FAST_QUEUE,
-        Array.from({ length: count }, () => ({ request })),
+      await app.submitWire(
+        Array.from({ length: count }, (): WireSubmission => ({ queue: FAST_QUEUE, request })),
       );
     },
     async runOne(task, timeoutMs) {
-      const handle = await app.submitWire(FAST_QUEUE, wireRequest(task));
+      const handle = await app.submitWire({ queue: FAST_QUEUE, request: wireRequest(task) });
       await handle.get({ timeout: timeoutMs / 1000 });
     },
     async counts() {

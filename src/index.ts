@@ -1,6 +1,13 @@
 /** The public API of aiecs. */
 export { createApp, AiecsApp, settleRecord } from './engine/app.js';
-export type { AppOptions, TaskHandle, TaskSubmitter, WaitOptions, CancelResult } from './engine/app.js';
+export type {
+  AppOptions,
+  TaskHandle,
+  TaskSubmitter,
+  WaitOptions,
+  CancelResult,
+  WireSubmission,
+} from './engine/app.js';
 export { chain, chord, group, Signature, CanvasPart } from './engine/workflow-canvas.js';
 export type { WorkflowHandle, WorkflowResult, WorkflowCancelResult } from './engine/workflow-handle.js';
 export type { WorkflowIds, WorkflowLeaf, WorkflowNode, WorkflowRead, WorkflowTree } from './core/workflow.js';

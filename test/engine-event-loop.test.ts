@@ -141,7 +141,7 @@ describe.each(STORE_KINDS)('fast tasks and the event loop on %s', (kind) => {
       const shared = (env = await TestEnv.create(kind));
       const app = shared.app();
       const victim = await shared.workerProcess(exitEnv);
-      const handle = await app.submitWire('fast_tasks', request);
+      const handle = await app.submitWire({ queue: 'fast_tasks', request });
       expect(await exitOf(victim.proc, 'the blocked worker')).toMatchObject({ signal: 'SIGKILL' });
       // Its watchdog said why, naming the task, while the loop was blocked.
       const said = victim

@@ -70,13 +70,16 @@ describe.each(STORE_KINDS)('task lifecycle on %s', (kind) => {
     expect(fields).toEqual(['step', 'taskName']);
 
     const wire = await app
-      .submitWire('fast_tasks', {
-        task_name: 'echo',
-        user_id: 'u',
-        mode: 'test',
-        service: 'probe',
-        extra: 1,
-        task_id: '123',
+      .submitWire({
+        queue: 'fast_tasks',
+        request: {
+          task_name: 'echo',
+          user_id: 'u',
+          mode: 'test',
+          service: 'probe',
+          extra: 1,
+          task_id: '123',
+        },
       })
       .catch((e: unknown) => e);
     expect((wire as ValidationError).issues.map((i) => i.field).sort()).toEqual(['(root)', 'task_id']);
@@ -151,8 +154,8 @@ describe.each(STORE_KINDS)('task lifecycle on %s', (kind) => {
       request: { task_name: 'echo', user_id: userId, mode: 'test', service: 'probe', task_id: taskId },
     });
     const outcomes = await Promise.allSettled([
-      app.submitManyWire([item('batch-new-1', 'user-a'), item('batch-raced-1', 'user-a')]),
-      app.submitManyWire([item('batch-raced-1', 'user-b')]),
+      app.submitWire([item('batch-new-1', 'user-a'), item('batch-raced-1', 'user-a')]),
+      app.submitWire([item('batch-raced-1', 'user-b')]),
     ]);
     expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
     const owner = outcomes[0].status === 'fulfilled' ? 'user-a' : 'user-b';

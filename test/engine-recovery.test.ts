@@ -91,7 +91,7 @@ describe.each(STORE_KINDS)('recovery on %s', (kind) => {
     const shared = (env = await TestEnv.create(kind));
     const app = shared.app();
     const victim = await shared.workerProcess();
-    const handle = await app.submitWire(queue, request, options);
+    const handle = await app.submitWire({ queue, request, options });
     await until(async () => runs(log).length > 0, 20_000, 'task start');
     victim.proc.kill('SIGKILL');
     await new Promise((r) => victim.proc.once('exit', r));

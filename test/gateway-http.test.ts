@@ -491,7 +491,10 @@ describe.skipIf(!hasRedisServer)('gateway readiness with its Redis going away', 
         if (Date.now() - last > 1_000) {
           last = Date.now();
           await app!
-            .submitWire('fast_tasks', { task_name: 'nothing', mode: 'none', service: 'none', user_id: user })
+            .submitWire({
+              queue: 'fast_tasks',
+              request: { task_name: 'nothing', mode: 'none', service: 'none', user_id: user },
+            })
             .catch(() => undefined);
         }
         return false;

@@ -67,7 +67,7 @@ describe.each(['embedded', 'postgres'] as const)('log redaction on %s', (kind) =
     const error = await storageError(env, text);
     const app = env.app();
     // The NUL itself is refused at the edge; any storage error met on the request path is logged here.
-    app.submitWire = () => Promise.reject(error);
+    app.submitWire = () => Promise.reject<never>(error);
     const { logger, text: output } = capturingLogger();
     const gateway = new Gateway({
       app,

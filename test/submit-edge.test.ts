@@ -38,9 +38,10 @@ describe.each(STORE_KINDS)('library submit edge on %s', (kind) => {
     }
     // A bulk submit names the item; nothing of it is queued.
     const bulk = await app
-      .submitBulkWire('fast_tasks', [
-        { request: { task_name: 'echo', user_id: 'u', mode: 'test', service: 'probe' } },
+      .submitWire([
+        { queue: 'fast_tasks', request: { task_name: 'echo', user_id: 'u', mode: 'test', service: 'probe' } },
         {
+          queue: 'fast_tasks',
           request: {
             task_name: 'echo',
             user_id: 'u',

@@ -122,7 +122,7 @@ export class StoreClient implements TaskClient {
 
   async submit(queue: QueueKind, request: unknown, options: WireSubmitOptions): Promise<SubmitResult> {
     await checkService(this.app, request);
-    const handle = await this.app.submitWire(queue, request, options);
+    const handle = await this.app.submitWire({ queue, request, options });
     // A fast worker may already have picked it up; the record says where it is now.
     const record = await this.app.getTask(handle.id, queue).catch(() => undefined);
     return { task_id: handle.id, queue: handle.queue, status: record?.status ?? Status.PENDING };

@@ -53,7 +53,7 @@ describe('aiecs retry, pause and resume on redis', () => {
 
   it('retries a failed task and refuses a completed one', async () => {
     const app = env.app();
-    const failed = await app.submit(FAST_QUEUE, probe('fail', {}), { attempts: 1 });
+    const failed = await app.executeTask.delay(probe('fail', {}), { attempts: 1 });
     await until(async () => (await app.getTask(failed.id))?.status === 'failed', 20_000, 'the task to fail');
     const run = await aiecs(env, ['retry', failed.id, '--json']);
     expect(run.code, run.stderr).toBe(0);
@@ -69,7 +69,7 @@ describe('aiecs retry, pause and resume on redis', () => {
     expect(again.attempt).toBe(2);
     expect(again.runs[0]).toMatchObject({ attempt: 1, status: 'failed' });
 
-    const ok = await app.submit(FAST_QUEUE, probe('echo', { x: 1 }));
+    const ok = await app.executeTask.delay(probe('echo', { x: 1 }));
     await until(
       async () => (await app.getTask(ok.id))?.status === 'completed',
       20_000,

@@ -119,7 +119,7 @@ async function runDemo(up: UpHandle, started: number, stop: { requested: boolean
   const width = Math.max(...tasks.map((t) => t.label.length));
   const ids: string[] = [];
   for (const task of tasks) {
-    const handle = await up.app.submitWire(task.queue, task.request, task.options ?? {});
+    const handle = await up.app.submitWire(task);
     ids.push(handle.id);
     console.log(
       `${seconds(Date.now() - started)}  ${task.label.padEnd(width)}  submitted to ${task.queue}  ${handle.id}`,

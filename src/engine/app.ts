@@ -13,10 +13,8 @@ import {
 } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { createLogger } from '../core/logger.js';
-import type { QueueKind, SubmitOptions, StoredTaskData, TaskRecord, TaskRequest } from '../core/task.js';
-import type { WireSubmitOptions } from '../core/submission.js';
+import type { QueueKind, StoredTaskData, TaskRecord } from '../core/task.js';
 import { FAST_QUEUE, HEAVY_QUEUE, QUEUE_KINDS, TaskStatus, isTerminal } from '../core/task.js';
-import { libraryToWire } from '../core/library-wire.js';
 import { encodeControl } from './control.js';
 import { ResultWaiter } from './result-waiter.js';
 import type { IndexFilter, Store, WorkerHeartbeat } from './store.js';
@@ -30,12 +28,18 @@ import {
   type WorkflowHandle,
 } from './workflow-handle.js';
 import { closeWorkflows, submitWorkflow } from './workflow-submit.js';
-import { Signature } from './workflow-canvas.js';
-import { submitTasks, type TaskQueue } from './submit.js';
+import { submitTasks, type TaskQueue, type WireSubmission } from './submit.js';
+import { Handle, type CancelResult, type TaskHandle, type WaitOptions } from './task-handle.js';
+import { TaskSubmitter } from './task-submitter.js';
 import { retryTask, type RetryResult } from './task-retry.js';
 import { CANCELLED_BEFORE_RUN, cancelMarker } from '../core/task-events.js';
 import type { BullState, ResultEnvelope, TaskJob } from './task-record.js';
 import { toTaskRecord } from './task-record.js';
+
+// The handle's and the submitters' types, where callers of the app have always found them.
+export type { CancelResult, TaskHandle, WaitOptions } from './task-handle.js';
+export type { WireSubmission } from './submit.js';
+export type { TaskSubmitter } from './task-submitter.js';
 
 export interface AppOptions {
   /** Store URL; default: AIECS_BROKER_URL, else CELERY_BROKER_URL, else `embedded:./.aiecs/data`. */
@@ -47,11 +51,6 @@ export interface AppOptions {
   logger?: Logger;
   /** An already open store to share (one process running app, worker and gateway). */
   store?: Store;
-}
-
-export interface WaitOptions {
-  /** Seconds to wait; default: forever. */
-  timeout?: number;
 }
 
 export interface ListTasksOptions {
@@ -67,31 +66,6 @@ export interface ListTasksOptions {
   since?: number;
   /** Created at or before (epoch ms). */
   until?: number;
-}
-
-export interface CancelResult {
-  task_id: string;
-  /** The task's status after the request (`running` until the worker confirms). */
-  status: TaskStatus;
-  /** False when the task had already ended. */
-  cancelled: boolean;
-}
-
-export interface TaskHandle {
-  readonly id: string;
-  readonly queue: QueueKind;
-  /** False when the task id already existed and this submit was a no-op. */
-  readonly created: boolean;
-  /** Resolves with the final record (its `result` is the service's result); rejects on failure. */
-  get(options?: WaitOptions): Promise<TaskRecord>;
-  status(): Promise<TaskRecord>;
-  cancel(): Promise<CancelResult>;
-}
-
-export interface TaskSubmitter {
-  delay(request: TaskRequest, options?: SubmitOptions): Promise<TaskHandle>;
-  /** A signature (Celery's `.s()`): this task, not queued yet, for chain, group and chord. */
-  s(request: TaskRequest, options?: SubmitOptions): Signature;
 }
 
 /** How long a cancel request waits for a worker that missed the control message (a heartbeat or more). */
@@ -118,14 +92,8 @@ export class AiecsApp {
     this.ownsStore = options.store === undefined;
     if (options.store) this.storePromise = Promise.resolve((this.openedStore = options.store));
     this.guard = new StoreGuard(this.config.storeTimeoutMs, () => this.openedStore);
-    this.executeTask = {
-      delay: (request, opts) => this.submit(FAST_QUEUE, request, opts),
-      s: (request, opts) => new Signature(this, FAST_QUEUE, request, opts),
-    };
-    this.executeHeavyTask = {
-      delay: (request, opts) => this.submit(HEAVY_QUEUE, request, opts),
-      s: (request, opts) => new Signature(this, HEAVY_QUEUE, request, opts),
-    };
+    this.executeTask = new TaskSubmitter(this, FAST_QUEUE);
+    this.executeHeavyTask = new TaskSubmitter(this, HEAVY_QUEUE);
   }
 
   get brokerUrl(): string {
@@ -188,42 +156,27 @@ export class AiecsApp {
     return queue;
   }
 
-  /** Submits a request from the library API (camelCase, or the seed's snake_case). */
-  async submit(kind: QueueKind, request: TaskRequest, options: SubmitOptions = {}): Promise<TaskHandle> {
-    const wire = libraryToWire(request, options);
-    return wire.respell(this.submitWire(kind, wire.request, wire.options));
-  }
-
-  /** Submits a wire (snake_case) request: the HTTP API and the CLI come in here. */
-  async submitWire(kind: QueueKind, request: unknown, options?: WireSubmitOptions): Promise<TaskHandle> {
+  /**
+   * Submits wire (snake_case) requests: the HTTP API and the CLI come in here; the library's
+   * `executeTask.delay` too, once it has respelled its request. One request gets its own error
+   * (PayloadTooLargeError is HTTP 413) and its handle; a batch is accepted whole or refused whole
+   * (see submit.ts), its errors naming the item by `itemName` (default `[i]`), and gets a handle
+   * per request, in order.
+   */
+  submitWire(item: WireSubmission): Promise<TaskHandle>;
+  submitWire(items: readonly WireSubmission[], itemName?: (index: number) => string): Promise<TaskHandle[]>;
+  async submitWire(
+    items: WireSubmission | readonly WireSubmission[],
+    itemName: (index: number) => string = (i) => `[${i}]`,
+  ): Promise<TaskHandle | TaskHandle[]> {
+    if (isBatch(items)) return submitTasks(this, items, (i) => items[i]!.queue, itemName);
     const [handle] = await submitTasks(
       this,
-      [{ request, ...(options ? { options } : {}) }],
-      () => kind,
+      [items],
+      () => items.queue,
       () => '',
     );
     return handle!;
-  }
-
-  /** Submits many wire requests to one queue: accepted whole or refused whole (see submitManyWire). */
-  submitBulkWire(
-    kind: QueueKind,
-    items: ReadonlyArray<{ request: unknown; options?: WireSubmitOptions }>,
-  ): Promise<TaskHandle[]> {
-    return submitTasks(
-      this,
-      items,
-      () => kind,
-      (i) => `[${i}]`,
-    );
-  }
-
-  /** Submits wire requests to either queue, accepted whole or refused whole (see submit.ts). */
-  submitManyWire(
-    items: ReadonlyArray<{ queue: QueueKind; request: unknown; options?: WireSubmitOptions }>,
-    itemName: (index: number) => string = (i) => `[${i}]`,
-  ): Promise<TaskHandle[]> {
-    return submitTasks(this, items, (i) => items[i]!.queue, itemName);
   }
 
   /**
@@ -462,29 +415,9 @@ export function settleRecord(record: TaskRecord): TaskRecord {
   }
 }
 
-/** A class, not closures: a bulk submit makes one handle per task. */
-class Handle implements TaskHandle {
-  constructor(
-    private readonly app: AiecsApp,
-    readonly id: string,
-    readonly queue: QueueKind,
-    readonly created: boolean,
-  ) {}
-
-  get(options?: WaitOptions): Promise<TaskRecord> {
-    return this.app.waitFor(this.id, this.queue, options);
-  }
-
-  async status(): Promise<TaskRecord> {
-    const record = await this.app.getTask(this.id, this.queue);
-    if (!record) throw new TaskNotFoundError(this.id);
-    return record;
-  }
-
-  cancel(): Promise<CancelResult> {
-    return this.app.cancel(this.id);
-  }
-}
+// Array.isArray does not narrow a readonly array.
+const isBatch = (items: WireSubmission | readonly WireSubmission[]): items is readonly WireSubmission[] =>
+  Array.isArray(items);
 
 export function createApp(options: AppOptions = {}): AiecsApp {
   return new AiecsApp(options);

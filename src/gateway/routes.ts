@@ -164,7 +164,7 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
         authorize(parsed, who);
         await catalog.check(parsed.mode, parsed.service, parsed.task_name);
         const { queue, request: task, options } = splitTask(parsed, who.userId);
-        const handle = await app.submitWire(queue, task, options).catch(asHttpFields);
+        const handle = await app.submitWire({ queue, request: task, options }).catch(asHttpFields);
         if (!handle.created) {
           const record = await visible(handle.id, who);
           return reply
@@ -212,7 +212,7 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
         }
         const admitted = parsed.map((task) => splitTask(task, who.userId));
         // The engine checks every item, repeated ids and conflicts before it queues anything.
-        const handles = await app.submitManyWire(admitted, item).catch(asHttpFields);
+        const handles = await app.submitWire(admitted, item).catch(asHttpFields);
         const results = handles.map((h) => ({ task_id: h.id, status: 'pending', queue: h.queue }));
         return reply.code(202).send({ tasks: results });
       });
