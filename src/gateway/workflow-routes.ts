@@ -59,15 +59,15 @@ export function registerWorkflowRoutes(api: FastifyInstance, deps: WorkflowRoute
 
   api.get('/tasks/:id/tree', { schema: WORKFLOW_SCHEMAS.tree }, async (request) => {
     const who = principal(request);
-    const read = await readTree(idOf(request), who);
+    const found = await readTree(idOf(request), who);
     const show = (r: TaskRecord) => (r.user_id === who.userId || who.admin ? deps.publicRecord(r) : null);
-    return { root_id: read.root_id, tree: wireTree(read.tree, show) };
+    return { root_id: found.root_id, tree: wireTree(found.tree, show) };
   });
 
   api.get('/groups/:id', { schema: WORKFLOW_SCHEMAS.group }, async (request) => {
     const id = idOf(request);
-    const read = await readTree(id, principal(request));
-    const progress = read.root_id === id ? groupProgress(read) : undefined;
+    const found = await readTree(id, principal(request));
+    const progress = found.root_id === id ? groupProgress(found) : undefined;
     // Only a group's own id (its root) names it; a member's id, or a chain's, is no group.
     if (!progress) throw new TaskNotFoundError(id);
     return progress;
@@ -106,6 +106,14 @@ const idsLeaf = {
   properties: { task_id: { type: 'string' }, queue: { type: 'string', enum: ['fast_tasks', 'heavy_tasks'] } },
 };
 
+/** A read by task id: its summary and the properties of its 200 body. */
+const read = (summary: string, properties: Record<string, unknown>) => ({
+  summary,
+  tags: ['tasks'],
+  params: taskId,
+  response: { '200': reply({ type: 'object', properties }), ...errors(401, 404, 429) },
+});
+
 /** The OpenAPI entries of these routes (@fastify/swagger reads them; requests are checked in the handlers). */
 export const WORKFLOW_SCHEMAS = {
   submit: {
@@ -138,55 +146,37 @@ export const WORKFLOW_SCHEMAS = {
       ...errors(400, 401, 403, 409, 413, 422, 429),
     },
   },
-  tree: {
-    summary:
-      "the workflow a task belongs to (a lone task: a tree of one), each member's status and record; the task's owner or an admin",
-    tags: ['tasks'],
-    params: taskId,
-    response: {
-      '200': reply({
-        type: 'object',
-        properties: {
-          root_id: { type: 'string' },
-          tree: node(
-            {
-              type: 'object',
-              properties: {
-                ...idsLeaf.properties,
-                status: { type: ['string', 'null'], description: 'null once removed' },
-                task: { type: ['object', 'null'], description: 'the task record' },
-              },
-            },
-            "the members in the tree's shape",
-          ),
-        },
-      }),
-      ...errors(401, 404, 429),
-    },
-  },
-  group: {
-    summary:
-      'a group (a batch, or a workflow that is a group) by its group_id: n done of m, counts per status and each member (the owner or an admin)',
-    tags: ['tasks'],
-    params: taskId,
-    response: {
-      '200': reply({
-        type: 'object',
-        properties: {
-          group_id: { type: 'string' },
-          done: { type: 'integer', description: 'members that ended, whatever the end' },
-          total: { type: 'integer' },
-          counts: { type: 'object', additionalProperties: { type: 'integer' } },
-          members: {
-            type: 'array',
-            items: {
-              type: 'object',
-              properties: { ...idsLeaf.properties, status: { type: ['string', 'null'] } },
-            },
+  tree: read(
+    "the workflow a task belongs to (a lone task: a tree of one), each member's status and record; the task's owner or an admin",
+    {
+      root_id: { type: 'string' },
+      tree: node(
+        {
+          type: 'object',
+          properties: {
+            ...idsLeaf.properties,
+            status: { type: ['string', 'null'], description: 'null once removed' },
+            task: { type: ['object', 'null'], description: 'the task record' },
           },
         },
-      }),
-      ...errors(401, 404, 429),
+        "the members in the tree's shape",
+      ),
     },
-  },
+  ),
+  group: read(
+    'a group (a batch, or a workflow that is a group) by its group_id: n done of m, counts per status and each member (the owner or an admin)',
+    {
+      group_id: { type: 'string' },
+      done: { type: 'integer', description: 'members that ended, whatever the end' },
+      total: { type: 'integer' },
+      counts: { type: 'object', additionalProperties: { type: 'integer' } },
+      members: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: { ...idsLeaf.properties, status: { type: ['string', 'null'] } },
+        },
+      },
+    },
+  ),
 };
