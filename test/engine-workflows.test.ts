@@ -193,6 +193,21 @@ describe.each(STORE_KINDS)('workflows on %s', (kind) => {
     );
   });
 
+  it('cancels only a member, unless asked for its tree', async () => {
+    const app = await setUp();
+    const h = await group([0, 1, 2].map(() => app.executeTask.s(probe('sleep', { ms: 30_000 })))).delay();
+    const ids = (h.children as { group: Array<{ task: string }> }).group.map((m) => m.task);
+    const alone = await app.cancel(ids[1]!);
+    expect(alone.workflow).toBeUndefined();
+    await until(async () => (await app.getTask(ids[1]!))?.status === 'cancelled', 20_000, 'member cancelled');
+    expect((await app.getTask(ids[2]!))?.status).not.toBe('cancelled');
+    const all = await app.cancel(ids[2]!, { tree: true });
+    expect(all.workflow?.root_id).toBe(h.id);
+    expect(all.workflow?.cancelled.sort()).toEqual([ids[0], ids[2]].sort());
+    const members = (await h.get({ timeout: 30 })) as TaskRecord[];
+    expect(members.map((r) => r.status)).toEqual(['cancelled', 'cancelled', 'cancelled']);
+  });
+
   it('completes a 1,000-member group', async () => {
     const app = await setUp();
     const h = await group(
