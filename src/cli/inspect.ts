@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { createLogger } from '../core/logger.js';
 import type { InspectAnswer, InspectVerb, QueueAnswers, WorkerAnswers } from '../engine/admin.js';
 import type { QueueListing } from '../engine/queue-admin.js';
-import type { RunningTask, WorkerStats } from '../worker/remote-control.js';
+import type { TaskRunInfo, WorkerStats } from '../worker/remote-control.js';
 import type { AdminClient } from './admin-client.js';
 import { openAdminClient } from './admin-client.js';
 import type { GlobalOptions } from './options.js';
@@ -57,7 +57,7 @@ export function answersExitCode(answers: WorkerAnswers): number {
   return answers.no_reply.length || Object.keys(answers.errors).length || answered === 0 ? 1 : 0;
 }
 
-function taskLine(t: RunningTask): string {
+function taskLine(t: TaskRunInfo): string {
   return `   ${t.task_id}  ${t.mode}/${t.service}.${t.task_name}  ${t.queue}  user ${t.user_id}  attempt ${t.attempt}  running ${seconds(t.runtime_ms)}`;
 }
 
@@ -82,7 +82,7 @@ function workerLines(what: WorkerAnswers['what'], id: string, data: unknown): st
     case 'ping':
       return [`-> ${id}: pong`];
     case 'active': {
-      const tasks = (data as { tasks: RunningTask[] }).tasks;
+      const tasks = (data as { tasks: TaskRunInfo[] }).tasks;
       return [`-> ${id}: ${tasks.length} active`, ...tasks.map(taskLine)];
     }
     case 'stats':

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { CancelRegistry, type Stoppable } from './cancel-registry.js';
+import { CancelRegistry, type Cancellable } from './cancel-registry.js';
 
-class FakeTask implements Stoppable {
+class FakeTask implements Cancellable {
   readonly stops: string[] = [];
   constructor(readonly taskId: string) {}
   stopFor(reason: 'cancel' | 'shutdown'): void {

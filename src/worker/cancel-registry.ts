@@ -2,20 +2,20 @@
  * What a worker knows about cancel requests: the tasks it is running (to stop them) and the
  * ids cancelled lately (to refuse them if they reach this worker a moment after the request).
  */
-import type { RunningTask } from './remote-control.js';
+import type { TaskRunInfo } from './remote-control.js';
 
-/** A running task, told to stop. */
-export interface Stoppable {
+/** A TaskRun as the registry needs it: something it can tell to stop. */
+export interface Cancellable {
   readonly taskId: string;
   stopFor(reason: 'cancel' | 'shutdown'): void;
   /** What `inspect active` shows of it. */
-  describe?(): RunningTask;
+  describe?(): TaskRunInfo;
 }
 
 export class CancelRegistry {
   // The tasks themselves, not a map by id: every task is added and removed once, and an object
   // goes in and out of a set for less than a string key of a map; only a cancel looks up an id.
-  private readonly running = new Set<Stoppable>();
+  private readonly running = new Set<Cancellable>();
   private readonly recent = new Map<string, number>();
 
   constructor(
@@ -28,7 +28,7 @@ export class CancelRegistry {
   }
 
   /** The running tasks as `inspect active` shows them. */
-  describeRunning(): RunningTask[] {
+  describeRunning(): TaskRunInfo[] {
     return [...this.running].flatMap((task) => (task.describe ? [task.describe()] : []));
   }
 
@@ -36,11 +36,11 @@ export class CancelRegistry {
     return [...new Set(Array.from(this.running, (task) => task.taskId))];
   }
 
-  register(task: Stoppable): void {
+  register(task: Cancellable): void {
     this.running.add(task);
   }
 
-  unregister(task: Stoppable): void {
+  unregister(task: Cancellable): void {
     this.running.delete(task);
   }
 

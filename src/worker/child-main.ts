@@ -11,7 +11,7 @@ import type { SharedLimits, TaskLogger } from '../core/task-context.js';
 import { BUILTIN_SOURCE, registerBuiltinServices } from '../services/builtin.js';
 import type { ChildMessage, LogLevel, ParentMessage } from './child-protocol.js';
 import { CHILD_SERVICES_ENV } from './child-protocol.js';
-import { failureInfo, runService, type ServiceRun, type WorkerServices } from './execute-service.js';
+import { failureInfo, runService, type InProcessCall, type WorkerServices } from './execute-service.js';
 
 function send(message: ChildMessage): void {
   if (process.connected) process.send?.(message);
@@ -22,7 +22,7 @@ forwardProviderFigures((figures) => send({ type: 'figures', figures }));
 
 /** This child's services (the same sources as its parent worker's registry) and provider settings. */
 const services: WorkerServices = { registry: new ServiceRegistry() };
-let current: { runId: number; execution: ServiceRun } | undefined;
+let current: { runId: number; call: InProcessCall } | undefined;
 let initialised!: (providers: ProviderSettings | undefined) => void;
 const init = new Promise<ProviderSettings | undefined>((resolve) => (initialised = resolve));
 let nextReqId = 1;
@@ -65,7 +65,7 @@ function ipcLogger(runId: number): TaskLogger {
 
 async function run(message: Extract<ParentMessage, { type: 'run' }>): Promise<void> {
   const { runId } = message;
-  const execution = runService(
+  const call = runService(
     services,
     message.data,
     message.attempt,
@@ -76,8 +76,8 @@ async function run(message: Extract<ParentMessage, { type: 'run' }>): Promise<vo
     ipcLogger(runId),
     ipcLimits(runId),
   );
-  current = { runId, execution };
-  const outcome = await execution.outcome;
+  current = { runId, call };
+  const outcome = await call.outcome;
   current = undefined;
   send({ type: 'done', runId, outcome, rssBytes: process.memoryUsage().rss });
 }
@@ -91,7 +91,7 @@ process.on('message', (message: ParentMessage) => {
       void run(message);
       break;
     case 'abort':
-      if (current?.runId === message.runId) current.execution.abort(new Error(message.reason));
+      if (current?.runId === message.runId) current.call.abort(new Error(message.reason));
       break;
     case 'acquired':
       pendingAcquires.get(message.reqId)?.resolve();

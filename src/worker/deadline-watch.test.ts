@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DeadlineWatch, type HasDeadline } from './deadline-watch.js';
+import { DeadlineWatch, type Deadlined } from './deadline-watch.js';
 
 /** A task with a soft and a hard limit, as TaskRun has them. */
-class Limited implements HasDeadline {
+class Limited implements Deadlined {
   readonly fired: string[] = [];
   deadline: number;
   watchSlot = -1;

@@ -1,5 +1,5 @@
-/** Something with a point in time (ms since the epoch) at which it wants to be told. */
-export interface HasDeadline {
+/** Something (a TaskRun) with a point in time (ms since the epoch) at which it wants to be told. */
+export interface Deadlined {
   /** When `onDeadline` is due; Infinity for never. */
   readonly deadline: number;
   /** Called once `deadline` has passed; may move `deadline` later (or to Infinity). */
@@ -16,17 +16,17 @@ export interface HasDeadline {
  * removing hundreds a second then neither hashes nor rehashes, as a Set does.
  */
 export class DeadlineWatch {
-  private readonly members: HasDeadline[] = [];
+  private readonly members: Deadlined[] = [];
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
 
-  add(member: HasDeadline): void {
+  add(member: Deadlined): void {
     if (member.watchSlot >= 0) return;
     member.watchSlot = this.members.push(member) - 1;
     if (member.deadline < this.timerAt) this.arm(member.deadline);
   }
 
-  delete(member: HasDeadline): void {
+  delete(member: Deadlined): void {
     // The timer stays, even with no members left: when it fires it finds nothing due and re-arms
     // for whoever is left. Disarming here would re-arm for nearly every task.
     const slot = member.watchSlot;

@@ -14,8 +14,8 @@ export interface WorkerServices {
   providers?: ProviderSettings;
 }
 
-/** Where a running task's progress and stream go: the job in-process, or the parent over IPC. */
-export interface TaskSink {
+/** Where a TaskRun's progress and stream go: the job in-process, or the parent over IPC. */
+export interface ProgressSink {
   progress(percent: number, message: string): void;
   stream(delta: string): void;
 }
@@ -104,7 +104,8 @@ class Resources implements ResourceTracker {
   }
 }
 
-export interface ServiceRun {
+/** A ServiceCall in this process's event loop (a child's, or the async pool's). */
+export interface InProcessCall {
   /** Settles once: with the service's outcome, or with the failure given to `kill`. */
   readonly outcome: Promise<ExecOutcome>;
   /** Aborts the task's signal so it can clean up (soft limit, cancel, shutdown). */
@@ -140,7 +141,7 @@ const isThenable = (value: unknown): value is PromiseLike<unknown> =>
  * its methods on the prototype: at thousands of tasks a second, per-task closures are the
  * worker's largest garbage.
  */
-class ServiceTask implements TaskContext, ServiceRun {
+class InProcessServiceCall implements TaskContext, InProcessCall {
   readonly outcome: Promise<ExecOutcome>;
   readonly resources = new Resources();
   private settle!: (outcome: ExecOutcome) => void;
@@ -159,7 +160,7 @@ class ServiceTask implements TaskContext, ServiceRun {
   constructor(
     private readonly data: TaskJobData,
     readonly attempt: number,
-    private readonly sink: TaskSink,
+    private readonly sink: ProgressSink,
     readonly log: TaskLogger,
     readonly limits: SharedLimits,
     private readonly services: WorkerServices,
@@ -311,12 +312,12 @@ export function runService(
   services: WorkerServices,
   data: TaskJobData,
   attempt: number,
-  sink: TaskSink,
+  sink: ProgressSink,
   log: TaskLogger,
   limits: SharedLimits,
   live?: LiveRuns,
-): ServiceRun {
-  const task = new ServiceTask(data, attempt, sink, log, limits, services, live);
+): InProcessCall {
+  const task = new InProcessServiceCall(data, attempt, sink, log, limits, services, live);
   task.start();
   return task;
 }

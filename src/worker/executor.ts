@@ -1,11 +1,11 @@
 import type { PoolKind } from '../core/config.js';
 import type { TaskJobData } from '../core/task.js';
 import type { SharedLimits, TaskLogger } from '../core/task-context.js';
-import type { ExecOutcome, FailureInfo, LiveRuns, TaskSink, WorkerServices } from './execute-service.js';
+import type { ExecOutcome, FailureInfo, LiveRuns, ProgressSink, WorkerServices } from './execute-service.js';
 import { runService } from './execute-service.js';
 
-/** One task under way in some pool. */
-export interface Execution {
+/** The service method's call a TaskRun started, under way in some pool. */
+export interface ServiceCall {
   readonly outcome: Promise<ExecOutcome>;
   /** Aborts the task's signal so it can clean up (soft limit, cancel, shutdown). */
   abort(reason: Error): void;
@@ -23,10 +23,10 @@ export interface Executor {
   start(
     data: TaskJobData,
     attempt: number,
-    sink: TaskSink,
+    sink: ProgressSink,
     log: TaskLogger,
     limits: SharedLimits,
-  ): Execution | Promise<Execution>;
+  ): ServiceCall | Promise<ServiceCall>;
   close(): Promise<void>;
 }
 
@@ -47,10 +47,10 @@ export class AsyncExecutor implements Executor {
   start(
     data: TaskJobData,
     attempt: number,
-    sink: TaskSink,
+    sink: ProgressSink,
     log: TaskLogger,
     limits: SharedLimits,
-  ): Execution {
+  ): ServiceCall {
     // The service run is the execution itself: one object per task, not a wrapper around it.
     return runService(this.services, data, attempt, sink, log, limits, this.live);
   }

@@ -26,9 +26,9 @@ import type { ProviderSettings } from '../providers/types.js';
 import type { SharedLimits, TaskLogger } from '../core/task-context.js';
 import type { ChildMessage, ParentMessage } from './child-protocol.js';
 import { CHILD_CONDITION, CHILD_SERVICES_ENV } from './child-protocol.js';
-import type { ExecOutcome, FailureInfo, TaskSink } from './execute-service.js';
+import type { ExecOutcome, FailureInfo, ProgressSink } from './execute-service.js';
 import { failureInfo } from './execute-service.js';
-import type { Execution, Executor } from './executor.js';
+import type { ServiceCall, Executor } from './executor.js';
 
 export interface ProcessPoolOptions {
   /** Most children alive at once (the queue's concurrency). */
@@ -46,7 +46,7 @@ export interface ProcessPoolOptions {
 
 interface Run {
   runId: number;
-  sink: TaskSink;
+  sink: ProgressSink;
   log: TaskLogger;
   limits: SharedLimits;
   /** Slots the child holds, by request id; freed if the child never gives them back. */
@@ -126,10 +126,10 @@ export class ProcessExecutor implements Executor {
   async start(
     data: TaskJobData,
     attempt: number,
-    sink: TaskSink,
+    sink: ProgressSink,
     log: TaskLogger,
     limits: SharedLimits,
-  ): Promise<Execution> {
+  ): Promise<ServiceCall> {
     const child = await this.acquire();
     const runId = this.nextRunId++;
     let settle!: (outcome: ExecOutcome) => void;

@@ -10,8 +10,8 @@ import { encodeReply, maxMessageBytes } from '../engine/control.js';
 import type { Store } from '../engine/store.js';
 import type { ServiceRegistry } from '../registry/registry.js';
 
-/** A task running on a worker, as `inspect active` shows it. */
-export interface RunningTask extends TaskSummary {
+/** A TaskRun on a worker, as `inspect active` shows it. */
+export interface TaskRunInfo extends TaskSummary {
   attempt: number;
   started_at: string;
   runtime_ms: number;
@@ -55,7 +55,7 @@ export interface Controllable {
   readonly version: string;
   counters(): { processed: number; failed: number; abandoned: number; abandonedRunning: number };
   pools(): Partial<Record<QueueKind, QueuePoolStats>>;
-  running(): RunningTask[];
+  running(): TaskRunInfo[];
   /** Each returns one line saying what was done, or throws saying why not. */
   resize(concurrency: NonNullable<ControlArgs['concurrency']>): string;
   cancelConsumer(queue: QueueKind): Promise<string>;

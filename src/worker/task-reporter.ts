@@ -5,14 +5,14 @@ import { STREAM_EVENT, runBaseSeq, runNumber } from '../core/task-events.js';
 import { TaskStatus } from '../core/task.js';
 import type { EventWriter } from '../engine/store.js';
 import type { TaskJob } from '../engine/task-record.js';
-import type { TaskSink } from './execute-service.js';
+import type { ProgressSink } from './execute-service.js';
 
 /**
  * Writes one task's progress to its job and its stream deltas to the queue's event stream.
  * Progress writes never pile up (while one is in flight only the latest waits), stream deltas are
  * coalesced into a few messages a second, and both keep one sequence so clients can order them.
  */
-export class TaskReporter implements TaskSink {
+export class TaskReporter implements ProgressSink {
   private seq: number;
   private pendingProgress: ProgressPayload | undefined;
   private progressLoop: Promise<void> | undefined;

@@ -1,3 +1,16 @@
+/**
+ * The worker's names for a running task (docs/design.md §2, "Names in the worker"):
+ * - TaskRun (here): one attempt of one task on this worker, from taking the job to its final
+ *   record; the only class of that name.
+ * - ServiceCall (executor.ts): the service method's call a TaskRun starts in a pool, which the run
+ *   can abort (soft limit, cancel) and kill (hard limit); InProcessCall (execute-service.ts) is one
+ *   in this process's event loop, which can also be detached, and whose object is also the
+ *   TaskContext the method receives.
+ * - Narrow interfaces named for the one capability another module needs of a TaskRun:
+ *   ProgressSink (where progress and stream go), Cancellable (the cancel registry stops it),
+ *   Deadlined (the deadline watch tells it its time is up); TaskRunInfo is what `inspect active`
+ *   shows of one.
+ */
 import type { QueueEventsProducer } from 'bullmq';
 import { UnrecoverableError, WaitingError } from '../engine/bullmq.js';
 import type { AiecsConfig } from '../core/config.js';
@@ -15,11 +28,11 @@ import { TaskStatus, taskSummary, type QueueKind, type TaskJobData } from '../co
 import type { EventWriter } from '../engine/store.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
 import { jobTaskData, progressPayload, runOf } from '../engine/task-record.js';
-import type { CancelRegistry, Stoppable } from './cancel-registry.js';
-import { DeadlineWatch, type HasDeadline } from './deadline-watch.js';
-import type { RunningTask } from './remote-control.js';
-import type { ExecOutcome, FailureInfo, TaskSink } from './execute-service.js';
-import type { Execution, Executor } from './executor.js';
+import type { CancelRegistry, Cancellable } from './cancel-registry.js';
+import { DeadlineWatch, type Deadlined } from './deadline-watch.js';
+import type { TaskRunInfo } from './remote-control.js';
+import type { ExecOutcome, FailureInfo, ProgressSink } from './execute-service.js';
+import type { ServiceCall, Executor } from './executor.js';
 import type { LimitGate, TaskSlots } from './limit-gate.js';
 import { TaskReporter } from './task-reporter.js';
 import { gatherInputs } from './workflow-inputs.js';
@@ -102,7 +115,7 @@ const WORKER_BACKOFF = Object.freeze({ type: 'aiecs' });
  * One attempt of one task. A class rather than closures: its state and methods cost one object
  * per task, which matters at thousands of tasks a second.
  */
-class TaskRun implements TaskSink, Stoppable, HasDeadline {
+class TaskRun implements ProgressSink, Cancellable, Deadlined {
   /** Replaced, for a workflow step, by one whose input_data holds what it waited for. */
   private data: TaskJobData;
   /** Which try of the budget this is: a redelivery (its worker died) does not spend one. */
@@ -111,7 +124,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
   private readonly log: LazyTaskLogger;
   private reporterMade: TaskReporter | undefined;
   private stop: StopReason | undefined;
-  private execution: Execution | undefined;
+  private call: ServiceCall | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private slots: TaskSlots | undefined;
   private limits: TaskLimits = NO_LIMITS;
@@ -135,7 +148,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     return this.data.task_id;
   }
 
-  describe(): RunningTask {
+  describe(): TaskRunInfo {
     const { data } = this;
     return {
       ...taskSummary(data, this.job.queueName as QueueKind),
@@ -230,7 +243,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     cancels.register(this);
     if (cancels.wasCancelled(data.task_id, since)) this.stop = 'cancel';
 
-    let started: Execution | Promise<Execution>;
+    let started: ServiceCall | Promise<ServiceCall>;
     try {
       started = deps.executor.start(data, this.attempt, this, this.log, slots);
     } catch (error) {
@@ -240,7 +253,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     }
     if (!(started instanceof Promise)) return this.running(started);
     return started.then(
-      (execution) => this.running(execution),
+      (call) => this.running(call),
       (error: unknown) => {
         cancels.unregister(this);
         throw error;
@@ -248,8 +261,8 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     );
   }
 
-  private running(execution: Execution): Promise<ResultEnvelope> {
-    this.execution = execution;
+  private running(call: ServiceCall): Promise<ResultEnvelope> {
+    this.call = call;
     // Cancel and shutdown may arrive while a child process is still starting: applied once running.
     if (this.stop === 'cancel' || this.stop === 'shutdown') this.applyStop(this.stop);
 
@@ -257,7 +270,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     this.hardAt = this.startedAt + hardS * 1000;
     this.deadline = softS < hardS ? this.startedAt + softS * 1000 : this.hardAt;
     this.deadlines.add(this);
-    return execution.outcome.then((outcome) => this.finish(outcome));
+    return call.outcome.then((outcome) => this.finish(outcome));
   }
 
   /** Turns how the run ended into the task's one terminal state (or a retry, or back to waiting). */
@@ -270,7 +283,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
     outcome.resources.timings.total_ms = Date.now() - this.startedAt;
     if (this.stop !== undefined) {
       // Ended from outside while its code runs on: nothing in this process can stop it.
-      const returned = this.execution?.whenReturned?.();
+      const returned = this.call?.whenReturned?.();
       if (returned) deps.onAbandoned?.(data.task_id, returned);
     }
 
@@ -370,7 +383,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
   }
 
   private applyStop(reason: 'cancel' | 'shutdown'): void {
-    const running = this.execution;
+    const running = this.call;
     if (!running) return;
     const error =
       reason === 'cancel'
@@ -387,7 +400,7 @@ class TaskRun implements TaskSink, Stoppable, HasDeadline {
 
   /** The soft limit aborts the task's signal; the hard limit ends it. */
   onDeadline(): void {
-    const running = this.execution;
+    const running = this.call;
     if (!running) {
       this.deadline = Infinity;
       return;

@@ -28,7 +28,7 @@ import { startMemoryLog } from './memory-log.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
 import { ProcessExecutor } from './process-pool.js';
 import { RetentionSweeper } from './retention-sweeper.js';
-import type { Controllable, QueuePoolStats, RunningTask } from './remote-control.js';
+import type { Controllable, QueuePoolStats, TaskRunInfo } from './remote-control.js';
 import { RemoteControl, resizePlan } from './remote-control.js';
 import { createTaskProcessor, retryDelay } from './task-runner.js';
 
@@ -341,7 +341,7 @@ export class AiecsWorker implements Controllable {
     return { processed: this.processed, failed: this.failed, abandoned: total, abandonedRunning: running };
   }
 
-  running(): RunningTask[] {
+  running(): TaskRunInfo[] {
     return this.cancels.describeRunning();
   }
 
