@@ -84,7 +84,8 @@ describe.each(STORE_KINDS)('workflows on %s', (kind) => {
     expect(String(steps[2]!.error!.details!.upstream_error)).toContain('step one broke');
     // The step after names the step just before it: the end travels up the chain.
     expect(steps[3]!.error!.details).toMatchObject({ upstream_task_id: steps[2]!.task_id });
-    expect(steps[2]!.result).toBeNull();
+    // Never run: no start, no attempt spent.
+    expect(steps[2]).toMatchObject({ result: null, started_at: null, attempt: 0 });
   });
 
   it('gives a group its records in submission order, with partial failure visible per member', async () => {
@@ -125,7 +126,7 @@ describe.each(STORE_KINDS)('workflows on %s', (kind) => {
     expect(error).toBeInstanceOf(TaskFailedError);
     const record = (error as { record: TaskRecord }).record;
     const member = (bad.children as { chord: { header: Array<{ task: string }> } }).chord.header[1]!.task;
-    expect(record).toMatchObject({ status: 'failed', result: null });
+    expect(record).toMatchObject({ status: 'failed', result: null, started_at: null, attempt: 0 });
     expect(record.error).toMatchObject({
       type: 'ChordMemberFailedError',
       code: 'E003',

@@ -61,6 +61,9 @@ export function deriveStatus(state: BullState | string, progress: ProgressPayloa
 
 const iso = (ms: number | undefined | null) => (ms ? new Date(ms).toISOString() : null);
 
+/** `details.reason` of a workflow step that was not run (workflow-inputs.ts). */
+const NOT_RUN_REASONS: ReadonlySet<string | undefined> = new Set(['upstream_failed', 'member_failed']);
+
 export function toTaskRecord(job: TaskJob, state: BullState | string, queue: QueueKind): TaskRecord {
   const data = fromStoredData(queue, job.data, job.id ?? '', job.timestamp);
   const progress = progressPayload(job);
@@ -68,8 +71,11 @@ export function toTaskRecord(job: TaskJob, state: BullState | string, queue: Que
   const envelope = status === TaskStatus.COMPLETED ? (job.returnvalue as ResultEnvelope | null) : null;
   const finished = status !== TaskStatus.PENDING && status !== TaskStatus.RUNNING;
   const maxAttempts = job.opts.attempts ?? 1;
-  // A task cancelled before it ran was only drained by a worker: it never started.
-  const neverRan = status === TaskStatus.CANCELLED && isCancelMarker(progress);
+  // A task cancelled before it ran was only drained by a worker: it never started. Nor did a
+  // workflow step whose worker found that a task it waited for had not completed.
+  const neverRan =
+    (status === TaskStatus.CANCELLED && isCancelMarker(progress)) ||
+    NOT_RUN_REASONS.has(progress?.error?.details?.reason as string);
 
   // From BullMQ's counters (see runOf). Not running, attemptsMade also counts a try that completed
   // or failed for good, and a start beyond the tries is a redelivery; stalledCounter counts a
