@@ -23,6 +23,7 @@ export type {
   TrackedResources,
   ModelUsage,
   QueueKind,
+  RequestContext,
 } from './core/task.js';
 export * from './core/errors.js';
 export * from './providers/index.js';

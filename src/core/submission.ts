@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { PayloadTooLargeError, ValidationError } from './errors.js';
 import { jsonTextProblem, textProblem } from './storable-text.js';
-import type { QueueKind, TaskJobData } from './task.js';
+import type { QueueKind, RequestContext, TaskJobData } from './task.js';
 import {
   DEFAULT_PRIORITY,
   DEFAULT_TASK_OPTIONS,
@@ -210,7 +210,7 @@ interface FastRequest {
   mode: string;
   service: string;
   input_data?: Record<string, unknown>;
-  context?: Record<string, unknown>;
+  context?: RequestContext;
 }
 
 /**
@@ -277,7 +277,7 @@ function fastSubmission(
 
 function checkInputSize(
   input_data: Record<string, unknown>,
-  context: Record<string, unknown>,
+  context: RequestContext,
   maxInputBytes: number,
 ): void {
   const inputBytes = jsonSize('input_data', input_data) + jsonSize('context', context);

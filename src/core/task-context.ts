@@ -1,5 +1,5 @@
 import type { AiecsConfig } from './config.js';
-import type { ModelUsage, FileTouch } from './task.js';
+import type { ModelUsage, FileTouch, RequestContext } from './task.js';
 
 /** The logger a service receives: pino's call shape (`log.info({ obj }, 'msg')` or `log.info('msg')`). */
 export interface TaskLogger {
@@ -36,8 +36,9 @@ export interface SharedLimits {
 }
 
 /**
- * What a service method receives as its third argument: everything it needs to behave well
- * under time limits and cancel, and to report progress.
+ * What a service method receives as its third argument (`task`): everything it needs to behave
+ * well under time limits and cancel, and to report progress. Not the request's `context`
+ * dictionary, its second argument (RequestContext).
  */
 export interface TaskContext {
   readonly taskId: string;
@@ -67,7 +68,7 @@ export interface TaskContext {
 
 export type ServiceMethod = (
   inputData: Record<string, unknown>,
-  context: Record<string, unknown>,
+  context: RequestContext,
   task: TaskContext,
 ) => unknown;
 
@@ -75,6 +76,6 @@ export type ServiceMethod = (
 export type ExecuteTaskMethod = (
   taskName: string,
   inputData: Record<string, unknown>,
-  context: Record<string, unknown>,
+  context: RequestContext,
   task: TaskContext,
 ) => unknown;

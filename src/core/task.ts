@@ -42,6 +42,13 @@ export const DEFAULT_TASK_OPTIONS: Readonly<Record<QueueKind, TaskJobData['optio
   [HEAVY_QUEUE]: Object.freeze({ priority: DEFAULT_PRIORITY[HEAVY_QUEUE] }),
 };
 
+/**
+ * A request's `context` dictionary (language, model, template, …), `context` on the wire as in the
+ * seed. Not the TaskContext a service method receives (core/task-context.ts): that is the running
+ * task's side (signal, progress, stream, log).
+ */
+export type RequestContext = Record<string, unknown>;
+
 /** The TypeScript face of a task request (camelCase). */
 export interface TaskRequest {
   taskName: string;
@@ -51,7 +58,7 @@ export interface TaskRequest {
   mode: string;
   service: string;
   inputData?: Record<string, unknown>;
-  context?: Record<string, unknown>;
+  context?: RequestContext;
 }
 
 export interface SubmitOptions {
@@ -83,7 +90,7 @@ export interface TaskJobData {
   mode: string;
   service: string;
   input_data: Record<string, unknown>;
-  context: Record<string, unknown>;
+  context: RequestContext;
   options: { time_limit?: number; soft_time_limit?: number; priority: number };
   submitted_at: number;
   /** Epoch ms of `expires`: a worker taking the task later ends it cancelled (expired) unrun. */
@@ -103,7 +110,7 @@ export interface StoredTaskData {
   service: string;
   step?: number;
   input_data?: Record<string, unknown>;
-  context?: Record<string, unknown>;
+  context?: RequestContext;
   options?: { time_limit?: number; soft_time_limit?: number; priority?: number };
   /** See TaskJobData; left out when the request gave no `expires`. */
   expires_at?: number;
@@ -304,7 +311,7 @@ export interface TaskRecord {
   redeliveries: number;
   priority: number;
   input_data: Record<string, unknown>;
-  context: Record<string, unknown>;
+  context: RequestContext;
   created_at: string;
   started_at: string | null;
   finished_at: string | null;

@@ -1,5 +1,6 @@
 import { countProvider, type ProviderOutcome } from '../core/metrics.js';
 import type { TaskContext } from '../core/task-context.js';
+import type { RequestContext } from '../core/task.js';
 import { ProviderUnavailableError } from './errors.js';
 import { costUsd } from './prices.js';
 import { withRetries } from './retry.js';
@@ -211,7 +212,7 @@ class TaskLlm implements Llm {
  * recorded on the task, and text streamed to the user. Throws ProviderNotConfiguredError at once
  * when the provider has no key, and ValidationError for a provider name it does not know.
  */
-export function llm(task: TaskContext, context: Record<string, unknown> = {}): Llm {
+export function llm(task: TaskContext, context: RequestContext = {}): Llm {
   const settings = task.providers ?? providerSettings();
   return new TaskLlm(task, selectModel(context, settings), settings);
 }
