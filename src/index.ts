@@ -10,6 +10,7 @@ export type {
 } from './engine/app.js';
 export { chain, chord, group, Signature, CanvasPart } from './engine/workflow-canvas.js';
 export type { WorkflowHandle, WorkflowResult, WorkflowCancelResult } from './engine/workflow-handle.js';
+export type { GroupHandle, GroupMember, GroupProgress } from './engine/workflow-group.js';
 export type { WorkflowIds, WorkflowLeaf, WorkflowNode, WorkflowRead, WorkflowTree } from './core/workflow.js';
 export { AiecsWorker, startWorker } from './worker/worker.js';
 export type { WorkerOptions } from './worker/worker.js';

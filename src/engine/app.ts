@@ -161,15 +161,20 @@ export class AiecsApp {
    * `executeTask.delay` too, once it has respelled its request. One request gets its own error
    * (PayloadTooLargeError is HTTP 413) and its handle; a batch is accepted whole or refused whole
    * (see submit.ts), its errors naming the item by `itemName` (default `[i]`), and gets a handle
-   * per request, in order.
+   * per request, in order; with `group`, the batch is also one group whose id is its first task's.
    */
   submitWire(item: WireSubmission): Promise<TaskHandle>;
-  submitWire(items: readonly WireSubmission[], itemName?: (index: number) => string): Promise<TaskHandle[]>;
+  submitWire(
+    items: readonly WireSubmission[],
+    itemName?: (index: number) => string,
+    options?: { group?: boolean },
+  ): Promise<TaskHandle[]>;
   async submitWire(
     items: WireSubmission | readonly WireSubmission[],
     itemName: (index: number) => string = (i) => `[${i}]`,
+    options: { group?: boolean } = {},
   ): Promise<TaskHandle | TaskHandle[]> {
-    if (isBatch(items)) return submitTasks(this, items, (i) => items[i]!.queue, itemName);
+    if (isBatch(items)) return submitTasks(this, items, (i) => items[i]!.queue, itemName, options);
     const [handle] = await submitTasks(
       this,
       [items],

@@ -1,13 +1,11 @@
 import { libraryToWire } from '../core/library-wire.js';
 import type { QueueKind, SubmitOptions, TaskRequest } from '../core/task.js';
-import type { WireSubmission } from './submit.js';
 import type { TaskHandle } from './task-handle.js';
 import { Signature, type CanvasApp } from './workflow-canvas.js';
+import { submitBatch, type BatchDeps, type GroupHandle } from './workflow-group.js';
 
 /** What a submitter needs of the app (the app itself; an interface keeps the two modules apart). */
-export interface SubmitterDeps extends CanvasApp {
-  submitWire(item: WireSubmission): Promise<TaskHandle>;
-}
+export interface SubmitterDeps extends CanvasApp, BatchDeps {}
 
 /**
  * `app.executeTask` (queue fast_tasks) and `app.executeHeavyTask` (heavy_tasks), named as in
@@ -29,6 +27,14 @@ export class TaskSubmitter {
     return wire.respell(
       this.app.submitWire({ queue: this.queue, request: wire.request, options: wire.options }),
     );
+  }
+
+  /**
+   * Many requests at once, accepted whole or refused whole, as one group: the handle's `group_id`,
+   * `progress()` (n done of m), `get()` (the records in order) and `cancel()` (see workflow-group.ts).
+   */
+  batch(requests: readonly TaskRequest[], options: SubmitOptions = {}): Promise<GroupHandle> {
+    return submitBatch(this.app, this.queue, requests, options);
   }
 
   /** A signature (Celery's `.s()`): this task, not queued yet, for chain, group and chord. */

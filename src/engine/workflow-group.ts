@@ -3,10 +3,14 @@
  * a group workflow all answer with a `group_id` — the group's root task, its first member, whose
  * stored data holds the member ids (docs/design.md §9) — and progress: n done of m.
  */
-import type { TaskStatus } from '../core/task.js';
+import { ValidationError, type FieldIssue } from '../core/errors.js';
+import { libraryToWire } from '../core/library-wire.js';
+import type { QueueKind, SubmitOptions, TaskRequest, TaskStatus } from '../core/task.js';
 import { TaskStatus as Status, isTerminal } from '../core/task.js';
 import type { WorkflowRead, WorkflowTree } from '../core/workflow.js';
-import { WorkflowHandle } from './workflow-handle.js';
+import type { WireSubmission } from './submit.js';
+import type { TaskHandle } from './task-handle.js';
+import { WorkflowHandle, type WorkflowDeps } from './workflow-handle.js';
 
 export interface GroupMember {
   task_id: string;
@@ -63,4 +67,45 @@ export class GroupHandle extends WorkflowHandle {
   async progress(): Promise<GroupProgress> {
     return groupProgress(await this.tree())!;
   }
+}
+
+/** What a batch needs of the app (the app itself). */
+export interface BatchDeps extends WorkflowDeps {
+  submitWire(item: WireSubmission): Promise<TaskHandle>;
+  submitWire(
+    items: readonly WireSubmission[],
+    itemName?: (index: number) => string,
+    options?: { group?: boolean },
+  ): Promise<TaskHandle[]>;
+}
+
+/**
+ * `executeTask.batch([...])`: many requests to one queue, accepted whole or refused whole as
+ * POST /api/tasks/batch is, and one group (its handle: `group_id`, `progress()`, `get()` with the
+ * records in order, `cancel()`). Errors name the item, `[3].task_name`.
+ */
+export async function submitBatch(
+  app: BatchDeps,
+  queue: QueueKind,
+  requests: readonly TaskRequest[],
+  options: SubmitOptions = {},
+): Promise<GroupHandle> {
+  if (requests.length === 0)
+    throw new ValidationError([{ field: '(root)', message: 'a batch needs at least one task' }]);
+  const issues: FieldIssue[] = [];
+  const items: WireSubmission[] = [];
+  for (const [i, request] of requests.entries()) {
+    try {
+      const wire = libraryToWire(request, options);
+      items.push({ queue, request: wire.request, options: wire.options });
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      issues.push(...error.renamed((field) => `[${i}].${field}`).issues);
+    }
+  }
+  if (issues.length) throw new ValidationError(issues, 'invalid batch');
+  const handles = await app.submitWire(items, (i) => `[${i}]`, { group: true });
+  return new GroupHandle(app, handles[0]!.id, {
+    group: handles.map((h) => ({ task: h.id, queue: h.queue })),
+  });
 }

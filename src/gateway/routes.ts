@@ -212,9 +212,10 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
         }
         const admitted = parsed.map((task) => splitTask(task, who.userId));
         // The engine checks every item, repeated ids and conflicts before it queues anything.
-        const handles = await app.submitWire(admitted, item).catch(asHttpFields);
+        // One group too (issue 15): GET /api/groups/:group_id reads its progress.
+        const handles = await app.submitWire(admitted, item, { group: true }).catch(asHttpFields);
         const results = handles.map((h) => ({ task_id: h.id, status: 'pending', queue: h.queue }));
-        return reply.code(202).send({ tasks: results });
+        return reply.code(202).send({ tasks: results, group_id: handles[0]!.id });
       });
 
       api.get('/tasks/:id', { schema: schemas.task }, async (request) =>

@@ -247,7 +247,19 @@ export const routeSchemas = {
       properties: { tasks: { type: 'array', maxItems: MAX_BATCH, items: json(httpTaskSchema, 'input') } },
     },
     response: {
-      '202': reply({ type: 'object', properties: { tasks: { type: 'array', items: accepted } } }, 'accepted'),
+      '202': reply(
+        {
+          type: 'object',
+          properties: {
+            tasks: { type: 'array', items: accepted },
+            group_id: {
+              type: 'string',
+              description: 'the batch as one group (its first task): GET /api/groups/{id} reads its progress',
+            },
+          },
+        },
+        'accepted',
+      ),
       ...errors(400, 401, 403, 409, 413, 422, 429),
     },
   },
