@@ -10,7 +10,7 @@ import { loadConfig, type WorkerSettings } from '../src/core/config.js';
 import { silentLogger } from '../src/core/logger.js';
 import { disableMetrics, enableMetrics } from '../src/core/metrics.js';
 import { DEFAULT_PRIORITY, FAST_QUEUE, HEAVY_QUEUE, toBullPriority } from '../src/core/task.js';
-import { createApp, type WireSubmission } from '../src/engine/app.js';
+import { createApp, type AiecsApp, type WireSubmission } from '../src/engine/app.js';
 import { openMigratedPglite } from '../src/engine/pglite-pool.js';
 import { openStore } from '../src/engine/open-store.js';
 import type { Store } from '../src/engine/store.js';
@@ -63,7 +63,7 @@ export async function aiecsTarget(
   store: StoreChoice,
   concurrency: number,
   options: { metrics?: boolean } = {},
-): Promise<Target> {
+): Promise<Target & { app: AiecsApp }> {
   // An empty environment: the figures must not depend on whoever runs the benchmark.
   const config = loadConfig({ AIECS_LOG_LEVEL: 'silent' });
   const logger = silentLogger;
@@ -112,6 +112,8 @@ export async function aiecsTarget(
   }
 
   return {
+    // For workloads of their own (the workflow section's chains and groups).
+    app,
     async addBulk(count, task) {
       const request = wireRequest(task);
       await app.submitWire(

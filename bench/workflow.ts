@@ -10,16 +10,12 @@
  * stops it.
  */
 import { FlowProducer, Queue, Worker, type FlowJob, type Job } from 'bullmq';
-import { loadConfig, type WorkerSettings } from '../src/core/config.js';
-import { silentLogger } from '../src/core/logger.js';
-import { FAST_QUEUE, HEAVY_QUEUE } from '../src/core/task.js';
-import { chain, createApp, group } from '../src/index.js';
-import { ServiceRegistry } from '../src/registry/registry.js';
-import { AiecsWorker } from '../src/worker/worker.js';
+import { FAST_QUEUE } from '../src/core/task.js';
+import { chain, group } from '../src/index.js';
 import { sleep, within } from './lifecycle.js';
 import { dropNamespace } from './redis-server.js';
 import { best, perSecond } from './stats.js';
-import { registerBenchServices } from './targets.js';
+import { aiecsTarget } from './targets.js';
 import type { Side } from './workloads.js';
 
 export type FlowKind = 'group' | 'chain';
@@ -58,29 +54,9 @@ function redisConnection(url: string) {
 }
 
 async function aiecsFlows(url: string, prefix: string): Promise<FlowTarget> {
-  const config = loadConfig({ AIECS_LOG_LEVEL: 'silent' });
-  const where = { broker: url, namespace: prefix };
-  const settings: Partial<WorkerSettings> = {
-    queues: [FAST_QUEUE],
-    concurrency: { [FAST_QUEUE]: CONCURRENCY, [HEAVY_QUEUE]: 1 },
-    services: [],
-  };
-  const registry = registerBenchServices(new ServiceRegistry());
-  const worker = new AiecsWorker({ ...where, config, logger: silentLogger, worker: settings, registry });
-  const app = createApp({ ...where, config, logger: silentLogger });
-  const close = async () => {
-    await worker.close(5);
-    await app.close();
-  };
-  let queue: Awaited<ReturnType<typeof app.queue>>;
-  try {
-    await worker.start();
-    queue = await app.queue(FAST_QUEUE);
-    await queue.waitUntilReady();
-  } catch (error) {
-    await close().catch(() => undefined);
-    throw error;
-  }
+  // The throughput sections' aiecs: app and worker on their own connections, the bench services.
+  const target = await aiecsTarget({ kind: 'redis', url, namespace: prefix }, CONCURRENCY);
+  const { app } = target;
   const step = () =>
     app.executeTask.s({
       taskName: NOOP.task_name,
@@ -93,11 +69,8 @@ async function aiecsFlows(url: string, prefix: string): Promise<FlowTarget> {
       const members = Array.from({ length: size }, step);
       await (kind === 'group' ? group(members) : chain(...members)).delay();
     },
-    async counts() {
-      const c = await queue.getJobCounts('completed', 'failed');
-      return { completed: c.completed ?? 0, failed: c.failed ?? 0 };
-    },
-    close,
+    counts: () => target.counts(),
+    close: () => target.close(),
   };
 }
 
