@@ -2,11 +2,14 @@
 // GET /api/tasks/:id/tree with each member's status, POST /api/tasks/batch as a group with a
 // group_id, GET /api/groups/:id, who may see what, and the OpenAPI entries.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GatewayError, HttpClient } from '../src/cli/http-client.js';
+import { TaskNotFoundError } from '../src/core/errors.js';
 import {
   GATEWAY_KINDS,
   GatewayEnv,
   probe,
   request,
+  token,
   uid,
   until,
   type Api,
@@ -231,6 +234,28 @@ describe.each(GATEWAY_KINDS)('workflows over HTTP on %s', (kind) => {
     expect((await a.get(`/api/groups/${ids[1]}`)).status).toBe(404);
     const chain = await a.post('/api/workflows', { chain: [probe('echo'), probe('echo')] });
     expect((await a.get(`/api/groups/${chain.body.root_id}`)).status).toBe(404);
+  });
+
+  it("is what the CLI's HTTP client (aiecs up) submits to and reads trees from", async () => {
+    const user = uid('cli');
+    const client = new HttpClient(ge.url, await token(user));
+    const accepted = await client.submitWorkflow({
+      chain: [probe('echo', { n: 1 }), probe('echo', { n: 2 })],
+    });
+    expect(accepted).toMatchObject({ root_id: expect.any(String), status: 'pending' });
+    const [first, last] = leaves(accepted.tree).map(([id]) => id);
+    expect(last).toBe(accepted.root_id);
+    expect((await client.wait(last!, 'fast_tasks', 30)).status).toBe('completed');
+    const read = await client.tree(first!);
+    expect(read.root_id).toBe(accepted.root_id);
+    expect(leaves(read.tree)).toEqual([
+      [first, 'completed'],
+      [last, 'completed'],
+    ]);
+    await expect(client.tree('no-such-task')).rejects.toBeInstanceOf(TaskNotFoundError);
+    const refused = await client.submitWorkflow({ chain: [] }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(GatewayError);
+    expect(refused).toMatchObject({ code: 'WORKFLOW_INVALID', status: 422 });
   });
 
   it('lists the workflow routes in the OpenAPI document', async () => {
