@@ -192,7 +192,9 @@ describe('checkWorkflow', () => {
         task({ time_limit: 5, soft_time_limit: 10 }),
       ],
     };
+    // Both fields are named, as POST /api/tasks names them.
     expect(issuesOf(body)).toEqual([
+      'group[0].countdown: give countdown or eta, not both',
       'group[0].eta: give countdown or eta, not both',
       'group[1].soft_time_limit: must not exceed time_limit',
     ]);
