@@ -28,8 +28,6 @@ export type { WireTaskRequest, WireSubmitOptions } from './core/submission.js';
 export { StoreLockedError } from './engine/store-embedded.js';
 export { Schedules } from './engine/schedules.js';
 export type { ScheduleDefinition, ScheduleInfo, ScheduleSpec, SyncResult } from './engine/schedules.js';
-export { Schedules } from './engine/schedules.js';
-export type { ScheduleDefinition, ScheduleInfo, ScheduleSpec, SyncResult } from './engine/schedules.js';
 export { METRIC, METRIC_NAMES, enableMetrics, disableMetrics, Metrics } from './core/metrics.js';
 export type { ClusterFigures, ExecutionStatus } from './core/metrics.js';
 // The gateway (fastify, socket.io, jose) is its own entry point, `aiecs/gateway`, and so are the
