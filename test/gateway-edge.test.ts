@@ -144,6 +144,7 @@ describe('gateway edge: ids, schedules, batches and error shapes', () => {
     ]);
     const both = await a.submit(task({}, { eta: new Date().toISOString(), countdown: 5 }));
     expect(both.body.error.details.issues).toEqual([
+      { field: 'countdown', message: 'give countdown or eta, not both' },
       { field: 'eta', message: 'give countdown or eta, not both' },
     ]);
     const batch = await a.post('/api/tasks/batch', { tasks: [task(), task({}, { eta: far })] });

@@ -292,7 +292,8 @@ describe('the dashboard in chromium', () => {
     expect(await page.evaluate(() => (globalThis as Win).sessionStorage.getItem('aiecs.token'))).toBeNull();
     await page.close();
     // A token that expires while the page is open: the socket says so and the form comes back.
-    const short = await token(uid('brief'), { ttlS: 3 });
+    // Long enough to sign in on a loaded machine, short enough to wait for.
+    const short = await token(uid('brief'), { ttlS: 12 });
     const { page: second } = await open(short);
     await second.locator('[data-who]').waitFor({ timeout: WAIT });
     await second.locator('[data-sign-in-message]').getByText('expired').waitFor({ timeout: WAIT });
