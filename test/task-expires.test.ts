@@ -45,6 +45,10 @@ describe.each(STORE_KINDS)('expires and eta on %s', (kind) => {
     expect(record).toMatchObject({
       status: 'cancelled',
       error: { type: 'TaskCancelledError', code: 'E004', details: { reason: 'expired' } },
+      // It never ran: no start time, no attempt spent.
+      started_at: null,
+      duration_ms: null,
+      attempt: 0,
     });
     expect(ran(log)).toBe(false);
     // Its end went out as an event, as any cancel's does (the gateway relays it to the user).

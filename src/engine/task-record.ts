@@ -61,8 +61,15 @@ export function deriveStatus(state: BullState | string, progress: ProgressPayloa
 
 const iso = (ms: number | undefined | null) => (ms ? new Date(ms).toISOString() : null);
 
-/** `details.reason` of a workflow step that was not run (workflow-inputs.ts). */
-const NOT_RUN_REASONS: ReadonlySet<string | undefined> = new Set(['upstream_failed', 'member_failed']);
+/**
+ * `details.reason` of a task a worker ended without running it: a workflow step whose inputs did
+ * not complete (workflow-inputs.ts), or a task taken after its expiry time.
+ */
+const NOT_RUN_REASONS: ReadonlySet<string | undefined> = new Set([
+  'upstream_failed',
+  'member_failed',
+  'expired',
+]);
 
 export function toTaskRecord(job: TaskJob, state: BullState | string, queue: QueueKind): TaskRecord {
   const data = fromStoredData(queue, job.data, job.id ?? '', job.timestamp);
@@ -72,7 +79,7 @@ export function toTaskRecord(job: TaskJob, state: BullState | string, queue: Que
   const finished = status !== TaskStatus.PENDING && status !== TaskStatus.RUNNING;
   const maxAttempts = job.opts.attempts ?? 1;
   // A task cancelled before it ran was only drained by a worker: it never started. Nor did a
-  // workflow step whose worker found that a task it waited for had not completed.
+  // workflow step whose worker found that a task it waited for had not completed, nor an expired one.
   const neverRan =
     (status === TaskStatus.CANCELLED && isCancelMarker(progress)) ||
     NOT_RUN_REASONS.has(progress?.error?.details?.reason as string);
