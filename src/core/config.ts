@@ -147,6 +147,12 @@ const envSchema = z.object({
   AIECS_STORE_TIMEOUT_MS: positiveInt(5_000, 100),
   AIECS_RETENTION_COMPLETED_S: positiveInt(86_400),
   AIECS_RETENTION_FAILED_S: positiveInt(7 * 86_400),
+  AIECS_HISTORY: z.enum(['on', 'off']).default('on'),
+  AIECS_HISTORY_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL')
+    .optional(),
+  AIECS_HISTORY_RETENTION_DAYS: nonNegativeInt(90),
 
   OPENAI_API_KEY: z.string().optional(),
   OPENAI_BASE_URL: z.url().optional(),
@@ -236,6 +242,12 @@ export interface AiecsConfig {
   /** How long a caller waits for the store (a request, a CLI command) before a StoreUnavailableError. */
   storeTimeoutMs: number;
   retention: { completedS: number; failedS: number };
+  /**
+   * The durable task history (src/history): AIECS_HISTORY (on: wherever there is a PostgreSQL
+   * database for it), AIECS_HISTORY_URL (its database beside a Redis store) and
+   * AIECS_HISTORY_RETENTION_DAYS (90; 0 keeps it forever).
+   */
+  history: { enabled: boolean; url?: string; retentionDays: number };
   providers: {
     openaiApiKey?: string;
     openaiBaseUrl?: string;
@@ -351,6 +363,11 @@ function buildConfig(e: Env): AiecsConfig {
     heartbeatIntervalMs: e.AIECS_HEARTBEAT_INTERVAL_MS,
     storeTimeoutMs: e.AIECS_STORE_TIMEOUT_MS,
     retention: { completedS: e.AIECS_RETENTION_COMPLETED_S, failedS: e.AIECS_RETENTION_FAILED_S },
+    history: {
+      enabled: e.AIECS_HISTORY === 'on',
+      retentionDays: e.AIECS_HISTORY_RETENTION_DAYS,
+      ...(e.AIECS_HISTORY_URL ? { url: e.AIECS_HISTORY_URL } : {}),
+    },
     providers: {
       xaiBaseUrl: e.AIECS_XAI_BASE_URL,
       vertexLocation: e.VERTEX_LOCATION,

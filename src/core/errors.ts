@@ -282,6 +282,18 @@ export class SchemaTooNewError extends AiecsError {
   }
 }
 
+/**
+ * The task history is off in this deployment (a Redis store without AIECS_HISTORY_URL, or
+ * AIECS_HISTORY=off), so there is nothing to read or erase.
+ */
+export class HistoryDisabledError extends AiecsError {
+  override readonly code = 'HISTORY_DISABLED';
+  override readonly wireCode = 'E006';
+  constructor(reason: string) {
+    super(`the task history is off: ${reason}`, { reason });
+  }
+}
+
 /** An error a service throws to say "try again later" (network, 429, 5xx). */
 export class RetryableError extends AiecsError {
   override readonly code = 'RETRYABLE_ERROR';

@@ -29,6 +29,8 @@ export const METRIC = {
   providerRequests: 'aiecs_provider_requests_total',
   providerTokens: 'aiecs_provider_tokens_total',
   providerCost: 'aiecs_provider_cost_usd_total',
+  historyEntries: 'aiecs_history_entries_total',
+  historyGaps: 'aiecs_history_gaps_total',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];
@@ -234,6 +236,8 @@ export class Metrics {
   /** Events sent since the last scrape: plain sums on the hot path, folded in when read. */
   private streamSent = 0;
   private progressSent = 0;
+  private readonly historyEntries: Prom.Counter<'queue'>;
+  private readonly historyGaps: Prom.Counter<'queue'>;
 
   constructor() {
     const p = promClient();
@@ -312,6 +316,18 @@ export class Metrics {
       registers,
       collect: () => progress.inc(this.takeSent('progress')),
     });
+    this.historyEntries = new p.Counter({
+      name: METRIC.historyEntries,
+      help: 'Task history entries written by this process (the active history consumer)',
+      labelNames: ['queue'],
+      registers,
+    });
+    this.historyGaps = new p.Counter({
+      name: METRIC.historyGaps,
+      help: 'Times the history consumer found that the event stream had dropped events it had not read',
+      labelNames: ['queue'],
+      registers,
+    });
     p.collectDefaultMetrics({ register: registry });
     // Gauges named like counters fail `promtool check metrics`; the per-type gauges beside them
     // (nodejs_active_handles{type}, …) hold the same figures.
@@ -350,6 +366,12 @@ export class Metrics {
   eventsSent(kind: 'stream' | 'progress', count: number): void {
     if (kind === 'stream') this.streamSent += count;
     else this.progressSent += count;
+  }
+
+  /** The task history: `count` entries of `queue` written, or a gap in its event stream found. */
+  history(queue: string, figure: { entries: number } | 'gap'): void {
+    if (figure === 'gap') this.historyGaps.inc({ queue });
+    else this.historyEntries.inc({ queue }, figure.entries);
   }
 
   provider(figures: ProviderFigures): void {

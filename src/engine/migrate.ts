@@ -28,17 +28,28 @@ const DIR = new URL('./migrations/', import.meta.url);
 
 let bundled: Migration[] | undefined;
 
-/** The migrations shipped with this aiecs (copied next to the compiled code by the build). */
-export function bundledMigrations(): Migration[] {
-  bundled ??= readdirSync(DIR)
+/** The `NNN-name.sql` files of a folder (`dir` ends with `/`), in version order. */
+export function loadMigrations(dir: URL): Migration[] {
+  return readdirSync(dir)
     .flatMap((file) => {
       const m = FILE.exec(file);
-      return m
-        ? [{ version: Number(m[1]), name: m[2]!, sql: readScript(`./migrations/${file}`, import.meta.url) }]
-        : [];
+      return m ? [{ version: Number(m[1]), name: m[2]!, sql: readScript(file, dir.href) }] : [];
     })
     .sort((a, b) => a.version - b.version);
+}
+
+/** The migrations shipped with this aiecs (copied next to the compiled code by the build). */
+export function bundledMigrations(): Migration[] {
+  bundled ??= loadMigrations(DIR);
   return bundled;
+}
+
+/** Which set of migrations: its version table, and what a refusal calls the schema. */
+export interface MigrationSet {
+  /** Default `aiecs_migrations`; another set (the task history) keeps its own. */
+  table?: string;
+  /** Default `the PostgreSQL schema <schema>`. */
+  describe?: (schema: string) => string;
 }
 
 /**
@@ -51,28 +62,32 @@ export async function migrate(
   pool: MigrationPool,
   schema: string,
   migrations: readonly Migration[] = bundledMigrations(),
+  set: MigrationSet = {},
 ): Promise<number[]> {
   const quoted = quoteSchemaName(schema);
+  const table = set.table ?? 'aiecs_migrations';
   const known = migrations.reduce((max, m) => Math.max(max, m.version), 0);
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
     try {
-      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`aiecs:migrate:${schema}`]);
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+        table === 'aiecs_migrations' ? `aiecs:migrate:${schema}` : `aiecs:migrate:${schema}:${table}`,
+      ]);
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
       await client.query(
-        `CREATE TABLE IF NOT EXISTS ${quoted}.aiecs_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+        `CREATE TABLE IF NOT EXISTS ${quoted}.${table} (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
       );
       const result = (await client.query(
-        `SELECT coalesce(max(version), 0) AS version FROM ${quoted}.aiecs_migrations`,
+        `SELECT coalesce(max(version), 0) AS version FROM ${quoted}.${table}`,
       )) as { rows: Array<{ version: unknown }> };
       const current = Number(result.rows[0]?.version ?? 0);
-      if (current > known) throw new SchemaTooNewError(`the PostgreSQL schema ${schema}`, current, known);
+      if (current > known) throw new SchemaTooNewError(set.describe?.(schema) ?? `the PostgreSQL schema ${schema}`, current, known);
       const applied: number[] = [];
       for (const migration of migrations) {
         if (migration.version <= current) continue;
         await client.query(migration.sql.replaceAll(':"schema"', quoted));
-        await client.query(`INSERT INTO ${quoted}.aiecs_migrations (version, name) VALUES ($1, $2)`, [
+        await client.query(`INSERT INTO ${quoted}.${table} (version, name) VALUES ($1, $2)`, [
           migration.version,
           migration.name,
         ]);

@@ -69,3 +69,12 @@ DELETE FROM :"schema".aiecs_worker WHERE expires_at_ms < $1;
 
 -- name: list_heartbeats
 SELECT beat FROM :"schema".aiecs_worker WHERE expires_at_ms >= $1 ORDER BY id;
+
+-- name: events_lost_after
+-- BullMQ's publish_event keeps a queue's last `opts.maxLenEvents` ids (10,000 by default) and
+-- deletes below: events after $2 are gone once the queue's first kept event is past $2 + 1 and
+-- its ids went more than that length beyond $2.
+SELECT (min(id) > $2::bigint + 1
+    AND max(id) - COALESCE((SELECT value::bigint FROM :"schema".meta
+                             WHERE queue = $1 AND field = 'opts.maxLenEvents'), 10000) > $2::bigint) AS lost
+FROM :"schema".event WHERE queue = $1;

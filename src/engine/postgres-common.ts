@@ -67,6 +67,7 @@ const QUERIES = readQueries('./postgres-common.sql', import.meta.url, [
   'remove_heartbeat',
   'drop_expired_heartbeats',
   'list_heartbeats',
+  'events_lost_after',
 ]);
 
 /** Control channel on LISTEN/NOTIFY and heartbeats in a small table, in the store's schema. */
@@ -202,6 +203,10 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
       const { rows } = await pool.query(sql.list_heartbeats, [now]);
       return rows.map((r) => (typeof r.beat === 'string' ? JSON.parse(r.beat) : r.beat) as WorkerHeartbeat);
     },
+    async eventsLostAfter(name, position) {
+      const { rows } = await pool.query(sql.events_lost_after, [name, Number(position)]);
+      return rows[0]?.lost === true;
+    },
     // A pool has no connection state to read: calls fail (or time out) on their own.
     isUnreachable: () => false,
     async ping() {
@@ -231,15 +236,22 @@ export function bullOnPostgres(
   // BullMQ's constructors are typed for Redis by default; the backend factory makes them PostgreSQL.
   const opts = { connection } as never;
   const factory = createPostgresBackend as never;
-  const eventsFactory = ((name: string, opts: never, factoryOpts: never) =>
-    readEventsInOrder(createPostgresBackend(name, opts, factoryOpts) as unknown as PgEventBackend, {
-      queues: QUEUE_KINDS,
-    })) as never;
+  const eventsFactory = (from?: number) =>
+    ((name: string, opts: never, factoryOpts: never) =>
+      readEventsInOrder(createPostgresBackend(name, opts, factoryOpts) as unknown as PgEventBackend, {
+        queues: QUEUE_KINDS,
+        ...(from !== undefined ? { from } : {}),
+      })) as never;
   return {
     createQueue: (name) => new Queue(name, opts, factory),
     createWorker: (name, processor, workerOpts) =>
       new Worker(name, processor, { ...workerOpts, connection } as never, factory),
-    createQueueEvents: (name) => new QueueEvents(name, { connection, autorun: true } as never, eventsFactory),
+    createQueueEvents: (name, eventsOpts = {}) =>
+      new QueueEvents(
+        name,
+        { connection, autorun: true } as never,
+        eventsFactory(eventsOpts.from === undefined ? undefined : Number(eventsOpts.from)),
+      ),
     createEventsProducer: (name) => new QueueEventsProducer(name, opts, factory),
     createFlowProducer: () => new FlowProducer(opts, factory),
   };
@@ -252,6 +264,7 @@ export function storeFrom(
   bull: ReturnType<typeof bullOnPostgres>,
   extras: ExtrasPart,
   closeRest: () => Promise<void>,
+  database: NonNullable<Store['database']>,
 ): Store {
   let closing: Promise<void> | undefined;
   const { closeExtras, ...control } = extras;
@@ -259,6 +272,7 @@ export function storeFrom(
     kind,
     displayUrl,
     namespace,
+    database,
     ...bull,
     ...control,
     close() {

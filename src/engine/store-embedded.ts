@@ -64,6 +64,7 @@ export async function openEmbeddedStore(dirInput: string, options: ResolvedStore
         await openedDb.close();
         await unlock();
       },
+      { pool, schema: DEFAULT_SCHEMA },
     );
   } catch (error) {
     await db?.close().catch(() => undefined);

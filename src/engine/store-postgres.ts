@@ -36,9 +36,17 @@ export async function openPostgresStore(url: string, options: ResolvedStoreOptio
   }
   // BullMQ builds its own small pools from this config, with search_path pinned to the schema.
   const connection = { connectionString: url, schema, migrate: true, max: 4, ...bounded };
-  return storeFrom('postgres', redactUrl(url), schema, bullOnPostgres(connection), extras, async () => {
-    await pool.end();
-  });
+  return storeFrom(
+    'postgres',
+    redactUrl(url),
+    schema,
+    bullOnPostgres(connection),
+    extras,
+    async () => {
+      await pool.end();
+    },
+    { url, schema },
+  );
 }
 
 /**

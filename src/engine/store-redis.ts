@@ -73,6 +73,13 @@ async function connected(client: RedisClient, url: string, timeoutMs: number): P
   });
 }
 
+/** Orders two stream ids (`ms-seq`): negative, zero or positive. */
+export function compareStreamIds(a: string, b: string): number {
+  const [am = 0n, as = 0n] = a.split('-').map((part) => BigInt(part));
+  const [bm = 0n, bs = 0n] = b.split('-').map((part) => BigInt(part));
+  return am === bm ? Number(as - bs) : am < bm ? -1 : 1;
+}
+
 export async function openRedisStore(url: string, options: ResolvedStoreOptions): Promise<Store> {
   const namespace = checkNamespace(options.namespace ?? 'aiecs');
   const role = options.role ?? 'producer';
@@ -139,8 +146,24 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
     createQueue: (name) => new Queue(name, bull),
     createWorker: (name, processor, opts) =>
       new Worker(name, processor, { ...opts, ...blockingConnection() }),
-    createQueueEvents: (name) =>
-      startAtStreamEnd(new QueueEvents(name, { ...blockingConnection(), autorun: false }), command),
+    createQueueEvents: (name, opts = {}) =>
+      opts.from === undefined
+        ? startAtStreamEnd(new QueueEvents(name, { ...blockingConnection(), autorun: false }), command)
+        : // An explicit id: XREAD starts after it, whenever its first read happens.
+          new QueueEvents(name, { ...blockingConnection(), lastEventId: opts.from }),
+    async eventsLostAfter(name, position) {
+      // Redis 7 says which entry was trimmed last; before 7, an entry after the position is gone
+      // when the stream's first entry is after it and the stream is full.
+      const info = (await command.xinfo('STREAM', `${namespace}:${name}:events`).catch(() => null)) as
+        | unknown[]
+        | null;
+      if (!info) return false;
+      const field = (key: string) => info[info.indexOf(key) + 1];
+      const deleted = field('max-deleted-entry-id');
+      if (typeof deleted === 'string') return compareStreamIds(deleted, position) > 0;
+      const first = field('first-entry') as [string, unknown] | null | undefined;
+      return first != null && compareStreamIds(first[0], position) > 0 && Number(field('length')) > 1;
+    },
     createEventsProducer: (name) => new QueueEventsProducer(name, bull),
     createFlowProducer: () => new FlowProducer(bull),
     createEventWriter: (name) => new RedisEventBatch(command, `${namespace}:${name}:`),

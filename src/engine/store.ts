@@ -44,6 +44,15 @@ export interface EventWriter {
   publish(fields: Record<string, string | number>): Promise<void>;
 }
 
+/** What a pg.Pool and the embedded store's PGlite pool both offer. */
+export interface SqlPool {
+  query(text: string, params?: readonly unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+  connect(): Promise<{
+    query(text: string, params?: readonly unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+    release(destroy?: boolean): void;
+  }>;
+}
+
 export interface IndexedTask {
   task_id: string;
   user_id: string;
@@ -103,7 +112,22 @@ export interface Store {
     processor: Processor<D, R>,
     opts: Omit<WorkerOptions, 'connection'>,
   ): Worker<D, R>;
-  createQueueEvents(name: string): QueueEvents;
+  /**
+   * A queue's event reader. By default it starts at the stream's end (events from now on); with
+   * `from`, an event id it handed out before (the listener's second argument), it reads the
+   * events after that one that the stream still holds (the task history's consumer resumes so).
+   */
+  createQueueEvents(name: string, opts?: { from?: string }): QueueEvents;
+  /**
+   * Whether the queue's event stream has dropped events after `position` (an event id): the
+   * stream is trimmed to its max length, so a reader that fell that far behind lost some.
+   */
+  eventsLostAfter(name: string, position: string): Promise<boolean>;
+  /**
+   * The store's own PostgreSQL database, for tables kept beside the queue's (the task history):
+   * a URL on PostgreSQL, the in-process pool on the embedded store; absent on Redis.
+   */
+  readonly database?: { url: string; schema: string } | { pool: SqlPool; schema: string };
   createEventsProducer(name: string): QueueEventsProducer;
   /** Adds workflows (trees of jobs across both queues) in one atomic call. */
   createFlowProducer(): FlowProducer;

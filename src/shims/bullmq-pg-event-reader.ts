@@ -36,6 +36,7 @@ interface EventRow {
   queue: string;
   event: string;
   data: Record<string, unknown> | null;
+  created_at_ms?: string | number | null;
 }
 
 /** The part of BullMQ's PostgresQueueBackend this reader uses (typed structurally: it is not exported). */
@@ -61,6 +62,8 @@ export interface EventReaderOptions {
    * reader was not waiting (between two reads) wakes nobody, so this bounds such an event's delay.
    */
   idlePollMs?: number;
+  /** An event id handed out before: read the events after it instead of from now on. */
+  from?: number;
 }
 
 const BATCH = 1_000;
@@ -105,6 +108,7 @@ export class GapAwareReader {
     this.recoverMs = options.recoverMs ?? 10_000;
     this.idlePollMs = options.idlePollMs ?? 250;
     this.queues = [...new Set([...options.queues, backend.queueName])];
+    if (options.from !== undefined) this.cursor = options.from;
   }
 
   private get closing(): boolean {
@@ -113,7 +117,7 @@ export class GapAwareReader {
 
   private starting: Promise<void> | undefined;
 
-  /** Fixes the starting point ('$': events from now on), once. */
+  /** Fixes the starting point ('$': events from now on, unless `from` fixed it), once. */
   start(): Promise<void> {
     this.starting ??= (async () => {
       const { rows } = await this.backend.query(SQL.last_event_id, [this.queues]);
@@ -203,11 +207,19 @@ export class GapAwareReader {
   }
 }
 
-/** The field list BullMQ's reader builds from a row (Redis stream entry shape). */
+/**
+ * The field list BullMQ's reader builds from a row (Redis stream entry shape), plus `at_ms`, when
+ * the event was published: a Redis stream id says it, a PostgreSQL event id does not (the task
+ * history records it).
+ */
 function fieldsOf(row: EventRow): string[] {
   const fields = ['event', row.event];
   for (const [key, value] of Object.entries(row.data ?? {})) {
     fields.push(key, typeof value === 'string' ? value : String(value));
   }
+  if (row.created_at_ms != null) fields.push(EVENT_TIME_FIELD, String(row.created_at_ms));
   return fields;
 }
+
+/** The field of a PostgreSQL event that holds its publish time (epoch ms, as text). */
+export const EVENT_TIME_FIELD = 'at_ms';

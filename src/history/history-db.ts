@@ -1,0 +1,259 @@
+/**
+ * The task history's tables (docs/design.md, "Task history"): where they live, their numbered
+ * migrations (src/history/migrations, recorded in `aiecs_history_migrations`, apart from the
+ * queue's own: the history may be another database), and every statement on them.
+ */
+import pg from 'pg';
+import { inSchema, readQueries } from '../core/script-files.js';
+import type { TaskStatus } from '../core/task.js';
+import { quoteSchemaName } from '../engine/bullmq.js';
+import { loadMigrations, migrate, type Migration } from '../engine/migrate.js';
+import type { SqlPool } from '../engine/store.js';
+import { decodeCursor, encodeCursor, redactUrl } from '../engine/store.js';
+
+export const HISTORY_MIGRATIONS_TABLE = 'aiecs_history_migrations';
+
+let bundled: Migration[] | undefined;
+
+/** The history's migrations shipped with this aiecs. */
+export function historyMigrations(): Migration[] {
+  bundled ??= loadMigrations(new URL('./migrations/', import.meta.url));
+  return bundled;
+}
+
+const QUERIES = readQueries('./history.sql', import.meta.url, [
+  'insert_entries',
+  'save_positions',
+  'positions',
+  'list',
+  'task',
+  'erase_user',
+  'sweep',
+]);
+
+/** Which event of a task an entry records. */
+export type HistoryKind = 'queued' | 'running' | 'progress' | 'completed' | 'failed';
+
+/** One row as the consumer writes it (snake_case, as stored). */
+export interface HistoryRow {
+  queue: string;
+  event_id: string;
+  task_id: string;
+  user_id: string;
+  task_name: string | null;
+  mode: string | null;
+  service: string | null;
+  step: number | null;
+  kind: HistoryKind;
+  status: TaskStatus;
+  seq: number;
+  attempt: number;
+  progress: number | null;
+  message: string | null;
+  result: unknown;
+  error_code: string | null;
+  error_message: string | null;
+  worker: string | null;
+  root_id: string | null;
+  parent_id: string | null;
+  schedule: string | null;
+  at_ms: number;
+  created_at_ms: number | null;
+}
+
+/** One state change of one task, as the API and the library return it. */
+export interface HistoryEntry {
+  task_id: string;
+  user_id: string;
+  task_name: string | null;
+  mode: string | null;
+  service: string | null;
+  step: number | null;
+  queue: string;
+  kind: HistoryKind;
+  status: TaskStatus;
+  seq: number;
+  attempt: number;
+  progress: number | null;
+  message: string | null;
+  /** A completed task's result. */
+  result?: unknown;
+  /** A failure's (or a retry's) error. */
+  error?: { code: string; message: string };
+  worker: string | null;
+  root_id?: string;
+  parent_id?: string | null;
+  schedule?: string;
+  /** When the state changed (ISO 8601). */
+  at: string;
+  /** When the task was created (ISO 8601). */
+  created_at: string | null;
+}
+
+export interface HistoryFilter {
+  user?: string;
+  status?: TaskStatus;
+  /** Changes at or after this time (epoch ms). */
+  since?: number;
+  /** Changes at or before this time (epoch ms). */
+  until?: number;
+}
+
+export interface HistoryPage {
+  items: HistoryEntry[];
+  /** Pass back as `cursor` for the next (older) page; absent on the last page. */
+  next_cursor?: string;
+}
+
+/** A transaction's session: the consumer writes on the one that holds its lock. */
+type Session = Awaited<ReturnType<SqlPool['connect']>>;
+
+export class HistoryDb {
+  private readonly sql: Record<keyof typeof QUERIES, string>;
+  private migrated: Promise<void> | undefined;
+
+  private constructor(
+    readonly pool: SqlPool,
+    readonly schema: string,
+    /** Where it is, for logs: the store's database or the history URL (password hidden). */
+    readonly where: string,
+    private readonly end: (() => Promise<void>) | undefined,
+  ) {
+    this.sql = inSchema(QUERIES, quoteSchemaName(schema));
+  }
+
+  /** The history in a database of its own (AIECS_HISTORY_URL), or in a PostgreSQL store's. */
+  static atUrl(url: string, schema: string, connectTimeoutMs: number): HistoryDb {
+    const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: connectTimeoutMs });
+    // A dropped idle connection: the next query gets another. Reported by the queries that fail.
+    pool.on('error', () => undefined);
+    return new HistoryDb(pool as unknown as SqlPool, schema, redactUrl(url), () => pool.end());
+  }
+
+  /** The history beside the embedded store, on its PGlite pool (the store closes it). */
+  static onPool(pool: SqlPool, schema: string, where: string): HistoryDb {
+    return new HistoryDb(pool, schema, where, undefined);
+  }
+
+  /** Migrates the history's tables once (tried again after a failure). */
+  ready(): Promise<void> {
+    this.migrated ??= migrate(this.pool, this.schema, historyMigrations(), {
+      table: HISTORY_MIGRATIONS_TABLE,
+      describe: (schema) => `the task history in schema ${schema} (${this.where})`,
+    }).then(
+      () => undefined,
+      (error: unknown) => {
+        this.migrated = undefined;
+        throw error;
+      },
+    );
+    return this.migrated;
+  }
+
+  /** Where the consumer has read to, per queue. */
+  async positions(session: Session): Promise<Map<string, string>> {
+    const { rows } = await session.query(this.sql.positions);
+    return new Map(rows.map((r) => [String(r.queue), String(r.event_id)]));
+  }
+
+  /** Writes a batch and the positions it reaches in one transaction on `session`. */
+  async write(session: Session, rows: readonly HistoryRow[], positions: Record<string, string>): Promise<void> {
+    await session.query('BEGIN');
+    try {
+      if (rows.length > 0) await session.query(this.sql.insert_entries, [JSON.stringify(rows)]);
+      await session.query(this.sql.save_positions, [JSON.stringify(positions)]);
+      await session.query('COMMIT');
+    } catch (error) {
+      await session.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** One page, newest first. */
+  async list(filter: HistoryFilter, limit: number, cursor?: string): Promise<HistoryPage> {
+    await this.ready();
+    const after = cursor === undefined ? undefined : decodeCursor(cursor);
+    const { rows } = await this.pool.query(this.sql.list, [
+      limit + 1,
+      filter.user ?? null,
+      filter.status ?? null,
+      filter.since ?? null,
+      filter.until ?? null,
+      after?.[0] ?? null,
+      after?.[1] ?? null,
+    ]);
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    const items = page.map(toEntry);
+    return rows.length > limit && last
+      ? { items, next_cursor: encodeCursor(Number(last.at_ms), String(last.id)) }
+      : { items };
+  }
+
+  /** A task's entries in order (at most `limit`). */
+  async task(taskId: string, limit: number): Promise<HistoryEntry[]> {
+    await this.ready();
+    const { rows } = await this.pool.query(this.sql.task, [taskId, limit]);
+    return rows.map(toEntry);
+  }
+
+  /** Deletes every entry of a user's tasks; resolves to how many. */
+  async eraseUser(userId: string): Promise<number> {
+    await this.ready();
+    const { rows } = await this.pool.query(this.sql.erase_user, [userId]);
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /** Deletes entries older than `cutoffMs`, `chunk` rows per statement; resolves to how many. */
+  async sweep(cutoffMs: number, chunk = 5_000): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const { rows } = await this.pool.query(this.sql.sweep, [cutoffMs, chunk]);
+      const n = Number(rows[0]?.n ?? 0);
+      total += n;
+      if (n < chunk) return total;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.end?.();
+  }
+}
+
+/** A cursor `list` can read (the HTTP edge checks it before the query). */
+export function isHistoryCursor(cursor: string): boolean {
+  const decoded = decodeCursor(cursor);
+  return decoded !== undefined && /^\d+$/.test(decoded[1]);
+}
+
+const iso = (ms: unknown) => (ms === null || ms === undefined ? null : new Date(Number(ms)).toISOString());
+
+function toEntry(r: Record<string, unknown>): HistoryEntry {
+  const entry: HistoryEntry = {
+    task_id: String(r.task_id),
+    user_id: String(r.user_id),
+    task_name: (r.task_name as string | null) ?? null,
+    mode: (r.mode as string | null) ?? null,
+    service: (r.service as string | null) ?? null,
+    step: r.step === null || r.step === undefined ? null : Number(r.step),
+    queue: String(r.queue),
+    kind: r.kind as HistoryKind,
+    status: r.status as TaskStatus,
+    seq: Number(r.seq),
+    attempt: Number(r.attempt),
+    progress: r.progress === null || r.progress === undefined ? null : Number(r.progress),
+    message: (r.message as string | null) ?? null,
+    worker: (r.worker as string | null) ?? null,
+    at: iso(r.at_ms) ?? '',
+    created_at: iso(r.created_at_ms),
+  };
+  if (r.kind === 'completed') entry.result = r.result ?? null;
+  if (r.error_code !== null && r.error_code !== undefined)
+    entry.error = { code: String(r.error_code), message: String(r.error_message ?? '') };
+  if (r.root_id !== null && r.root_id !== undefined) {
+    entry.root_id = String(r.root_id);
+    entry.parent_id = (r.parent_id as string | null) ?? null;
+  }
+  if (r.schedule !== null && r.schedule !== undefined) entry.schedule = String(r.schedule);
+  return entry;
+}

@@ -1,0 +1,262 @@
+/**
+ * Turns a queue's events into history rows, by the task event protocol (core/task-events.ts), as
+ * the gateway's event bridge turns them into socket events: `added` is the task queued, `active`
+ * a run started, `progress` the worker's word (a step, a retry's pending, the cancel marker), and
+ * `completed` / `failed` the end, a failure carrying the worker's last word (held until BullMQ's
+ * move) or, without one, what the job says. The task's fixed fields (owner, name, mode, service,
+ * step, workflow place, schedule, creation) come from its job, read once per task and batch.
+ */
+import type { Queue } from 'bullmq';
+import type { QueueKind } from '../core/task.js';
+import { TaskStatus } from '../core/task.js';
+import type { ProgressFields, ProgressPayload, ResultEnvelope } from '../core/task-events.js';
+import {
+  QUEUED_SEQ,
+  asProgressPayload,
+  awaitsMove,
+  completedFields,
+  isFinal,
+  payloadFields,
+  recordFields,
+  reopensAfterEnd,
+  runBaseSeq,
+} from '../core/task-events.js';
+import type { TaskJob } from '../engine/task-record.js';
+import { toTaskRecord } from '../engine/task-record.js';
+import { EVENT_TIME_FIELD } from '../shims/bullmq-pg-event-reader.js';
+import type { HistoryKind, HistoryRow } from './history-db.js';
+
+/** The events of a task the history records. */
+export const RECORDED_EVENTS = ['added', 'active', 'progress', 'completed', 'failed'] as const;
+export type RecordedEvent = (typeof RECORDED_EVENTS)[number];
+
+/** One event as QueueEvents hands it out: its name, its fields, and its id in the stream. */
+export interface RawEvent {
+  queue: QueueKind;
+  event: RecordedEvent;
+  id: string;
+  args: Record<string, unknown> & { jobId: string };
+}
+
+interface TaskMeta {
+  createdAt: number;
+  fixed: Pick<
+    HistoryRow,
+    'task_id' | 'user_id' | 'task_name' | 'mode' | 'service' | 'step' | 'root_id' | 'parent_id' | 'schedule'
+  >;
+  /** As the bridge counts runs: the attempt the job showed when read, and active events since. */
+  fetchedAttempt: number;
+  activeSeen: number;
+  attempt: number;
+  worker: string | null;
+  /** The worker's last word, held until BullMQ's failed event. */
+  pendingTerminal?: ProgressPayload;
+  ended: boolean;
+}
+
+const KIND: Record<RecordedEvent, HistoryKind> = {
+  added: 'queued',
+  active: 'running',
+  progress: 'progress',
+  completed: 'completed',
+  failed: 'failed',
+};
+
+/** Tasks whose fixed fields are kept between batches; the oldest go first. */
+const MAX_TASKS = 20_000;
+/** Jobs read at once while enriching a batch. */
+const READ_CONCURRENCY = 64;
+
+export class EntryBuilder {
+  private readonly tasks = new Map<string, TaskMeta>();
+
+  constructor(private readonly queue: (kind: QueueKind) => Queue) {}
+
+  /** Forgets every task: after a restart the stream is read again from the saved position. */
+  reset(): void {
+    this.tasks.clear();
+  }
+
+  /** The rows of `events` (in stream order); an event of a task whose job is gone is skipped. */
+  async build(events: readonly RawEvent[]): Promise<HistoryRow[]> {
+    const toRead = new Map<string, RawEvent>();
+    for (const e of events) {
+      const key = keyOf(e);
+      if (e.event === 'added' || !this.tasks.has(key)) toRead.set(key, e);
+    }
+    const jobs = await this.readJobs([...toRead.values()]);
+    const rows: HistoryRow[] = [];
+    for (const e of events) {
+      const key = keyOf(e);
+      let meta = this.tasks.get(key);
+      if (e.event === 'added' || !meta) {
+        const job = jobs.get(key);
+        if (!job) continue;
+        // `added`: a job stored under the id, a new task (an earlier one under it is forgotten).
+        meta = metaOf(job, e.event === 'added');
+        this.remember(key, meta);
+        if (e.event === 'added') jobs.delete(key);
+      }
+      const row = await this.rowOf(e, meta, jobs.get(key));
+      if (row) rows.push(row);
+      if (meta.ended) this.tasks.delete(key);
+    }
+    return rows;
+  }
+
+  private async readJobs(events: RawEvent[]): Promise<Map<string, TaskJob>> {
+    const found = new Map<string, TaskJob>();
+    for (let i = 0; i < events.length; i += READ_CONCURRENCY) {
+      const part = events.slice(i, i + READ_CONCURRENCY);
+      const read = await Promise.all(
+        part.map((e) => this.queue(e.queue).getJob(e.args.jobId) as Promise<TaskJob | undefined>),
+      );
+      read.forEach((job, j) => {
+        if (job) found.set(keyOf(part[j]!), job);
+      });
+    }
+    return found;
+  }
+
+  private remember(key: string, meta: TaskMeta): void {
+    this.tasks.delete(key);
+    this.tasks.set(key, meta);
+    if (this.tasks.size > MAX_TASKS) {
+      const oldest = this.tasks.keys().next().value;
+      if (oldest !== undefined) this.tasks.delete(oldest);
+    }
+  }
+
+  private async rowOf(e: RawEvent, meta: TaskMeta, job: TaskJob | undefined): Promise<HistoryRow | undefined> {
+    const at = eventTime(e);
+    switch (e.event) {
+      case 'added':
+        meta.ended = false;
+        return row(e, meta, at, { status: TaskStatus.PENDING, seq: QUEUED_SEQ, message: 'queued', progress: 0 });
+      case 'active': {
+        // A task cancelled before it ran is still taken (and dropped) by a worker.
+        if (meta.ended) return undefined;
+        meta.activeSeen += 1;
+        meta.attempt = meta.activeSeen === 1 ? Math.max(1, meta.fetchedAttempt) : meta.attempt + 1;
+        return row(e, meta, at, {
+          status: TaskStatus.RUNNING,
+          seq: runBaseSeq(meta.attempt),
+          message: 'started',
+          progress: 0,
+          attempt: meta.attempt,
+        });
+      }
+      case 'progress': {
+        const payload = asProgressPayload(e.args.data);
+        if (!payload) return undefined;
+        if (reopensAfterEnd(meta.ended, payload)) {
+          meta.ended = false;
+          delete meta.pendingTerminal;
+          meta.fetchedAttempt = meta.attempt + 1;
+          meta.activeSeen = 0;
+        }
+        meta.attempt = Math.max(meta.attempt, payload.attempt);
+        if (payload.worker) meta.worker = payload.worker;
+        if (awaitsMove(payload)) {
+          meta.pendingTerminal = payload;
+          return undefined;
+        }
+        if (meta.ended) return undefined;
+        if (isFinal(payload)) meta.ended = true;
+        return row(e, meta, payload.timestamp || at, payloadFields(payload));
+      }
+      case 'completed': {
+        if (meta.ended) return undefined;
+        meta.ended = true;
+        const raw = e.args.returnvalue;
+        const envelope = (typeof raw === 'string' ? safeJson(raw) : raw) as ResultEnvelope | undefined;
+        return row(e, meta, at, completedFields(envelope, meta.attempt));
+      }
+      case 'failed': {
+        if (meta.ended) return undefined;
+        meta.ended = true;
+        const held = meta.pendingTerminal;
+        if (held) return row(e, meta, at, payloadFields(held));
+        // Failed without a word from a worker we saw (stalled too often, or read after a restart).
+        const failed = job ?? ((await this.queue(e.queue).getJob(e.args.jobId)) as TaskJob | undefined);
+        if (!failed) return row(e, meta, at, failedFields(e));
+        const record = toTaskRecord(failed, 'failed', e.queue);
+        return row(e, meta, at, { ...recordFields(record), attempt: record.attempt });
+      }
+    }
+  }
+}
+
+function keyOf(e: RawEvent): string {
+  return `${e.queue}\n${e.args.jobId}`;
+}
+
+function metaOf(job: TaskJob, justAdded: boolean): TaskMeta {
+  const data = job.data;
+  const attempt = justAdded ? 0 : (job.attemptsStarted ?? 0);
+  return {
+    createdAt: job.timestamp,
+    fixed: {
+      task_id: job.id ?? '',
+      user_id: data.user_id,
+      task_name: data.task_name ?? null,
+      mode: data.mode ?? null,
+      service: data.service ?? null,
+      step: data.step ?? 0,
+      root_id: data.wf?.root ?? null,
+      parent_id: data.wf ? (job.parent?.id ?? null) : null,
+      schedule: data.schedule ?? null,
+    },
+    fetchedAttempt: attempt,
+    activeSeen: 0,
+    attempt,
+    worker: job.processedBy ?? null,
+    ended: false,
+  };
+}
+
+/** When the event was published: a Redis stream id starts with it; PostgreSQL's carry it. */
+function eventTime(e: RawEvent): number {
+  const stamped = Number(e.args[EVENT_TIME_FIELD]);
+  if (Number.isFinite(stamped) && stamped > 0) return stamped;
+  const ms = Number(e.id.split('-')[0]);
+  return e.id.includes('-') && Number.isFinite(ms) ? ms : Date.now();
+}
+
+function failedFields(e: RawEvent): ProgressFields {
+  const reason = typeof e.args.failedReason === 'string' ? e.args.failedReason : 'task failed';
+  return { status: TaskStatus.FAILED, seq: 0, message: reason, error: reason, error_code: 'E003' };
+}
+
+function row(
+  e: RawEvent,
+  meta: TaskMeta,
+  at: number,
+  fields: ProgressFields,
+): HistoryRow {
+  return {
+    queue: e.queue,
+    event_id: e.id,
+    ...meta.fixed,
+    kind: KIND[e.event],
+    status: fields.status,
+    seq: fields.seq,
+    attempt: fields.attempt ?? meta.attempt,
+    progress: fields.progress ?? null,
+    message: fields.message ?? null,
+    result: fields.status === TaskStatus.COMPLETED ? (fields.result ?? null) : null,
+    error_code: fields.error_code ?? null,
+    error_message: fields.error ?? null,
+    worker: meta.worker,
+    at_ms: at,
+    created_at_ms: meta.createdAt,
+  };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
