@@ -31,11 +31,11 @@ import { closeWorkflows, submitWorkflow } from './workflow-submit.js';
 import { submitTasks, type TaskQueue, type WireSubmission } from './submit.js';
 import { Handle, type CancelResult, type TaskHandle, type WaitOptions } from './task-handle.js';
 import { TaskSubmitter } from './task-submitter.js';
+import type { SubmitWire } from './workflow-group.js';
 import { retryTask, type RetryResult } from './task-retry.js';
 import { CANCELLED_BEFORE_RUN, cancelMarker } from '../core/task-events.js';
 import type { BullState, ResultEnvelope, TaskJob } from './task-record.js';
 import { toTaskRecord } from './task-record.js';
-import { TaskHistory } from '../history/task-history.js';
 
 // The handle's and the submitters' types, where callers of the app have always found them.
 export type { CancelResult, TaskHandle, WaitOptions } from './task-handle.js';
@@ -86,7 +86,6 @@ export class AiecsApp {
   private readonly queues = new Map<QueueKind, TaskQueue>();
   private readonly waiters = new Map<QueueKind, Promise<{ events: QueueEvents; waiter: ResultWaiter }>>();
   private closed = false;
-  private taskHistory: TaskHistory | undefined;
 
   constructor(private readonly options: AppOptions = {}) {
     this.config = options.config ?? loadConfig();
@@ -100,15 +99,6 @@ export class AiecsApp {
 
   get brokerUrl(): string {
     return this.options.broker ?? this.config.brokerUrl;
-  }
-
-  /**
-   * The durable task history (docs/design.md, "Task history"): `list`, `task`, `erase`. Each
-   * throws HistoryDisabledError where it is off (Redis without AIECS_HISTORY_URL, AIECS_HISTORY=off).
-   */
-  get history(): TaskHistory {
-    this.taskHistory ??= new TaskHistory(this.config, () => this.store());
-    return this.taskHistory;
   }
 
   /** Opens the store (once); every other call does this implicitly. */
@@ -173,18 +163,13 @@ export class AiecsApp {
    * (PayloadTooLargeError is HTTP 413) and its handle; a batch is accepted whole or refused whole
    * (see submit.ts), its errors naming the item by `itemName` (default `[i]`), and gets a handle
    * per request, in order; with `group`, the batch is also one group whose id is its first task's.
+   * The two forms are SubmitWire's (a field, not a method: a method would declare them again).
    */
-  submitWire(item: WireSubmission): Promise<TaskHandle>;
-  submitWire(
-    items: readonly WireSubmission[],
-    itemName?: (index: number) => string,
-    options?: { group?: boolean },
-  ): Promise<TaskHandle[]>;
-  async submitWire(
+  submitWire: SubmitWire = (async (
     items: WireSubmission | readonly WireSubmission[],
     itemName: (index: number) => string = (i) => `[${i}]`,
     options: { group?: boolean } = {},
-  ): Promise<TaskHandle | TaskHandle[]> {
+  ): Promise<TaskHandle | TaskHandle[]> => {
     if (isBatch(items)) return submitTasks(this, items, (i) => items[i]!.queue, itemName, options);
     const [handle] = await submitTasks(
       this,
@@ -193,7 +178,7 @@ export class AiecsApp {
       () => '',
     );
     return handle!;
-  }
+  }) as SubmitWire;
 
   /**
    * A page of a user's tasks (all users' without one), newest first, as records. The index
@@ -401,7 +386,6 @@ export class AiecsApp {
       Promise.allSettled([...this.queues.values()].map((q) => q.close())),
       CLOSE_DEADLINE_MS,
     );
-    await this.taskHistory?.close();
     if (this.ownsStore && this.storePromise) {
       const store = await this.storePromise.catch(() => undefined);
       await store?.close();
