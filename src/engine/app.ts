@@ -36,6 +36,7 @@ import { retryTask, type RetryResult } from './task-retry.js';
 import { CANCELLED_BEFORE_RUN, cancelMarker } from '../core/task-events.js';
 import type { BullState, ResultEnvelope, TaskJob } from './task-record.js';
 import { toTaskRecord } from './task-record.js';
+import { TaskHistory } from '../history/task-history.js';
 
 // The handle's and the submitters' types, where callers of the app have always found them.
 export type { CancelResult, TaskHandle, WaitOptions } from './task-handle.js';
@@ -86,6 +87,7 @@ export class AiecsApp {
   private readonly queues = new Map<QueueKind, TaskQueue>();
   private readonly waiters = new Map<QueueKind, Promise<{ events: QueueEvents; waiter: ResultWaiter }>>();
   private closed = false;
+  private taskHistory: TaskHistory | undefined;
 
   constructor(private readonly options: AppOptions = {}) {
     this.config = options.config ?? loadConfig();
@@ -99,6 +101,15 @@ export class AiecsApp {
 
   get brokerUrl(): string {
     return this.options.broker ?? this.config.brokerUrl;
+  }
+
+  /**
+   * The durable task history (docs/design.md, "Task history"): `list`, `task`, `erase`. Each
+   * throws HistoryDisabledError where it is off (Redis without AIECS_HISTORY_URL, AIECS_HISTORY=off).
+   */
+  get history(): TaskHistory {
+    this.taskHistory ??= new TaskHistory(this.config, () => this.store());
+    return this.taskHistory;
   }
 
   /** Opens the store (once); every other call does this implicitly. */
@@ -386,6 +397,7 @@ export class AiecsApp {
       Promise.allSettled([...this.queues.values()].map((q) => q.close())),
       CLOSE_DEADLINE_MS,
     );
+    await this.taskHistory?.close();
     if (this.ownsStore && this.storePromise) {
       const store = await this.storePromise.catch(() => undefined);
       await store?.close();
