@@ -5,8 +5,7 @@
  * load the engine (BullMQ, ioredis, PGlite, pg, zod, pino) into every child. The main entry
  * re-exports all of it, so the two cannot drift.
  */
-export { registerService, registerTemplate, ServiceRegistry } from './registry/registry.js';
-export type { TemplateDefinition, TemplateOptions } from './core/template-registry.js';
+export { registerService, ServiceRegistry } from './registry/registry.js';
 export type { ServiceImpl, ServiceOptions, ServiceDescription } from './registry/registry.js';
 export type {
   TaskContext,

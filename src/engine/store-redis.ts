@@ -152,17 +152,19 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
         : // An explicit id: XREAD starts after it, whenever its first read happens.
           new QueueEvents(name, { ...blockingConnection(), lastEventId: opts.from }),
     async eventsLostAfter(name, position) {
-      // Redis 7 says which entry was trimmed last; before 7, an entry after the position is gone
-      // when the stream's first entry is after it and the stream is full.
+      // Entries after the position are gone when the stream's first entry is past it and the
+      // stream has dropped entries (MAXLEN trims from the oldest; XDEL shows in max-deleted).
       const info = (await command.xinfo('STREAM', `${namespace}:${name}:events`).catch(() => null)) as
         | unknown[]
         | null;
       if (!info) return false;
-      const field = (key: string) => info[info.indexOf(key) + 1];
+      const field = (key: string) => (info.includes(key) ? info[info.indexOf(key) + 1] : undefined);
       const deleted = field('max-deleted-entry-id');
-      if (typeof deleted === 'string') return compareStreamIds(deleted, position) > 0;
+      if (typeof deleted === 'string' && compareStreamIds(deleted, position) > 0) return true;
       const first = field('first-entry') as [string, unknown] | null | undefined;
-      return first != null && compareStreamIds(first[0], position) > 0 && Number(field('length')) > 1;
+      const added = field('entries-added');
+      const dropped = added === undefined || Number(added) > Number(field('length'));
+      return first != null && compareStreamIds(first[0], position) > 0 && dropped;
     },
     createEventsProducer: (name) => new QueueEventsProducer(name, bull),
     createFlowProducer: () => new FlowProducer(bull),

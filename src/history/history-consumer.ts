@@ -117,7 +117,12 @@ export class HistoryConsumer extends EventEmitter<{ state: [ConsumerState] }> {
       try {
         await db.ready();
         session = (await db.pool.connect()) as Session;
-        const { rows } = await session.query('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [this.lockKey]);
+        // A connection that drops while checked out says so on the client: consume() listens
+        // while it reads; otherwise the next statement fails.
+        session.on?.('error', () => undefined);
+        const { rows } = await session.query('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [
+          this.lockKey,
+        ]);
         locked = rows[0]?.ok === true;
         this.recovered();
         failures = 0;
@@ -143,7 +148,9 @@ export class HistoryConsumer extends EventEmitter<{ state: [ConsumerState] }> {
       } finally {
         if (session) {
           if (locked)
-            await session.query('SELECT pg_advisory_unlock(hashtext($1))', [this.lockKey]).catch(() => undefined);
+            await session
+              .query('SELECT pg_advisory_unlock(hashtext($1))', [this.lockKey])
+              .catch(() => undefined);
           session.release(true);
         }
       }
@@ -212,10 +219,13 @@ export class HistoryConsumer extends EventEmitter<{ state: [ConsumerState] }> {
         const events = store.createQueueEvents(queue, { from: positions.get(queue) ?? '0' });
         events.on('error', (error) => logger.debug({ err: error.message, queue }, 'history events error'));
         for (const event of RECORDED_EVENTS) {
-          events.on(event as 'added', ((args: RawEvent['args'], id: string) => {
-            pending.push({ queue, event, id, args });
-            if (pending.length >= this.batchSize) this.wake?.();
-          }) as never);
+          events.on(
+            event as 'added',
+            ((args: RawEvent['args'], id: string) => {
+              pending.push({ queue, event, id, args });
+              if (pending.length >= this.batchSize) this.wake?.();
+            }) as never,
+          );
         }
         return events;
       });

@@ -157,7 +157,11 @@ export class HistoryDb {
   }
 
   /** Writes a batch and the positions it reaches in one transaction on `session`. */
-  async write(session: Session, rows: readonly HistoryRow[], positions: Record<string, string>): Promise<void> {
+  async write(
+    session: Session,
+    rows: readonly HistoryRow[],
+    positions: Record<string, string>,
+  ): Promise<void> {
     await session.query('BEGIN');
     try {
       if (rows.length > 0) await session.query(this.sql.insert_entries, [JSON.stringify(rows)]);

@@ -98,8 +98,8 @@ export class EntryBuilder {
         if (e.event === 'added') jobs.delete(key);
       }
       const row = await this.rowOf(e, meta, jobs.get(key));
+      // An ended task stays known: a worker still takes (and drops) a task cancelled before it ran.
       if (row) rows.push(row);
-      if (meta.ended) this.tasks.delete(key);
     }
     return rows;
   }
@@ -127,12 +127,21 @@ export class EntryBuilder {
     }
   }
 
-  private async rowOf(e: RawEvent, meta: TaskMeta, job: TaskJob | undefined): Promise<HistoryRow | undefined> {
+  private async rowOf(
+    e: RawEvent,
+    meta: TaskMeta,
+    job: TaskJob | undefined,
+  ): Promise<HistoryRow | undefined> {
     const at = eventTime(e);
     switch (e.event) {
       case 'added':
         meta.ended = false;
-        return row(e, meta, at, { status: TaskStatus.PENDING, seq: QUEUED_SEQ, message: 'queued', progress: 0 });
+        return row(e, meta, at, {
+          status: TaskStatus.PENDING,
+          seq: QUEUED_SEQ,
+          message: 'queued',
+          progress: 0,
+        });
       case 'active': {
         // A task cancelled before it ran is still taken (and dropped) by a worker.
         if (meta.ended) return undefined;
@@ -228,12 +237,7 @@ function failedFields(e: RawEvent): ProgressFields {
   return { status: TaskStatus.FAILED, seq: 0, message: reason, error: reason, error_code: 'E003' };
 }
 
-function row(
-  e: RawEvent,
-  meta: TaskMeta,
-  at: number,
-  fields: ProgressFields,
-): HistoryRow {
+function row(e: RawEvent, meta: TaskMeta, at: number, fields: ProgressFields): HistoryRow {
   return {
     queue: e.queue,
     event_id: e.id,

@@ -40,5 +40,7 @@ export function historyTarget(config: AiecsConfig, store: Store): HistoryTarget 
 export function describeHistory(config: AiecsConfig, kind: StoreKind): string {
   const reason = historyOffReason(config, kind);
   if (reason !== undefined) return `task history off (${reason})`;
-  return config.history.url !== undefined ? 'task history at AIECS_HISTORY_URL' : "task history in the store's database";
+  return config.history.url !== undefined
+    ? 'task history at AIECS_HISTORY_URL'
+    : "task history in the store's database";
 }
