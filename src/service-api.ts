@@ -5,7 +5,8 @@
  * load the engine (BullMQ, ioredis, PGlite, pg, zod, pino) into every child. The main entry
  * re-exports all of it, so the two cannot drift.
  */
-export { registerService, ServiceRegistry } from './registry/registry.js';
+export { registerService, registerTemplate, ServiceRegistry } from './registry/registry.js';
+export type { TemplateDefinition, TemplateOptions } from './core/template-registry.js';
 export type { ServiceImpl, ServiceOptions, ServiceDescription } from './registry/registry.js';
 export type {
   TaskContext,

@@ -25,7 +25,11 @@ export function registerUpCommand(program: Command): void {
   addWorkerFlags(command)
     .option('--port <n>', 'gateway port (default: PORT, 8000)', intFlag(0))
     .option('--host <host>', 'gateway address (default: AIECS_HOST, 127.0.0.1)')
-    .option('--no-gateway', 'run without the HTTP/WebSocket gateway');
+    .option('--no-gateway', 'run without the HTTP/WebSocket gateway')
+    .option(
+      '--templates <file>',
+      'task templates to submit by: a JSON or YAML list (default: AIECS_TEMPLATES_FILE)',
+    );
   command.action(async (flags: UpFlags, cmd: Command) => (await import('./up.js')).upAction(flags, cmd));
 }
 
@@ -139,6 +143,10 @@ export function registerGatewayCommands(program: Command): void {
       "service modules to list and accept besides the workers' (space- or comma-separated)",
       collectList,
       [],
+    )
+    .option(
+      '--templates <file>',
+      'task templates to submit by: a JSON or YAML list (default: AIECS_TEMPLATES_FILE); the templates of --services modules too',
     )
     .action(async (flags: GatewayFlags, cmd: Command) =>
       (await import('./gateway-command.js')).gatewayAction(flags, cmd),

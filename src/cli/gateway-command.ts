@@ -16,6 +16,7 @@ export interface GatewayFlags {
   port?: number;
   host?: string;
   services: string[];
+  templates?: string;
 }
 
 export interface TokenFlags {
@@ -28,6 +29,7 @@ export interface TokenFlags {
 export async function gatewayAction(flags: GatewayFlags, cmd: Command): Promise<void> {
   const globals = cmd.optsWithGlobals<GlobalOptions>();
   const config = cliConfig(globals);
+  if (flags.templates !== undefined) config.templatesFile = flags.templates;
   if (!config.auth.jwtSecret && !config.auth.jwksUrl) {
     throw new ConfigError(
       'the gateway needs AIECS_JWT_SECRET or AIECS_JWKS_URL to verify tokens; set one (aiecs up creates a secret for you)',
@@ -49,7 +51,10 @@ export async function gatewayAction(flags: GatewayFlags, cmd: Command): Promise<
   });
   // Loaded here, not at the top: `aiecs token` shares this module and needs neither.
   const { createApp } = await import('../engine/app.js');
-  const app = createApp({ config, logger, store, ...namespace });
+  const { TemplateRegistry } = await import('../core/template-registry.js');
+  // The templates its --services modules declared, then the file's (the app loads it).
+  const templates = new TemplateRegistry().registerAll(registry.templates, 'templates of --services');
+  const app = createApp({ config, logger, store, templates, ...namespace });
   const { Gateway } = await import('../gateway/server.js');
   const gateway = new Gateway({ app, store, config, logger, registry });
   const stopped = untilShutdown(async () => {

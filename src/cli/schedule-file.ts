@@ -5,7 +5,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parse as parseYaml } from 'yaml';
+import { parseDataText } from '../core/data-file.js';
 import { ScheduleInvalidError } from '../core/errors.js';
 import type { ScheduleDefinition } from '../engine/schedules.js';
 import { checkScheduleList } from '../gateway/schedule-schema.js';
@@ -46,16 +46,10 @@ export async function readScheduleFile(path: string, maxInputBytes: number): Pro
     } catch (error) {
       throw new UsageError(`cannot read ${source}: ${(error as Error).message}`);
     }
-    try {
-      if (ext === '.json') list = JSON.parse(text);
-      else if (ext === '.yaml' || ext === '.yml') list = parseYaml(text);
-      else throw new UsageError(`${source}: expected .json, .yaml, .yml or a .js/.ts module`);
-    } catch (error) {
-      if (error instanceof UsageError) throw error;
-      throw refuse(
-        `not valid ${ext === '.json' ? 'JSON' : 'YAML'}: ${(error as Error).message.replace(/\s+/g, ' ')}`,
-      );
-    }
+    const parsed = parseDataText(text, ext);
+    if (!parsed) throw new UsageError(`${source}: expected .json, .yaml, .yml or a .js/.ts module`);
+    if ('problem' in parsed) throw refuse(parsed.problem);
+    list = parsed.value;
   }
   return checkScheduleList(list ?? [], maxInputBytes, source);
 }

@@ -86,7 +86,13 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
     await worker.start();
     // Loaded once the worker is up: the app brings zod, which the worker never needs.
     const { createApp } = await import('../engine/app.js');
-    app = createApp({ config, logger, store, ...namespace });
+    const { TemplateRegistry } = await import('../core/template-registry.js');
+    // The templates the worker's services modules declared, then the file's (the app loads it).
+    const templates = new TemplateRegistry().registerAll(
+      worker.registry.templates,
+      'templates of --services',
+    );
+    app = createApp({ config, logger, store, templates, ...namespace });
 
     if (listenAt) {
       // With no secret or JWKS configured, the data directory keeps one, so tokens survive restarts.
@@ -151,12 +157,13 @@ function upTokenTtlS(config: AiecsConfig): number {
 }
 
 /** Flags of `aiecs up`: a worker's, plus where the gateway listens. */
-export type UpFlags = WorkerFlags & { port?: number; host?: string; gateway?: boolean };
+export type UpFlags = WorkerFlags & { port?: number; host?: string; gateway?: boolean; templates?: string };
 
 /** The `aiecs up` action. */
 export async function upAction(flags: UpFlags, cmd: Command): Promise<void> {
   const globals = cmd.optsWithGlobals<GlobalOptions>();
   const config = cliConfig(globals);
+  if (flags.templates !== undefined) config.templatesFile = flags.templates;
   const logger = createLogger(config.logLevel);
   let starting: Promise<UpHandle> | undefined = undefined;
   const stopped = untilShutdown(async () => {

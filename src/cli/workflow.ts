@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { WaitTimeoutError } from '../core/errors.js';
 import type { QueueKind } from '../core/task.js';
 import { TaskStatus, isTerminal } from '../core/task.js';
+import { workflowLeaves } from '../core/workflow.js';
 import type { WireWorkflowIds, WireWorkflowTree } from '../gateway/workflow-schema.js';
 import { withClient } from './client.js';
 import type { GlobalOptions } from './options.js';
@@ -31,10 +32,7 @@ export function finalLeaves(ids: WireWorkflowIds): Array<Leaf<WireWorkflowIds>> 
 
 /** Every leaf of a tree, in tree order (a chord's header before its body). */
 export function treeLeaves(tree: WireWorkflowTree): Array<Leaf<WireWorkflowTree>> {
-  if ('task_id' in tree) return [tree];
-  if ('chain' in tree) return tree.chain.flatMap(treeLeaves);
-  if ('group' in tree) return tree.group.flatMap(treeLeaves);
-  return [...tree.chord.header.flatMap(treeLeaves), ...treeLeaves(tree.chord.body)];
+  return workflowLeaves(tree);
 }
 
 /** The tree for people: one line per node, members indented under their chain, group or chord. */

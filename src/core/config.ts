@@ -137,6 +137,8 @@ const envSchema = z.object({
   AIECS_MAX_INPUT_BYTES: positiveInt(1024 * 1024),
   AIECS_WORKFLOW_MAX_TASKS: positiveInt(DEFAULT_WORKFLOW_MAX_TASKS),
   AIECS_WORKFLOW_MAX_DEPTH: positiveInt(DEFAULT_WORKFLOW_MAX_DEPTH),
+  // Empty is unset, as a path of nothing names no file.
+  AIECS_TEMPLATES_FILE: z.preprocess((v) => (v === '' ? undefined : v), z.string().optional()),
   AIECS_TASK_MAX_ATTEMPTS: positiveInt(3, 1, 100),
   AIECS_RETRY_BACKOFF_MS: positiveInt(1000),
   AIECS_LOCK_DURATION_MS: positiveInt(20_000, 1000),
@@ -230,6 +232,8 @@ export interface AiecsConfig {
   /** AIECS_WORKFLOW_MAX_TASKS / AIECS_WORKFLOW_MAX_DEPTH: tasks in one workflow, nested levels (10,000, 32). */
   workflowMaxTasks?: number;
   workflowMaxDepth?: number;
+  /** AIECS_TEMPLATES_FILE: task templates (JSON or YAML list) every app loads; `--templates` on up and gateway. */
+  templatesFile?: string;
   maxAttempts: number;
   retryBackoffMs: number;
   lockDurationMs: number;
@@ -411,6 +415,7 @@ function buildConfig(e: Env): AiecsConfig {
   if (e.AIECS_JWT_SECRET) config.auth.jwtSecret = e.AIECS_JWT_SECRET;
   if (e.AIECS_LOG_FILE) config.logFile = e.AIECS_LOG_FILE;
   if (e.AIECS_METRICS_TOKEN) config.metricsToken = e.AIECS_METRICS_TOKEN;
+  if (e.AIECS_TEMPLATES_FILE) config.templatesFile = e.AIECS_TEMPLATES_FILE;
   if (e.AIECS_JWKS_URL) config.auth.jwksUrl = e.AIECS_JWKS_URL;
   const audience = (e.AIECS_JWT_AUDIENCE ?? '')
     .split(',')

@@ -508,3 +508,42 @@ export class ScheduleNotFoundError extends AiecsError {
     super(`no schedule named ${schedule}`, { schedule });
   }
 }
+
+/** A task template refused (code, `--templates` file): by entry and field, e.g. `summarize@2.input_schema`. */
+export class TemplateInvalidError extends AiecsError {
+  override readonly code = 'TEMPLATE_INVALID';
+  override readonly wireCode = 'E001';
+  readonly issues: FieldIssue[];
+  constructor(
+    issues: FieldIssue[],
+    readonly source = 'template',
+  ) {
+    const shown = issues.slice(0, MESSAGE_ISSUES).map((i) => `${i.field}: ${i.message}`);
+    if (issues.length > MESSAGE_ISSUES) shown.push(`and ${issues.length - MESSAGE_ISSUES} more`);
+    super(`invalid ${source}: ${shown.join('; ')}`, { issues });
+    this.issues = issues;
+  }
+}
+
+/** No template of that name, or not that version of it; the message lists what is registered. */
+export class TemplateNotFoundError extends AiecsError {
+  override readonly code = 'TEMPLATE_NOT_FOUND';
+  override readonly wireCode = 'E001';
+  constructor(
+    readonly template: string,
+    readonly versions: number[],
+    field = 'template',
+  ) {
+    super(
+      versions.length
+        ? `${field}: no template ${template}; its versions: ${versions.join(', ')}`
+        : `${field}: no template named ${template.replace(/@.*$/, '')}`,
+      { template, versions, field },
+    );
+  }
+
+  /** The same error naming the request's field under `prefix` (a batch's `tasks[3]`). */
+  at(prefix: string): TemplateNotFoundError {
+    return new TemplateNotFoundError(this.template, this.versions, `${prefix}.template`);
+  }
+}

@@ -95,6 +95,8 @@ export interface TaskJobData {
   submitted_at: number;
   /** Epoch ms of `expires`: a worker taking the task later ends it cancelled (expired) unrun. */
   expires_at?: number;
+  /** The template (`name@version`) the task was submitted by; absent otherwise. */
+  template?: string;
 }
 
 /**
@@ -120,6 +122,8 @@ export interface StoredTaskData {
   wf?: StoredWorkflow;
   /** The schedule that fired it (set in the schedule's job template, never by a submit). */
   schedule?: string;
+  /** See TaskJobData; left out when the task was not submitted by a template. */
+  template?: string;
 }
 
 /** Task ids in submission order, nested as the groups they came from: a member's inputs. */
@@ -187,6 +191,7 @@ export function toStoredData(queue: QueueKind, data: TaskJobData): StoredTaskDat
     stored.options = options;
   }
   if (data.expires_at !== undefined) stored.expires_at = data.expires_at;
+  if (data.template !== undefined) stored.template = data.template;
   return stored;
 }
 
@@ -217,6 +222,7 @@ export function fromStoredData(
     submitted_at: submittedAt,
   };
   if (stored.expires_at !== undefined) data.expires_at = stored.expires_at;
+  if (stored.template !== undefined) data.template = stored.template;
   return data;
 }
 
@@ -238,8 +244,9 @@ export function canonicalJson(value: unknown): string {
  * job data when needed (a re-submitted id), canonically, since stores may reorder JSON keys.
  */
 export function requestFingerprint(queue: QueueKind, data: TaskJobData): string {
-  const { task_name, user_id, step, mode, service, input_data, context, options } = data;
-  const body = { task_name, user_id, step, mode, service, input_data, context, options };
+  const { task_name, user_id, step, mode, service, input_data, context, options, template } = data;
+  // canonicalJson leaves an undefined template out: fingerprints of other tasks are unchanged.
+  const body = { task_name, user_id, step, mode, service, input_data, context, options, template };
   return createHash('sha1')
     .update(canonicalJson([queue, body]))
     .digest('base64url');
@@ -327,4 +334,6 @@ export interface TaskRecord {
   parent_id?: string | null;
   /** The schedule that fired the task; absent on tasks submitted otherwise. */
   schedule?: string;
+  /** The template and version (`summarize@2`) the task was submitted by; absent otherwise. */
+  template?: string;
 }

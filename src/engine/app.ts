@@ -31,6 +31,9 @@ import { closeWorkflows, submitWorkflow } from './workflow-submit.js';
 import { submitTasks, type TaskQueue, type WireSubmission } from './submit.js';
 import { Handle, type CancelResult, type TaskHandle, type WaitOptions } from './task-handle.js';
 import { TaskSubmitter } from './task-submitter.js';
+import { TemplateSubmitter } from './template-submitter.js';
+import { TemplateRegistry } from '../core/template-registry.js';
+import { loadTemplateFile } from '../core/template-file.js';
 import { retryTask, type RetryResult } from './task-retry.js';
 import { CANCELLED_BEFORE_RUN, cancelMarker } from '../core/task-events.js';
 import type { BullState, ResultEnvelope, TaskJob } from './task-record.js';
@@ -41,6 +44,7 @@ import { TaskHistory } from '../history/task-history.js';
 export type { CancelResult, TaskHandle, WaitOptions } from './task-handle.js';
 export type { WireSubmission } from './submit.js';
 export type { TaskSubmitter } from './task-submitter.js';
+export type { TemplateSubmitter } from './template-submitter.js';
 
 export interface AppOptions {
   /** Store URL; default: AIECS_BROKER_URL, else CELERY_BROKER_URL, else `embedded:./.aiecs/data`. */
@@ -52,6 +56,11 @@ export interface AppOptions {
   logger?: Logger;
   /** An already open store to share (one process running app, worker and gateway). */
   store?: Store;
+  /**
+   * The templates this app (and a gateway on it) submits by; default: an empty registry. The
+   * config's AIECS_TEMPLATES_FILE is loaded into it either way.
+   */
+  templates?: TemplateRegistry;
 }
 
 export interface ListTasksOptions {
@@ -78,6 +87,7 @@ export class AiecsApp {
   readonly logger: Logger;
   readonly executeTask: TaskSubmitter;
   readonly executeHeavyTask: TaskSubmitter;
+  readonly templates: TemplateRegistry;
   private storePromise: Promise<Store> | undefined;
   /** The store once open: what the guard asks whether it is reachable. */
   private openedStore: Store | undefined;
@@ -96,6 +106,16 @@ export class AiecsApp {
     this.guard = new StoreGuard(this.config.storeTimeoutMs, () => this.openedStore);
     this.executeTask = new TaskSubmitter(this, FAST_QUEUE);
     this.executeHeavyTask = new TaskSubmitter(this, HEAVY_QUEUE);
+    this.templates = options.templates ?? new TemplateRegistry();
+    if (this.config.templatesFile) loadTemplateFile(this.templates, this.config.templatesFile);
+  }
+
+  /**
+   * Submits by template: `app.template('summarize@2').delay(input, { userId })`; a name alone takes
+   * the latest version at each submit (see template-submitter.ts).
+   */
+  template(ref: string): TemplateSubmitter {
+    return new TemplateSubmitter(this, ref);
   }
 
   get brokerUrl(): string {

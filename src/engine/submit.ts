@@ -12,12 +12,14 @@ import {
   PayloadTooLargeError,
   StoreUnavailableError,
   TaskConflictError,
+  TemplateNotFoundError,
   ValidationError,
   type FieldIssue,
 } from '../core/errors.js';
 import type { QueueKind, StoredTaskData, StoredWorkflow, TaskJobData } from '../core/task.js';
 import type { WorkflowIds } from '../core/workflow.js';
-import { QUEUE_KINDS, requestFingerprint, toBullPriority, toStoredData } from '../core/task.js';
+import { HEAVY_QUEUE, QUEUE_KINDS, requestFingerprint, toBullPriority, toStoredData } from '../core/task.js';
+import type { TemplateRegistry } from '../core/template-registry.js';
 import type { WireSubmitOptions } from '../core/submission.js';
 import { prepareSubmission } from '../core/submission.js';
 import type { IndexedTask, Store } from './store.js';
@@ -27,12 +29,14 @@ import { jobTaskData } from './task-record.js';
 
 export type TaskQueue = Queue<StoredTaskData, ResultEnvelope>;
 
-/** One wire request and the queue it goes to. */
-export interface WireSubmission {
-  queue: QueueKind;
-  request: unknown;
-  options?: WireSubmitOptions;
-}
+/**
+ * One wire request and the queue it goes to; or a template submit (`template: "summarize@2"`, or a
+ * name alone for its latest version), whose request gives no task_name, mode or service, and whose
+ * queue is the template's unless given.
+ */
+export type WireSubmission =
+  | { queue: QueueKind; request: unknown; options?: WireSubmitOptions; template?: undefined }
+  | { template: string; queue?: QueueKind; request: unknown; options?: WireSubmitOptions };
 
 /** What a submit needs of the app (the app itself; an interface keeps the two modules apart). */
 export interface SubmitDeps<H> {
@@ -42,6 +46,8 @@ export interface SubmitDeps<H> {
   queue(kind: QueueKind): Promise<TaskQueue>;
   /** The caller's handle on a submitted task; `created` is false when the id already named it. */
   handle(taskId: string, kind: QueueKind, created: boolean): H;
+  /** What template submits resolve against. */
+  readonly templates: TemplateRegistry;
 }
 
 type Prepared = ReturnType<typeof prepareSubmission>;
@@ -56,8 +62,8 @@ type Prepared = ReturnType<typeof prepareSubmission>;
  */
 export async function submitTasks<H>(
   app: SubmitDeps<H>,
-  items: ReadonlyArray<{ request: unknown; options?: WireSubmitOptions }>,
-  queueOf: (index: number) => QueueKind,
+  items: ReadonlyArray<{ request: unknown; options?: WireSubmitOptions; template?: string | undefined }>,
+  queueOf: (index: number) => QueueKind | undefined,
   itemName: (index: number) => string,
   options: { group?: boolean } = {},
 ): Promise<H[]> {
@@ -65,9 +71,12 @@ export async function submitTasks<H>(
   const issues: FieldIssue[] = [];
   const prepared = items.map((item, i) => {
     try {
-      return prepareSubmission(queueOf(i), item.request, item.options, app.config.maxInputBytes);
+      if (item.template === undefined)
+        return prepareSubmission(queueOf(i)!, item.request, item.options, app.config.maxInputBytes);
+      return prepareTemplated(app, item.template, item.request, item.options, queueOf(i));
     } catch (error) {
       if (items.length === 1 && !itemName(0)) throw error;
+      if (error instanceof TemplateNotFoundError) throw error.at(itemName(i));
       if (error instanceof ValidationError)
         issues.push(...error.issues.map((x) => ({ field: field(i, x.field), message: x.message })));
       else if (error instanceof PayloadTooLargeError)
@@ -192,6 +201,31 @@ async function addPrepared<H>(
       !p.chosen || (!existing.has(p.data.task_id) && created.get(p.data.task_id) !== false),
     ),
   );
+}
+
+/**
+ * A template submit: the template's task with the request's values over its defaults, its input
+ * checked against its schema, and the version it resolved to kept in the task's data.
+ */
+function prepareTemplated<H>(
+  app: SubmitDeps<H>,
+  template: string,
+  request: unknown,
+  options: WireSubmitOptions | undefined,
+  queue: QueueKind | undefined,
+): Prepared {
+  if (typeof request !== 'object' || request === null || Array.isArray(request))
+    throw new ValidationError([{ field: '(root)', message: 'expected a task request object' }]);
+  const heavy = queue === undefined ? undefined : queue === HEAVY_QUEUE;
+  const resolved = app.templates.resolve(template, request as Record<string, unknown>, options, heavy);
+  const prepared = prepareSubmission(
+    resolved.queue,
+    resolved.request,
+    resolved.options,
+    app.config.maxInputBytes,
+  );
+  prepared.data.template = resolved.ref;
+  return prepared;
 }
 
 /** A batch's tasks as one group: every member names the first as root, which holds their ids. */

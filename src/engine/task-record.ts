@@ -148,5 +148,6 @@ export function toTaskRecord(job: TaskJob, state: BullState | string, queue: Que
     runs: job.data.runs ?? [],
     ...(job.data.wf ? { root_id: job.data.wf.root, parent_id: job.parent?.id ?? null } : {}),
     ...(job.data.schedule !== undefined ? { schedule: job.data.schedule } : {}),
+    ...(job.data.template !== undefined ? { template: job.data.template } : {}),
   };
 }

@@ -7,7 +7,8 @@ import { ValidationError, type FieldIssue } from '../core/errors.js';
 import { libraryToWire } from '../core/library-wire.js';
 import type { QueueKind, SubmitOptions, TaskRequest, TaskStatus } from '../core/task.js';
 import { TaskStatus as Status, isTerminal } from '../core/task.js';
-import type { WorkflowRead, WorkflowTree } from '../core/workflow.js';
+import type { WorkflowRead } from '../core/workflow.js';
+import { workflowLeaves } from '../core/workflow.js';
 import type { WireSubmission } from './submit.js';
 import type { TaskHandle } from './task-handle.js';
 import { WorkflowHandle, type WorkflowDeps } from './workflow-handle.js';
@@ -30,22 +31,14 @@ export interface GroupProgress {
   members: GroupMember[];
 }
 
-function leavesOf(tree: WorkflowTree, out: GroupMember[] = []): GroupMember[] {
-  if ('task_id' in tree)
-    out.push({ task_id: tree.task_id, queue: tree.queue, status: tree.task?.status ?? null });
-  else if ('chain' in tree) for (const n of tree.chain) leavesOf(n, out);
-  else if ('group' in tree) for (const n of tree.group) leavesOf(n, out);
-  else {
-    for (const n of tree.chord.header) leavesOf(n, out);
-    leavesOf(tree.chord.body, out);
-  }
-  return out;
-}
-
 /** The progress of a group read as a tree; undefined when the workflow is not a group at its top. */
 export function groupProgress(read: WorkflowRead): GroupProgress | undefined {
   if (!('group' in read.tree)) return undefined;
-  const members = leavesOf(read.tree);
+  const members = workflowLeaves(read.tree).map((leaf): GroupMember => ({
+    task_id: leaf.task_id,
+    queue: leaf.queue,
+    status: leaf.task?.status ?? null,
+  }));
   const counts = Object.fromEntries(Object.values(Status).map((s) => [s, 0])) as Record<TaskStatus, number>;
   let done = 0;
   for (const m of members) {

@@ -8,7 +8,7 @@ import { TaskNotFoundError } from '../core/errors.js';
 import type { QueueKind, StoredTaskData, TaskRecord, TaskStatus } from '../core/task.js';
 import { QUEUE_KINDS } from '../core/task.js';
 import type { WorkflowIds, WorkflowRead, WorkflowTree } from '../core/workflow.js';
-import { workflowTaskIds } from '../core/workflow.js';
+import { mapWorkflow, workflowTaskIds } from '../core/workflow.js';
 import type { Store } from './store.js';
 import type { GuardedCall } from './store-guard.js';
 import type { ResultEnvelope } from './task-record.js';
@@ -113,13 +113,11 @@ async function readTree(app: WorkflowDeps, ids: WorkflowIds): Promise<WorkflowTr
   const leaves = workflowTaskIds(ids);
   const records = await eachLimited(leaves, (leaf) => app.getTask(leaf.task, leaf.queue));
   const byId = new Map(leaves.map((leaf, i) => [leaf.task, records[i] ?? null]));
-  const shape = (node: WorkflowIds): WorkflowTree => {
-    if ('task' in node) return { task_id: node.task, queue: node.queue, task: byId.get(node.task) ?? null };
-    if ('chain' in node) return { chain: node.chain.map(shape) };
-    if ('group' in node) return { group: node.group.map(shape) };
-    return { chord: { header: node.chord.header.map(shape), body: shape(node.chord.body) } };
-  };
-  return shape(ids);
+  return mapWorkflow(ids, (leaf) => ({
+    task_id: leaf.task,
+    queue: leaf.queue,
+    task: byId.get(leaf.task) ?? null,
+  }));
 }
 
 async function cancelMembers(

@@ -17,6 +17,7 @@ import { prepareSubmission, type PreparedSubmission } from '../core/submission.j
 import type { InputShape, StoredTaskData, StoredWorkflow } from '../core/task.js';
 import { toBullPriority, toStoredData } from '../core/task.js';
 import type { WorkflowIds, WorkflowNode } from '../core/workflow.js';
+import { branchChildren, isWorkflowBranch, workflowLeaves } from '../core/workflow.js';
 
 export interface WorkflowLimits {
   maxTasks: number;
@@ -60,21 +61,14 @@ const at = (path: string, name: string) => (path ? `${path}.${name}` : name);
 
 /** Nesting depth: a leaf is 0, a flat chain 1. */
 export function workflowDepth(node: WorkflowNode): number {
-  if ('task' in node) return 0;
-  const kids =
-    'chain' in node ? node.chain : 'group' in node ? node.group : [...node.chord.header, node.chord.body];
+  if (!isWorkflowBranch(node)) return 0;
   let deepest = 0;
-  for (const kid of kids) deepest = Math.max(deepest, workflowDepth(kid));
+  for (const kid of branchChildren(node)) deepest = Math.max(deepest, workflowDepth(kid));
   return deepest + 1;
 }
 
 export function countTasks(node: WorkflowNode): number {
-  if ('task' in node) return 1;
-  const kids =
-    'chain' in node ? node.chain : 'group' in node ? node.group : [...node.chord.header, node.chord.body];
-  let n = 0;
-  for (const kid of kids) n += countTasks(kid);
-  return n;
+  return workflowLeaves(node).length;
 }
 
 class Compiler {

@@ -22,6 +22,17 @@ import type { EventBridge } from './event-bridge.js';
 import { registerUserRateLimit, type UserRateLimit } from './rate-limit.js';
 import { registerScheduleRoutes } from './schedule-routes.js';
 import { registerWorkflowRoutes } from './workflow-routes.js';
+import type { WireSubmission } from '../engine/submit.js';
+import {
+  httpTemplateTaskSchema,
+  isTemplateBody,
+  lookupTemplate,
+  splitTemplateTask,
+  templateRouteSchemas,
+  withTemplateBody,
+  withTemplateItems,
+  type HttpTemplateTask,
+} from './template-schema.js';
 import { StateFeed } from './state-feed.js';
 import {
   adminTimeoutQuerySchema,
@@ -140,7 +151,7 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
       await registerUserRateLimit(api, deps.rateLimit, (request) => principal(request).userId);
 
       /** Who may submit it: a user submits as themselves; an admin as anyone. */
-      const authorize = (task: HttpTask, who: Principal, prefix?: string) => {
+      const authorize = (task: { user_id?: string | undefined }, who: Principal, prefix?: string) => {
         if (task.user_id !== undefined && task.user_id !== who.userId && !who.admin) {
           const field = prefix ? `${prefix}.user_id: ` : '';
           throw new ForbiddenError(`${field}cannot submit tasks as user ${task.user_id}`);
@@ -157,24 +168,45 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
         return record;
       };
 
-      const submitOptions = { schema: schemas.submit, bodyLimit: deps.taskBodyLimit };
+      const submitOptions = { schema: withTemplateBody(schemas.submit), bodyLimit: deps.taskBodyLimit };
       api.post('/tasks', submitOptions, async (request, reply) => {
         const who = principal(request);
-        const parsed = parseOrThrow(httpTaskSchema, request.body);
-        authorize(parsed, who);
-        await catalog.check(parsed.mode, parsed.service, parsed.task_name);
-        const { queue, request: task, options } = splitTask(parsed, who.userId);
-        const handle = await app.submitWire({ queue, request: task, options }).catch(asHttpFields);
+        // A template submit (issue 16) is told by its `template` field; templates.ts checks it.
+        const { item, template } = isTemplateBody(request.body)
+          ? await admitTemplate(request.body, who)
+          : await admitTask(request.body, who);
+        const handle = await app.submitWire(item).catch(asHttpFields);
+        const named = template ? { template } : {};
         if (!handle.created) {
           const record = await visible(handle.id, who);
           return reply
             .code(200)
-            .send({ task_id: record.task_id, status: record.status, queue: record.queue });
+            .send({ task_id: record.task_id, status: record.status, queue: record.queue, ...named });
         }
-        return reply.code(202).send({ task_id: handle.id, status: 'pending', queue });
+        return reply.code(202).send({ task_id: handle.id, status: 'pending', queue: handle.queue, ...named });
       });
 
-      const batchOptions = { schema: schemas.submitBatch, bodyLimit: deps.batchBodyLimit };
+      /** A plain task body: its fields (400), who may submit it (403), whether it can run (422). */
+      const admitTask = async (body: unknown, who: Principal, prefix?: string) => {
+        const parsed = parseOrThrow(httpTaskSchema, body, prefix);
+        authorize(parsed, who, prefix);
+        await catalog.check(parsed.mode, parsed.service, parsed.task_name);
+        const { queue, request: task, options } = splitTask(parsed, who.userId);
+        return { item: { queue, request: task, options } as WireSubmission, template: undefined };
+      };
+      /** A template body: the same, and the template (404) before the service its version names. */
+      const admitTemplate = async (body: unknown, who: Principal, prefix?: string) => {
+        const parsed = parseOrThrow(httpTemplateTaskSchema, body, prefix);
+        authorize(parsed, who, prefix);
+        const found = lookupTemplate(app.templates, parsed.template, prefix);
+        await catalog.check(found.mode, found.service, found.task_name);
+        return {
+          item: splitTemplateTask({ ...parsed, template: found.ref }, who.userId),
+          template: found.ref,
+        };
+      };
+
+      const batchOptions = { schema: withTemplateItems(schemas.submitBatch), bodyLimit: deps.batchBodyLimit };
       api.post('/tasks/batch', batchOptions, async (request, reply) => {
         const who = principal(request);
         const { tasks } = parseOrThrow(httpBatchSchema, request.body);
@@ -183,9 +215,14 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
         // then whether they can run (422): each error names the item, e.g. tasks[3].service.
         const parsed: HttpTask[] = [];
         const issues: FieldIssue[] = [];
+        const templated = new Map<number, HttpTemplateTask>();
         for (const [i, raw] of tasks.entries()) {
           try {
-            parsed.push(parseOrThrow(httpTaskSchema, raw, item(i)));
+            if (isTemplateBody(raw)) {
+              const t = parseOrThrow(httpTemplateTaskSchema, raw, item(i));
+              templated.set(i, { ...t, template: lookupTemplate(app.templates, t.template, item(i)).ref });
+              parsed.push(t as unknown as HttpTask);
+            } else parsed.push(parseOrThrow(httpTaskSchema, raw, item(i)));
           } catch (error) {
             if (!(error instanceof ValidationError)) throw error;
             issues.push(...error.issues);
@@ -197,7 +234,9 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
         let firstUnknown: ServiceNotFoundError | undefined;
         for (const [i, task] of parsed.entries()) {
           try {
-            await catalog.check(task.mode, task.service, task.task_name);
+            const t = templated.get(i);
+            const runs = t ? app.templates.get(t.template) : task;
+            await catalog.check(runs.mode, runs.service, runs.task_name);
           } catch (error) {
             if (!(error instanceof ServiceNotFoundError)) throw error;
             const located = error.at(item(i));
@@ -210,7 +249,10 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
           firstUnknown.details.issues = unknown;
           throw firstUnknown;
         }
-        const admitted = parsed.map((task) => splitTask(task, who.userId));
+        const admitted = parsed.map((task, i): WireSubmission => {
+          const t = templated.get(i);
+          return t ? splitTemplateTask(t, who.userId) : splitTask(task, who.userId);
+        });
         // The engine checks every item, repeated ids and conflicts before it queues anything.
         // One group too (issue 15): GET /api/groups/:group_id reads its progress.
         const handles = await app.submitWire(admitted, item, { group: true }).catch(asHttpFields);
@@ -261,6 +303,9 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
       });
 
       api.get('/services', { schema: schemas.services }, async () => ({ services: await catalog.list() }));
+      api.get('/templates', { schema: templateRouteSchemas.list }, async () => ({
+        templates: app.templates.list(),
+      }));
 
       registerScheduleRoutes(api, { app, store, bodyLimit: deps.taskBodyLimit });
       registerWorkflowRoutes(api, {

@@ -21,6 +21,7 @@ import { prepareSubmission } from '../core/submission.js';
 import {
   DEFAULT_WORKFLOW_MAX_DEPTH,
   DEFAULT_WORKFLOW_MAX_TASKS,
+  mapWorkflow,
   type WorkflowIds,
   type WorkflowLeaf,
   type WorkflowNode,
@@ -244,12 +245,9 @@ function engineIssues(
   }
 }
 
+/** The engine's tree from a shape read without problems (so no null in it). */
 function build(shape: NonNullable<Shape>, leaves: Array<WorkflowLeaf | undefined>): WorkflowNode {
-  const node = (s: Shape) => build(s!, leaves);
-  if ('leaf' in shape) return { task: leaves[shape.leaf]! };
-  if ('chain' in shape) return { chain: shape.chain.map(node) };
-  if ('group' in shape) return { group: shape.group.map(node) };
-  return { chord: { header: shape.chord.header.map(node), body: node(shape.chord.body) } };
+  return mapWorkflow(shape, (s) => ({ task: leaves[s!.leaf]! }));
 }
 
 /**
@@ -306,10 +304,7 @@ export type WireWorkflowTree =
   | { chord: { header: WireWorkflowTree[]; body: WireWorkflowTree } };
 
 export function wireIds(ids: WorkflowIds): WireWorkflowIds {
-  if ('task' in ids) return { task_id: ids.task, queue: ids.queue };
-  if ('chain' in ids) return { chain: ids.chain.map(wireIds) };
-  if ('group' in ids) return { group: ids.group.map(wireIds) };
-  return { chord: { header: ids.chord.header.map(wireIds), body: wireIds(ids.chord.body) } };
+  return mapWorkflow(ids, (leaf) => ({ task_id: leaf.task, queue: leaf.queue }));
 }
 
 /** The tree with records on the wire; `show` gives the record a reader may see (null hides it). */
@@ -317,14 +312,10 @@ export function wireTree(
   tree: WorkflowTree,
   show: (record: TaskRecord) => TaskRecord | null,
 ): WireWorkflowTree {
-  const node = (n: WorkflowTree) => wireTree(n, show);
-  if ('task_id' in tree) {
-    const record = tree.task && show(tree.task);
-    return { task_id: tree.task_id, queue: tree.queue, status: record?.status ?? null, task: record };
-  }
-  if ('chain' in tree) return { chain: tree.chain.map(node) };
-  if ('group' in tree) return { group: tree.group.map(node) };
-  return { chord: { header: tree.chord.header.map(node), body: node(tree.chord.body) } };
+  return mapWorkflow(tree, (leaf) => {
+    const record = leaf.task && show(leaf.task);
+    return { task_id: leaf.task_id, queue: leaf.queue, status: record?.status ?? null, task: record };
+  });
 }
 
 /** The workflow a task belongs to; a lone task reads as a tree of one. */

@@ -1,5 +1,7 @@
 import { ConfigError, ServiceNotFoundError, ValidationError } from '../core/errors.js';
 import type { ExecuteTaskMethod, ServiceMethod, TaskContext } from '../core/task-context.js';
+// A type only: registering a template records it; the app's TemplateRegistry (zod) checks it.
+import type { TemplateDefinition } from '../core/template-registry.js';
 
 /** A service is a class (one instance per task, as in the original) or a plain object. */
 export type ServiceImpl = object | (new () => object);
@@ -70,6 +72,8 @@ export class ServiceRegistry {
 
   private readonly loaded: string[] = [];
 
+  private readonly declared: TemplateDefinition[] = [];
+
   register(mode: string, service: string, impl: ServiceImpl, options: ServiceOptions = {}): ServiceEntry {
     checkRegistration(mode, service, impl);
     const klass = isClass(impl);
@@ -100,6 +104,18 @@ export class ServiceRegistry {
 
   addSource(source: string): void {
     if (!this.loaded.includes(source)) this.loaded.push(source);
+  }
+
+  /**
+   * The task templates its services modules declared (`registerTemplate`), unchecked: a worker
+   * never uses them; `aiecs up` and `aiecs gateway` hand them to their app's TemplateRegistry.
+   */
+  get templates(): readonly TemplateDefinition[] {
+    return this.declared;
+  }
+
+  declareTemplate(definition: TemplateDefinition): void {
+    this.declared.push(definition);
   }
 
   unregister(mode: string, service: string): boolean {
@@ -189,13 +205,10 @@ function key(mode: string, service: string): string {
   return `${mode}/${service}`;
 }
 
-/** One `registerService` call made while a services module was being loaded. */
-export interface Registration {
-  mode: string;
-  service: string;
-  impl: ServiceImpl;
-  options?: ServiceOptions;
-}
+/** One `registerService` (or `registerTemplate`) call made while a services module was being loaded. */
+export type Registration =
+  | { mode: string; service: string; impl: ServiceImpl; options?: ServiceOptions; template?: undefined }
+  | { template: TemplateDefinition };
 
 /**
  * The hand-off between a services module's top level and the loader importing it
@@ -241,4 +254,24 @@ export function registerService(
   // Checked now, so a bad name fails the module's load where it is, not at a later replay.
   checkRegistration(mode, service, impl);
   recording.push(options === undefined ? { mode, service, impl } : { mode, service, impl, options });
+}
+
+/**
+ * Declares a task template (docs/design.md §11) in a services module, for the process loading it:
+ * `aiecs up` and `aiecs gateway --services` submit by it. Checked there (a bad one stops their
+ * start, naming the field); outside such a load, register it on the app's `templates` instead.
+ */
+export function registerTemplate(definition: TemplateDefinition): void {
+  const recording = loadingSlot().recording;
+  if (!recording)
+    throw new ConfigError(
+      'registerTemplate(...) ran outside a services module being loaded: pass the module to aiecs up or ' +
+        'aiecs gateway (--services), or call app.templates.register(...) on your app',
+    );
+  if (typeof definition !== 'object' || definition === null)
+    throw new ValidationError(
+      [{ field: 'template', message: 'must be a template object' }],
+      'registerTemplate',
+    );
+  recording.push({ template: definition });
 }

@@ -38,8 +38,9 @@ export async function loadServiceModules(
         }
         slot.byModule.set(url, (registered = recording));
       }
-      for (const { mode, service, impl, options } of registered)
-        registry.register(mode, service, impl, options);
+      for (const r of registered)
+        if (r.template !== undefined) registry.declareTemplate(r.template);
+        else registry.register(r.mode, r.service, r.impl, r.options);
       registry.addSource(absoluteServicePaths([path], cwd)[0]!);
     }
   });
