@@ -141,15 +141,34 @@ describe.each(GATEWAY_KINDS)('workflows over HTTP on %s', (kind) => {
     expect(lone.body.error.message).toMatch(/POST \/api\/tasks/);
   });
 
-  it('refuses a tree BullMQ flows cannot hold (a group after a step) with 422 by its path', async () => {
+  it('queues a group and a chord after a step (fan-out): each follower gets the step result; the tree shows members only', async () => {
     const a = await ge.api(uid('fan'));
     const res = await a.post('/api/workflows', {
-      chain: [probe('echo'), { group: [probe('echo'), probe('echo')] }],
+      chain: [
+        probe('echo', { n: 0 }),
+        { group: [probe('echo', { n: 1 }), probe('echo', { n: 2 })] },
+        {
+          chord: {
+            header: [probe('echo', { n: 3 }), probe('echo', { n: 4 })],
+            body: probe('echo', { cb: 1 }),
+          },
+        },
+      ],
     });
-    expect(res.status).toBe(422);
-    expect(res.body.error.code).toBe('WORKFLOW_INVALID');
-    expect(res.body.error.details.issues[0].field).toMatch(/^chain\[1\]\.group/);
-    expect(await listed(a)).toEqual([]);
+    expect(res.status, res.text).toBe(202);
+    const ids = leaves(res.body.tree).map(([id]) => id);
+    expect(ids).toHaveLength(6);
+    const read = await settledTree(a, res.body.root_id);
+    expect(leaves(read.tree)).toEqual(ids.map((id) => [id, 'completed']));
+    // No hidden await or gather job in the tree, its ids or its records.
+    expect(JSON.stringify(read)).not.toContain('~');
+    for (const m of read.tree.chain[1].group as Loose[]) expect(m.task.result.echo.previous.echo.n).toBe(0);
+    const header = read.tree.chain[2].chord.header as Loose[];
+    for (const m of header) expect(m.task.result.echo.previous.map((r: Loose) => r.echo.n)).toEqual([1, 2]);
+    expect(read.tree.chain[2].chord.body.task.result.echo.results.map((r: Loose) => r.echo.n)).toEqual([
+      3, 4,
+    ]);
+    expect((await listed(a)).sort()).toEqual([...ids].sort());
   });
 
   it('refuses a task no worker can run, by its path, before queuing anything', async () => {

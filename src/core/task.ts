@@ -137,6 +137,8 @@ export interface StoredWorkflow {
   in?: { as: 'previous' | 'results'; from: InputShape };
   /** On the root only: the whole tree of member ids (a WorkflowIds of core/workflow.ts). */
   ids?: unknown;
+  /** The hidden await jobs of tasks that follow this one in a fan-out (core/workflow-links.ts): woken when it ends. */
+  awaits?: Array<{ id: string; queue: QueueKind }>;
 }
 
 /** A run of a task that ended before it was retried by hand: what its record said then. */

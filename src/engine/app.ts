@@ -21,6 +21,7 @@ import type { IndexFilter, Store, WorkerHeartbeat } from './store.js';
 import { openStore } from './open-store.js';
 import { StoreGuard, type GuardedCall } from './store-guard.js';
 import type { WorkflowNode, WorkflowRead } from '../core/workflow.js';
+import { isLinkJobId } from '../core/workflow-links.js';
 import {
   cancelWithWorkflow,
   readWorkflow,
@@ -269,6 +270,8 @@ export class AiecsApp {
 
   /** The record of a task by id, from whichever queue holds it. */
   getTask(taskId: string, kind?: QueueKind): Promise<TaskRecord | undefined> {
+    // A workflow's hidden fan-out job is no task (core/workflow-links.ts).
+    if (isLinkJobId(taskId)) return Promise.resolve(undefined);
     return this.guard.run('read the task', () => this.readTask(taskId, kind));
   }
 
@@ -300,6 +303,7 @@ export class AiecsApp {
     taskId: string,
     kind?: QueueKind,
   ): Promise<{ job: TaskJob; kind: QueueKind } | undefined> {
+    if (isLinkJobId(taskId)) return undefined;
     const kinds = kind ? [kind] : QUEUE_KINDS;
     const jobs = await Promise.all(kinds.map(async (k) => (await this.queue(k)).getJob(taskId)));
     for (let i = 0; i < kinds.length; i++) {

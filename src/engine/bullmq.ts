@@ -18,6 +18,7 @@ export const {
   QueueEventsProducer,
   Worker,
   UnrecoverableError,
+  DelayedError,
   WaitingError,
   createPostgresBackend,
   quoteSchemaName,

@@ -6,6 +6,7 @@
 import { QueueNotFoundError } from '../core/errors.js';
 import type { QueueKind, TaskSummary } from '../core/task.js';
 import { QUEUE_KINDS, taskSummary } from '../core/task.js';
+import { isLinkJobName } from '../core/workflow-links.js';
 import type { AiecsApp } from './app.js';
 import type { TaskJob } from './task-record.js';
 import { jobTaskData, progressPayload } from './task-record.js';
@@ -118,7 +119,11 @@ export async function listQueue(
   return {
     queue,
     total: state === 'waiting' ? counts.waiting : counts.delayed,
-    tasks: jobs.slice(0, limit).map((job) => queuedTask(job, queue, state === 'delayed')),
+    tasks: jobs
+      .slice(0, limit)
+      // A workflow's hidden fan-out jobs (core/workflow-links.ts) are no tasks; `total` counts them.
+      .filter((job) => !isLinkJobName(job.name))
+      .map((job) => queuedTask(job, queue, state === 'delayed')),
   };
 }
 

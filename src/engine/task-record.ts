@@ -5,6 +5,7 @@ import { asProgressPayload, dropsOnStart, isCancelMarker } from '../core/task-ev
 import type { QueueKind, StoredTaskData, TaskJobData, TaskRecord } from '../core/task.js';
 import { fromStoredData } from '../core/task.js';
 import { TaskStatus, fullResources } from '../core/task.js';
+import { memberParentId } from '../core/workflow-links.js';
 
 // The protocol's types, where the engine's callers have always found them.
 export type { ProgressPayload, ResultEnvelope } from '../core/task-events.js';
@@ -146,7 +147,7 @@ export function toTaskRecord(job: TaskJob, state: BullState | string, queue: Que
     resources: stored ? fullResources(stored) : null,
     worker: envelope ? (job.processedBy ?? null) : (progress?.worker ?? job.processedBy ?? null),
     runs: job.data.runs ?? [],
-    ...(job.data.wf ? { root_id: job.data.wf.root, parent_id: job.parent?.id ?? null } : {}),
+    ...(job.data.wf ? { root_id: job.data.wf.root, parent_id: memberParentId(job.parent?.id) } : {}),
     ...(job.data.schedule !== undefined ? { schedule: job.data.schedule } : {}),
     ...(job.data.template !== undefined ? { template: job.data.template } : {}),
   };

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { WorkflowInvalidError, WorkflowTooLargeError } from '../core/errors.js';
 import type { StoredTaskData } from '../core/task.js';
 import type { WorkflowNode } from '../core/workflow.js';
+import { AWAIT_JOB, GATHER_JOB } from '../core/workflow-links.js';
 import { compileWorkflow } from './workflow-tree.js';
 
 const LIMITS = { maxTasks: 100, maxDepth: 4, maxInputBytes: 1 << 20, maxAttempts: 3 };
@@ -61,15 +62,51 @@ describe('compileWorkflow', () => {
     expect(c.members.map((m) => m.data.task_id)).toEqual(['g0', 'g1a', 'g1b']);
   });
 
-  it('refuses fan-out (a group or chord after a step) by its path', () => {
-    expect(invalid({ chain: [t('a'), { group: [t('b'), t('c')] }] }).map((i) => i.field)).toEqual([
-      'chain[1].group',
+  it('feeds a group after a step: the first member natively, each other through an await job', () => {
+    const c = compileWorkflow({ chain: [t('a'), { group: [t('b'), t('c', {}, true)] }, t('d')] }, LIMITS);
+    expect(c.rootId).toBe('d');
+    const [b, cc] = c.flows[0]!.children!;
+    expect(b!.children!.map((j) => j.opts!.jobId)).toEqual(['a']);
+    const a = b!.children![0]!;
+    const wait = cc!.children![0]!;
+    expect(wait.name).toBe(AWAIT_JOB);
+    // On the queue of the task it feeds; no member, no user; it names the task it waits for.
+    expect(wait.queueName).toBe('heavy_tasks');
+    expect(wait.opts!.jobId).toMatch(/^c~await~/);
+    expect(wait.data).toEqual({ root: 'd', of: { id: 'a', queue: 'fast_tasks' } });
+    expect(wait.opts!.ignoreDependencyOnFailure).toBe(true);
+    // The awaited task lists its await jobs (its end wakes them); both read a's result alike.
+    expect(data(a).wf!.awaits).toEqual([{ id: wait.opts!.jobId, queue: 'heavy_tasks' }]);
+    expect([b, cc].map((j) => data(j!).wf!.in)).toEqual([
+      { as: 'previous', from: 'a' },
+      { as: 'previous', from: 'a' },
     ]);
-    expect(
-      invalid({ chain: [t('a'), { chord: { header: [t('b'), t('c')], body: t('d') } }] }).map((i) => i.field),
-    ).toEqual(['chain[1].chord.header']);
+    expect(c.members.map((m) => m.data.task_id)).toEqual(['a', 'b', 'c', 'd']);
     // A group of one is no fan-out.
-    expect(compileWorkflow({ chain: [t('a'), { group: [t('b')] }] }, LIMITS).rootId).toBe('b');
+    const one = compileWorkflow({ chain: [t('x'), { group: [t('y')] }] }, LIMITS);
+    expect(one.flows[0]!.children!.map((j) => j.opts!.jobId)).toEqual(['x']);
+    expect(data(one.flows[0]!.children![0]!).wf!.awaits).toBeUndefined();
+  });
+
+  it('gathers a group before a fan-out: the first follower takes the gather job, the others await it', () => {
+    const c = compileWorkflow(
+      { chain: [{ group: [t('a1'), t('a2')] }, { chord: { header: [t('b1'), t('b2')], body: t('cb') } }] },
+      LIMITS,
+    );
+    const [b1, b2] = c.flows[0]!.children!;
+    const gather = b1!.children![0]!;
+    expect(gather.name).toBe(GATHER_JOB);
+    expect(gather.opts!.jobId).toMatch(/^b1~gather~/);
+    expect(gather.children!.map((j) => j.opts!.jobId)).toEqual(['a1', 'a2']);
+    const wait = b2!.children![0]!;
+    expect(wait.data).toMatchObject({ of: { id: gather.opts!.jobId, queue: 'fast_tasks' } });
+    expect(gather.data).toEqual({
+      root: 'cb',
+      ids: ['a1', 'a2'],
+      awaits: [{ id: wait.opts!.jobId, queue: 'fast_tasks' }],
+    });
+    expect(data(b2!).wf!.in).toEqual({ as: 'previous', from: ['a1', 'a2'] });
+    expect(data(c.flows[0]!).wf!.in).toEqual({ as: 'results', from: ['b1', 'b2'] });
   });
 
   it('names every bad leaf, repeated id and empty node by its path; nothing compiles', () => {

@@ -2,9 +2,11 @@
  * Compiles a workflow tree into BullMQ flow jobs (docs/design.md §9): "runs after" is BullMQ's
  * child → parent edge, so a chain's last step is its flow's root and a chord's body is the parent
  * of its header. A flow is a tree (a job has one parent): one job can release many (fan-in) but
- * not the reverse, so a group or chord that follows a step is refused here, before anything is
- * queued. Everything else a submit checks (each leaf's fields, size, depth) is checked here too.
+ * not the reverse, so when several tasks start on one node (a group or chord after a step) the
+ * first takes its jobs as children and each other one a hidden await job (core/workflow-links.ts).
+ * Everything else a submit checks (each leaf's fields, size, depth) is checked here too.
  */
+import { randomBytes } from 'node:crypto';
 import type { FlowJob } from 'bullmq';
 import {
   PayloadTooLargeError,
@@ -14,9 +16,11 @@ import {
   type FieldIssue,
 } from '../core/errors.js';
 import { prepareSubmission, type PreparedSubmission } from '../core/submission.js';
-import type { InputShape, StoredTaskData, StoredWorkflow } from '../core/task.js';
+import type { InputShape, QueueKind, StoredTaskData, StoredWorkflow } from '../core/task.js';
 import { toBullPriority, toStoredData } from '../core/task.js';
 import type { WorkflowIds, WorkflowNode } from '../core/workflow.js';
+import type { LinkJobData, LinkRef } from '../core/workflow-links.js';
+import { AWAIT_JOB, GATHER_JOB, awaitJobId, gatherJobId } from '../core/workflow-links.js';
 import { branchChildren, isWorkflowBranch, workflowLeaves } from '../core/workflow.js';
 
 export interface WorkflowLimits {
@@ -41,6 +45,28 @@ interface Below {
   jobs: FlowJob[];
   shape: InputShape;
   as: 'previous' | 'results';
+  /** How many tasks start on it: more than one is a fan-out. */
+  followers: number;
+  /** Fan-out: the one job its followers wait for (its task, or a gather job of its tasks), and that job's awaits. */
+  source?: { job: FlowJob; awaits: LinkRef[] };
+}
+
+/** Attempts of a hidden job: a store error while it reads is retried; an upstream end is final. */
+const LINK_ATTEMPTS = 3;
+
+/** How many tasks of a node start on what came before it: a chain's first step's, each member's of a group or header. */
+export function startCount(node: WorkflowNode): number {
+  if ('task' in node) return 1;
+  if ('chain' in node) return node.chain[0] ? startCount(node.chain[0]) : 0;
+  let n = 0;
+  for (const kid of 'group' in node ? node.group : node.chord.header) n += startCount(kid);
+  return n;
+}
+
+function flattenShape(shape: InputShape, out: string[] = []): string[] {
+  if (typeof shape === 'string') out.push(shape);
+  else for (const s of shape) flattenShape(s, out);
+  return out;
 }
 
 interface Built {
@@ -75,7 +101,11 @@ class Compiler {
   readonly issues: FieldIssue[] = [];
   readonly members: PreparedSubmission[] = [];
   readonly jobs: Array<{ job: FlowJob; wf: StoredWorkflow }> = [];
+  /** The hidden jobs' data (their root is set with the members'). */
+  readonly links: LinkJobData[] = [];
   private readonly seen = new Map<string, string>();
+  /** Tells this workflow's hidden job ids from an earlier one's under the same task ids. */
+  private readonly nonce = randomBytes(4).toString('hex');
 
   constructor(private readonly limits: WorkflowLimits) {}
 
@@ -90,7 +120,13 @@ class Compiler {
         const built = this.build(kid, at(path, `chain[${i}]`), before, step + i);
         ids.push(built.ids);
         last = built;
-        before = { jobs: built.outputs, shape: built.shape, as: 'previous' };
+        const next = node.chain[i + 1];
+        before = next && {
+          jobs: built.outputs,
+          shape: built.shape,
+          as: 'previous',
+          followers: startCount(next),
+        };
       }
       return { ...last!, ids: { chain: ids } };
     }
@@ -102,7 +138,7 @@ class Compiler {
     const body = this.build(
       node.chord.body,
       at(path, 'chord.body'),
-      { jobs: header.outputs, shape: header.shape, as: 'results' },
+      { jobs: header.outputs, shape: header.shape, as: 'results', followers: startCount(node.chord.body) },
       step + 1,
     );
     return { ...body, ids: { chord: { header: header.ids, body: body.ids } } };
@@ -116,15 +152,6 @@ class Compiler {
     step: number,
   ): { outputs: FlowJob[]; shape: InputShape[]; ids: WorkflowIds[] } {
     if (nodes.length === 0) return { ...this.refuse(path, 'needs at least one task'), shape: [], ids: [] };
-    if (below && nodes.length > 1) {
-      this.refuse(
-        path,
-        'cannot follow another step: BullMQ flows are trees (one job releases one parent), so ' +
-          'several tasks cannot all wait for one; start a chain with the group, or put the ' +
-          'earlier steps inside each member',
-      );
-      below = undefined; // the members are still checked
-    }
     const outputs: FlowJob[] = [];
     const shape: InputShape[] = [];
     const ids: WorkflowIds[] = [];
@@ -173,6 +200,7 @@ class Compiler {
     this.members.push(prepared);
     const wf: StoredWorkflow = { root: '' };
     if (below) wf.in = { as: below.as, from: below.shape };
+    const children = below && this.feed(below, { id, queue: prepared.queue });
     const opts: NonNullable<FlowJob['opts']> = {
       jobId: id,
       priority: toBullPriority(data.options.priority),
@@ -187,10 +215,48 @@ class Compiler {
       queueName: prepared.queue,
       data: { ...toStoredData(prepared.queue, data), wf } satisfies StoredTaskData,
       opts,
-      ...(below ? { children: below.jobs } : {}),
+      ...(children ? { children } : {}),
     };
     this.jobs.push({ job, wf });
     return { outputs: [job], shape: id, ids: { task: id, queue: prepared.queue } };
+  }
+
+  /**
+   * The children of a task that starts on `below`: its jobs; in a fan-out, the first follower's
+   * the source (the one task, or a gather job whose children are the tasks), each other's an
+   * await job of the source, listed in the source's data so that its end wakes them.
+   */
+  private feed(below: Below, follower: LinkRef): FlowJob[] {
+    if (below.followers <= 1 || below.jobs.length === 0) return below.jobs;
+    if (!below.source) {
+      if (below.jobs.length === 1) {
+        const job = below.jobs[0]!;
+        below.source = { job, awaits: ((job.data as StoredTaskData).wf!.awaits = []) };
+      } else {
+        const awaits: LinkRef[] = [];
+        const id = gatherJobId(follower.id, this.nonce);
+        const data: LinkJobData = { root: '', ids: flattenShape(below.shape), awaits };
+        below.source = { job: this.link(GATHER_JOB, id, follower.queue, data, below.jobs), awaits };
+      }
+      return [below.source.job];
+    }
+    const { job: source, awaits } = below.source;
+    const ref: LinkRef = { id: awaitJobId(follower.id, this.nonce), queue: follower.queue };
+    awaits.push(ref);
+    const of: LinkRef = { id: source.opts!.jobId!, queue: source.queueName as QueueKind };
+    return [this.link(AWAIT_JOB, ref.id, ref.queue, { root: '', of })];
+  }
+
+  /** A hidden job, on the queue of the task it feeds (whose workers are then there to run it). */
+  private link(name: string, id: string, queue: QueueKind, data: LinkJobData, children?: FlowJob[]): FlowJob {
+    this.links.push(data);
+    return {
+      name,
+      queueName: queue,
+      data,
+      opts: { jobId: id, attempts: LINK_ATTEMPTS, ignoreDependencyOnFailure: true },
+      ...(children ? { children } : {}),
+    };
   }
 
   /** Records a problem; what is returned stands in for the node so that the rest is still checked. */
@@ -221,6 +287,7 @@ export function compileWorkflow(tree: WorkflowNode, limits: WorkflowLimits): Com
   // The root is the flow's root: a chain's last step, a chord's body, a top group's first member.
   const rootId = built.outputs[0]!.opts!.jobId!;
   for (const { wf } of compiler.jobs) wf.root = rootId;
+  for (const link of compiler.links) link.root = rootId;
   (built.outputs[0]!.data as StoredTaskData).wf!.ids = built.ids;
   return { flows: built.outputs, rootId, ids: built.ids, members: compiler.members };
 }

@@ -4,6 +4,7 @@ import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
 import type { Logger } from '../core/logger.js';
 import type { QueueKind, TaskRecord } from '../core/task.js';
 import { QUEUE_KINDS, TaskStatus } from '../core/task.js';
+import { isLinkJobId, memberParentId } from '../core/workflow-links.js';
 import type {
   ProgressEvent,
   ProgressFields,
@@ -155,9 +156,13 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
   }
 
   private attach(events: QueueEvents, queue: QueueKind): void {
+    // A workflow's hidden fan-out jobs (core/workflow-links.ts) are no tasks: nothing of them is told.
     const on = (taskId: string, handle: (meta: Meta) => Promise<void> | void) =>
-      this.forTask(taskId, queue, handle);
-    events.on('added', ({ jobId }) => this.serial(jobId, () => this.onAdded(jobId, queue)));
+      isLinkJobId(taskId) ? undefined : this.forTask(taskId, queue, handle);
+    events.on(
+      'added',
+      ({ jobId }) => !isLinkJobId(jobId) && this.serial(jobId, () => this.onAdded(jobId, queue)),
+    );
     events.on('active', ({ jobId }) => on(jobId, (meta) => this.onActive(jobId, meta)));
     events.on('progress', ({ jobId, data }) => on(jobId, (meta) => this.onProgress(jobId, meta, data)));
     events.on('completed', ({ jobId, returnvalue }) =>
@@ -246,7 +251,9 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
       taskName: job.data.task_name,
       labels: { queue, mode: job.data.mode, service: job.data.service },
       step: job.data.step ?? 0,
-      ...(job.data.wf ? { workflow: { root_id: job.data.wf.root, parent_id: job.parent?.id ?? null } } : {}),
+      ...(job.data.wf
+        ? { workflow: { root_id: job.data.wf.root, parent_id: memberParentId(job.parent?.id) } }
+        : {}),
       attempt,
       fetchedAttempt: attempt,
       activeSeen: 0,

@@ -25,6 +25,7 @@ import type { Logger } from '../core/logger.js';
 import { countingMetrics, type ExecutionStatus } from '../core/metrics.js';
 import type { TaskLogger } from '../core/task-context.js';
 import { TaskStatus, taskSummary, type QueueKind, type TaskJobData } from '../core/task.js';
+import { isLinkJobName } from '../core/workflow-links.js';
 import type { EventWriter } from '../engine/store.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
 import { jobTaskData, progressPayload, runOf } from '../engine/task-record.js';
@@ -36,6 +37,7 @@ import type { ServiceCall, Executor } from './executor.js';
 import type { LimitGate, TaskSlots } from './limit-gate.js';
 import { TaskReporter } from './task-reporter.js';
 import { gatherInputs } from './workflow-inputs.js';
+import type { WorkflowLinks } from './workflow-links.js';
 
 export interface RunnerDeps {
   executor: Executor;
@@ -54,6 +56,8 @@ export interface RunnerDeps {
    * slot, so the worker can keep it held (see AbandonedTasks).
    */
   onAbandoned?: (taskId: string, returned: Promise<void>) => void;
+  /** Runs the hidden jobs of workflow fan-out (workflow-links.ts); none: the worker has no workflows to link. */
+  links?: WorkflowLinks;
 }
 
 export type StopReason = 'soft_timeout' | 'hard_timeout' | 'cancel' | 'shutdown';
@@ -104,6 +108,9 @@ export function createTaskProcessor(deps: RunnerDeps) {
     // BullMQ spaces a failed job's retries by the backoff of the job in hand: the worker's policy,
     // so that no job has to store it (bytes written and read back with every job).
     job.opts.backoff ??= WORKER_BACKOFF;
+    // A hidden fan-out job (core/workflow-links.ts) is no task: no record, events, metrics or log line.
+    if (deps.links && isLinkJobName(job.name))
+      return deps.links.run(job as never, token) as unknown as Promise<ResultEnvelope>;
     return new TaskRun(job, token, deps, deadlines).run();
   };
 }

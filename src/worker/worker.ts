@@ -31,6 +31,7 @@ import { RetentionSweeper } from './retention-sweeper.js';
 import type { Controllable, QueuePoolStats, TaskRunInfo } from './remote-control.js';
 import { RemoteControl, resizePlan } from './remote-control.js';
 import { createTaskProcessor, retryDelay } from './task-runner.js';
+import { WorkflowLinks } from './workflow-links.js';
 
 export { VERSION } from '../core/version.js';
 
@@ -76,6 +77,7 @@ export class AiecsWorker implements Controllable {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private stopMemoryLog: (() => void) | undefined;
   private sweeper: RetentionSweeper | undefined;
+  private links: WorkflowLinks | undefined;
   readonly startedAt = Date.now();
   readonly version = VERSION;
   private processed = 0;
@@ -152,6 +154,7 @@ export class AiecsWorker implements Controllable {
       });
       this.loopWatch.start();
     }
+    this.links = new WorkflowLinks(store, this.logger);
     for (const queue of this.settings.queues) this.startQueue(store, queue);
     for (const worker of this.workers.values()) void worker.run();
     await Promise.all([...this.workers.values()].map((w) => w.waitUntilReady()));
@@ -212,6 +215,7 @@ export class AiecsWorker implements Controllable {
       gate: this.gate!,
       onFinished: (ok) => (ok ? this.processed++ : this.failed++),
       onAbandoned: (taskId, returned) => this.abandoned.get(queue)?.hold(taskId, returned),
+      ...(this.links ? { links: this.links } : {}),
     });
     const worker = store.createWorker<StoredTaskData, ResultEnvelope>(queue, processor, {
       name: this.id,
@@ -225,6 +229,9 @@ export class AiecsWorker implements Controllable {
     worker.on('error', (error) => this.logger.warn({ err: error.message, queue }, 'worker error'));
     // A schedule's tasks are made inside the store: the worker lists each under its user.
     worker.on('active', (job) => indexFiredTask(store, job, this.logger));
+    // A task (or gather job) that ended wakes the fan-out await jobs that wait for it.
+    worker.on('completed', (job) => this.links?.release(job as never));
+    worker.on('failed', (job) => this.links?.release(job as never));
     this.workers.set(queue, worker);
     this.abandoned.set(queue, new AbandonedTasks(worker, concurrency, queue, this.logger));
     return worker;
@@ -319,6 +326,7 @@ export class AiecsWorker implements Controllable {
       );
       await this.unsubscribe?.();
       await sweeperStopped;
+      await this.links?.close();
       await this.store?.removeHeartbeat(this.id).catch(() => undefined);
       this.uncountActive?.();
       await this.metricsServer?.close();

@@ -10,6 +10,8 @@ import type { TaskErrorInfo } from '../core/errors.js';
 import { ChordMemberFailedError, UpstreamFailedError } from '../core/errors.js';
 import type { InputShape, StoredWorkflow, TaskJobData } from '../core/task.js';
 import { TaskStatus } from '../core/task.js';
+import type { LinkValues } from '../core/workflow-links.js';
+import { decodeLinkFailure, isLinkJobId, linkValues } from '../core/workflow-links.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
 
 export type GatheredInputs =
@@ -18,7 +20,7 @@ export type GatheredInputs =
 /** A dependency key names the child's queue and id (`<prefix>:<queue>:<id>` on Redis, `<queue>:<id>` on PostgreSQL); ids hold no ':'. */
 const idOfKey = (key: string) => key.slice(key.lastIndexOf(':') + 1);
 
-function flatten(shape: InputShape, out: string[] = []): string[] {
+export function flatten(shape: InputShape, out: string[] = []): string[] {
   if (typeof shape === 'string') out.push(shape);
   else for (const s of shape) flatten(s, out);
   return out;
@@ -28,23 +30,47 @@ function assemble(shape: InputShape, values: Map<string, unknown>): unknown {
   return typeof shape === 'string' ? values.get(shape) : shape.map((s) => assemble(s, values));
 }
 
+/**
+ * What a job's children gave: each completed task's result and each other end's reason, by task
+ * id. A hidden link child (core/workflow-links.ts) stands for the tasks it awaited: its values, or
+ * the awaited task that did not complete and why.
+ */
+export async function readChildren(
+  job: TaskJob,
+): Promise<{ values: Map<string, unknown>; failures: Map<string, string> }> {
+  const [processed, ignored] = await Promise.all([
+    job.getChildrenValues() as Promise<Record<string, ResultEnvelope | LinkValues> | undefined>,
+    job.getIgnoredChildrenFailures() as Promise<Record<string, string> | undefined>,
+  ]);
+  const values = new Map<string, unknown>();
+  for (const [key, value] of Object.entries(processed ?? {})) {
+    const id = idOfKey(key);
+    const linked = isLinkJobId(id) ? linkValues(value) : undefined;
+    if (linked) for (const [task, result] of Object.entries(linked)) values.set(task, result);
+    else values.set(id, (value as ResultEnvelope | undefined)?.result);
+  }
+  const failures = new Map<string, string>();
+  for (const [key, reason] of Object.entries(ignored ?? {})) {
+    const id = idOfKey(key);
+    const linked = isLinkJobId(id) ? decodeLinkFailure(String(reason)) : undefined;
+    if (linked) failures.set(linked.task_id, linked.error);
+    else failures.set(id, String(reason));
+  }
+  return { values, failures };
+}
+
 export async function gatherInputs(
   job: TaskJob,
   data: TaskJobData,
   wanted: NonNullable<StoredWorkflow['in']>,
 ): Promise<GatheredInputs> {
-  const [processed, ignored] = await Promise.all([
-    job.getChildrenValues() as Promise<Record<string, ResultEnvelope> | undefined>,
-    job.getIgnoredChildrenFailures() as Promise<Record<string, string> | undefined>,
-  ]);
-  const values = new Map<string, unknown>();
-  for (const [key, envelope] of Object.entries(processed ?? {})) values.set(idOfKey(key), envelope?.result);
-  const failures = new Map<string, string>();
-  for (const [key, reason] of Object.entries(ignored ?? {})) failures.set(idOfKey(key), String(reason));
+  const { values, failures } = await readChildren(job);
 
-  // The first member, in submission order, that did not complete names the cause.
-  for (const id of flatten(wanted.from)) {
-    if (values.has(id)) continue;
+  // The first member, in submission order, that did not complete names the cause. A failed link
+  // child hands on only that cause, not the results before it: a recorded failure comes first.
+  const missing = flatten(wanted.from).filter((id) => !values.has(id));
+  if (missing.length > 0) {
+    const id = missing.find((m) => failures.has(m)) ?? missing[0]!;
     const upstream = { task_id: id, error: failures.get(id) ?? 'its result is gone' };
     const error =
       wanted.as === 'results'
