@@ -453,3 +453,67 @@ describe('a history database that is down', () => {
     expect(outages).toHaveLength(1);
   }, 120_000);
 });
+
+describe('task history over HTTP', () => {
+  it('GET /api/history, GET /api/tasks/:id/history and DELETE /api/history, with their owners and admins', async () => {
+    const { GatewayEnv } = await import('./gateway-harness.js');
+    const ge = await GatewayEnv.create('embedded');
+    try {
+      const store = await ge.main.app.store();
+      consumer(store, historyDb(ge.env, store));
+      const alice = await ge.api('alice');
+      const bob = await ge.api('bob');
+      const admin = await ge.api('root', { admin: true });
+      const submitted = await alice.submit({
+        task_name: 'echo',
+        mode: 'test',
+        service: 'probe',
+        input_data: {},
+      });
+      expect(submitted.status).toBe(202);
+      const id = submitted.body.task_id as string;
+      await alice.settled(id);
+      const entries = await until(async () => {
+        const res = await alice.get(`/api/tasks/${id}/history`);
+        return res.status === 200 && res.body.entries.length === 3 && res.body.entries;
+      });
+      expect(entries.map((e: { status: string }) => e.status)).toEqual(['pending', 'running', 'completed']);
+
+      // Someone else's task reads as a missing one; an admin reads it.
+      expect((await bob.get(`/api/tasks/${id}/history`)).status).toBe(404);
+      expect((await admin.get(`/api/tasks/${id}/history`)).body.entries).toHaveLength(3);
+
+      // A non-admin sees their own only; an admin any user's or everyone's.
+      expect((await alice.get('/api/history')).body.items).toHaveLength(3);
+      expect((await bob.get('/api/history')).body.items).toEqual([]);
+      expect((await bob.get('/api/history?user=alice')).status).toBe(403);
+      expect((await admin.get('/api/history?user=alice&status=completed')).body.items).toHaveLength(1);
+      const bad = await alice.get('/api/history?limit=0&since=yesterday');
+      expect(bad.status).toBe(400);
+      expect(bad.text).toMatch(/limit/);
+      expect(bad.text).toMatch(/since/);
+
+      // Erasure: admins only, naming the user.
+      expect((await alice.request('/api/history?user=alice', { method: 'DELETE' })).status).toBe(403);
+      expect((await admin.request('/api/history', { method: 'DELETE' })).status).toBe(400);
+      const erased = await admin.request('/api/history?user=alice', { method: 'DELETE' });
+      expect(erased.body).toEqual({ user: 'alice', deleted: 3 });
+      expect((await alice.get('/api/history')).body.items).toEqual([]);
+    } finally {
+      await Promise.allSettled(consumers.splice(0).map((c) => c.close()));
+      await ge.cleanup();
+    }
+  });
+
+  it('answers 501 HISTORY_DISABLED where the history is off', async () => {
+    const { GatewayEnv } = await import('./gateway-harness.js');
+    const ge = await GatewayEnv.create('redis', {}, { worker: false });
+    try {
+      const res = await (await ge.api('alice')).get('/api/history');
+      expect(res.status).toBe(501);
+      expect(res.body.error.code).toBe('HISTORY_DISABLED');
+    } finally {
+      await ge.cleanup();
+    }
+  });
+});

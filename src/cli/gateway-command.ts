@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { ConfigError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { openStore } from '../engine/open-store.js';
+import { historyOffLine } from '../history/run-history.js';
 import { localSecret } from './local-gateway.js';
 import { checkPort, portError } from './port.js';
 import type { GlobalOptions } from './options.js';
@@ -67,6 +68,8 @@ export async function gatewayAction(flags: GatewayFlags, cmd: Command): Promise<
   });
   console.log(`aiecs gateway: ${url}, store ${displayBroker(config.brokerUrl, globals.namespace)}`);
   console.log(`  dashboard: ${url}/dashboard/`);
+  const historyOff = historyOffLine(config, store.kind);
+  if (historyOff) console.log(`  history: ${historyOff}`);
   const { authWarning } = await import('../gateway/auth.js');
   const warning = authWarning(config.auth);
   if (warning) console.error(`aiecs gateway: ${warning}`);

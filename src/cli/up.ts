@@ -20,6 +20,7 @@ import { checkPort, portError } from './port.js';
 import type { GlobalOptions, WorkerFlags } from './options.js';
 import { cliConfig, describeQueues, workerOverrides } from './options.js';
 import { untilShutdown } from './worker-command.js';
+import { runHistory, type RunningHistory } from '../history/run-history.js';
 
 export interface UpOptions {
   config: AiecsConfig;
@@ -36,6 +37,8 @@ export interface UpHandle {
   app: AiecsApp;
   worker: AiecsWorker;
   store: Store;
+  /** The task history's consumer (and, when off, what the start line says). */
+  history: RunningHistory;
   gateway?: Gateway;
   /** The gateway's URL, when it runs. */
   url?: string;
@@ -68,6 +71,7 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
   let worker: AiecsWorker | undefined;
   let app: AiecsApp | undefined;
   let gateway: Gateway | undefined;
+  let history: RunningHistory | undefined;
   let url: string | undefined;
   let token: string | undefined;
   let adminToken: string | undefined;
@@ -84,6 +88,8 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
       worker: { ...options.worker, ...(listenAt ? { metricsPort: undefined } : {}) },
     });
     await worker.start();
+    // Off the tasks' path: a history database that is down delays only the history.
+    history = await runHistory(config, store, logger);
     // Loaded once the worker is up: the app brings zod, which the worker never needs.
     const { createApp } = await import('../engine/app.js');
     const { TemplateRegistry } = await import('../core/template-registry.js');
@@ -123,16 +129,18 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
     forgetGateway?.();
     await gateway?.close().catch(() => undefined);
     await worker?.close(0).catch(() => undefined);
+    await history?.close().catch(() => undefined);
     await store.close().catch(() => undefined);
     throw error;
   }
 
-  const started = { app, worker };
+  const started = { app, worker, history };
   let closing: Promise<void> | undefined;
   return {
     app,
     worker,
     store,
+    history,
     ...(gateway ? { gateway } : {}),
     ...(url ? { url } : {}),
     ...(token ? { token } : {}),
@@ -143,6 +151,7 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
         forgetGateway?.();
         await gateway?.close();
         await started.worker.close(deadlineS);
+        await started.history.close();
         await started.app.close();
         await store.close();
       })();
@@ -189,6 +198,7 @@ export async function upAction(flags: UpFlags, cmd: Command): Promise<void> {
       (up.url ? `, gateway ${up.url}` : '') +
       (up.worker.metricsUrl ? `, metrics ${up.worker.metricsUrl}` : ''),
   );
+  if (up.history.offLine) console.log(`  history: ${up.history.offLine}`);
   if (up.url) {
     const { authWarning, describeTtl } = await import('../gateway/auth.js');
     const warning = authWarning(config.auth);

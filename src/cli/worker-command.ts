@@ -7,6 +7,9 @@ import { parseBrokerUrl, redactUrl } from '../engine/store.js';
 import { ServiceRegistry } from '../registry/registry.js';
 import { registerBuiltinServices } from '../services/builtin.js';
 import { AiecsWorker } from '../worker/worker.js';
+import { openStore } from '../engine/open-store.js';
+import type { Store } from '../engine/store.js';
+import { runHistory, type RunningHistory } from '../history/run-history.js';
 import type { GlobalOptions, WorkerFlags } from './options.js';
 import {
   EXIT_INTERRUPTED,
@@ -66,9 +69,19 @@ export function registerWorkerCommand(program: Command): void {
     const globals = cmd.optsWithGlobals<GlobalOptions>();
     const config = cliConfig(globals);
     const logger = createLogger(config.logLevel);
+    const namespace = globals.namespace !== undefined ? { namespace: globals.namespace } : {};
+    // Opened here, not by the worker: the task history's consumer shares it.
+    const store: Store = await openStore(config.brokerUrl, {
+      logger,
+      role: 'worker',
+      timeoutMs: config.storeTimeoutMs,
+      ...namespace,
+    });
+    let history: RunningHistory | undefined;
     const worker = new AiecsWorker({
       config,
       logger,
+      store,
       registry: registerBuiltinServices(new ServiceRegistry()),
       worker: {
         ...workerOverrides(flags, config.worker),
@@ -78,18 +91,34 @@ export function registerWorkerCommand(program: Command): void {
     });
     // A signal during start-up stops the worker once it is up, not half-way through starting.
     let starting: Promise<unknown> = Promise.resolve();
+    let stopping: Promise<void> | undefined;
+    const stop = () =>
+      (stopping ??= (async () => {
+        await worker.close();
+        await history?.close();
+        await store.close();
+      })());
     const stopped = untilShutdown(async () => {
       await starting.catch(() => undefined);
-      await worker.close();
+      await stop();
     }, logger);
-    starting = worker.start();
+    starting = (async () => {
+      try {
+        await worker.start();
+        history = await runHistory(config, store, logger);
+      } catch (error) {
+        await stop().catch(() => undefined);
+        throw error;
+      }
+    })();
     await starting;
     console.log(
       `aiecs worker: store ${displayBroker(config.brokerUrl, globals.namespace)}, worker ${worker.id}, ` +
         `queues ${describeQueues(worker.settings)}` +
         (worker.metricsUrl ? `, metrics ${worker.metricsUrl}` : ''),
     );
+    if (history?.offLine) console.log(`  history: ${history.offLine}`);
     // A signal, or `aiecs control shutdown` from anywhere.
-    await Promise.race([stopped, worker.whenClosed()]);
+    await Promise.race([stopped, worker.whenClosed().then(stop)]);
   });
 }

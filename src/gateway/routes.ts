@@ -22,6 +22,7 @@ import type { EventBridge } from './event-bridge.js';
 import { registerUserRateLimit, type UserRateLimit } from './rate-limit.js';
 import { registerScheduleRoutes } from './schedule-routes.js';
 import { registerWorkflowRoutes } from './workflow-routes.js';
+import { registerHistoryRoutes } from './history-routes.js';
 import type { WireSubmission } from '../engine/submit.js';
 import {
   httpTemplateTaskSchema,
@@ -308,6 +309,7 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
       }));
 
       registerScheduleRoutes(api, { app, store, bodyLimit: deps.taskBodyLimit });
+      registerHistoryRoutes(api, { app, visible });
       registerWorkflowRoutes(api, {
         app,
         bodyLimit: deps.batchBodyLimit,
