@@ -6,10 +6,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { TemplateInvalidError, TemplateNotFoundError, ValidationError } from '../src/core/errors.js';
+import { pathToFileURL, fileURLToPath } from 'node:url';
+import {
+  ConfigError,
+  TemplateInvalidError,
+  TemplateNotFoundError,
+  ValidationError,
+} from '../src/core/errors.js';
 import { loadTemplateFile } from '../src/core/template-file.js';
 import { TemplateRegistry, type TemplateDefinition } from '../src/core/template-registry.js';
 import type { AiecsApp } from '../src/engine/app.js';
+import { registerTemplate, ServiceRegistry } from '../src/registry/registry.js';
+import { loadServiceModules } from '../src/registry/service-loader.js';
 import { TestEnv } from './harness.js';
 
 /** v1 and v2 of a template on the probe service's echo method; v2 needs `text`. */
@@ -209,6 +217,31 @@ describe('templates file', () => {
       loadTemplateFile(registry, file('map.json', '{"a": 1}')),
     ) as TemplateInvalidError;
     expect(notList.issues[0]!.field).toBe('(root)');
+  });
+});
+
+describe('registerTemplate in a services module', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'aiecs-template-module-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('is recorded by the loader for the registry loading it, and refused outside a load', async () => {
+    const dist = pathToFileURL(fileURLToPath(new URL('../dist/index.js', import.meta.url))).href;
+    const module = join(dir, 'with-template.mjs');
+    writeFileSync(
+      module,
+      `import { registerTemplate } from ${JSON.stringify(dist)};\n` +
+        `registerTemplate(${JSON.stringify({ ...echo1, name: 'from_module' })});\n`,
+    );
+    const services = new ServiceRegistry();
+    await loadServiceModules([module], services);
+    expect(services.templates.map((t) => `${t.name}@${t.version}`)).toEqual(['from_module@1']);
+    // A second loader of the same module gets them too (ESM evaluates it once).
+    const again = new ServiceRegistry();
+    await loadServiceModules([module], again);
+    expect(again.templates).toHaveLength(1);
+    const templates = new TemplateRegistry().registerAll(services.templates);
+    expect(templates.get('from_module').ref).toBe('from_module@1');
+    expect(() => registerTemplate(echo1)).toThrow(ConfigError);
   });
 });
 
