@@ -19,25 +19,6 @@ import type { TaskContext } from '../src/core/task-context.js';
 import { AiecsWorker } from '../src/worker/worker.js';
 import { makeTempDir, removeTempDir, sleep } from './lifecycle.js';
 
-/**
- * Starts raw BullMQ parts: mutes the 'error' events of `muted` (an unhandled one would end the run
- * before cleanup; a real failure shows anyway, as tasks that do not complete) and waits until
- * `ready` are; if one cannot start, closes everything with `close` and rethrows.
- */
-export async function startParts(
-  muted: ReadonlyArray<{ on(event: 'error', listener: () => void): unknown }>,
-  ready: ReadonlyArray<{ waitUntilReady(): Promise<unknown> }>,
-  close: () => Promise<void>,
-): Promise<void> {
-  for (const part of muted) part.on('error', () => undefined);
-  try {
-    await Promise.all(ready.map((part) => part.waitUntilReady()));
-  } catch (error) {
-    await close().catch(() => undefined);
-    throw error;
-  }
-}
-
 export type BenchTask = { kind: 'noop' } | { kind: 'wait'; ms: number };
 
 export interface Target {
@@ -227,6 +208,10 @@ export async function bullmqTarget(
       removeTempDir(dir);
     };
   }
+  // An unhandled 'error' event would crash the run before cleanup; a real failure shows anyway,
+  // as tasks that do not complete before the workload's deadline.
+  worker.on('error', () => undefined);
+  queue.on('error', () => undefined);
   let events: QueueEvents | undefined;
   const close = async () => {
     await worker.close();
@@ -234,7 +219,12 @@ export async function bullmqTarget(
     await queue.close();
     await closeStore();
   };
-  await startParts([worker, queue], [queue, worker], close);
+  try {
+    await Promise.all([queue.waitUntilReady(), worker.waitUntilReady()]);
+  } catch (error) {
+    await close().catch(() => undefined);
+    throw error;
+  }
 
   return {
     async addBulk(count, task) {

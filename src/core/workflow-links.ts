@@ -10,7 +10,7 @@
  *
  * Their names and ids hold '~', which no task name or task id may hold, so no request can make one.
  */
-import type { QueueKind } from './task.js';
+import type { InputShape, QueueKind } from './task.js';
 
 /** The job names of hidden link jobs; the worker runs them before (and instead of) any task handling. */
 export const AWAIT_JOB = 'aiecs~await';
@@ -84,4 +84,11 @@ export function decodeLinkFailure(reason: string): LinkFailure | undefined {
 export function linkValues(value: unknown): Record<string, unknown> | undefined {
   const values = (value as Partial<LinkValues> | null | undefined)?.values;
   return values && typeof values === 'object' ? values : undefined;
+}
+
+/** The task ids of an input shape, in submission order. */
+export function flattenShape(shape: InputShape, out: string[] = []): string[] {
+  if (typeof shape === 'string') out.push(shape);
+  else for (const s of shape) flattenShape(s, out);
+  return out;
 }

@@ -20,7 +20,7 @@ import type { InputShape, QueueKind, StoredTaskData, StoredWorkflow } from '../c
 import { toBullPriority, toStoredData } from '../core/task.js';
 import type { WorkflowIds, WorkflowNode } from '../core/workflow.js';
 import type { LinkJobData, LinkRef } from '../core/workflow-links.js';
-import { AWAIT_JOB, GATHER_JOB, awaitJobId, gatherJobId } from '../core/workflow-links.js';
+import { AWAIT_JOB, GATHER_JOB, awaitJobId, flattenShape, gatherJobId } from '../core/workflow-links.js';
 import { branchChildren, isWorkflowBranch, workflowLeaves } from '../core/workflow.js';
 
 export interface WorkflowLimits {
@@ -61,12 +61,6 @@ export function startCount(node: WorkflowNode): number {
   let n = 0;
   for (const kid of 'group' in node ? node.group : node.chord.header) n += startCount(kid);
   return n;
-}
-
-function flattenShape(shape: InputShape, out: string[] = []): string[] {
-  if (typeof shape === 'string') out.push(shape);
-  else for (const s of shape) flattenShape(s, out);
-  return out;
 }
 
 interface Built {

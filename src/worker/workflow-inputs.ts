@@ -11,7 +11,7 @@ import { ChordMemberFailedError, UpstreamFailedError } from '../core/errors.js';
 import type { InputShape, StoredWorkflow, TaskJobData } from '../core/task.js';
 import { TaskStatus } from '../core/task.js';
 import type { LinkValues } from '../core/workflow-links.js';
-import { decodeLinkFailure, isLinkJobId, linkValues } from '../core/workflow-links.js';
+import { decodeLinkFailure, flattenShape, isLinkJobId, linkValues } from '../core/workflow-links.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
 
 export type GatheredInputs =
@@ -19,12 +19,6 @@ export type GatheredInputs =
 
 /** A dependency key names the child's queue and id (`<prefix>:<queue>:<id>` on Redis, `<queue>:<id>` on PostgreSQL); ids hold no ':'. */
 const idOfKey = (key: string) => key.slice(key.lastIndexOf(':') + 1);
-
-export function flatten(shape: InputShape, out: string[] = []): string[] {
-  if (typeof shape === 'string') out.push(shape);
-  else for (const s of shape) flatten(s, out);
-  return out;
-}
 
 function assemble(shape: InputShape, values: Map<string, unknown>): unknown {
   return typeof shape === 'string' ? values.get(shape) : shape.map((s) => assemble(s, values));
@@ -68,7 +62,7 @@ export async function gatherInputs(
 
   // The first member, in submission order, that did not complete names the cause. A failed link
   // child hands on only that cause, not the results before it: a recorded failure comes first.
-  const missing = flatten(wanted.from).filter((id) => !values.has(id));
+  const missing = flattenShape(wanted.from).filter((id) => !values.has(id));
   if (missing.length > 0) {
     const id = missing.find((m) => failures.has(m)) ?? missing[0]!;
     const upstream = { task_id: id, error: failures.get(id) ?? 'its result is gone' };
