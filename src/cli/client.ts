@@ -76,7 +76,7 @@ export async function openApp(options: {
   namespace?: string;
   logger: Logger;
 }): Promise<{ app: AiecsApp; store: Store }> {
-  // Loaded here, not at the top: the app brings zod, and the HTTP path never needs it.
+  // Loaded here, not at the top: the HTTP path never uses the app (its engine, store drivers, schemas).
   const { AiecsApp } = await import('../engine/app.js');
   const app = new AiecsApp({
     config: options.config,

@@ -90,7 +90,8 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
     await worker.start();
     // Off the tasks' path: a history database that is down delays only the history.
     history = await runHistory(config, store, logger);
-    // Loaded once the worker is up: the app brings zod, which the worker never needs.
+    // Loaded once the worker is up: the app's submit path (schemas, workflows, templates) is no
+    // part of the worker's, so it does not delay the worker's start.
     const { createApp } = await import('../engine/app.js');
     const { TemplateRegistry } = await import('../core/template-registry.js');
     // The templates the worker's services modules declared, then the file's (the app loads it).

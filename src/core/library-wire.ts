@@ -1,7 +1,7 @@
 /**
  * The library's submission (camelCase or the seed's snake_case) turned into the wire form the
  * submission schemas check. Apart from task.ts, which the wire types would otherwise tie to
- * submission.ts in a cycle, and from submission.ts, which loads zod.
+ * submission.ts in a cycle, and from submission.ts's schemas, which it does not need.
  */
 import type { FieldIssue } from './errors.js';
 import { ValidationError } from './errors.js';

@@ -1,6 +1,7 @@
 /**
  * Validating task submissions: the wire schemas and what builds a job from them. Kept apart from
- * task.ts so that processes which never validate a submission (workers) do not load zod.
+ * task.ts so that processes which never validate a submission (workers) do not load these schemas
+ * (zod itself every process loads: it parses the configuration).
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';

@@ -1,6 +1,6 @@
 /**
  * What the worker and the gateway need to know of the tasks a schedule fires, without the
- * schedules' validation (zod) that workers never load.
+ * schedules' validation, which workers never load.
  */
 import type { Job } from 'bullmq';
 import type { Logger } from '../core/logger.js';
