@@ -8,8 +8,8 @@ import type { Logger } from '../core/logger.js';
 import { createLogger } from '../core/logger.js';
 import type { QueueKind, TaskRecord } from '../core/task.js';
 import type { WireSubmitOptions } from '../core/submission.js';
-import { TaskStatus as Status } from '../core/task.js';
-import type { AiecsApp, CancelResult } from '../engine/app.js';
+import { FAST_QUEUE, TaskStatus as Status } from '../core/task.js';
+import type { AiecsApp, CancelResult, WireSubmission } from '../engine/app.js';
 import type { RetryResult } from '../engine/task-retry.js';
 import type { Store, WorkerHeartbeat } from '../engine/store.js';
 import { parseBrokerUrl } from '../engine/store.js';
@@ -120,11 +120,25 @@ export class StoreClient implements TaskClient {
     return new StoreClient(app, store.kind);
   }
 
-  async submit(queue: QueueKind, request: unknown, options: WireSubmitOptions): Promise<SubmitResult> {
-    await checkService(this.app, request);
-    const handle = await this.app.submitWire({ queue, request, options });
+  async submit(
+    queue: QueueKind | undefined,
+    request: unknown,
+    options: WireSubmitOptions,
+    template?: string,
+  ): Promise<SubmitResult> {
+    let item: WireSubmission;
+    if (template === undefined) {
+      await checkService(this.app, request);
+      item = { queue: queue ?? FAST_QUEUE, request, options };
+    } else {
+      // The templates are this process's: AIECS_TEMPLATES_FILE (a running `aiecs up` has its own).
+      const found = this.app.templates.get(template);
+      await checkService(this.app, found);
+      item = { template: found.ref, request, options, ...(queue ? { queue } : {}) };
+    }
+    const handle = await this.app.submitWire(item);
     // A fast worker may already have picked it up; the record says where it is now.
-    const record = await this.app.getTask(handle.id, queue).catch(() => undefined);
+    const record = await this.app.getTask(handle.id, handle.queue).catch(() => undefined);
     return { task_id: handle.id, queue: handle.queue, status: record?.status ?? Status.PENDING };
   }
 

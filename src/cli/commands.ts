@@ -40,16 +40,22 @@ export function registerSubmitCommand(program: Command): void {
   const command = program
     .command('submit')
     .description('submit a task; prints its id, or with --wait its final record');
-  requiredFlag(command, '--mode <mode>', 'service mode, e.g. chat');
-  requiredFlag(command, '--service <service>', 'service name, e.g. text_analyzer');
-  requiredFlag(command, '--task <task>', 'task (method) name, e.g. analyze_text');
+  // A template names the service method itself.
+  const unlessTemplate = { unless: 'template' };
+  requiredFlag(command, '--mode <mode>', 'service mode, e.g. chat', undefined, unlessTemplate);
+  requiredFlag(command, '--service <service>', 'service name, e.g. text_analyzer', undefined, unlessTemplate);
+  requiredFlag(command, '--task <task>', 'task (method) name, e.g. analyze_text', undefined, unlessTemplate);
   requiredFlag(command, '--input <json>', 'input_data: a JSON object, @file.json or - (stdin)');
   command
+    .option(
+      '--template <name@version>',
+      'submit by a task template instead of --mode/--service/--task (a name alone: its latest version); its defaults apply',
+    )
     .option('--context <json>', 'context: a JSON object, @file.json or - (stdin)')
     .option('--user <user>', 'user id', 'cli')
     .option('--task-id <id>', 'your own task id (re-submitting the same request is a no-op)')
     .option('--step <n>', 'step number', intFlag())
-    .option('--heavy', 'submit to the heavy queue (process pool) instead of the fast one')
+    .option('--heavy', "submit to the heavy queue (process pool) instead of the fast one (or the template's)")
     .option('--priority <n>', 'priority 1-100, higher runs first', intFlag(1))
     .option('--countdown <s>', 'seconds to wait before the task may run', numberFlag())
     .option('--eta <date>', 'earliest start: ISO 8601 with offset (not with --countdown)')

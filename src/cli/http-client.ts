@@ -88,8 +88,16 @@ export class HttpClient implements TaskClient {
     throw new GatewayError(e.code, e.message, response.status, e.details ?? {});
   }
 
-  async submit(queue: QueueKind, request: unknown, options: WireSubmitOptions): Promise<SubmitResult> {
-    const body = { ...(request as Record<string, unknown>), ...options, heavy: queue === 'heavy_tasks' };
+  async submit(
+    queue: QueueKind | undefined,
+    request: unknown,
+    options: WireSubmitOptions,
+    template?: string,
+  ): Promise<SubmitResult> {
+    const body: Record<string, unknown> = { ...(request as Record<string, unknown>), ...options };
+    if (template !== undefined) body.template = template;
+    // A template's queue is its own unless the caller chose one.
+    if (queue !== undefined || template === undefined) body.heavy = queue === 'heavy_tasks';
     return this.call<SubmitResult>('POST', '/api/tasks', body);
   }
 

@@ -162,24 +162,28 @@ export function parseQueues(raw: string): QueueKind[] {
  * ones, so `--mdoe chat` would be reported as a missing --mode; these are checked in a preAction
  * hook instead (see checkRequiredFlags), after commander has reported unknown options.
  */
-const requiredOptions = new WeakSet<Option>();
+const requiredOptions = new WeakMap<Option, { unless?: string }>();
 
+/** An option the command needs; with `unless`, not when that other option (its attribute name) is given. */
 export function requiredFlag(
   command: Command,
   flags: string,
   description: string,
   parse?: (value: string) => unknown,
+  rule: { unless?: string } = {},
 ): Command {
   const option = new Option(flags, description);
   if (parse) option.argParser(parse);
-  requiredOptions.add(option);
+  requiredOptions.set(option, rule);
   return command.addOption(option);
 }
 
 /** preAction hook: the first required option the command was called without, as a usage error. */
 export function checkRequiredFlags(_hooked: Command, command: Command): void {
   for (const option of command.options) {
-    if (requiredOptions.has(option) && command.getOptionValue(option.attributeName()) === undefined) {
+    const rule = requiredOptions.get(option);
+    if (rule?.unless !== undefined && command.getOptionValue(rule.unless) !== undefined) continue;
+    if (rule && command.getOptionValue(option.attributeName()) === undefined) {
       command.error(`error: required option '${option.flags}' not specified`, {
         code: 'commander.missingMandatoryOptionValue',
         exitCode: EXIT_USAGE,

@@ -11,9 +11,11 @@ import { UsageError, parseJsonObject } from './options.js';
 import { formatRecord, jsonLine } from './output.js';
 
 export interface SubmitFlags {
-  mode: string;
-  service: string;
-  task: string;
+  /** Required unless `template` is given (commands.ts). */
+  mode?: string;
+  service?: string;
+  task?: string;
+  template?: string;
   input: string;
   context?: string;
   user: string;
@@ -31,19 +33,23 @@ export interface SubmitFlags {
   json?: boolean;
 }
 
-/** The wire request and options the flags describe; throws UsageError for bad JSON. */
+/**
+ * The wire request and options the flags describe; throws UsageError for bad JSON. With
+ * --template, the template names the method, and the queue is its own unless --heavy is given.
+ */
 export function buildSubmission(flags: SubmitFlags): {
-  queue: QueueKind;
+  queue: QueueKind | undefined;
+  template?: string;
   request: Record<string, unknown>;
   options: WireSubmitOptions;
 } {
-  const request: Record<string, unknown> = {
-    task_name: flags.task,
-    user_id: flags.user,
-    mode: flags.mode,
-    service: flags.service,
-    input_data: parseJsonObject('--input', flags.input),
-  };
+  if (flags.template !== undefined && (flags.mode ?? flags.service ?? flags.task) !== undefined)
+    throw new UsageError('--template names the service method: leave out --mode, --service and --task');
+  const request: Record<string, unknown> =
+    flags.template === undefined
+      ? { task_name: flags.task, user_id: flags.user, mode: flags.mode, service: flags.service }
+      : { user_id: flags.user };
+  request.input_data = parseJsonObject('--input', flags.input);
   if (flags.context !== undefined) request.context = parseJsonObject('--context', flags.context);
   if (flags.taskId !== undefined) request.task_id = flags.taskId;
   if (flags.step !== undefined) request.step = flags.step;
@@ -54,6 +60,8 @@ export function buildSubmission(flags: SubmitFlags): {
   if (flags.expires !== undefined) options.expires = flags.expires;
   if (flags.timeLimit !== undefined) options.time_limit = flags.timeLimit;
   if (flags.softTimeLimit !== undefined) options.soft_time_limit = flags.softTimeLimit;
+  if (flags.template !== undefined)
+    return { queue: flags.heavy ? HEAVY_QUEUE : undefined, template: flags.template, request, options };
   return { queue: flags.heavy ? HEAVY_QUEUE : FAST_QUEUE, request, options };
 }
 
@@ -108,11 +116,11 @@ async function waitWithProgress(
 /** The `aiecs submit` action. */
 export async function submitAction(flags: SubmitFlags, cmd: Command): Promise<void> {
   // Flags first: a usage error should not wait for the store to open.
-  const { queue, request, options } = buildSubmission(flags);
+  const { queue, template, request, options } = buildSubmission(flags);
   await withClient(cmd.optsWithGlobals<GlobalOptions>(), async (client) => {
     // Refuse before submitting: the wait could never end.
     if (flags.wait && client.cannotWait) throw new UsageError(`--wait: ${client.cannotWait}`);
-    const submitted = await client.submit(queue, request, options);
+    const submitted = await client.submit(queue, request, options, template);
     if (!flags.wait) {
       console.log(flags.json ? jsonLine(submitted) : submitted.task_id);
       return;
@@ -122,7 +130,7 @@ export async function submitAction(flags: SubmitFlags, cmd: Command): Promise<vo
       record = await waitWithProgress(
         client,
         submitted.task_id,
-        queue,
+        submitted.queue,
         flags.timeout,
         Boolean(process.stderr.isTTY),
       );

@@ -21,8 +21,16 @@ export interface WorkflowAccepted {
 export interface TaskClient {
   /** Set when no worker can ever run a task submitted through this client while it is open. */
   readonly cannotWait?: string;
-  /** Submits a wire (snake_case) request; validation errors come back as ValidationError. */
-  submit(queue: QueueKind, request: unknown, options: WireSubmitOptions): Promise<SubmitResult>;
+  /**
+   * Submits a wire (snake_case) request; validation errors come back as ValidationError. With a
+   * template, the request has no task_name, mode or service, and no queue means the template's.
+   */
+  submit(
+    queue: QueueKind | undefined,
+    request: unknown,
+    options: WireSubmitOptions,
+    template?: string,
+  ): Promise<SubmitResult>;
   /** The task's record, or undefined for an unknown id. */
   get(taskId: string): Promise<TaskRecord | undefined>;
   /**
