@@ -13,6 +13,7 @@ const bullmq = require('bullmq') as typeof BullMQ;
 
 export const {
   FlowProducer,
+  Job,
   Queue,
   QueueEvents,
   QueueEventsProducer,

@@ -10,12 +10,18 @@
  *   30 s), to be woken when that job ends (`release`). The poll is only the safety net for a
  *   wake-up that was lost (its worker died between the end and the wake-up).
  */
-import type { Job, Queue } from 'bullmq';
+import type { Job as BullJob, Queue } from 'bullmq';
 import type { Logger } from '../core/logger.js';
 import type { QueueKind, StoredTaskData } from '../core/task.js';
 import type { LinkFailure, LinkJobData, LinkRef, LinkValues } from '../core/workflow-links.js';
-import { GATHER_JOB, decodeLinkFailure, encodeLinkFailure, linkValues } from '../core/workflow-links.js';
-import { DelayedError, UnrecoverableError } from '../engine/bullmq.js';
+import {
+  AWAIT_JOB,
+  GATHER_JOB,
+  decodeLinkFailure,
+  encodeLinkFailure,
+  linkValues,
+} from '../core/workflow-links.js';
+import { DelayedError, Job, UnrecoverableError } from '../engine/bullmq.js';
 import type { Store } from '../engine/store.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
 import { readChildren } from './workflow-inputs.js';
@@ -34,8 +40,8 @@ export function awaitWaitMs(addedAt: number, now = Date.now()): number {
   return Math.min(MAX_WAIT_MS, Math.max(MIN_WAIT_MS, now - addedAt));
 }
 
-type LinkJob = Job<LinkJobData, LinkValues>;
-type AnyJob = Job<StoredTaskData | LinkJobData, unknown>;
+type LinkJob = BullJob<LinkJobData, LinkValues>;
+type AnyJob = BullJob<StoredTaskData | LinkJobData, unknown>;
 
 const ended = (state: string) => state === 'completed' || state === 'failed' || state === 'unknown';
 
@@ -98,9 +104,9 @@ export class WorkflowLinks {
   }
 
   private async wake(ref: LinkRef): Promise<void> {
-    const job = await this.queue(ref.queue).getJob(ref.id);
-    // Not delayed: active (it looks again once delayed) or ended already; nothing to do.
-    await job?.promote().catch(() => undefined);
+    // A handle on the id alone (no read first): one store call. Not delayed: active (it looks
+    // again once delayed) or ended already; nothing to do.
+    await new Job(this.queue(ref.queue), AWAIT_JOB, {}, {}, ref.id).promote().catch(() => undefined);
   }
 
   private queue(kind: QueueKind): Queue {
