@@ -2,7 +2,7 @@
  * `npm run bench`: the same workloads through aiecs and through raw BullMQ on the same store in one
  * run, with their ratio. The machine may be shared and noisy, so only ratios within one run count.
  *
- *   npm run bench [-- --json] [-- --quick] [-- --only redis,embedded,latency,io,rss,startup,fanout,llm,dashboard,workflow]
+ *   npm run bench [-- --json] [-- --quick] [-- --only redis,embedded,latency,io,rss,startup,fanout,llm,dashboard,workflow,history]
  *
  * Tables go to stdout, progress to stderr; with --json the last stdout line is one JSON object.
  * Everything talks to 127.0.0.1 only, and every child process and temp dir is removed at the end,
@@ -14,7 +14,7 @@ import { fanout, fanoutProblems } from './fanout.js';
 import { killEverything, killEverythingAndWait } from './lifecycle.js';
 import { llm, llmProblems } from './llm.js';
 import { startRedis, type RedisServer } from './redis-server.js';
-import { figures, renderTables, type Results } from './report.js';
+import { figures, historyProblems, renderTables, type Results } from './report.js';
 import { workflow } from './workflow.js';
 import { ioWall, latency, throughput } from './workloads.js';
 
@@ -29,6 +29,7 @@ const SECTIONS = [
   'llm',
   'dashboard',
   'workflow',
+  'history',
 ] as const;
 type Section = (typeof SECTIONS)[number];
 const NEEDS_REDIS: ReadonlySet<Section> = new Set([
@@ -40,7 +41,11 @@ const NEEDS_REDIS: ReadonlySet<Section> = new Set([
   'llm',
   'dashboard',
   'workflow',
+  'history',
 ]);
+
+/** The task history's database for the history section: its own schema per side, dropped after. */
+const HISTORY_URL = process.env.AIECS_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 interface Options {
   json: boolean;
@@ -172,6 +177,14 @@ async function run(options: Options): Promise<number> {
           n.rounds,
           progress,
         )),
+      history: async () => {
+        results.history = await throughput(url, n.redis, n.rounds, progress, {
+          withHistory: { url: HISTORY_URL },
+        });
+        // Its figures are kept for the table, but a task missing from the history fails it.
+        const problems = historyProblems(results.history);
+        if (problems.length) throw new Error(problems.join('; '));
+      },
     };
     for (const section of options.only) {
       progress(`bench: ${section}…`);

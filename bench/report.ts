@@ -28,6 +28,8 @@ export interface Results {
   dashboard?: DashboardResult;
   /** Issue 15: a group and a chain through aiecs's workflows and raw BullMQ FlowProducer. */
   workflow?: WorkflowResult;
+  /** Issue 16: no-op tasks on Redis with the task history on (PostgreSQL) and off, and raw BullMQ. */
+  history?: ThroughputResult;
 }
 
 /**
@@ -49,6 +51,8 @@ export const GOALS = {
   // Issue 4, judged at 2,000 tasks: 2,000 llm_chat tasks x 500 ms x 50 streamed tokens in under 5 s.
   llmTasks: 2_000,
   llmWallS: { below: 5 },
+  // Issue 16: keeping the task history may cost at most a tenth of the throughput.
+  historyRatio: { atLeast: 0.9 },
 } as const;
 
 type Cell = string | number | undefined;
@@ -255,7 +259,71 @@ export function renderTables(results: Results): string {
   if (results.llm) parts.push(llmTable(results.llm));
   if (results.dashboard) parts.push(dashboardTable(results.dashboard));
   if (results.workflow) parts.push(workflowTable(results.workflow));
+  if (results.history) parts.push(historyTable(results.history));
   return parts.join('\n\n');
+}
+
+/** Tasks of a round the history did not hold once it had caught up (every round must hold all). */
+export function historyProblems(r: ThroughputResult): string[] {
+  return (r.history ?? [])
+    .filter((h) => h.recorded < r.count)
+    .map((h) => `the history held ${h.recorded} of ${r.count} tasks after a round`);
+}
+
+/** History on against off (the goal), raw BullMQ beside them; what the history held per round. */
+function historyTable(r: ThroughputResult): string {
+  const q = ratio(r.aiecsHistory, r.aiecs);
+  const rounds = r.history ?? [];
+  const worst = rounds.length ? Math.min(...rounds.map((h) => h.recorded)) : undefined;
+  return table(
+    `Task history on Redis + PostgreSQL (${fmt(r.count)} no-op tasks, best of ${r.runs.aiecs.length} after ${r.warmupRounds} warm-up rounds; higher is better)`,
+    ['', 'history on', 'history off', 'on/off', 'goal', ''],
+    [
+      [
+        'jobs/s',
+        fmt(r.aiecsHistory),
+        fmt(r.aiecs),
+        fmt(q, 2),
+        'on/off >= 0.9',
+        verdict(meets(round(q, 2), GOALS.historyRatio)),
+      ],
+      ['all runs', runList(r.runs.aiecsHistory), runList(r.runs.aiecs), '', '', ''],
+      [
+        'paired rounds',
+        '',
+        '',
+        fmt(pairedRatioMedian(r.runs.aiecsHistory ?? [], r.runs.aiecs), 2),
+        'median, no goal',
+        '',
+      ],
+      ['CPU us/task', fmt(r.cpuUsPerTask.aiecsHistory), fmt(r.cpuUsPerTask.aiecs), '', '', ''],
+      [
+        'raw BullMQ jobs/s',
+        '',
+        fmt(r.bullmq),
+        fmt(ratio(r.aiecsHistory, r.bullmq), 2),
+        'on/BullMQ, no goal',
+        '',
+      ],
+      [
+        'tasks in the history, worst round',
+        fmt(worst),
+        '',
+        '',
+        `all ${fmt(r.count)}`,
+        verdict(worst === undefined ? undefined : worst >= r.count),
+      ],
+      ['entries per round', rounds.map((h) => fmt(h.entries)).join(', '), '', '', '', ''],
+      [
+        'catch-up s after the last completion',
+        rounds.map((h) => fmt(h.catchUpMs / 1000, 2)).join(', '),
+        '',
+        '',
+        'no goal',
+        '',
+      ],
+    ],
+  );
 }
 
 function workflowTable(w: WorkflowResult): string {
@@ -397,8 +465,20 @@ function fanoutTable(f: FanoutResult, burst: FanoutResult | undefined): string {
 /** The named figures, rounded to what the noise allows; sections that did not run are left out. */
 export function figures(results: Results): Record<string, number | string | boolean> {
   const out: Record<string, number | string | boolean | undefined> = {};
-  const { redis, embedded, latency, io, rss, startup, fanout, fanoutBurst, llm, dashboard, workflow } =
-    results;
+  const {
+    redis,
+    embedded,
+    latency,
+    io,
+    rss,
+    startup,
+    fanout,
+    fanoutBurst,
+    llm,
+    dashboard,
+    workflow,
+    history,
+  } = results;
   if (redis) {
     out.redis_aiecs_jobs_s = round(redis.aiecs);
     out.redis_bullmq_jobs_s = round(redis.bullmq);
@@ -498,6 +578,24 @@ export function figures(results: Results): Record<string, number | string | bool
       pairedRatioMedian(workflow.runs.chain.aiecs, workflow.runs.chain.bullmq),
       2,
     );
+  }
+  if (history) {
+    const rounds = history.history ?? [];
+    out.history_on_jobs_s = round(history.aiecsHistory);
+    out.history_off_jobs_s = round(history.aiecs);
+    out.history_bullmq_jobs_s = round(history.bullmq);
+    out.history_ratio = round(ratio(history.aiecsHistory, history.aiecs), 2);
+    out.history_paired_ratio_median = round(
+      pairedRatioMedian(history.runs.aiecsHistory ?? [], history.runs.aiecs),
+      2,
+    );
+    out.history_on_cpu_us_per_task = round(history.cpuUsPerTask.aiecsHistory, 1);
+    out.history_off_cpu_us_per_task = round(history.cpuUsPerTask.aiecs, 1);
+    if (rounds.length) {
+      out.history_tasks_recorded_min = Math.min(...rounds.map((h) => h.recorded));
+      out.history_entries = rounds.map((h) => h.entries).join(',');
+      out.history_catch_up_s_max = round(Math.max(...rounds.map((h) => h.catchUpMs)) / 1000, 2);
+    }
   }
   out.node = process.version;
   out.cpus = availableParallelism();

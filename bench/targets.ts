@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Queue, QueueEvents, Worker, createPostgresBackend, type Job } from 'bullmq';
+import pg from 'pg';
 import { loadConfig, type WorkerSettings } from '../src/core/config.js';
 import { silentLogger } from '../src/core/logger.js';
 import { disableMetrics, enableMetrics } from '../src/core/metrics.js';
@@ -17,7 +18,27 @@ import type { Store } from '../src/engine/store.js';
 import { ServiceRegistry } from '../src/registry/registry.js';
 import type { TaskContext } from '../src/core/task-context.js';
 import { AiecsWorker } from '../src/worker/worker.js';
+import { runHistory } from '../src/history/run-history.js';
 import { makeTempDir, removeTempDir, sleep } from './lifecycle.js';
+
+/**
+ * Starts raw BullMQ parts: mutes the 'error' events of `muted` (an unhandled one would end the run
+ * before cleanup; a real failure shows anyway, as tasks that do not complete) and waits until
+ * `ready` are; if one cannot start, closes everything with `close` and rethrows.
+ */
+export async function startParts(
+  muted: ReadonlyArray<{ on(event: 'error', listener: () => void): unknown }>,
+  ready: ReadonlyArray<{ waitUntilReady(): Promise<unknown> }>,
+  close: () => Promise<void>,
+): Promise<void> {
+  for (const part of muted) part.on('error', () => undefined);
+  try {
+    await Promise.all(ready.map((part) => part.waitUntilReady()));
+  } catch (error) {
+    await close().catch(() => undefined);
+    throw error;
+  }
+}
 
 export type BenchTask = { kind: 'noop' } | { kind: 'wait'; ms: number };
 
@@ -27,6 +48,8 @@ export interface Target {
   /** Submits one task and resolves once it has completed. */
   runOne(task: BenchTask, timeoutMs: number): Promise<void>;
   counts(): Promise<{ completed: number; failed: number }>;
+  /** With the task history on: what it holds (every entry, and the tasks it saw complete). */
+  history?(): Promise<{ entries: number; completed: number }>;
   close(): Promise<void>;
 }
 
@@ -55,17 +78,29 @@ function wireRequest(task: BenchTask): Record<string, unknown> {
 /** How often the metrics side is scraped: the interval deploy/prometheus/prometheus.yml sets. */
 export const BENCH_SCRAPE_MS = 15_000;
 
+/** The task history's tables in PostgreSQL at `url`, in a schema named as the target's namespace. */
+export interface BenchHistory {
+  url: string;
+}
+
 /**
  * aiecs on `store`. With `metrics`, the process counts every figure (as a worker on
- * --metrics-port does) and is scraped every BENCH_SCRAPE_MS while the target lives.
+ * --metrics-port does) and is scraped every BENCH_SCRAPE_MS while the target lives. With
+ * `history` (Redis only), the worker's process also runs the task history's consumer, as
+ * `aiecs worker` does with AIECS_HISTORY_URL set; its schema is dropped on close.
  */
 export async function aiecsTarget(
   store: StoreChoice,
   concurrency: number,
-  options: { metrics?: boolean } = {},
+  options: { metrics?: boolean; history?: BenchHistory } = {},
 ): Promise<Target & { app: AiecsApp }> {
+  // The history's schema is named after the Redis namespace, which each target has of its own.
+  if (options.history && store.kind !== 'redis') throw new Error('the bench runs the history on Redis only');
   // An empty environment: the figures must not depend on whoever runs the benchmark.
-  const config = loadConfig({ AIECS_LOG_LEVEL: 'silent' });
+  const config = loadConfig({
+    AIECS_LOG_LEVEL: 'silent',
+    ...(options.history ? { AIECS_HISTORY_URL: options.history.url } : {}),
+  });
   const logger = silentLogger;
   const settings: Partial<WorkerSettings> = {
     queues: [FAST_QUEUE],
@@ -74,35 +109,51 @@ export async function aiecsTarget(
   };
   let dir: string | undefined;
   let shared: Store | undefined;
-  let where: { store: Store } | { broker: string; namespace: string };
+  type Where = { store: Store } | { broker: string; namespace: string };
+  let where: Where;
+  let workerWhere: Where;
   if (store.kind === 'embedded') {
     // One process may open an embedded dir: app and worker share the store, as in `aiecs up`.
     dir = makeTempDir('aiecs');
     shared = await openStore(`embedded:${dir}`, { logger, role: 'worker' });
-    where = { store: shared };
+    where = workerWhere = { store: shared };
   } else {
     // Redis: app and worker open their own connections, as a producer and a worker process would.
-    where = { broker: store.url, namespace: store.namespace };
+    where = workerWhere = { broker: store.url, namespace: store.namespace };
+    // With the history, the worker's process opens the store and shares it with the consumer,
+    // as `aiecs worker` does.
+    if (options.history) {
+      shared = await openStore(store.url, { logger, role: 'worker', namespace: store.namespace });
+      workerWhere = { store: shared };
+    }
   }
+  const historyDb =
+    options.history && store.kind === 'redis'
+      ? benchHistoryDb(options.history.url, store.namespace)
+      : undefined;
   let scrapes: NodeJS.Timeout | undefined;
   if (options.metrics) {
     const metrics = enableMetrics();
     scrapes = setInterval(() => void metrics.exposition(), BENCH_SCRAPE_MS);
   }
   const registry = registerBenchServices(new ServiceRegistry());
-  const worker = new AiecsWorker({ ...where, config, logger, worker: settings, registry });
+  const worker = new AiecsWorker({ ...workerWhere, config, logger, worker: settings, registry });
   const app = createApp({ ...where, config, logger });
+  let history: Awaited<ReturnType<typeof runHistory>> | undefined;
   const close = async () => {
     clearInterval(scrapes);
     if (options.metrics) disableMetrics();
     await worker.close(5);
+    await history?.close();
     await app.close();
     await shared?.close();
+    await historyDb?.drop();
     if (dir) removeTempDir(dir);
   };
   let queue: Awaited<ReturnType<typeof app.queue>>;
   try {
     await worker.start();
+    if (historyDb && shared) history = await runHistory(config, shared, logger);
     queue = await app.queue(FAST_QUEUE);
     await queue.waitUntilReady();
   } catch (error) {
@@ -128,7 +179,30 @@ export async function aiecsTarget(
       const c = await queue.getJobCounts('completed', 'failed');
       return { completed: c.completed ?? 0, failed: c.failed ?? 0 };
     },
+    ...(historyDb ? { history: () => historyDb.count() } : {}),
     close,
+  };
+}
+
+/** The bench's own look at a target's history tables: how much they hold, and their removal. */
+function benchHistoryDb(url: string, schema: string) {
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  pool.on('error', () => undefined);
+  const quoted = `"${schema}"`;
+  return {
+    async count(): Promise<{ entries: number; completed: number }> {
+      const { rows } = await pool
+        .query<{ entries: number; completed: number }>(
+          `SELECT count(*)::int AS entries, count(*) FILTER (WHERE kind = 'completed')::int AS completed
+           FROM ${quoted}.aiecs_history`,
+        )
+        // Not created yet: the consumer migrates on its start.
+        .catch(() => ({ rows: [{ entries: 0, completed: 0 }] }));
+      return rows[0] ?? { entries: 0, completed: 0 };
+    },
+    async drop(): Promise<void> {
+      await pool.query(`DROP SCHEMA IF EXISTS ${quoted} CASCADE`).finally(() => pool.end());
+    },
   };
 }
 
@@ -208,10 +282,6 @@ export async function bullmqTarget(
       removeTempDir(dir);
     };
   }
-  // An unhandled 'error' event would crash the run before cleanup; a real failure shows anyway,
-  // as tasks that do not complete before the workload's deadline.
-  worker.on('error', () => undefined);
-  queue.on('error', () => undefined);
   let events: QueueEvents | undefined;
   const close = async () => {
     await worker.close();
@@ -219,12 +289,7 @@ export async function bullmqTarget(
     await queue.close();
     await closeStore();
   };
-  try {
-    await Promise.all([queue.waitUntilReady(), worker.waitUntilReady()]);
-  } catch (error) {
-    await close().catch(() => undefined);
-    throw error;
-  }
+  await startParts([worker, queue], [queue, worker], close);
 
   return {
     async addBulk(count, task) {

@@ -15,7 +15,7 @@ import { chain, group } from '../src/index.js';
 import { sleep, within } from './lifecycle.js';
 import { dropNamespace } from './redis-server.js';
 import { best, perSecond } from './stats.js';
-import { aiecsTarget } from './targets.js';
+import { aiecsTarget, startParts } from './targets.js';
 import type { Side } from './workloads.js';
 
 export type FlowKind = 'group' | 'chain';
@@ -88,22 +88,12 @@ async function bullmqFlows(url: string, prefix: string): Promise<FlowTarget> {
     },
     { connection, prefix, concurrency: CONCURRENCY },
   );
-  // An unhandled 'error' event would end the run before cleanup; a real failure shows as tasks
-  // that do not complete.
-  flows.on('error', () => undefined);
-  queue.on('error', () => undefined);
-  worker.on('error', () => undefined);
   const close = async () => {
     await worker.close();
     await queue.close();
     await flows.close();
   };
-  try {
-    await Promise.all([queue.waitUntilReady(), worker.waitUntilReady()]);
-  } catch (error) {
-    await close().catch(() => undefined);
-    throw error;
-  }
+  await startParts([flows, queue, worker], [queue, worker], close);
   return {
     async add(kind, size) {
       if (kind === 'group') {

@@ -10,6 +10,7 @@ import {
   BENCH_SCRAPE_MS,
   aiecsTarget,
   bullmqTarget,
+  type BenchHistory,
   type BenchTask,
   type StoreChoice,
   type Target,
@@ -25,10 +26,10 @@ const WARMUP_ROUNDS = 3;
 
 export type Side = 'aiecs' | 'bullmq';
 /**
- * The throughput workload's optional sides: raw BullMQ with aiecs's job options, and aiecs with its
- * metrics counted and scraped.
+ * The throughput workload's optional sides: raw BullMQ with aiecs's job options, aiecs with its
+ * metrics counted and scraped, and aiecs with the task history kept in PostgreSQL.
  */
-type ThroughputSide = Side | 'bullmq_opts' | 'aiecs_metrics';
+type ThroughputSide = Side | 'bullmq_opts' | 'aiecs_metrics' | 'aiecs_history';
 
 let serial = 0;
 /** A Redis key prefix no earlier run used (namespaces must match /^[a-z_][a-z0-9_]{0,40}$/). */
@@ -46,11 +47,15 @@ async function withTarget<T>(
   redisUrl: string | undefined,
   concurrency: number,
   run: (target: Target) => Promise<T>,
+  history?: BenchHistory,
 ): Promise<T> {
   const store = storeFor(side, redisUrl);
   const target = await within(
-    side === 'aiecs' || side === 'aiecs_metrics'
-      ? aiecsTarget(store, concurrency, { metrics: side === 'aiecs_metrics' })
+    side === 'aiecs' || side === 'aiecs_metrics' || side === 'aiecs_history'
+      ? aiecsTarget(store, concurrency, {
+          metrics: side === 'aiecs_metrics',
+          ...(side === 'aiecs_history' && history ? { history } : {}),
+        })
       : bullmqTarget(store, concurrency, { withTaskOptions: side === 'bullmq_opts' }),
     CALL_TIMEOUT_MS,
     `starting ${side}`,
@@ -91,23 +96,61 @@ export interface ThroughputResult {
   /** Unmeasured rounds per side before the measured ones. */
   warmupRounds: number;
   /** jobs/s of every run, in the order they ran. */
-  runs: Record<Side, number[]> & { bullmqTaskOptions?: number[]; aiecsMetrics?: number[] };
+  runs: Record<Side, number[]> & {
+    bullmqTaskOptions?: number[];
+    aiecsMetrics?: number[];
+    aiecsHistory?: number[];
+  };
   aiecs: number;
   bullmq: number;
   /** Raw BullMQ given aiecs's job options (see BullmqShape); measured on request, no goal. */
   bullmqTaskOptions?: number;
   /** aiecs with metrics on (counted, and scraped every BENCH_SCRAPE_MS); measured on request. */
   aiecsMetrics?: number;
+  /** aiecs with the task history on (its consumer in the worker's process); measured on request. */
+  aiecsHistory?: number;
   /**
    * CPU time of this process (producer, worker and polling) per task, lowest run. On Redis, whose
    * server has its own process, this tells a gap in our CPU from a gap in the store (PGlite, in
    * process, counts here too).
    */
-  cpuUsPerTask: Record<Side, number> & { bullmqTaskOptions?: number; aiecsMetrics?: number };
+  cpuUsPerTask: Record<Side, number> & {
+    bullmqTaskOptions?: number;
+    aiecsMetrics?: number;
+    aiecsHistory?: number;
+  };
   /** CPU us/task of every run per side, in the order they ran (rounds pair up by index). */
-  cpuRuns: Record<Side, number[]> & { aiecsMetrics?: number[] };
+  cpuRuns: Record<Side, number[]> & { aiecsMetrics?: number[]; aiecsHistory?: number[] };
   /** What metrics cost a task, measured apart from the rounds (see `metricsCost`). */
   metricsCost?: MetricsCost;
+  /** What the history held after each measured round with it on (see `untilRecorded`). */
+  history?: HistoryRound[];
+}
+
+/** The history after a round: its entries, the tasks it saw complete, and when it had them all. */
+export interface HistoryRound {
+  entries: number;
+  recorded: number;
+  /** From the round's last completion until the history held every task (unmeasured time). */
+  catchUpMs: number;
+}
+
+/** Longest wait for the history to hold a round's tasks after they completed. */
+const HISTORY_CATCH_UP_MS = 60_000;
+
+/**
+ * Waits, outside the measured time, until the history holds every task of the round (a
+ * `completed` entry each), or gives up after HISTORY_CATCH_UP_MS with what it holds.
+ */
+async function untilRecorded(target: Target, count: number): Promise<HistoryRound> {
+  const start = performance.now();
+  for (;;) {
+    const held = await within(target.history!(), CALL_TIMEOUT_MS, 'counting history entries');
+    const now = performance.now();
+    if (held.completed >= count || now - start > HISTORY_CATCH_UP_MS)
+      return { entries: held.entries, recorded: held.completed, catchUpMs: now - start };
+    await sleep(POLL_MS);
+  }
 }
 
 export interface MetricsCost {
@@ -162,26 +205,40 @@ export async function throughput(
   count: number,
   rounds: number,
   log: (line: string) => void,
-  options: { withTaskOptions?: boolean; withMetrics?: boolean } = {},
+  options: { withTaskOptions?: boolean; withMetrics?: boolean; withHistory?: BenchHistory } = {},
 ): Promise<ThroughputResult> {
   const sides: ThroughputSide[] = [
     ...(options.withMetrics ? ['aiecs_metrics' as const] : []),
+    ...(options.withHistory ? ['aiecs_history' as const] : []),
     'aiecs',
     'bullmq',
     ...(options.withTaskOptions ? ['bullmq_opts' as const] : []),
   ];
-  // Metrics on and off run back to back, each first in turn, so that whatever running first after
-  // raw BullMQ costs is shared (with on always first, two runs read +5 % and +26 % for metrics,
-  // which cost about 1 % measured apart).
+  // Metrics (or history) on and off run back to back, each first in turn, so that whatever running
+  // first after raw BullMQ costs is shared (with on always first, two runs read +5 % and +26 % for
+  // metrics, which cost about 1 % measured apart).
   const order = (round: number): ThroughputSide[] =>
-    options.withMetrics && round % 2 === 0 ? ['aiecs', 'aiecs_metrics', ...sides.slice(2)] : sides;
-  const runs: Record<ThroughputSide, number[]> = {
+    (options.withMetrics || options.withHistory) && round % 2 === 0
+      ? ['aiecs', ...sides.filter((side) => side !== 'aiecs')]
+      : sides;
+  const empty = (): Record<ThroughputSide, number[]> => ({
     aiecs: [],
     bullmq: [],
     bullmq_opts: [],
     aiecs_metrics: [],
-  };
-  const cpu: Record<ThroughputSide, number[]> = { aiecs: [], bullmq: [], bullmq_opts: [], aiecs_metrics: [] };
+    aiecs_history: [],
+  });
+  const runs = empty();
+  const cpu = empty();
+  const recorded: HistoryRound[] = [];
+  // Every round with the history on, warm-up or not, is followed by what the history holds.
+  const checkHistory = (t: Target, side: ThroughputSide) =>
+    side === 'aiecs_history' ? untilRecorded(t, count) : Promise.resolve(undefined);
+  const describe = (held: HistoryRound | undefined) =>
+    held
+      ? `; history: ${held.recorded} of ${count} tasks, ${held.entries} entries, ` +
+        `${(held.catchUpMs / 1000).toFixed(2)} s after the last completion`
+      : '';
   const budgetMs = 30_000 + count * 30;
   // Unmeasured rounds of the same size per side first: the figure is a warm worker's. One round
   // was not enough: measured alone, aiecs's CPU per task fell round over round for four to six
@@ -189,23 +246,40 @@ export async function throughput(
   // compile, settled after one; the measured rounds then compared a cold aiecs with a warm BullMQ.
   for (let round = 1; round <= WARMUP_ROUNDS; round++) {
     for (const side of order(round)) {
-      await withTarget(side, redisUrl, 100, (t) => timedBatch(t, count, { kind: 'noop' }, budgetMs));
+      await withTarget(
+        side,
+        redisUrl,
+        100,
+        async (t) => {
+          await timedBatch(t, count, { kind: 'noop' }, budgetMs);
+          const held = await checkHistory(t, side);
+          if (held) log(`  warm-up ${round}, ${side}${describe(held)}`);
+        },
+        options.withHistory,
+      );
     }
   }
   for (let round = 1; round <= rounds; round++) {
     for (const side of order(round)) {
-      const { ms, cpuUs } = await withTarget(side, redisUrl, 100, async (t) => {
-        const before = process.cpuUsage();
-        const elapsed = await timedBatch(t, count, { kind: 'noop' }, budgetMs);
-        const used = process.cpuUsage(before);
-        return { ms: elapsed, cpuUs: used.user + used.system };
-      });
+      const { ms, cpuUs, held } = await withTarget(
+        side,
+        redisUrl,
+        100,
+        async (t) => {
+          const before = process.cpuUsage();
+          const elapsed = await timedBatch(t, count, { kind: 'noop' }, budgetMs);
+          const used = process.cpuUsage(before);
+          return { ms: elapsed, cpuUs: used.user + used.system, held: await checkHistory(t, side) };
+        },
+        options.withHistory,
+      );
+      if (held) recorded.push(held);
       const rate = perSecond(count, ms);
       runs[side].push(rate);
       cpu[side].push(cpuUs / count);
       log(
         `  round ${round}, ${side}: ${count} tasks in ${(ms / 1000).toFixed(2)} s = ${rate.toFixed(0)} jobs/s` +
-          `, ${(cpuUs / count).toFixed(0)} us CPU/task`,
+          `, ${(cpuUs / count).toFixed(0)} us CPU/task${describe(held)}`,
       );
     }
   }
@@ -229,6 +303,13 @@ export async function throughput(
     result.cpuUsPerTask.aiecsMetrics = Math.min(...cpu.aiecs_metrics);
     result.cpuRuns.aiecsMetrics = cpu.aiecs_metrics;
     result.metricsCost = await metricsCost();
+  }
+  if (options.withHistory) {
+    result.runs.aiecsHistory = runs.aiecs_history;
+    result.aiecsHistory = best(runs.aiecs_history);
+    result.cpuUsPerTask.aiecsHistory = Math.min(...cpu.aiecs_history);
+    result.cpuRuns.aiecsHistory = cpu.aiecs_history;
+    result.history = recorded;
   }
   return result;
 }
