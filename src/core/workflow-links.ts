@@ -35,6 +35,12 @@ export function memberParentId(parentId: string | null | undefined): string | nu
   return at < 0 ? parentId : parentId.slice(0, at);
 }
 
+/**
+ * An await job's first look, and its shortest wait between two: it is added delayed by this much
+ * (the end of what it awaits wakes it sooner), so a fan-out costs no run at submit.
+ */
+export const AWAIT_MIN_WAIT_MS = 250;
+
 export interface LinkRef {
   id: string;
   queue: QueueKind;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { WorkflowInvalidError, WorkflowTooLargeError } from '../core/errors.js';
 import type { StoredTaskData } from '../core/task.js';
 import type { WorkflowNode } from '../core/workflow.js';
-import { AWAIT_JOB, GATHER_JOB } from '../core/workflow-links.js';
+import { AWAIT_JOB, AWAIT_MIN_WAIT_MS, GATHER_JOB } from '../core/workflow-links.js';
 import { compileWorkflow } from './workflow-tree.js';
 
 const LIMITS = { maxTasks: 100, maxDepth: 4, maxInputBytes: 1 << 20, maxAttempts: 3 };
@@ -75,6 +75,8 @@ describe('compileWorkflow', () => {
     expect(wait.opts!.jobId).toMatch(/^c~await~/);
     expect(wait.data).toEqual({ root: 'd', of: { id: 'a', queue: 'fast_tasks' } });
     expect(wait.opts!.ignoreDependencyOnFailure).toBe(true);
+    // Its first look waits: the end of what it awaits wakes it sooner.
+    expect(wait.opts!.delay).toBe(AWAIT_MIN_WAIT_MS);
     // The awaited task lists its await jobs (its end wakes them); both read a's result alike.
     expect(data(a).wf!.awaits).toEqual([{ id: wait.opts!.jobId, queue: 'heavy_tasks' }]);
     expect([b, cc].map((j) => data(j!).wf!.in)).toEqual([

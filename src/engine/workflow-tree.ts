@@ -20,7 +20,14 @@ import type { InputShape, QueueKind, StoredTaskData, StoredWorkflow } from '../c
 import { toBullPriority, toStoredData } from '../core/task.js';
 import type { WorkflowIds, WorkflowNode } from '../core/workflow.js';
 import type { LinkJobData, LinkRef } from '../core/workflow-links.js';
-import { AWAIT_JOB, GATHER_JOB, awaitJobId, flattenShape, gatherJobId } from '../core/workflow-links.js';
+import {
+  AWAIT_JOB,
+  AWAIT_MIN_WAIT_MS,
+  GATHER_JOB,
+  awaitJobId,
+  flattenShape,
+  gatherJobId,
+} from '../core/workflow-links.js';
 import { branchChildren, isWorkflowBranch, workflowLeaves } from '../core/workflow.js';
 
 export interface WorkflowLimits {
@@ -238,7 +245,9 @@ class Compiler {
     const ref: LinkRef = { id: awaitJobId(follower.id, this.nonce), queue: follower.queue };
     awaits.push(ref);
     const of: LinkRef = { id: source.opts!.jobId!, queue: source.queueName as QueueKind };
-    return [this.link(AWAIT_JOB, ref.id, ref.queue, { root: '', of })];
+    const wait = this.link(AWAIT_JOB, ref.id, ref.queue, { root: '', of });
+    wait.opts!.delay = AWAIT_MIN_WAIT_MS;
+    return [wait];
   }
 
   /** A hidden job, on the queue of the task it feeds (whose workers are then there to run it). */

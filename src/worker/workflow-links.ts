@@ -16,6 +16,7 @@ import type { QueueKind, StoredTaskData } from '../core/task.js';
 import type { LinkFailure, LinkJobData, LinkRef, LinkValues } from '../core/workflow-links.js';
 import {
   AWAIT_JOB,
+  AWAIT_MIN_WAIT_MS,
   GATHER_JOB,
   decodeLinkFailure,
   encodeLinkFailure,
@@ -26,8 +27,7 @@ import type { Store } from '../engine/store.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
 import { readChildren } from './workflow-inputs.js';
 
-/** The shortest and longest wait of an await job between two looks. */
-const MIN_WAIT_MS = 250;
+/** The longest wait of an await job between two looks (the shortest: AWAIT_MIN_WAIT_MS). */
 const MAX_WAIT_MS = 30_000;
 /** Wake-ups in flight at once: a 1,000-task group after one step is not 1,000 store calls at once. */
 const LANES = 16;
@@ -37,7 +37,7 @@ const LANES = 16;
  * double), within 0.25 s and 30 s. Kept in no field: nothing is written for it.
  */
 export function awaitWaitMs(addedAt: number, now = Date.now()): number {
-  return Math.min(MAX_WAIT_MS, Math.max(MIN_WAIT_MS, now - addedAt));
+  return Math.min(MAX_WAIT_MS, Math.max(AWAIT_MIN_WAIT_MS, now - addedAt));
 }
 
 type LinkJob = BullJob<LinkJobData, LinkValues>;
