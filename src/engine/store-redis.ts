@@ -155,8 +155,7 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
       // Entries after the position are gone when the stream's first entry is past it and the
       // stream has dropped entries (MAXLEN trims from the oldest; XDEL shows in max-deleted).
       const info = (await command.xinfo('STREAM', `${namespace}:${name}:events`).catch(() => null)) as
-        | unknown[]
-        | null;
+        unknown[] | null;
       if (!info) return false;
       const field = (key: string) => (info.includes(key) ? info[info.indexOf(key) + 1] : undefined);
       const deleted = field('max-deleted-entry-id');
@@ -165,6 +164,29 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
       const added = field('entries-added');
       const dropped = added === undefined || Number(added) > Number(field('length'));
       return first != null && compareStreamIds(first[0], position) > 0 && dropped;
+    },
+    async readJobSummaries(name, ids) {
+      if (ids.length === 0) return [];
+      const pipeline = command.pipeline();
+      // BullMQ's job hash fields: ats is attemptsStarted, pb processedBy, parent {id, queueKey}.
+      for (const id of ids)
+        pipeline.hmget(`${namespace}:${name}:${id}`, 'data', 'timestamp', 'ats', 'pb', 'parent');
+      const replies = (await pipeline.exec()) ?? [];
+      return ids.map((id, i) => {
+        const [error, fields] = replies[i] ?? [];
+        if (error) throw error;
+        const [data, timestamp, ats, pb, parent] = (fields ?? []) as Array<string | null>;
+        if (data === null || data === undefined) return undefined;
+        const parentId = parent ? (JSON.parse(parent) as { id?: string }).id : undefined;
+        return {
+          id,
+          data: JSON.parse(data) as unknown,
+          timestamp: Number(timestamp),
+          attemptsStarted: Number(ats ?? 0),
+          ...(pb ? { processedBy: pb } : {}),
+          ...(parentId !== undefined ? { parentId } : {}),
+        };
+      });
     },
     createEventsProducer: (name) => new QueueEventsProducer(name, bull),
     createFlowProducer: () => new FlowProducer(bull),

@@ -99,6 +99,17 @@ export interface TaskPage {
  * One store behind one URL: what BullMQ needs to build queues, plus the two small things aiecs
  * adds on the same store: a control channel (cancel from anywhere) and worker heartbeats.
  */
+/** What `Store.readJobSummaries` reads of a job: its data, creation, runs started, worker, parent. */
+export interface JobSummary {
+  id: string;
+  /** The job's data as stored (JSON-parsed). */
+  data: unknown;
+  timestamp: number;
+  attemptsStarted: number;
+  processedBy?: string;
+  parentId?: string;
+}
+
 export interface Store {
   readonly kind: StoreKind;
   /** The URL with any password hidden, for logs. */
@@ -123,6 +134,12 @@ export interface Store {
    * stream is trimmed to its max length, so a reader that fell that far behind lost some.
    */
   eventsLostAfter(name: string, position: string): Promise<boolean>;
+  /**
+   * A few fields of several jobs of a queue in one round trip, where the store has a way (Redis:
+   * one pipeline of HMGETs, not a whole job read each); a job that is gone is undefined. The task
+   * history's consumer reads each new task of a batch so; without it, it reads whole jobs.
+   */
+  readJobSummaries?(name: string, ids: readonly string[]): Promise<Array<JobSummary | undefined>>;
   /**
    * The store's own PostgreSQL database, for tables kept beside the queue's (the task history):
    * a URL on PostgreSQL, the in-process pool on the embedded store; absent on Redis.

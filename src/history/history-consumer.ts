@@ -66,7 +66,11 @@ export class HistoryConsumer extends EventEmitter<{ state: [ConsumerState] }> {
 
   constructor(private readonly options: HistoryConsumerOptions) {
     super();
-    this.builder = new EntryBuilder((kind) => this.queue(kind));
+    const { store } = options;
+    this.builder = new EntryBuilder(
+      (kind) => this.queue(kind),
+      store.readJobSummaries ? (kind, ids) => store.readJobSummaries!(kind, ids) : undefined,
+    );
     this.lockKey = `aiecs:history:${options.db.schema}`;
   }
 

@@ -4,10 +4,11 @@
  * a run started, `progress` the worker's word (a step, a retry's pending, the cancel marker), and
  * `completed` / `failed` the end, a failure carrying the worker's last word (held until BullMQ's
  * move) or, without one, what the job says. The task's fixed fields (owner, name, mode, service,
- * step, workflow place, schedule, creation) come from its job, read once per task and batch.
+ * step, workflow place, schedule, creation) come from its job, read once per task: the new tasks
+ * of a batch in one round trip where the store can (Store.readJobSummaries), else job by job.
  */
 import type { Queue } from 'bullmq';
-import type { QueueKind } from '../core/task.js';
+import type { QueueKind, StoredTaskData } from '../core/task.js';
 import { TaskStatus } from '../core/task.js';
 import type { ProgressFields, ProgressPayload, ResultEnvelope } from '../core/task-events.js';
 import {
@@ -21,6 +22,7 @@ import {
   reopensAfterEnd,
   runBaseSeq,
 } from '../core/task-events.js';
+import type { JobSummary } from '../engine/store.js';
 import type { TaskJob } from '../engine/task-record.js';
 import { toTaskRecord } from '../engine/task-record.js';
 import { EVENT_TIME_FIELD } from '../shims/bullmq-pg-event-reader.js';
@@ -67,10 +69,19 @@ const MAX_TASKS = 20_000;
 /** Jobs read at once while enriching a batch. */
 const READ_CONCURRENCY = 64;
 
+/** Reads the summaries of a queue's jobs at once (Store.readJobSummaries). */
+export type SummaryReader = (
+  kind: QueueKind,
+  ids: readonly string[],
+) => Promise<Array<JobSummary | undefined>>;
+
 export class EntryBuilder {
   private readonly tasks = new Map<string, TaskMeta>();
 
-  constructor(private readonly queue: (kind: QueueKind) => Queue) {}
+  constructor(
+    private readonly queue: (kind: QueueKind) => Queue,
+    private readonly summaries?: SummaryReader,
+  ) {}
 
   /** Forgets every task: after a restart the stream is read again from the saved position. */
   reset(): void {
@@ -84,7 +95,7 @@ export class EntryBuilder {
       const key = keyOf(e);
       if (e.event === 'added' || !this.tasks.has(key)) toRead.set(key, e);
     }
-    const jobs = await this.readJobs([...toRead.values()]);
+    const jobs = await this.readSummaries([...toRead.values()]);
     const rows: HistoryRow[] = [];
     for (const e of events) {
       const key = keyOf(e);
@@ -97,22 +108,41 @@ export class EntryBuilder {
         this.remember(key, meta);
         if (e.event === 'added') jobs.delete(key);
       }
-      const row = await this.rowOf(e, meta, jobs.get(key));
+      const row = await this.rowOf(e, meta);
       // An ended task stays known: a worker still takes (and drops) a task cancelled before it ran.
       if (row) rows.push(row);
     }
     return rows;
   }
 
-  private async readJobs(events: RawEvent[]): Promise<Map<string, TaskJob>> {
-    const found = new Map<string, TaskJob>();
+  private async readSummaries(events: RawEvent[]): Promise<Map<string, JobSummary>> {
+    const found = new Map<string, JobSummary>();
+    const { summaries } = this;
+    if (summaries) {
+      const byQueue = new Map<QueueKind, RawEvent[]>();
+      for (const e of events) {
+        const part = byQueue.get(e.queue);
+        if (part) part.push(e);
+        else byQueue.set(e.queue, [e]);
+      }
+      for (const [kind, part] of byQueue) {
+        const read = await summaries(
+          kind,
+          part.map((e) => e.args.jobId),
+        );
+        read.forEach((job, j) => {
+          if (job) found.set(keyOf(part[j]!), job);
+        });
+      }
+      return found;
+    }
     for (let i = 0; i < events.length; i += READ_CONCURRENCY) {
       const part = events.slice(i, i + READ_CONCURRENCY);
       const read = await Promise.all(
         part.map((e) => this.queue(e.queue).getJob(e.args.jobId) as Promise<TaskJob | undefined>),
       );
       read.forEach((job, j) => {
-        if (job) found.set(keyOf(part[j]!), job);
+        if (job) found.set(keyOf(part[j]!), summaryOf(job));
       });
     }
     return found;
@@ -127,11 +157,7 @@ export class EntryBuilder {
     }
   }
 
-  private async rowOf(
-    e: RawEvent,
-    meta: TaskMeta,
-    job: TaskJob | undefined,
-  ): Promise<HistoryRow | undefined> {
+  private async rowOf(e: RawEvent, meta: TaskMeta): Promise<HistoryRow | undefined> {
     const at = eventTime(e);
     switch (e.event) {
       case 'added':
@@ -187,7 +213,7 @@ export class EntryBuilder {
         const held = meta.pendingTerminal;
         if (held) return row(e, meta, at, payloadFields(held));
         // Failed without a word from a worker we saw (stalled too often, or read after a restart).
-        const failed = job ?? ((await this.queue(e.queue).getJob(e.args.jobId)) as TaskJob | undefined);
+        const failed = (await this.queue(e.queue).getJob(e.args.jobId)) as TaskJob | undefined;
         if (!failed) return row(e, meta, at, failedFields(e));
         const record = toTaskRecord(failed, 'failed', e.queue);
         return row(e, meta, at, { ...recordFields(record), attempt: record.attempt });
@@ -200,20 +226,31 @@ function keyOf(e: RawEvent): string {
   return `${e.queue}\n${e.args.jobId}`;
 }
 
-function metaOf(job: TaskJob, justAdded: boolean): TaskMeta {
-  const data = job.data;
-  const attempt = justAdded ? 0 : (job.attemptsStarted ?? 0);
+function summaryOf(job: TaskJob): JobSummary {
+  return {
+    id: job.id ?? '',
+    data: job.data,
+    timestamp: job.timestamp,
+    attemptsStarted: job.attemptsStarted ?? 0,
+    ...(job.processedBy ? { processedBy: job.processedBy } : {}),
+    ...(job.parent?.id !== undefined ? { parentId: job.parent.id } : {}),
+  };
+}
+
+function metaOf(job: JobSummary, justAdded: boolean): TaskMeta {
+  const data = job.data as StoredTaskData;
+  const attempt = justAdded ? 0 : job.attemptsStarted;
   return {
     createdAt: job.timestamp,
     fixed: {
-      task_id: job.id ?? '',
+      task_id: job.id,
       user_id: data.user_id,
       task_name: data.task_name ?? null,
       mode: data.mode ?? null,
       service: data.service ?? null,
       step: data.step ?? 0,
       root_id: data.wf?.root ?? null,
-      parent_id: data.wf ? (job.parent?.id ?? null) : null,
+      parent_id: data.wf ? (job.parentId ?? null) : null,
       schedule: data.schedule ?? null,
     },
     fetchedAttempt: attempt,
