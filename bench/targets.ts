@@ -18,7 +18,7 @@ import type { Store } from '../src/engine/store.js';
 import { ServiceRegistry } from '../src/registry/registry.js';
 import type { TaskContext } from '../src/core/task-context.js';
 import { AiecsWorker } from '../src/worker/worker.js';
-import { runHistory } from '../src/history/run-history.js';
+import { runHistory } from '../src/engine/history/run-history.js';
 import { makeTempDir, removeTempDir, sleep } from './lifecycle.js';
 
 /**

@@ -26,14 +26,14 @@ export type { ProgressPayload, ResultEnvelope } from './engine/task-record.js';
 export { taskRequestSchema, submitOptionsSchema } from './core/submission.js';
 export type { WireTaskRequest, WireSubmitOptions } from './core/submission.js';
 export { StoreLockedError } from './engine/store-embedded.js';
-export { TaskHistory } from './history/task-history.js';
+export { TaskHistory } from './engine/history/task-history.js';
 export type {
   HistoryEntry,
   HistoryKind,
   HistoryListOptions,
   HistoryPage,
   TimeBound,
-} from './history/task-history.js';
+} from './engine/history/task-history.js';
 export { Schedules } from './engine/schedules.js';
 export { TemplateRegistry, parseTemplateRef } from './core/template-registry.js';
 export type { TemplateDescription, JsonSchema } from './core/template-registry.js';

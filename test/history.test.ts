@@ -13,10 +13,10 @@ import { silentLogger } from '../src/core/logger.js';
 import { enableMetrics } from '../src/core/metrics.js';
 import { TaskStatus } from '../src/core/task.js';
 import type { Store } from '../src/engine/store.js';
-import { HistoryConsumer } from '../src/history/history-consumer.js';
-import type { HistoryDb } from '../src/history/history-db.js';
-import { historyMigrations, type HistoryRow } from '../src/history/history-db.js';
-import { historyTarget } from '../src/history/history-target.js';
+import { HistoryConsumer } from '../src/engine/history/history-consumer.js';
+import type { HistoryDb } from '../src/engine/history/history-db.js';
+import { historyMigrations, type HistoryRow } from '../src/engine/history/history-db.js';
+import { historyTarget } from '../src/engine/history/history-target.js';
 import { migrate } from '../src/engine/migrate.js';
 import { STORE_KINDS, TestEnv, probe, sleep, until } from './harness.js';
 

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { ConfigError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { openStore } from '../engine/open-store.js';
-import { historyOffLine } from '../history/run-history.js';
+import { historyOffLine } from '../engine/history/run-history.js';
 import { localSecret } from './local-gateway.js';
 import { checkPort, portError } from './port.js';
 import type { GlobalOptions } from './options.js';

@@ -20,7 +20,7 @@ import { checkPort, portError } from './port.js';
 import type { GlobalOptions, WorkerFlags } from './options.js';
 import { cliConfig, describeQueues, workerOverrides } from './options.js';
 import { untilShutdown } from './worker-command.js';
-import { runHistory, type RunningHistory } from '../history/run-history.js';
+import { runHistory, type RunningHistory } from '../engine/history/run-history.js';
 
 export interface UpOptions {
   config: AiecsConfig;

@@ -9,7 +9,7 @@ import { registerBuiltinServices } from '../services/builtin.js';
 import { AiecsWorker } from '../worker/worker.js';
 import { openStore } from '../engine/open-store.js';
 import type { Store } from '../engine/store.js';
-import { runHistory, type RunningHistory } from '../history/run-history.js';
+import { runHistory, type RunningHistory } from '../engine/history/run-history.js';
 import type { GlobalOptions, WorkerFlags } from './options.js';
 import {
   EXIT_INTERRUPTED,

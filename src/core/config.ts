@@ -247,7 +247,7 @@ export interface AiecsConfig {
   storeTimeoutMs: number;
   retention: { completedS: number; failedS: number };
   /**
-   * The durable task history (src/history): AIECS_HISTORY (on: wherever there is a PostgreSQL
+   * The durable task history (src/engine/history): AIECS_HISTORY (on: wherever there is a PostgreSQL
    * database for it), AIECS_HISTORY_URL (its database beside a Redis store) and
    * AIECS_HISTORY_RETENTION_DAYS (90; 0 keeps it forever).
    */

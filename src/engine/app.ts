@@ -39,7 +39,7 @@ import { retryTask, type RetryResult } from './task-retry.js';
 import { CANCELLED_BEFORE_RUN, cancelMarker } from '../core/task-events.js';
 import type { BullState, ResultEnvelope, TaskJob } from './task-record.js';
 import { toTaskRecord } from './task-record.js';
-import { TaskHistory } from '../history/task-history.js';
+import { TaskHistory } from './history/task-history.js';
 
 // The handle's and the submitters' types, where callers of the app have always found them.
 export type { CancelResult, TaskHandle, WaitOptions } from './task-handle.js';

@@ -13,7 +13,7 @@ import { storableText } from '../core/submission.js';
 import type { TaskRecord } from '../core/task.js';
 import { TaskStatus } from '../core/task.js';
 import type { AiecsApp } from '../engine/app.js';
-import { HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT } from '../history/task-history.js';
+import { HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT } from '../engine/history/task-history.js';
 import type { Principal } from './auth.js';
 import { errors, parseOrThrow, reply } from './schemas.js';
 

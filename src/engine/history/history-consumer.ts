@@ -12,13 +12,13 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Queue, QueueEvents } from 'bullmq';
-import { CLOSE_DEADLINE_MS, settleWithin } from '../core/deadline.js';
-import { SchemaTooNewError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
-import { countingMetrics } from '../core/metrics.js';
-import type { QueueKind } from '../core/task.js';
-import { QUEUE_KINDS } from '../core/task.js';
-import type { SqlPool, Store } from '../engine/store.js';
+import { CLOSE_DEADLINE_MS, settleWithin } from '../../core/deadline.js';
+import { SchemaTooNewError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import { countingMetrics } from '../../core/metrics.js';
+import type { QueueKind } from '../../core/task.js';
+import { QUEUE_KINDS } from '../../core/task.js';
+import type { SqlPool, Store } from '../store.js';
 import type { HistoryDb } from './history-db.js';
 import { EntryBuilder, RECORDED_EVENTS, type RawEvent } from './history-entries.js';
 

@@ -1,15 +1,15 @@
 /**
  * The task history's tables (docs/design.md, "Task history"): where they live, their numbered
- * migrations (src/history/migrations, recorded in `aiecs_history_migrations`, apart from the
+ * migrations (src/engine/history/migrations, recorded in `aiecs_history_migrations`, apart from the
  * queue's own: the history may be another database), and every statement on them.
  */
 import pg from 'pg';
-import { inSchema, readQueries } from '../core/script-files.js';
-import type { TaskStatus } from '../core/task.js';
-import { quoteSchemaName } from '../engine/bullmq.js';
-import { loadMigrations, migrate, type Migration } from '../engine/migrate.js';
-import type { SqlPool } from '../engine/store.js';
-import { decodeCursor, encodeCursor, redactUrl } from '../engine/store.js';
+import { inSchema, readQueries } from '../../core/script-files.js';
+import type { TaskStatus } from '../../core/task.js';
+import { quoteSchemaName } from '../bullmq.js';
+import { loadMigrations, migrate, type Migration } from '../migrate.js';
+import type { SqlPool } from '../store.js';
+import { decodeCursor, encodeCursor, redactUrl } from '../store.js';
 
 export const HISTORY_MIGRATIONS_TABLE = 'aiecs_history_migrations';
 

@@ -8,9 +8,9 @@
  * of a batch in one round trip where the store can (Store.readJobSummaries), else job by job.
  */
 import type { Queue } from 'bullmq';
-import type { QueueKind, StoredTaskData } from '../core/task.js';
-import { TaskStatus } from '../core/task.js';
-import type { ProgressFields, ProgressPayload, ResultEnvelope } from '../core/task-events.js';
+import type { QueueKind, StoredTaskData } from '../../core/task.js';
+import { TaskStatus } from '../../core/task.js';
+import type { ProgressFields, ProgressPayload, ResultEnvelope } from '../../core/task-events.js';
 import {
   QUEUED_SEQ,
   asProgressPayload,
@@ -21,11 +21,11 @@ import {
   recordFields,
   reopensAfterEnd,
   runBaseSeq,
-} from '../core/task-events.js';
-import type { JobSummary } from '../engine/store.js';
-import type { TaskJob } from '../engine/task-record.js';
-import { toTaskRecord } from '../engine/task-record.js';
-import { EVENT_TIME_FIELD } from '../shims/bullmq-pg-event-reader.js';
+} from '../../core/task-events.js';
+import type { JobSummary } from '../store.js';
+import type { TaskJob } from '../task-record.js';
+import { toTaskRecord } from '../task-record.js';
+import { EVENT_TIME_FIELD } from '../../shims/bullmq-pg-event-reader.js';
 import type { HistoryKind, HistoryRow } from './history-db.js';
 
 /** The events of a task the history records. */

@@ -3,10 +3,10 @@
  * and time, one task's entries, and a user's erasure. The database is found (and its tables
  * migrated) on the first call, so an app that never reads the history never loads pg for it.
  */
-import { HistoryDisabledError, ValidationError, type FieldIssue } from '../core/errors.js';
-import { TaskStatus } from '../core/task.js';
-import type { Store } from '../engine/store.js';
-import type { AiecsConfig } from '../core/config.js';
+import { HistoryDisabledError, ValidationError, type FieldIssue } from '../../core/errors.js';
+import { TaskStatus } from '../../core/task.js';
+import type { Store } from '../store.js';
+import type { AiecsConfig } from '../../core/config.js';
 import type { HistoryEntry, HistoryPage } from './history-db.js';
 import type { HistoryTarget } from './history-target.js';
 

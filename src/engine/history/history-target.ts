@@ -4,8 +4,8 @@
  * PGlite); else (Redis without a history URL) nowhere, and it is off. AIECS_HISTORY=off turns it
  * off everywhere.
  */
-import type { AiecsConfig } from '../core/config.js';
-import type { Store, StoreKind } from '../engine/store.js';
+import type { AiecsConfig } from '../../core/config.js';
+import type { Store, StoreKind } from '../store.js';
 import { HistoryDb } from './history-db.js';
 
 export type HistoryTarget = { enabled: true; db: HistoryDb } | { enabled: false; reason: string };

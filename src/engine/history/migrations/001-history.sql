@@ -1,4 +1,4 @@
--- The durable task history (src/history): one row per state change of a task, written by the
+-- The durable task history (src/engine/history): one row per state change of a task, written by the
 -- history consumer from the queues' event streams. :"schema" stands for the history's schema.
 CREATE TABLE IF NOT EXISTS :"schema".aiecs_history (
   id bigserial PRIMARY KEY,

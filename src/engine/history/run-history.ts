@@ -3,9 +3,9 @@
  * on (every such process runs one; one of them is active, the others stand by), and the words
  * their start lines say about it.
  */
-import type { AiecsConfig } from '../core/config.js';
-import type { Logger } from '../core/logger.js';
-import type { Store } from '../engine/store.js';
+import type { AiecsConfig } from '../../core/config.js';
+import type { Logger } from '../../core/logger.js';
+import type { Store } from '../store.js';
 import { startHistoryConsumer, type HistoryConsumer } from './history-consumer.js';
 import { describeHistory, historyOffReason, historyTarget } from './history-target.js';
 
