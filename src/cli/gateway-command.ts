@@ -48,6 +48,7 @@ export async function gatewayAction(flags: GatewayFlags, cmd: Command): Promise<
     logger,
     role: 'producer',
     timeoutMs: config.storeTimeoutMs,
+    eventsMaxLen: config.eventsMaxLen,
     ...namespace,
   });
   // Loaded here, not at the top: `aiecs token` shares this module and needs neither.

@@ -66,6 +66,7 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
     logger,
     role: 'worker',
     timeoutMs: config.storeTimeoutMs,
+    eventsMaxLen: config.eventsMaxLen,
     ...namespace,
   });
   let worker: AiecsWorker | undefined;

@@ -75,6 +75,7 @@ export function registerWorkerCommand(program: Command): void {
       logger,
       role: 'worker',
       timeoutMs: config.storeTimeoutMs,
+      eventsMaxLen: config.eventsMaxLen,
       ...namespace,
     });
     let history: RunningHistory | undefined;

@@ -147,6 +147,7 @@ const envSchema = z.object({
   AIECS_SHUTDOWN_TIMEOUT_S: seconds(30),
   AIECS_HEARTBEAT_INTERVAL_MS: positiveInt(5_000, 100),
   AIECS_STORE_TIMEOUT_MS: positiveInt(5_000, 100),
+  AIECS_EVENTS_MAX_LEN: positiveInt(10_000, 100),
   AIECS_RETENTION_COMPLETED_S: positiveInt(86_400),
   AIECS_RETENTION_FAILED_S: positiveInt(7 * 86_400),
   AIECS_HISTORY: z.enum(['on', 'off']).default('on'),
@@ -245,6 +246,11 @@ export interface AiecsConfig {
   metricsToken?: string;
   /** How long a caller waits for the store (a request, a CLI command) before a StoreUnavailableError. */
   storeTimeoutMs: number;
+  /**
+   * AIECS_EVENTS_MAX_LEN: how many events each queue's event stream keeps (BullMQ's
+   * streams.events.maxLen, default 10,000); how far behind the task history may fall.
+   */
+  eventsMaxLen: number;
   retention: { completedS: number; failedS: number };
   /**
    * The durable task history (src/engine/history): AIECS_HISTORY (on: wherever there is a PostgreSQL
@@ -366,6 +372,7 @@ function buildConfig(e: Env): AiecsConfig {
     shutdownTimeoutS: e.AIECS_SHUTDOWN_TIMEOUT_S,
     heartbeatIntervalMs: e.AIECS_HEARTBEAT_INTERVAL_MS,
     storeTimeoutMs: e.AIECS_STORE_TIMEOUT_MS,
+    eventsMaxLen: e.AIECS_EVENTS_MAX_LEN,
     retention: { completedS: e.AIECS_RETENTION_COMPLETED_S, failedS: e.AIECS_RETENTION_FAILED_S },
     history: {
       enabled: e.AIECS_HISTORY === 'on',

@@ -139,6 +139,7 @@ export class AiecsApp {
       logger: this.logger,
       role: 'producer',
       timeoutMs: this.config.storeTimeoutMs,
+      eventsMaxLen: this.config.eventsMaxLen,
       ...(this.options.namespace !== undefined ? { namespace: this.options.namespace } : {}),
     }).then(
       (store) => (this.openedStore = store),

@@ -16,7 +16,7 @@ import { readEventsInOrder, type PgEventBackend } from '../shims/bullmq-pg-event
 import { inSchema, readQueries } from '../core/script-files.js';
 import { migrate } from './migrate.js';
 import type { Channel, ControlHandler, Store, StoreKind, WorkerHeartbeat } from './store.js';
-import { decodeCursor, indexPage } from './store.js';
+import { DEFAULT_EVENTS_MAX_LEN, decodeCursor, indexPage } from './store.js';
 
 /** The part of a pg pool our own queries need; both pg.Pool and the PGlite pool fit. */
 export interface PgLike {
@@ -229,6 +229,8 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
 /** The BullMQ half of a PostgreSQL-backed store, given what to pass as `connection`. */
 export function bullOnPostgres(
   connection: unknown,
+  /** AIECS_EVENTS_MAX_LEN: kept in each queue's meta, where BullMQ's functions read it to trim. */
+  eventsMaxLen = DEFAULT_EVENTS_MAX_LEN,
 ): Pick<
   Store,
   'createQueue' | 'createWorker' | 'createQueueEvents' | 'createEventsProducer' | 'createFlowProducer'
@@ -243,7 +245,8 @@ export function bullOnPostgres(
         ...(from !== undefined ? { from } : {}),
       })) as never;
   return {
-    createQueue: (name) => new Queue(name, opts, factory),
+    createQueue: (name) =>
+      new Queue(name, { connection, streams: { events: { maxLen: eventsMaxLen } } } as never, factory),
     createWorker: (name, processor, workerOpts) =>
       new Worker(name, processor, { ...workerOpts, connection } as never, factory),
     createQueueEvents: (name, eventsOpts = {}) =>

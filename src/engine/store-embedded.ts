@@ -57,7 +57,7 @@ export async function openEmbeddedStore(dirInput: string, options: ResolvedStore
       'embedded',
       `embedded:${dir}`,
       DEFAULT_SCHEMA,
-      bullOnPostgres(pool),
+      bullOnPostgres(pool, options.eventsMaxLen),
       extras,
       async () => {
         await pool.end();

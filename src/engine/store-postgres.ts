@@ -40,7 +40,7 @@ export async function openPostgresStore(url: string, options: ResolvedStoreOptio
     'postgres',
     redactUrl(url),
     schema,
-    bullOnPostgres(connection),
+    bullOnPostgres(connection, options.eventsMaxLen),
     extras,
     async () => {
       await pool.end();

@@ -9,7 +9,13 @@ import { readScript } from '../core/script-files.js';
 import { checkRedisSchema } from './redis-schema.js';
 import { redisTaskIndex } from './redis-task-index.js';
 import type { ResolvedStoreOptions, Store, WorkerHeartbeat } from './store.js';
-import { BROKER_HINT, DEFAULT_STORE_TIMEOUT_MS, checkNamespace, redactUrl } from './store.js';
+import {
+  BROKER_HINT,
+  DEFAULT_EVENTS_MAX_LEN,
+  DEFAULT_STORE_TIMEOUT_MS,
+  checkNamespace,
+  redactUrl,
+} from './store.js';
 
 // Our scripts, in ./lua: read once, when the store module loads.
 const ACQUIRE_LEASE = readScript('./lua/acquire-lease.lua', import.meta.url);
@@ -133,6 +139,7 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
   const limitPrefix = `${namespace}:aiecs:limit:`;
   const cancelPrefix = `${namespace}:aiecs:cancel:`;
   const bull = { connection: command, prefix: namespace };
+  const eventsMaxLen = options.eventsMaxLen ?? DEFAULT_EVENTS_MAX_LEN;
   // Workers and QueueEvents block on their connection: each gets its own, with worker options.
   const blockingConnection = () => ({ prefix: namespace, connection: newClient('worker') });
 
@@ -143,7 +150,7 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
     kind: 'redis',
     displayUrl: redactUrl(url),
     namespace,
-    createQueue: (name) => new Queue(name, bull),
+    createQueue: (name) => new Queue(name, { ...bull, streams: { events: { maxLen: eventsMaxLen } } }),
     createWorker: (name, processor, opts) =>
       new Worker(name, processor, { ...opts, ...blockingConnection() }),
     createQueueEvents: (name, opts = {}) =>

@@ -217,7 +217,16 @@ export interface StoreOptions {
   role?: 'producer' | 'worker';
   /** How long opening may take to reach the store (AIECS_STORE_TIMEOUT_MS). */
   timeoutMs?: number;
+  /**
+   * How many events each queue's event stream keeps (AIECS_EVENTS_MAX_LEN; default 10,000,
+   * BullMQ's): set on every queue this store makes (BullMQ's `streams.events.maxLen`, kept in the
+   * queue's meta hash, where its scripts read it when they trim). Every process must agree.
+   */
+  eventsMaxLen?: number;
 }
+
+/** AIECS_EVENTS_MAX_LEN's default: BullMQ's. */
+export const DEFAULT_EVENTS_MAX_LEN = 10_000;
 
 /** AIECS_STORE_TIMEOUT_MS's default. */
 export const DEFAULT_STORE_TIMEOUT_MS = 5_000;

@@ -130,6 +130,7 @@ export class AiecsWorker implements Controllable {
         logger: this.logger,
         role: 'worker',
         timeoutMs: this.config.storeTimeoutMs,
+        eventsMaxLen: this.config.eventsMaxLen,
         ...(this.options.namespace !== undefined ? { namespace: this.options.namespace } : {}),
       }));
     this.store = store;
