@@ -1,15 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TaskFailedError } from '../src/core/errors.js';
 import type { TaskRecord } from '../src/core/task.js';
 import type { WireSubmitOptions } from '../src/core/submission.js';
-import { STORE_KINDS, TEST_ENV, TestEnv, killAll, sleep, until, probe } from './harness.js';
-
-const EMBEDDED_PROCESS = fileURLToPath(new URL('./fixtures/embedded-process.mjs', import.meta.url));
+import { STORE_KINDS, TestEnv, killAll, killEmbeddedMidRun, sleep, until, probe } from './harness.js';
 
 /** Lines the probe's `sleep` wrote: `start <task> <pid>` / `finish <task> <pid>`. */
 function runs(log: string): Array<{ event: string; pid: number }> {
@@ -58,46 +55,30 @@ describe.each(STORE_KINDS)('recovery on %s', (kind) => {
     options?: WireSubmitOptions,
   ): Promise<{ record: TaskRecord; victimPid: number }> {
     const heavy = queue === 'heavy_tasks' ? '1' : '0';
+    const started = () => runs(log).length > 0;
     if (kind === 'embedded') {
-      // The embedded store belongs to one process: kill that process, start another on the same directory.
-      const broker = `embedded:${join(dir, 'store')}`;
-      const first = spawn(process.execPath, [EMBEDDED_PROCESS], {
-        env: {
-          ...process.env,
-          ...TEST_ENV,
-          BROKER: broker,
+      const { value, victimPid } = await killEmbeddedMidRun<TaskRecord>(
+        procs,
+        `embedded:${join(dir, 'store')}`,
+        {
           SUBMIT: JSON.stringify(request),
           ...(options ? { SUBMIT_OPTIONS: JSON.stringify(options) } : {}),
           HEAVY: heavy,
         },
-        stdio: 'ignore',
-      });
-      procs.push(first);
-      await until(async () => runs(log).length > 0, 60_000, 'task start');
-      first.kill('SIGKILL');
-      await new Promise((r) => first.once('exit', r));
-      const second = spawn(process.execPath, [EMBEDDED_PROCESS], {
-        env: { ...process.env, ...TEST_ENV, BROKER: broker, WAIT_ID: request.task_id, HEAVY: heavy },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      procs.push(second);
-      let out = '';
-      second.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      await new Promise((r) => second.once('exit', r));
-      const line = out.split('\n').find((l) => l.startsWith('record '));
-      expect(line, out).toBeDefined();
-      return { record: JSON.parse(line!.slice('record '.length)) as TaskRecord, victimPid: first.pid! };
+        started,
+        { WAIT_ID: request.task_id, HEAVY: heavy },
+        'record',
+      );
+      return { record: value, victimPid };
     }
     const shared = (env = await TestEnv.create(kind));
     const app = shared.app();
-    const victim = await shared.workerProcess();
-    const handle = await app.submitWire({ queue, request, options });
-    await until(async () => runs(log).length > 0, 20_000, 'task start');
-    victim.proc.kill('SIGKILL');
-    await new Promise((r) => victim.proc.once('exit', r));
-    await shared.worker();
+    const { handle, victimPid } = await shared.killWorkerMidRun(
+      () => app.submitWire({ queue, request, options }),
+      started,
+    );
     await handle.get({ timeout: 30 }).catch(() => undefined);
-    return { record: (await app.getTask(request.task_id, queue))!, victimPid: victim.proc.pid! };
+    return { record: (await app.getTask(request.task_id, queue))!, victimPid };
   }
 
   it.each(['fast_tasks', 'heavy_tasks'] as const)(

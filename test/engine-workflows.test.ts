@@ -1,25 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TaskCancelledError, TaskFailedError } from '../src/core/errors.js';
 import type { TaskRecord } from '../src/core/task.js';
-import type { WorkflowTree } from '../src/core/workflow.js';
+import { workflowLeaves, type WorkflowTree } from '../src/core/workflow.js';
 import type { AiecsApp } from '../src/engine/app.js';
 import { chain, chord, group } from '../src/index.js';
-import { STORE_KINDS, TEST_ENV, TestEnv, killAll, probe, until } from './harness.js';
-
-const EMBEDDED_PROCESS = fileURLToPath(new URL('./fixtures/embedded-process.mjs', import.meta.url));
+import { STORE_KINDS, TestEnv, killAll, killEmbeddedMidRun, probe, until } from './harness.js';
 
 /** The records of a tree read, in tree order. */
-function records(tree: WorkflowTree): Array<TaskRecord | null> {
-  if ('task_id' in tree) return [tree.task];
-  if ('chain' in tree) return tree.chain.flatMap(records);
-  if ('group' in tree) return tree.group.flatMap(records);
-  return [...tree.chord.header.flatMap(records), ...records(tree.chord.body)];
-}
+const records = (tree: WorkflowTree): Array<TaskRecord | null> =>
+  workflowLeaves(tree).map((leaf) => leaf.task);
 
 const echoed = (record: TaskRecord) => (record.result as { echo: Record<string, unknown> }).echo;
 
@@ -240,37 +233,21 @@ describe.each(STORE_KINDS)('a chain whose worker is SIGKILLed mid-step on %s', (
       ],
     };
     let steps: TaskRecord[];
+    const started = () => lines(log).length > 0;
     if (kind === 'embedded') {
-      // The embedded store belongs to one process: kill it, start another on the same directory.
-      const broker = `embedded:${join(dir, 'store')}`;
-      const first = spawn(process.execPath, [EMBEDDED_PROCESS], {
-        env: { ...process.env, ...TEST_ENV, BROKER: broker, WORKFLOW: JSON.stringify(tree) },
-        stdio: 'ignore',
-      });
-      procs.push(first);
-      await until(async () => lines(log).length > 0, 60_000, 'step start');
-      first.kill('SIGKILL');
-      await new Promise((r) => first.once('exit', r));
-      const second = spawn(process.execPath, [EMBEDDED_PROCESS], {
-        env: { ...process.env, ...TEST_ENV, BROKER: broker, WAIT_ROOT: 'k-2' },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      procs.push(second);
-      let out = '';
-      second.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      await new Promise((r) => second.once('exit', r));
-      const line = out.split('\n').find((l) => l.startsWith('tree '));
-      expect(line, out).toBeDefined();
-      steps = records(JSON.parse(line!.slice('tree '.length)) as WorkflowTree) as TaskRecord[];
+      const { value } = await killEmbeddedMidRun<WorkflowTree>(
+        procs,
+        `embedded:${join(dir, 'store')}`,
+        { WORKFLOW: JSON.stringify(tree) },
+        started,
+        { WAIT_ROOT: 'k-2' },
+        'tree',
+      );
+      steps = records(value) as TaskRecord[];
     } else {
       env = await TestEnv.create(kind);
       const app = env.app();
-      const victim = await env.workerProcess();
-      const h = await app.submitWorkflow(tree);
-      await until(async () => lines(log).length > 0, 20_000, 'step start');
-      victim.proc.kill('SIGKILL');
-      await new Promise((r) => victim.proc.once('exit', r));
-      await env.worker();
+      const { handle: h } = await env.killWorkerMidRun(() => app.submitWorkflow(tree), started);
       await h.get({ timeout: 60 });
       steps = records((await h.tree()).tree) as TaskRecord[];
     }

@@ -20,6 +20,7 @@ import { AiecsWorker, type WorkerOptions } from '../src/worker/worker.js';
 export const STORE_KINDS: StoreKind[] = ['embedded', 'postgres', 'redis'];
 export const PROBE_SERVICES = fileURLToPath(new URL('./fixtures/probe-services.mjs', import.meta.url));
 const WORKER_PROCESS = fileURLToPath(new URL('./fixtures/worker-process.mjs', import.meta.url));
+const EMBEDDED_PROCESS = fileURLToPath(new URL('./fixtures/embedded-process.mjs', import.meta.url));
 
 /** Short limits so failure paths take milliseconds, not minutes. */
 export const TEST_ENV: Record<string, string> = {
@@ -147,6 +148,22 @@ export class TestEnv {
     return { proc, id, output: () => out, errors: () => err };
   }
 
+  /**
+   * A worker killed mid-run (shared stores): starts a worker process, calls `submit`, SIGKILLs the
+   * process once `started` holds and starts an in-process worker to take over.
+   */
+  async killWorkerMidRun<H>(
+    submit: () => Promise<H>,
+    started: () => boolean,
+  ): Promise<{ handle: H; victimPid: number }> {
+    const victim = await this.workerProcess();
+    const handle = await submit();
+    await until(async () => started(), 20_000, 'the run to start');
+    await killNow(victim.proc);
+    await this.worker();
+    return { handle, victimPid: victim.proc.pid! };
+  }
+
   async cleanup(): Promise<void> {
     for (const proc of this.procs)
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
@@ -206,4 +223,44 @@ export async function killAll(procs: ChildProcess[]): Promise<void> {
       proc.kill('SIGKILL');
       await new Promise((r) => proc.once('exit', r));
     }
+}
+
+/** SIGKILLs `proc` and waits for it to exit. */
+export async function killNow(proc: ChildProcess): Promise<void> {
+  proc.kill('SIGKILL');
+  await new Promise((r) => proc.once('exit', r));
+}
+
+/**
+ * A worker killed mid-run on the embedded store, which belongs to one process: runs
+ * fixtures/embedded-process.mjs on `broker` with `first` (it submits and works), SIGKILLs it once
+ * `started` holds, runs it again on the same store with `then` (it works and waits), and returns
+ * the JSON that run printed after `prefix` (`record`, `tree`). Both processes go in `procs`.
+ */
+export async function killEmbeddedMidRun<T>(
+  procs: ChildProcess[],
+  broker: string,
+  first: Record<string, string>,
+  started: () => boolean,
+  then: Record<string, string>,
+  prefix: string,
+): Promise<{ value: T; victimPid: number }> {
+  const victim = spawn(process.execPath, [EMBEDDED_PROCESS], {
+    env: { ...process.env, ...TEST_ENV, BROKER: broker, ...first },
+    stdio: 'ignore',
+  });
+  procs.push(victim);
+  await until(async () => started(), 60_000, 'the run to start');
+  await killNow(victim);
+  const second = spawn(process.execPath, [EMBEDDED_PROCESS], {
+    env: { ...process.env, ...TEST_ENV, BROKER: broker, ...then },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  procs.push(second);
+  let out = '';
+  second.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  await new Promise((r) => second.once('exit', r));
+  const line = out.split('\n').find((l) => l.startsWith(`${prefix} `));
+  if (!line) throw new Error(`no "${prefix}" line from the restarted process: ${out}`);
+  return { value: JSON.parse(line.slice(prefix.length + 1)) as T, victimPid: victim.pid! };
 }
