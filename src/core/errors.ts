@@ -37,17 +37,32 @@ export class AiecsError extends Error {
   }
 }
 
+/** Issues listed in a message past ValidationError: the first few (details.issues holds every one). */
+const MESSAGE_ISSUES = 10;
+
+/**
+ * The base of the errors that name bad fields: `issues` (also details.issues) lists every
+ * `{ field, message }`; the message says `<what>: field: message; ...`, the first `shown` of them.
+ */
+export abstract class FieldIssuesError extends AiecsError {
+  readonly issues: FieldIssue[];
+  constructor(what: string, issues: FieldIssue[], shown = Infinity) {
+    const listed = issues.slice(0, shown).map((i) => `${i.field}: ${i.message}`);
+    if (issues.length > shown) listed.push(`and ${issues.length - shown} more`);
+    super(`${what}: ${listed.join('; ')}`, { issues });
+    this.issues = issues;
+  }
+}
+
 /** A request or option failed validation; `issues` names each bad field. */
-export class ValidationError extends AiecsError {
+export class ValidationError extends FieldIssuesError {
   override readonly code = 'VALIDATION_ERROR';
   override readonly wireCode = 'E001';
-  readonly issues: FieldIssue[];
   constructor(
     issues: FieldIssue[],
     readonly prefix = 'invalid request',
   ) {
-    super(`${prefix}: ${issues.map((i) => `${i.field}: ${i.message}`).join('; ')}`, { issues });
-    this.issues = issues;
+    super(prefix, issues);
   }
 
   /** The same error with each field renamed (a caller's spelling, an HTTP body's layout). */
@@ -447,22 +462,15 @@ export class ControlRefusedError extends AiecsError {
   }
 }
 
-/** Issues listed in a message: the first few (details.issues holds every one). */
-const MESSAGE_ISSUES = 10;
-
 /**
  * A workflow tree refused before anything of it was queued: its shape, its depth, a leaf's field,
  * a repeated task id. Each issue names its path in the tree, e.g. `chain[2].group[1].mode`.
  */
-export class WorkflowInvalidError extends AiecsError {
+export class WorkflowInvalidError extends FieldIssuesError {
   override readonly code = 'WORKFLOW_INVALID';
   override readonly wireCode = 'E001';
-  readonly issues: FieldIssue[];
   constructor(issues: FieldIssue[]) {
-    const shown = issues.slice(0, MESSAGE_ISSUES).map((i) => `${i.field}: ${i.message}`);
-    if (issues.length > MESSAGE_ISSUES) shown.push(`and ${issues.length - MESSAGE_ISSUES} more`);
-    super(`invalid workflow: ${shown.join('; ')}`, { issues });
-    this.issues = issues;
+    super('invalid workflow', issues, MESSAGE_ISSUES);
   }
 }
 
@@ -486,18 +494,14 @@ export class WorkflowTooLargeError extends AiecsError {
  * used; a file with one is refused whole. Each issue names the entry and the field, e.g.
  * `nightly-report.cron` or `[3].task.user_id`.
  */
-export class ScheduleInvalidError extends AiecsError {
+export class ScheduleInvalidError extends FieldIssuesError {
   override readonly code = 'SCHEDULE_INVALID';
   override readonly wireCode = 'E001';
-  readonly issues: FieldIssue[];
   constructor(
     issues: FieldIssue[],
     readonly source = 'schedule',
   ) {
-    const shown = issues.slice(0, MESSAGE_ISSUES).map((i) => `${i.field}: ${i.message}`);
-    if (issues.length > MESSAGE_ISSUES) shown.push(`and ${issues.length - MESSAGE_ISSUES} more`);
-    super(`invalid ${source}: ${shown.join('; ')}`, { issues });
-    this.issues = issues;
+    super(`invalid ${source}`, issues, MESSAGE_ISSUES);
   }
 }
 
@@ -510,18 +514,14 @@ export class ScheduleNotFoundError extends AiecsError {
 }
 
 /** A task template refused (code, `--templates` file): by entry and field, e.g. `summarize@2.input_schema`. */
-export class TemplateInvalidError extends AiecsError {
+export class TemplateInvalidError extends FieldIssuesError {
   override readonly code = 'TEMPLATE_INVALID';
   override readonly wireCode = 'E001';
-  readonly issues: FieldIssue[];
   constructor(
     issues: FieldIssue[],
     readonly source = 'template',
   ) {
-    const shown = issues.slice(0, MESSAGE_ISSUES).map((i) => `${i.field}: ${i.message}`);
-    if (issues.length > MESSAGE_ISSUES) shown.push(`and ${issues.length - MESSAGE_ISSUES} more`);
-    super(`invalid ${source}: ${shown.join('; ')}`, { issues });
-    this.issues = issues;
+    super(`invalid ${source}`, issues, MESSAGE_ISSUES);
   }
 }
 
