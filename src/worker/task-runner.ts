@@ -25,6 +25,7 @@ import type { Logger } from '../core/logger.js';
 import { countingMetrics, type ExecutionStatus } from '../core/metrics.js';
 import type { TaskLogger } from '../core/task-context.js';
 import { TaskStatus, taskSummary, type QueueKind, type TaskJobData } from '../core/task.js';
+import { cancelsCountFrom, dropsOnStart } from '../core/task-events.js';
 import { isLinkJobName } from '../core/workflow-links.js';
 import type { EventWriter } from '../engine/store.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
@@ -203,8 +204,8 @@ class TaskRun implements ProgressSink, Cancellable, Deadlined {
     const { cancels } = deps;
     const last = progressPayload(this.job);
     // A cancel heard before the task was queued again (a manual retry's pending word) was the old run's.
-    const since = last?.status === TaskStatus.PENDING ? last.timestamp : 0;
-    if (last?.status === TaskStatus.CANCELLED) {
+    const since = cancelsCountFrom(last);
+    if (dropsOnStart(last)) {
       // The caller's marker is the task's last word: it never ran, so nothing is rewritten.
       deps.onFinished?.(false);
       this.counted(TaskStatus.CANCELLED);
