@@ -32,6 +32,7 @@ import { closeWorkflows, submitWorkflow } from './workflow-submit.js';
 import { submitTasks, type TaskQueue, type WireSubmission } from './submit.js';
 import { Handle, type CancelResult, type TaskHandle, type WaitOptions } from './task-handle.js';
 import { TaskSubmitter } from './task-submitter.js';
+import type { SubmitWire } from './workflow-group.js';
 import { TemplateSubmitter } from './template-submitter.js';
 import { TemplateRegistry } from '../core/template-registry.js';
 import { loadTemplateFile } from '../core/template-file.js';
@@ -195,18 +196,13 @@ export class AiecsApp {
    * (PayloadTooLargeError is HTTP 413) and its handle; a batch is accepted whole or refused whole
    * (see submit.ts), its errors naming the item by `itemName` (default `[i]`), and gets a handle
    * per request, in order; with `group`, the batch is also one group whose id is its first task's.
+   * The two forms are SubmitWire's (a field, not a method: a method would declare them again).
    */
-  submitWire(item: WireSubmission): Promise<TaskHandle>;
-  submitWire(
-    items: readonly WireSubmission[],
-    itemName?: (index: number) => string,
-    options?: { group?: boolean },
-  ): Promise<TaskHandle[]>;
-  async submitWire(
+  submitWire: SubmitWire = (async (
     items: WireSubmission | readonly WireSubmission[],
     itemName: (index: number) => string = (i) => `[${i}]`,
     options: { group?: boolean } = {},
-  ): Promise<TaskHandle | TaskHandle[]> {
+  ): Promise<TaskHandle | TaskHandle[]> => {
     if (isBatch(items)) return submitTasks(this, items, (i) => items[i]!.queue, itemName, options);
     const [handle] = await submitTasks(
       this,
@@ -215,7 +211,7 @@ export class AiecsApp {
       () => '',
     );
     return handle!;
-  }
+  }) as SubmitWire;
 
   /**
    * A page of a user's tasks (all users' without one), newest first, as records. The index

@@ -62,14 +62,19 @@ export class GroupHandle extends WorkflowHandle {
   }
 }
 
-/** What a batch needs of the app (the app itself). */
-export interface BatchDeps extends WorkflowDeps {
-  submitWire(item: WireSubmission): Promise<TaskHandle>;
-  submitWire(
+/** `app.submitWire`'s two forms: one wire request and its handle, or a batch and a handle per request. */
+export interface SubmitWire {
+  (item: WireSubmission): Promise<TaskHandle>;
+  (
     items: readonly WireSubmission[],
     itemName?: (index: number) => string,
     options?: { group?: boolean },
   ): Promise<TaskHandle[]>;
+}
+
+/** What a batch needs of the app (the app itself). */
+export interface BatchDeps extends WorkflowDeps {
+  readonly submitWire: SubmitWire;
 }
 
 /**
