@@ -82,7 +82,12 @@ export async function migrate(
         `SELECT coalesce(max(version), 0) AS version FROM ${quoted}.${table}`,
       )) as { rows: Array<{ version: unknown }> };
       const current = Number(result.rows[0]?.version ?? 0);
-      if (current > known) throw new SchemaTooNewError(set.describe?.(schema) ?? `the PostgreSQL schema ${schema}`, current, known);
+      if (current > known)
+        throw new SchemaTooNewError(
+          set.describe?.(schema) ?? `the PostgreSQL schema ${schema}`,
+          current,
+          known,
+        );
       const applied: number[] = [];
       for (const migration of migrations) {
         if (migration.version <= current) continue;
