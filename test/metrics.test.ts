@@ -422,7 +422,9 @@ describe('a worker’s --metrics-port', () => {
         [['--metrics-port', String(held.port)], {}],
         [[], { AIECS_METRICS_PORT: String(held.port) }],
       ] as const) {
-        const run = await aiecs(['worker', '--broker', redis, '--namespace', uid('m'), ...args], env2);
+        // A namespace is a Redis prefix or a PostgreSQL schema name: letters, digits and _ only.
+        const namespace = uid('m').replaceAll('-', '_');
+        const run = await aiecs(['worker', '--broker', redis, '--namespace', namespace, ...args], env2);
         expect(run.code).toBe(2);
         expect(run.stdout).toBe('');
         expect(run.stderr.trim().split('\n')).toEqual([line]);

@@ -296,8 +296,12 @@ describe('aiecs worker + submit on Redis', () => {
     worker.stderr.on('data', (chunk: Buffer) => (logs += chunk.toString()));
     const exited = new Promise<number | null>((done) => worker.on('exit', (code) => done(code)));
     try {
-      for (let i = 0; i < 200 && !ready.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
-      expect(ready).toMatch(/^aiecs worker: store redis:\/\/.*queues fast_tasks\(async x4\)\n$/);
+      // The ready line, then the line that says task history is off (Redis, no AIECS_HISTORY_URL).
+      const readyLines = () => ready.split('\n').length - 1;
+      for (let i = 0; i < 200 && readyLines() < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(ready).toMatch(
+        /^aiecs worker: store redis:\/\/.*queues fast_tasks\(async x4\)\n {2}history: task history off \(.*AIECS_HISTORY_URL.*\)\n$/,
+      );
 
       const run = await aiecs([
         'submit',

@@ -68,6 +68,9 @@ export async function migrate(
   const table = set.table ?? 'aiecs_migrations';
   const known = migrations.reduce((max, m) => Math.max(max, m.version), 0);
   const client = await pool.connect();
+  // pg emits a dropped connection on a checked-out client as well as failing its query: unheard,
+  // that event would crash the process (the history database may go away while it migrates).
+  (client as { on?: (event: string, listener: () => void) => unknown }).on?.('error', () => undefined);
   try {
     await client.query('BEGIN');
     try {
