@@ -1,8 +1,8 @@
-import type { Queue } from 'bullmq';
 import type { AiecsConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { QueueKind } from '../core/task.js';
 import type { Store } from '../engine/store.js';
+import { LazyQueues } from './lazy-queues.js';
 
 /** Jobs removed per store call; a sweep goes on until a call removes fewer. */
 const BATCH = 1_000;
@@ -35,7 +35,8 @@ export function sweepIntervalMs(retention: AiecsConfig['retention']): number {
 export class RetentionSweeper {
   private timer: NodeJS.Timeout | undefined;
   private sweeping: Promise<number> | undefined;
-  private readonly queues = new Map<QueueKind, Queue>();
+  /** Opened on first sweep: a worker that stops before then never opens them. */
+  private readonly queues: LazyQueues;
   private stopped = false;
 
   constructor(
@@ -44,7 +45,9 @@ export class RetentionSweeper {
     private readonly retention: AiecsConfig['retention'],
     private readonly logger: Logger,
     readonly intervalMs = sweepIntervalMs(retention),
-  ) {}
+  ) {
+    this.queues = new LazyQueues(store, logger);
+  }
 
   start(): void {
     this.schedule();
@@ -71,7 +74,7 @@ export class RetentionSweeper {
   private async sweepOnce(): Promise<number> {
     let removed = 0;
     for (const kind of this.kinds) {
-      const queue = this.queue(kind);
+      const queue = this.queues.get(kind);
       for (const [state, keepS] of [
         ['completed', this.retention.completedS],
         ['failed', this.retention.failedS],
@@ -89,22 +92,10 @@ export class RetentionSweeper {
     return removed;
   }
 
-  /** Made on first sweep: a worker that stops before then never opens them. */
-  private queue(kind: QueueKind): Queue {
-    let queue = this.queues.get(kind);
-    if (!queue) {
-      queue = this.store.createQueue(kind);
-      queue.on('error', (error) => this.logger.warn({ err: error.message, queue: kind }, 'queue error'));
-      this.queues.set(kind, queue);
-    }
-    return queue;
-  }
-
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.sweeping?.catch(() => undefined);
-    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
-    this.queues.clear();
+    await this.queues.close();
   }
 }

@@ -10,9 +10,9 @@
  *   30 s), to be woken when that job ends (`release`). The poll is only the safety net for a
  *   wake-up that was lost (its worker died between the end and the wake-up).
  */
-import type { Job as BullJob, Queue } from 'bullmq';
+import type { Job as BullJob } from 'bullmq';
 import type { Logger } from '../core/logger.js';
-import type { QueueKind, StoredTaskData } from '../core/task.js';
+import type { StoredTaskData } from '../core/task.js';
 import type { LinkFailure, LinkJobData, LinkRef, LinkValues } from '../core/workflow-links.js';
 import {
   AWAIT_JOB,
@@ -26,6 +26,7 @@ import { DelayedError, Job, UnrecoverableError } from '../engine/bullmq.js';
 import type { Store } from '../engine/store.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
 import { readChildren } from './workflow-inputs.js';
+import { LazyQueues } from './lazy-queues.js';
 
 /** The longest wait of an await job between two looks (the shortest: AWAIT_MIN_WAIT_MS). */
 const MAX_WAIT_MS = 30_000;
@@ -46,13 +47,15 @@ type AnyJob = BullJob<StoredTaskData | LinkJobData, unknown>;
 const ended = (state: string) => state === 'completed' || state === 'failed' || state === 'unknown';
 
 export class WorkflowLinks {
-  private readonly queues = new Map<QueueKind, Queue>();
+  private readonly queues: LazyQueues;
   private closed = false;
 
   constructor(
-    private readonly store: Store,
+    store: Store,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.queues = new LazyQueues(store, logger);
+  }
 
   /** Runs a hidden job (the processor's first branch, by job name). */
   run(job: LinkJob, token: string | undefined): Promise<LinkValues> {
@@ -73,7 +76,7 @@ export class WorkflowLinks {
   private async await(job: LinkJob, token: string | undefined): Promise<LinkValues> {
     const of = job.data.of;
     if (!of) throw new UnrecoverableError('an await job that names no job');
-    const queue = this.queue(of.queue);
+    const queue = this.queues.get(of.queue);
     // Its state first, then the job: a job read first could end between the two reads, and its
     // copy would lack the result.
     const state = await queue.getJobState(of.id);
@@ -106,23 +109,12 @@ export class WorkflowLinks {
   private async wake(ref: LinkRef): Promise<void> {
     // A handle on the id alone (no read first): one store call. Not delayed: active (it looks
     // again once delayed) or ended already; nothing to do.
-    await new Job(this.queue(ref.queue), AWAIT_JOB, {}, {}, ref.id).promote().catch(() => undefined);
-  }
-
-  private queue(kind: QueueKind): Queue {
-    let queue = this.queues.get(kind);
-    if (!queue) {
-      queue = this.store.createQueue(kind);
-      queue.on('error', (error) => this.logger.warn({ err: error.message, queue: kind }, 'queue error'));
-      this.queues.set(kind, queue);
-    }
-    return queue;
+    await new Job(this.queues.get(ref.queue), AWAIT_JOB, {}, {}, ref.id).promote().catch(() => undefined);
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
-    this.queues.clear();
+    await this.queues.close();
   }
 }
 
