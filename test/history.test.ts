@@ -50,8 +50,8 @@ async function deployment(kind: (typeof STORE_KINDS)[number], historyUrl?: strin
   return { env, app, store };
 }
 
-function historyDb(env: TestEnv, store: Store): HistoryDb {
-  const target = historyTarget(env.config, store);
+async function historyDb(env: TestEnv, store: Store): Promise<HistoryDb> {
+  const target = await historyTarget(env.config, store);
   if (!target.enabled) throw new Error(target.reason);
   dbs.push(target.db);
   return target.db;
@@ -89,7 +89,7 @@ function recordingLogger(): { logger: Logger; lines: Array<{ level: string; msg:
 describe.each(STORE_KINDS)('task history on %s', (kind) => {
   it("records a task's whole life: queued, running, progress, retries, completed, failed, cancelled", async () => {
     const { env, app, store } = await deployment(kind);
-    const db = historyDb(env, store);
+    const db = await historyDb(env, store);
     consumer(store, db);
     await env.worker();
 
@@ -169,7 +169,7 @@ describe.each(STORE_KINDS)('task history on %s', (kind) => {
 describe('task history beside Redis', () => {
   it('survives a flush of the queue keys', async () => {
     const { env, app, store } = await deployment('redis');
-    consumer(store, historyDb(env, store));
+    consumer(store, await historyDb(env, store));
     await env.worker();
     const handles = await Promise.all([1, 2, 3].map((i) => app.executeTask.delay(probe('echo', { i }))));
     await Promise.all(handles.map((h) => h.get({ timeout: 20_000 })));
@@ -203,7 +203,7 @@ describe('task history beside Redis', () => {
 
   it('counts and logs a gap when the stream dropped events the consumer had not read', async () => {
     const { env, app, store } = await deployment('redis');
-    const db = historyDb(env, store);
+    const db = await historyDb(env, store);
     const metrics = enableMetrics();
     const gaps = async () =>
       (await metrics.registry.getSingleMetric('aiecs_history_gaps_total')!.get()).values
@@ -236,7 +236,7 @@ describe('task history beside Redis', () => {
 describe('task history queries', () => {
   it('pages over 10,000 entries per user, status and time range, keyset-stable under inserts', async () => {
     const { env, app, store } = await deployment('postgres');
-    const db = historyDb(env, store);
+    const db = await historyDb(env, store);
     await db.ready();
     const t0 = Date.UTC(2026, 0, 1);
     const rows: HistoryRow[] = [];
@@ -324,7 +324,7 @@ function bulkRow(i: number, over: Partial<HistoryRow>): HistoryRow {
 describe('task history consumers and migrations', () => {
   it('one consumer is active; another takes over when it stops', async () => {
     const { env, store } = await deployment('postgres');
-    const db = historyDb(env, store);
+    const db = await historyDb(env, store);
     const a = consumer(store, db);
     await until(async () => a.state === 'active');
     const b = consumer(store, db);
@@ -337,7 +337,7 @@ describe('task history consumers and migrations', () => {
 
   it('migrates fresh and upgrades once; refuses a newer schema', async () => {
     const { env, store } = await deployment('postgres');
-    const db = historyDb(env, store);
+    const db = await historyDb(env, store);
     await db.ready();
     const pool = new pg.Pool({ connectionString: env.brokerUrl, max: 2 });
     try {
@@ -357,7 +357,7 @@ describe('task history consumers and migrations', () => {
       expect(await migrate(pool, env.namespace, [...historyMigrations(), next], set)).toEqual([n + 1]);
       expect(await migrate(pool, env.namespace, [...historyMigrations(), next], set)).toEqual([]);
       // Code that knows only n meets a schema at n + 1.
-      const older = historyTarget(env.config, store);
+      const older = await historyTarget(env.config, store);
       if (!older.enabled) throw new Error('history off');
       dbs.push(older.db);
       const error = await older.db.ready().catch((e: unknown) => e);
@@ -418,7 +418,7 @@ describe('a history database that is down', () => {
   it('for 30 s under load fails no task and, once back, holds every entry', async () => {
     const proxy = await stoppableProxy(new URL(inject('postgresUrl')));
     const { env, app, store } = await deployment('redis', proxy.url);
-    const db = historyDb(env, store);
+    const db = await historyDb(env, store);
     const { logger, lines } = recordingLogger();
     consumer(store, db, { logger });
     await env.worker();
@@ -460,7 +460,7 @@ describe('task history over HTTP', () => {
     const ge = await GatewayEnv.create('embedded');
     try {
       const store = await ge.main.app.store();
-      consumer(store, historyDb(ge.env, store));
+      consumer(store, await historyDb(ge.env, store));
       const alice = await ge.api('alice');
       const bob = await ge.api('bob');
       const admin = await ge.api('root', { admin: true });

@@ -18,7 +18,7 @@ export interface RunningHistory {
 
 /** Starts the history consumer on `store`; throws SchemaTooNewError for a too-new history schema. */
 export async function runHistory(config: AiecsConfig, store: Store, logger: Logger): Promise<RunningHistory> {
-  const target = historyTarget(config, store);
+  const target = await historyTarget(config, store);
   if (!target.enabled) return { offLine: describeHistory(config, store.kind), close: async () => undefined };
   try {
     const consumer = await startHistoryConsumer({
