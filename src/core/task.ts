@@ -97,6 +97,14 @@ export interface TaskJobData {
   expires_at?: number;
   /** The template (`name@version`) the task was submitted by; absent otherwise. */
   template?: string;
+  /** The Celery message a bridged task came from (its id keys the Celery result); absent otherwise. */
+  celery?: CeleryMarker;
+}
+
+/** What a task bridged from a Celery message keeps of it (set by the Celery bridge's submit only). */
+export interface CeleryMarker {
+  /** The Celery message id: the key of its Celery result (`celery-task-meta-<id>`). */
+  id: string;
 }
 
 /**
@@ -124,6 +132,8 @@ export interface StoredTaskData {
   schedule?: string;
   /** See TaskJobData; left out when the task was not submitted by a template. */
   template?: string;
+  /** See TaskJobData; only on tasks the Celery bridge submitted. */
+  celery?: CeleryMarker;
 }
 
 /** Task ids in submission order, nested as the groups they came from: a member's inputs. */
@@ -194,6 +204,7 @@ export function toStoredData(queue: QueueKind, data: TaskJobData): StoredTaskDat
   }
   if (data.expires_at !== undefined) stored.expires_at = data.expires_at;
   if (data.template !== undefined) stored.template = data.template;
+  if (data.celery !== undefined) stored.celery = data.celery;
   return stored;
 }
 
@@ -225,6 +236,7 @@ export function fromStoredData(
   };
   if (stored.expires_at !== undefined) data.expires_at = stored.expires_at;
   if (stored.template !== undefined) data.template = stored.template;
+  if (stored.celery !== undefined) data.celery = stored.celery;
   return data;
 }
 
@@ -246,9 +258,11 @@ export function canonicalJson(value: unknown): string {
  * job data when needed (a re-submitted id), canonically, since stores may reorder JSON keys.
  */
 export function requestFingerprint(queue: QueueKind, data: TaskJobData): string {
-  const { task_name, user_id, step, mode, service, input_data, context, options, template } = data;
-  // canonicalJson leaves an undefined template out: fingerprints of other tasks are unchanged.
-  const body = { task_name, user_id, step, mode, service, input_data, context, options, template };
+  const { task_name, user_id, step, mode, service, input_data, context, options, template, celery } = data;
+  // canonicalJson leaves an undefined template or celery out: fingerprints of other tasks are
+  // unchanged. A Celery message taken again (after a crash) has the same id, so the same print;
+  // another message naming the same task_id is a conflict (its own result would never be written).
+  const body = { task_name, user_id, step, mode, service, input_data, context, options, template, celery };
   return createHash('sha1')
     .update(canonicalJson([queue, body]))
     .digest('base64url');
@@ -338,4 +352,6 @@ export interface TaskRecord {
   schedule?: string;
   /** The template and version (`summarize@2`) the task was submitted by; absent otherwise. */
   template?: string;
+  /** The Celery message id of a task the Celery bridge submitted (its result's key); absent otherwise. */
+  celery_id?: string;
 }

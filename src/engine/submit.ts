@@ -16,7 +16,7 @@ import {
   ValidationError,
   type FieldIssue,
 } from '../core/errors.js';
-import type { QueueKind, StoredTaskData, StoredWorkflow, TaskJobData } from '../core/task.js';
+import type { CeleryMarker, QueueKind, StoredTaskData, StoredWorkflow, TaskJobData } from '../core/task.js';
 import type { WorkflowIds } from '../core/workflow.js';
 import { HEAVY_QUEUE, QUEUE_KINDS, requestFingerprint, toBullPriority, toStoredData } from '../core/task.js';
 import type { TemplateRegistry } from '../core/template-registry.js';
@@ -35,7 +35,14 @@ export type TaskQueue = Queue<StoredTaskData, ResultEnvelope>;
  * queue is the template's unless given.
  */
 export type WireSubmission =
-  | { queue: QueueKind; request: unknown; options?: WireSubmitOptions; template?: undefined }
+  | {
+      queue: QueueKind;
+      request: unknown;
+      options?: WireSubmitOptions;
+      template?: undefined;
+      /** Set by the Celery bridge only (never from an HTTP body): the message the task came from. */
+      celery?: CeleryMarker;
+    }
   | { template: string; queue?: QueueKind; request: unknown; options?: WireSubmitOptions };
 
 /** What a submit needs of the app (the app itself; an interface keeps the two modules apart). */
@@ -62,7 +69,12 @@ type Prepared = ReturnType<typeof prepareSubmission>;
  */
 export async function submitTasks<H>(
   app: SubmitDeps<H>,
-  items: ReadonlyArray<{ request: unknown; options?: WireSubmitOptions; template?: string | undefined }>,
+  items: ReadonlyArray<{
+    request: unknown;
+    options?: WireSubmitOptions;
+    template?: string | undefined;
+    celery?: CeleryMarker | undefined;
+  }>,
   queueOf: (index: number) => QueueKind | undefined,
   itemName: (index: number) => string,
   options: { group?: boolean } = {},
@@ -71,8 +83,11 @@ export async function submitTasks<H>(
   const issues: FieldIssue[] = [];
   const prepared = items.map((item, i) => {
     try {
-      if (item.template === undefined)
-        return prepareSubmission(queueOf(i)!, item.request, item.options, app.config.maxInputBytes);
+      if (item.template === undefined) {
+        const prepared = prepareSubmission(queueOf(i)!, item.request, item.options, app.config.maxInputBytes);
+        if (item.celery !== undefined) prepared.data.celery = { id: item.celery.id };
+        return prepared;
+      }
       return prepareTemplated(app, item.template, item.request, item.options, queueOf(i));
     } catch (error) {
       if (items.length === 1 && !itemName(0)) throw error;

@@ -150,5 +150,6 @@ export function toTaskRecord(job: TaskJob, state: BullState | string, queue: Que
     ...(job.data.wf ? { root_id: job.data.wf.root, parent_id: memberParentId(job.parent?.id) } : {}),
     ...(job.data.schedule !== undefined ? { schedule: job.data.schedule } : {}),
     ...(job.data.template !== undefined ? { template: job.data.template } : {}),
+    ...(job.data.celery !== undefined ? { celery_id: job.data.celery.id } : {}),
   };
 }
