@@ -6,8 +6,11 @@
  * move) or, without one, what the job says. The task's fixed fields (owner, name, mode, service,
  * step, workflow place, schedule, creation) come from its job, read once per task: the new tasks
  * of a batch in one round trip where the store can (Store.readJobSummaries), else job by job.
+ * The Celery results relay (worker/celery/celery-results.ts) reads the same entries, with the
+ * error's type and stack and the job's Celery id beside each row.
  */
 import type { Queue } from 'bullmq';
+import type { TaskErrorInfo } from '../../core/errors.js';
 import type { QueueKind, StoredTaskData } from '../../core/task.js';
 import { TaskStatus } from '../../core/task.js';
 import type { ProgressFields, ProgressPayload, ResultEnvelope } from '../../core/task-events.js';
@@ -40,6 +43,14 @@ export interface RawEvent {
   args: Record<string, unknown> & { jobId: string };
 }
 
+/** A row with what the history does not store: the error whole, and the job's Celery id. */
+export interface Entry {
+  row: HistoryRow;
+  error?: TaskErrorInfo;
+  /** The Celery message id a bridged task came from (StoredTaskData.celery). */
+  celery?: string;
+}
+
 interface TaskMeta {
   createdAt: number;
   fixed: Pick<
@@ -54,6 +65,7 @@ interface TaskMeta {
   /** The worker's last word, held until BullMQ's failed event. */
   pendingTerminal?: ProgressPayload;
   ended: boolean;
+  celery?: string;
 }
 
 const KIND: Record<RecordedEvent, HistoryKind> = {
@@ -90,13 +102,18 @@ export class EntryBuilder {
 
   /** The rows of `events` (in stream order); an event of a task whose job is gone is skipped. */
   async build(events: readonly RawEvent[]): Promise<HistoryRow[]> {
+    return (await this.entries(events)).map((e) => e.row);
+  }
+
+  /** As build, with each row's error and Celery id. */
+  async entries(events: readonly RawEvent[]): Promise<Entry[]> {
     const toRead = new Map<string, RawEvent>();
     for (const e of events) {
       const key = keyOf(e);
       if (e.event === 'added' || !this.tasks.has(key)) toRead.set(key, e);
     }
     const jobs = await this.readSummaries([...toRead.values()]);
-    const rows: HistoryRow[] = [];
+    const rows: Entry[] = [];
     for (const e of events) {
       const key = keyOf(e);
       let meta = this.tasks.get(key);
@@ -108,9 +125,12 @@ export class EntryBuilder {
         this.remember(key, meta);
         if (e.event === 'added') jobs.delete(key);
       }
-      const row = await this.rowOf(e, meta);
+      const entry = await this.rowOf(e, meta);
       // An ended task stays known: a worker still takes (and drops) a task cancelled before it ran.
-      if (row) rows.push(row);
+      if (entry) {
+        if (meta.celery !== undefined) entry.celery = meta.celery;
+        rows.push(entry);
+      }
     }
     return rows;
   }
@@ -157,7 +177,7 @@ export class EntryBuilder {
     }
   }
 
-  private async rowOf(e: RawEvent, meta: TaskMeta): Promise<HistoryRow | undefined> {
+  private async rowOf(e: RawEvent, meta: TaskMeta): Promise<Entry | undefined> {
     const at = eventTime(e);
     switch (e.event) {
       case 'added':
@@ -198,7 +218,7 @@ export class EntryBuilder {
         }
         if (meta.ended) return undefined;
         if (isFinal(payload)) meta.ended = true;
-        return row(e, meta, payload.timestamp || at, payloadFields(payload));
+        return row(e, meta, payload.timestamp || at, payloadFields(payload), payload.error);
       }
       case 'completed': {
         if (meta.ended) return undefined;
@@ -211,12 +231,12 @@ export class EntryBuilder {
         if (meta.ended) return undefined;
         meta.ended = true;
         const held = meta.pendingTerminal;
-        if (held) return row(e, meta, at, payloadFields(held));
+        if (held) return row(e, meta, at, payloadFields(held), held.error);
         // Failed without a word from a worker we saw (stalled too often, or read after a restart).
         const failed = (await this.queue(e.queue).getJob(e.args.jobId)) as TaskJob | undefined;
         if (!failed) return row(e, meta, at, failedFields(e));
         const record = toTaskRecord(failed, 'failed', e.queue);
-        return row(e, meta, at, { ...recordFields(record), attempt: record.attempt });
+        return row(e, meta, at, { ...recordFields(record), attempt: record.attempt }, record.error);
       }
     }
   }
@@ -258,6 +278,7 @@ function metaOf(job: JobSummary, justAdded: boolean): TaskMeta {
     attempt,
     worker: job.processedBy ?? null,
     ended: false,
+    ...(typeof data.celery?.id === 'string' ? { celery: data.celery.id } : {}),
   };
 }
 
@@ -274,8 +295,14 @@ function failedFields(e: RawEvent): ProgressFields {
   return { status: TaskStatus.FAILED, seq: 0, message: reason, error: reason, error_code: 'E003' };
 }
 
-function row(e: RawEvent, meta: TaskMeta, at: number, fields: ProgressFields): HistoryRow {
-  return {
+function row(
+  e: RawEvent,
+  meta: TaskMeta,
+  at: number,
+  fields: ProgressFields,
+  error?: TaskErrorInfo | null,
+): Entry {
+  const row: HistoryRow = {
     queue: e.queue,
     event_id: e.id,
     ...meta.fixed,
@@ -292,6 +319,7 @@ function row(e: RawEvent, meta: TaskMeta, at: number, fields: ProgressFields): H
     at_ms: at,
     created_at_ms: meta.createdAt,
   };
+  return error ? { row, error } : { row };
 }
 
 function safeJson(text: string): unknown {
