@@ -11,6 +11,7 @@ import { openStore } from '../engine/open-store.js';
 import type { Store } from '../engine/store.js';
 import { runHistory, type RunningHistory } from '../engine/history/run-history.js';
 import type { GlobalOptions, WorkerFlags } from './options.js';
+import { addCeleryFlags, startCeleryBridge, type CeleryFlags } from './celery-worker.js';
 import {
   EXIT_INTERRUPTED,
   addWorkerFlags,
@@ -65,7 +66,8 @@ export function registerWorkerCommand(program: Command): void {
     'serve Prometheus metrics and /healthz on this port, 0 for any free one (default: AIECS_METRICS_PORT, else off)',
     portFlag,
   );
-  command.action(async (flags: WorkerFlags & { metricsPort?: number }, cmd: Command) => {
+  addCeleryFlags(command);
+  command.action(async (flags: WorkerFlags & CeleryFlags & { metricsPort?: number }, cmd: Command) => {
     const globals = cmd.optsWithGlobals<GlobalOptions>();
     const config = cliConfig(globals);
     const logger = createLogger(config.logLevel);
@@ -79,6 +81,7 @@ export function registerWorkerCommand(program: Command): void {
       ...namespace,
     });
     let history: RunningHistory | undefined;
+    let celery: Awaited<ReturnType<typeof startCeleryBridge>>;
     const worker = new AiecsWorker({
       config,
       logger,
@@ -95,6 +98,8 @@ export function registerWorkerCommand(program: Command): void {
     let stopping: Promise<void> | undefined;
     const stop = () =>
       (stopping ??= (async () => {
+        // The bridge first: the messages it holds are submitted and acked before the store closes.
+        await celery?.close();
         await worker.close();
         await history?.close();
         await store.close();
@@ -107,6 +112,7 @@ export function registerWorkerCommand(program: Command): void {
       try {
         await worker.start();
         history = await runHistory(config, store, logger);
+        celery = await startCeleryBridge(flags, config, store, logger, globals.namespace);
       } catch (error) {
         await stop().catch(() => undefined);
         throw error;
@@ -119,6 +125,7 @@ export function registerWorkerCommand(program: Command): void {
         (worker.metricsUrl ? `, metrics ${worker.metricsUrl}` : ''),
     );
     if (history?.offLine) console.log(`  history: ${history.offLine}`);
+    if (celery) console.log(`  ${celery.line}`);
     // A signal, or `aiecs control shutdown` from anywhere.
     await Promise.race([stopped, worker.whenClosed().then(stop)]);
   });

@@ -156,6 +156,18 @@ const envSchema = z.object({
     .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL')
     .optional(),
   AIECS_HISTORY_RETENTION_DAYS: nonNegativeInt(90),
+  // The Celery bridge (aiecs worker --celery): the kombu queues it takes from, kombu's visibility_timeout.
+  AIECS_CELERY_QUEUES: z
+    .string()
+    .default('fast_tasks,heavy_tasks,celery')
+    .transform((raw, ctx) => {
+      const queues = raw
+        .split(',')
+        .map((q) => q.trim())
+        .filter(Boolean);
+      return queues.length > 0 ? queues : refuse(ctx, 'expected queue names, comma-separated');
+    }),
+  AIECS_CELERY_VISIBILITY_TIMEOUT: seconds(3600),
 
   OPENAI_API_KEY: z.string().optional(),
   OPENAI_BASE_URL: z.url().optional(),
@@ -258,6 +270,11 @@ export interface AiecsConfig {
    * AIECS_HISTORY_RETENTION_DAYS (90; 0 keeps it forever).
    */
   history: { enabled: boolean; url?: string; retentionDays: number };
+  /**
+   * The Celery bridge: CELERY_BROKER_URL as given (its broker when the store is not Redis),
+   * AIECS_CELERY_QUEUES (fast_tasks,heavy_tasks,celery), AIECS_CELERY_VISIBILITY_TIMEOUT (3600 s).
+   */
+  celery: { brokerUrl?: string; queues: string[]; visibilityTimeoutS: number };
   providers: {
     openaiApiKey?: string;
     openaiBaseUrl?: string;
@@ -378,6 +395,11 @@ function buildConfig(e: Env): AiecsConfig {
       enabled: e.AIECS_HISTORY === 'on',
       retentionDays: e.AIECS_HISTORY_RETENTION_DAYS,
       ...(e.AIECS_HISTORY_URL ? { url: e.AIECS_HISTORY_URL } : {}),
+    },
+    celery: {
+      queues: e.AIECS_CELERY_QUEUES,
+      visibilityTimeoutS: e.AIECS_CELERY_VISIBILITY_TIMEOUT,
+      ...(e.CELERY_BROKER_URL ? { brokerUrl: e.CELERY_BROKER_URL } : {}),
     },
     providers: {
       xaiBaseUrl: e.AIECS_XAI_BASE_URL,
