@@ -4,7 +4,7 @@
  * channel `/{db}.celery.pidbox` (its keyprefix_fanout `/{db}.` with the broker's database number,
  * and `/routing_key` after it when there is one: fanout_patterns). The message is a kombu
  * envelope whose body (base64 JSON) is `{method, arguments, destination, pattern, matcher}`;
- * headers carry `expires` (epoch seconds) after which a worker ignores it.
+ * headers carry `expires` (epoch seconds, 0 for none) after which a worker ignores it.
  *
  * Only `revoke` is handled: `arguments.task_id` (one id or a list) and `terminate`. Every revoke
  * is acted on whatever its `destination` (a Celery id names one task wherever it runs), and no
@@ -44,7 +44,8 @@ export function parseRevoke(text: string, now = Date.now()): RevokeRequest | und
     env = JSON.parse(text) as typeof env;
     if (typeof env.body !== 'string') return undefined;
     const expires = env.headers?.expires;
-    if (typeof expires === 'number' && expires * 1000 < now) return undefined;
+    // 0 (AsyncResult.revoke sends it) is no expiry, as kombu's Mailbox reads it.
+    if (typeof expires === 'number' && expires > 0 && expires * 1000 < now) return undefined;
     const body =
       env.properties?.body_encoding === 'base64'
         ? Buffer.from(env.body, 'base64').toString('utf8')

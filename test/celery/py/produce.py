@@ -1,5 +1,5 @@
-"""Sends Celery calls as the seed's producers do. Usage: produce.py BROKER_URL < calls.json
-calls.json: a list of {"name", "args"?, "kwargs"?, "via": "delay"|"send_task"|"apply_async",
+"""Sends Celery calls as the seed's producers do. Usage: produce.py BROKER_URL [CALLS_JSON]
+(CALLS_JSON, else stdin): a list of {"name", "args"?, "kwargs"?, "via": "delay"|"send_task"|"apply_async",
 "countdown"?, "expires"?, "time_limit"?, "soft_time_limit"?, "priority"?, "task_id"?, "retries"?}
 or {"repeat": N, "call": {...}} for N copies. Prints the Celery ids, one JSON list."""
 import json
@@ -12,7 +12,7 @@ OPTIONS = ('countdown', 'expires', 'time_limit', 'soft_time_limit', 'priority', 
 
 def main():
     app, tasks = make_app(sys.argv[1])
-    spec = json.load(sys.stdin)
+    spec = json.loads(sys.argv[2]) if len(sys.argv) > 2 else json.load(sys.stdin)
     calls = []
     for item in spec:
         if 'repeat' in item:
