@@ -197,6 +197,26 @@ describe('Celery bridge', () => {
     expect(await redis.zcard('unacked_index')).toBe(0);
   });
 
+  it('refuses --celery without a Redis broker in one line with the flag to pass', async () => {
+    const bare: Record<string, string | undefined> = { ...process.env, ...TEST_ENV };
+    for (const name of ['CELERY_BROKER_URL', 'AIECS_BROKER_URL', 'REDIS_URL']) delete bare[name];
+    const proc = spawn(
+      process.execPath,
+      [MAIN, '--broker', `embedded:${join(dir, 'none')}`, 'worker', '--celery'],
+      {
+        env: bare,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    procs.push(proc);
+    let err = '';
+    proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise((r) => proc.once('exit', r));
+    expect(code).toBe(2);
+    expect(err.trim().split('\n')).toHaveLength(1);
+    expect(err).toMatch(/--celery-broker redis:\/\//);
+  });
+
   it('honours countdown, expires, timelimit, retries and priority', async () => {
     await startBridge();
     const before = Date.now();

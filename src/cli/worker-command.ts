@@ -11,7 +11,7 @@ import { openStore } from '../engine/open-store.js';
 import type { Store } from '../engine/store.js';
 import { runHistory, type RunningHistory } from '../engine/history/run-history.js';
 import type { GlobalOptions, WorkerFlags } from './options.js';
-import { addCeleryFlags, startCeleryBridge, type CeleryFlags } from './celery-worker.js';
+import { addCeleryFlags, celeryBrokerUrl, startCeleryBridge, type CeleryFlags } from './celery-worker.js';
 import {
   EXIT_INTERRUPTED,
   addWorkerFlags,
@@ -71,6 +71,8 @@ export function registerWorkerCommand(program: Command): void {
     const globals = cmd.optsWithGlobals<GlobalOptions>();
     const config = cliConfig(globals);
     const logger = createLogger(config.logLevel);
+    // No Celery broker to read: say so before anything starts.
+    if (flags.celery) celeryBrokerUrl(flags, config);
     const namespace = globals.namespace !== undefined ? { namespace: globals.namespace } : {};
     // Opened here, not by the worker: the task history's consumer shares it.
     const store: Store = await openStore(config.brokerUrl, {
