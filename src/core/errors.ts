@@ -547,3 +547,15 @@ export class TemplateNotFoundError extends AiecsError {
     return new TemplateNotFoundError(this.template, this.versions, `${prefix}.template`);
   }
 }
+
+/** A Celery task name aiecs does not run (Flower's async-apply: 404 "Unknown task", as Flower answers). */
+export class UnknownCeleryTaskError extends AiecsError {
+  override readonly code = 'CELERY_TASK_NOT_FOUND';
+  override readonly wireCode = 'E001';
+  constructor(
+    readonly task: string,
+    readonly known: readonly string[],
+  ) {
+    super(`Unknown task '${task}': aiecs runs ${known.join(' and ')}`, { task, known: [...known] });
+  }
+}

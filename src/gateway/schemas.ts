@@ -198,6 +198,7 @@ export const OPENAPI_TAGS = [
     description: "Celery's inspect and control verbs, the queues and every task's events (admins)",
   },
   { name: 'operations', description: 'health, readiness and metrics' },
+  { name: 'flower', description: "Flower 2.0's REST API under /flower/api, on aiecs's tasks and workers" },
 ] as const;
 type Tag = (typeof OPENAPI_TAGS)[number]['name'];
 
