@@ -130,7 +130,7 @@ export const flowerRevokeQuerySchema = z.strictObject({
 
 /** `POST /api/task/async-apply/:name`: `args`, `kwargs` and the apply_async options aiecs has. */
 export const flowerApplyBodySchema = z.strictObject({
-  args: z.array(z.unknown()).max(8).optional().describe("positional arguments, the seed's signature"),
+  args: z.array(z.unknown()).optional().describe("positional arguments, the seed's signature"),
   kwargs: z.record(z.string(), z.unknown()).optional().describe('keyword arguments'),
   task_id: taskIdSchema.optional().describe("the task's id (as the seed's task_id argument)"),
   countdown: numberish
