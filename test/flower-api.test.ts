@@ -271,6 +271,22 @@ describe.each(GATEWAY_KINDS)('Flower API on %s', (kind) => {
     const noService = await apply(ann, FAST, { args: [...seedArgs(user, 'echo', {}).slice(0, 5), 'nope'] });
     expect(noService.status).toBe(422);
     expect(noService.body.error.code).toBe('SERVICE_NOT_FOUND');
+    // Flower reads the body as JSON whatever its content type (curl -d sends a form's).
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    const asForm = await ann.request(`/flower/api/task/async-apply/${FAST}`, {
+      method: 'POST',
+      raw: JSON.stringify({ args: seedArgs(user, 'echo', {}) }),
+      headers: form,
+    });
+    expect(asForm.status).toBe(200);
+    expect(asForm.body.state).toBe('PENDING');
+    const notJson = await ann.request(`/flower/api/task/async-apply/${FAST}`, {
+      method: 'POST',
+      raw: 'args=1',
+      headers: form,
+    });
+    expect(notJson.status).toBe(400);
+    expect(notJson.body.error.code).toBe('BAD_REQUEST');
     // Without a user_id the task is the token's user's, as POST /api/tasks does.
     const own = await apply(bob, FAST, { kwargs: { task_name: 'echo', mode: 'test', service: 'probe' } });
     expect(own.status).toBe(200);

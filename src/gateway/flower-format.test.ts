@@ -37,7 +37,7 @@ const record = (over: Partial<TaskRecord> = {}): TaskRecord => ({
   runs: [],
   ...over,
 });
-const error = (type: string, message: string) => ({ type, code: 'E003', message });
+const error = (type: string, message: string) => ({ type, code: 'E003' as const, message });
 
 describe('Flower format', () => {
   it("pyRepr writes Python's repr of JSON values", () => {

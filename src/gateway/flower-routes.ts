@@ -104,9 +104,18 @@ export function registerFlowerRoutes(fastify: FastifyInstance, deps: FlowerRoute
 
   fastify.register(
     async (api) => {
-      // Flower's documented revoke sends an empty form body; Flower reads nothing from it either.
-      api.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_r, body, done) =>
-        done(null, body === '' ? undefined : body),
+      // Flower reads a body as JSON whatever its content type (json_decode), and its documented
+      // revoke sends an empty form body: `curl -d '{"args": …}'` works here as it does there.
+      api.addContentTypeParser(
+        'application/x-www-form-urlencoded',
+        { parseAs: 'string' },
+        (_r, body, done) => {
+          try {
+            done(null, body === '' ? undefined : JSON.parse(body as string));
+          } catch (error) {
+            done(error as Error, undefined);
+          }
+        },
       );
       api.addHook('onError', async (_request, reply, error) => {
         const e = error as { code?: unknown; details?: { retry_after_s?: unknown } };
