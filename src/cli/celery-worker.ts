@@ -12,16 +12,19 @@ import type { Logger } from '../core/logger.js';
 import { AiecsApp } from '../engine/app.js';
 import { parseBrokerUrl, redactUrl, type Store } from '../engine/store.js';
 import { CeleryBridge } from '../worker/celery/celery-bridge.js';
+import {
+  addCeleryResultFlags,
+  celeryResultTarget,
+  startCeleryRelay,
+  type CeleryResultFlags,
+} from './celery-relay.js';
 
-export interface CeleryFlags {
+export interface CeleryFlags extends CeleryResultFlags {
   celery?: boolean;
   celeryBroker?: string;
   celeryQueues?: string[];
   celeryVisibilityTimeout?: number;
 }
-
-/** Celery's result_expires default (one day): how long a refused message's FAILURE is kept. */
-const RESULT_EXPIRES_S = 86_400;
 
 function queueList(raw: string): string[] {
   const queues = raw
@@ -39,7 +42,7 @@ function secondsFlag(raw: string): number {
 }
 
 export function addCeleryFlags(command: Command): Command {
-  return command
+  return addCeleryResultFlags(command)
     .option('--celery', 'also take Celery messages (kombu Redis layout) and run them as aiecs tasks')
     .option(
       '--celery-broker <url>',
@@ -92,7 +95,7 @@ export async function startCeleryBridge(
     brokerUrl,
     queues,
     visibilityTimeoutS,
-    results: { expiresS: RESULT_EXPIRES_S },
+    results: celeryResultTarget(flags, config, brokerUrl),
   });
   try {
     await bridge.start();
@@ -101,12 +104,17 @@ export async function startCeleryBridge(
     await app.close().catch(() => undefined);
     throw error;
   }
+  // The results relay writes the Celery states of what the bridge submits (and of what ran before).
+  const { relay, line: resultsLine } = startCeleryRelay(flags, config, store, logger, brokerUrl);
   return {
     bridge,
-    line: `celery: ${redactUrl(brokerUrl)} queues ${queues.join(',')} (visibility timeout ${visibilityTimeoutS} s)`,
+    line:
+      `celery: ${redactUrl(brokerUrl)} queues ${queues.join(',')} (visibility timeout ${visibilityTimeoutS} s)` +
+      `\n  ${resultsLine}`,
     close: async () => {
       await bridge.close();
       await app.close();
+      await relay.close();
     },
   };
 }

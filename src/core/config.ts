@@ -168,6 +168,13 @@ const envSchema = z.object({
       return queues.length > 0 ? queues : refuse(ctx, 'expected queue names, comma-separated');
     }),
   AIECS_CELERY_VISIBILITY_TIMEOUT: seconds(3600),
+  // The Celery results relay: Celery's result backend (default: the Celery broker), result_expires.
+  CELERY_RESULT_BACKEND: z
+    .string()
+    .regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL')
+    .optional(),
+  AIECS_CELERY_RESULT_EXPIRES: nonNegativeInt(86_400),
+  AIECS_CELERY_RAISE_FAILURES: z.enum(['on', 'off']).default('off'),
 
   OPENAI_API_KEY: z.string().optional(),
   OPENAI_BASE_URL: z.url().optional(),
@@ -274,7 +281,17 @@ export interface AiecsConfig {
    * The Celery bridge: CELERY_BROKER_URL as given (its broker when the store is not Redis),
    * AIECS_CELERY_QUEUES (fast_tasks,heavy_tasks,celery), AIECS_CELERY_VISIBILITY_TIMEOUT (3600 s).
    */
-  celery: { brokerUrl?: string; queues: string[]; visibilityTimeoutS: number };
+  celery: {
+    brokerUrl?: string;
+    queues: string[];
+    visibilityTimeoutS: number;
+    /** CELERY_RESULT_BACKEND (default: the Celery broker's URL). */
+    resultBackend?: string;
+    /** AIECS_CELERY_RESULT_EXPIRES: seconds a result is kept (86400, Celery's result_expires; 0 keeps it). */
+    resultExpiresS: number;
+    /** AIECS_CELERY_RAISE_FAILURES (off): failures as Celery FAILURE / REVOKED. */
+    raiseFailures: boolean;
+  };
   providers: {
     openaiApiKey?: string;
     openaiBaseUrl?: string;
@@ -400,6 +417,9 @@ function buildConfig(e: Env): AiecsConfig {
       queues: e.AIECS_CELERY_QUEUES,
       visibilityTimeoutS: e.AIECS_CELERY_VISIBILITY_TIMEOUT,
       ...(e.CELERY_BROKER_URL ? { brokerUrl: e.CELERY_BROKER_URL } : {}),
+      ...(e.CELERY_RESULT_BACKEND ? { resultBackend: e.CELERY_RESULT_BACKEND } : {}),
+      resultExpiresS: e.AIECS_CELERY_RESULT_EXPIRES,
+      raiseFailures: e.AIECS_CELERY_RAISE_FAILURES === 'on',
     },
     providers: {
       xaiBaseUrl: e.AIECS_XAI_BASE_URL,
