@@ -99,7 +99,10 @@ export async function aiecsTarget(
   // An empty environment: the figures must not depend on whoever runs the benchmark.
   const config = loadConfig({
     AIECS_LOG_LEVEL: 'silent',
-    ...(options.history ? { AIECS_HISTORY_URL: options.history.url } : {}),
+    // The history's consumer opens its own connections to the broker (history-thread.ts).
+    ...(options.history && store.kind === 'redis'
+      ? { AIECS_HISTORY_URL: options.history.url, AIECS_BROKER_URL: store.url }
+      : {}),
   });
   const logger = silentLogger;
   const settings: Partial<WorkerSettings> = {

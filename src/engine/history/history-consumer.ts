@@ -40,7 +40,14 @@ export interface HistoryConsumerOptions {
   retryMs?: { min: number; max: number };
   /** How often the retention sweep runs. Default 1 h. */
   sweepIntervalMs?: number;
+  /** Where its figures go. Default: this process's metrics (countingMetrics), when counting. */
+  figures?: HistoryFigures;
 }
+
+/** The consumer's figures: entries written, or a gap found, per queue. */
+export type HistoryFigures = (queue: string, figure: { entries: number } | 'gap') => void;
+
+const processFigures: HistoryFigures = (queue, figure) => countingMetrics()?.history(queue, figure);
 
 type Session = Awaited<ReturnType<SqlPool['connect']>> & {
   on?(event: 'error' | 'end', listener: (error?: Error) => void): unknown;
@@ -207,7 +214,7 @@ export class HistoryConsumer extends EventEmitter<{ state: [ConsumerState] }> {
       if (position === undefined) continue;
       positions.set(queue, position);
       if (await store.eventsLostAfter(queue, position)) {
-        countingMetrics()?.history(queue, 'gap');
+        this.figures(queue, 'gap');
         logger.warn(
           { queue, position },
           "task history has a gap: the queue's event stream dropped events the consumer had not read (it was behind for longer than the stream holds)",
@@ -275,12 +282,13 @@ export class HistoryConsumer extends EventEmitter<{ state: [ConsumerState] }> {
     for (const e of batch) reached[e.queue] = e.id;
     await this.options.db.write(session, rows, reached);
     for (const [queue, id] of Object.entries(reached)) positions.set(queue as QueueKind, id);
-    const metrics = countingMetrics();
-    if (metrics) {
-      const perQueue = new Map<string, number>();
-      for (const r of rows) perQueue.set(r.queue, (perQueue.get(r.queue) ?? 0) + 1);
-      for (const [queue, entries] of perQueue) metrics.history(queue, { entries });
-    }
+    const perQueue = new Map<string, number>();
+    for (const r of rows) perQueue.set(r.queue, (perQueue.get(r.queue) ?? 0) + 1);
+    for (const [queue, entries] of perQueue) this.figures(queue, { entries });
+  }
+
+  private get figures(): HistoryFigures {
+    return this.options.figures ?? processFigures;
   }
 
   /** The retention sweep, by the active consumer only, at most once per interval. */

@@ -8,6 +8,7 @@ import type { Logger } from '../../core/logger.js';
 import type { Store } from '../store.js';
 import { startHistoryConsumer, type HistoryConsumer } from './history-consumer.js';
 import { describeHistory, historyOffReason, historyTarget } from './history-target.js';
+import { historyThreadAvailable, startHistoryThread } from './history-thread.js';
 
 export interface RunningHistory {
   /** The start line's words when the history is off (with the hint), else undefined. */
@@ -18,6 +19,13 @@ export interface RunningHistory {
 
 /** Starts the history consumer on `store`; throws SchemaTooNewError for a too-new history schema. */
 export async function runHistory(config: AiecsConfig, store: Store, logger: Logger): Promise<RunningHistory> {
+  if (historyOffReason(config, store.kind) !== undefined)
+    return { offLine: describeHistory(config, store.kind), close: async () => undefined };
+  // Off the worker's thread where the store can be opened twice (not PGlite): history-thread.ts.
+  if (store.kind !== 'embedded' && historyThreadAvailable()) {
+    const thread = await startHistoryThread(config, store.namespace, logger);
+    return { close: () => thread.close() };
+  }
   const target = await historyTarget(config, store);
   if (!target.enabled) return { offLine: describeHistory(config, store.kind), close: async () => undefined };
   try {
