@@ -233,6 +233,58 @@ describe('task history beside Redis', () => {
   });
 });
 
+describe('task history beside a restarted event stream', () => {
+  it('reads a PostgreSQL store whose event ids started again from the start, counting the gap', async () => {
+    const { env, app, store } = await deployment('postgres');
+    const db = await historyDb(env, store);
+    const metrics = enableMetrics();
+    const gaps = async () =>
+      (await metrics.registry.getSingleMetric('aiecs_history_gaps_total')!.get()).values.reduce(
+        (n, v) => n + v.value,
+        0,
+      );
+    const before = await gaps();
+    const first = consumer(store, db);
+    await env.worker();
+    const old = await Promise.all([1, 2, 3, 4, 5].map((i) => app.executeTask.delay(probe('echo', { i }))));
+    await Promise.all(old.map((h) => h.get({ timeout: 20_000 })));
+    await until(
+      async () => (await app.history.list()).items.filter((e) => e.status === 'completed').length >= 5,
+    );
+    await first.close();
+
+    // The queue's events emptied and their ids from 1 again (BullMQ's event_seq), as in a recreated
+    // schema: the saved position is past them all.
+    const schema = store.database!.schema;
+    const pool = new pg.Pool({ connectionString: env.brokerUrl, max: 1 });
+    try {
+      await pool.query(`TRUNCATE "${schema}".event`);
+      await pool.query(`ALTER SEQUENCE "${schema}".event_seq RESTART`);
+    } finally {
+      await pool.end();
+    }
+    const fresh = await (
+      await app.executeTask.delay(probe('echo', { fresh: true }))
+    ).get({ timeout: 20_000 });
+
+    const { logger, lines } = recordingLogger();
+    consumer(store, db, { logger });
+    await until(
+      async () => (await app.history.task(fresh.task_id)).some((e) => e.status === 'completed'),
+      20_000,
+      'the history of the task after the restart',
+    );
+    // Its rows are new ones, not taken for the old rows under the same event ids.
+    expect((await app.history.task(fresh.task_id)).map((e) => e.kind)).toEqual(
+      expect.arrayContaining(['queued', 'running', 'completed']),
+    );
+    expect(lines.some((l) => l.level === 'warn' && /restarted/.test(l.msg))).toBe(true);
+    expect(await gaps()).toBe(before + 1);
+    // The old tasks' rows are still there.
+    for (const h of old) expect((await app.history.task(h.id)).length).toBeGreaterThanOrEqual(3);
+  });
+});
+
 describe('task history queries', () => {
   it('pages over 10,000 entries per user, status and time range, keyset-stable under inserts', async () => {
     const { env, app, store } = await deployment('postgres');

@@ -78,3 +78,9 @@ SELECT (min(id) > $2::bigint + 1
     AND max(id) - COALESCE((SELECT value::bigint FROM :"schema".meta
                              WHERE queue = $1 AND field = 'opts.maxLenEvents'), 10000) > $2::bigint) AS lost
 FROM :"schema".event WHERE queue = $1;
+
+-- name: events_restarted_before
+-- Event ids come from one sequence for every queue, and trimming keeps each queue's newest: the
+-- largest id held is below an id handed out before only when the table was emptied and the
+-- sequence started again (the queue tables recreated or truncated).
+SELECT COALESCE(max(id), 0) < $1::bigint AS restarted FROM :"schema".event;

@@ -68,6 +68,7 @@ const QUERIES = readQueries('./postgres-common.sql', import.meta.url, [
   'drop_expired_heartbeats',
   'list_heartbeats',
   'events_lost_after',
+  'events_restarted_before',
 ]);
 
 /** Control channel on LISTEN/NOTIFY and heartbeats in a small table, in the store's schema. */
@@ -206,6 +207,10 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
     async eventsLostAfter(name, position) {
       const { rows } = await pool.query(sql.events_lost_after, [name, Number(position)]);
       return rows[0]?.lost === true;
+    },
+    async eventsRestartedBefore(_name, position) {
+      const { rows } = await pool.query(sql.events_restarted_before, [Number(position)]);
+      return rows[0]?.restarted === true;
     },
     // A pool has no connection state to read: calls fail (or time out) on their own.
     isUnreachable: () => false,

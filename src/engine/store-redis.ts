@@ -172,6 +172,14 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
       const dropped = added === undefined || Number(added) > Number(field('length'));
       return first != null && compareStreamIds(first[0], position) > 0 && dropped;
     },
+    async eventsRestartedBefore(name, position) {
+      const info = (await command.xinfo('STREAM', `${namespace}:${name}:events`).catch(() => null)) as
+        unknown[] | null;
+      if (!info) return true;
+      const i = info.indexOf('last-generated-id');
+      const last = i >= 0 ? info[i + 1] : undefined;
+      return typeof last === 'string' && compareStreamIds(last, position) < 0;
+    },
     async readJobSummaries(name, ids) {
       if (ids.length === 0) return [];
       const pipeline = command.pipeline();

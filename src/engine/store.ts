@@ -135,6 +135,13 @@ export interface Store {
    */
   eventsLostAfter(name: string, position: string): Promise<boolean>;
   /**
+   * Whether the queue's event stream restarted since `position` was handed out: its ids went
+   * back (PostgreSQL: the queue tables recreated or truncated, the id sequence from 1 again;
+   * Redis: the stream gone). Read from there, a reader would wait for ids past `position` and
+   * skip every event before them; it reads from the stream's start instead.
+   */
+  eventsRestartedBefore(name: string, position: string): Promise<boolean>;
+  /**
    * A few fields of several jobs of a queue in one round trip, where the store has a way (Redis:
    * one pipeline of HMGETs, not a whole job read each); a job that is gone is undefined. The task
    * history's consumer reads each new task of a batch so; without it, it reads whole jobs.

@@ -209,11 +209,27 @@ export class HistoryConsumer extends EventEmitter<{ state: [ConsumerState] }> {
 
     const saved = await db.positions(session);
     const positions = new Map<QueueKind, string>();
+    const epochs = new Map<QueueKind, number>();
     for (const queue of QUEUE_KINDS) {
       const position = saved.get(queue);
       if (position === undefined) continue;
-      positions.set(queue, position);
-      if (await store.eventsLostAfter(queue, position)) {
+      const { epoch, id } = parsePosition(position);
+      epochs.set(queue, epoch);
+      if (await store.eventsRestartedBefore(queue, id)) {
+        // Read the new stream from its start; its ids repeat the old ones, so its rows are kept
+        // apart under the next epoch, saved at once (a restart goes unseen once ids pass `id`).
+        epochs.set(queue, epoch + 1);
+        positions.set(queue, '0');
+        await db.write(session, [], { [queue]: withEpoch(epoch + 1, '0') });
+        this.figures(queue, 'gap');
+        logger.warn(
+          { queue, position },
+          "task history has a gap: the queue's event stream restarted (its ids went back: the store's queue data was recreated); events between the saved position and the restart are not recorded",
+        );
+        continue;
+      }
+      positions.set(queue, id);
+      if (await store.eventsLostAfter(queue, id)) {
         this.figures(queue, 'gap');
         logger.warn(
           { queue, position },
@@ -255,7 +271,7 @@ export class HistoryConsumer extends EventEmitter<{ state: [ConsumerState] }> {
         if (pending.length > HIGH_WATER && readers.length > 0) await closeReaders();
         if (pending.length > 0) {
           const batch = pending.splice(0, this.batchSize);
-          await this.write(session, batch, positions);
+          await this.write(session, batch, positions, epochs);
           idleSince = Date.now();
         } else if (Date.now() - idleSince > IDLE_CHECK_MS) {
           // Nothing to write: a dead connection (and a lost lock) shows here.
@@ -276,12 +292,20 @@ export class HistoryConsumer extends EventEmitter<{ state: [ConsumerState] }> {
     return this.options.batchSize ?? 1_000;
   }
 
-  private async write(session: Session, batch: RawEvent[], positions: Map<QueueKind, string>): Promise<void> {
+  private async write(
+    session: Session,
+    batch: RawEvent[],
+    positions: Map<QueueKind, string>,
+    epochs: ReadonlyMap<QueueKind, number>,
+  ): Promise<void> {
     const rows = await this.builder.build(batch);
-    const reached: Record<string, string> = {};
-    for (const e of batch) reached[e.queue] = e.id;
-    await this.options.db.write(session, rows, reached);
-    for (const [queue, id] of Object.entries(reached)) positions.set(queue as QueueKind, id);
+    for (const r of rows) r.event_id = withEpoch(epochs.get(r.queue as QueueKind) ?? 0, r.event_id);
+    const reached = new Map<QueueKind, string>();
+    for (const e of batch) reached.set(e.queue, e.id);
+    const saved: Record<string, string> = {};
+    for (const [queue, id] of reached) saved[queue] = withEpoch(epochs.get(queue) ?? 0, id);
+    await this.options.db.write(session, rows, saved);
+    for (const [queue, id] of reached) positions.set(queue, id);
     const perQueue = new Map<string, number>();
     for (const r of rows) perQueue.set(r.queue, (perQueue.get(r.queue) ?? 0) + 1);
     for (const [queue, entries] of perQueue) this.figures(queue, { entries });
@@ -300,6 +324,20 @@ export class HistoryConsumer extends EventEmitter<{ state: [ConsumerState] }> {
     const deleted = await db.sweep(now - retentionDays * 86_400_000);
     if (deleted > 0) logger.info({ deleted, retention_days: retentionDays }, 'task history swept');
   }
+}
+
+/**
+ * A saved position: the stream's event id, after `<epoch>:` once the stream has restarted (its
+ * ids went back), so that rows and positions of the new stream never meet the old ones' ids.
+ * Redis ids (`ms-seq`) and PostgreSQL ids (digits) never hold a colon.
+ */
+export function parsePosition(saved: string): { epoch: number; id: string } {
+  const match = /^(\d+):(.+)$/.exec(saved);
+  return match ? { epoch: Number(match[1]), id: match[2]! } : { epoch: 0, id: saved };
+}
+
+export function withEpoch(epoch: number, id: string): string {
+  return epoch > 0 ? `${epoch}:${id}` : id;
 }
 
 /** Starts a consumer; its first migration is awaited so that a too-new schema stops the start. */
