@@ -191,6 +191,15 @@ export class CeleryResults {
     const { store, logger } = this.options;
     const positions = await this.backend.positions(QUEUE_KINDS);
     for (const [queue, position] of positions) {
+      if (await store.eventsRestartedBefore(queue, position)) {
+        // Its ids went back (the store's queue data recreated): read the new stream from its start.
+        positions.delete(queue);
+        logger.warn(
+          { queue, position },
+          "Celery results relay has a gap: the queue's event stream restarted (its ids went back); reading it from its start",
+        );
+        continue;
+      }
       if (await store.eventsLostAfter(queue, position))
         logger.warn(
           { queue, position },
