@@ -2,12 +2,13 @@
  * `npm run bench`: the same workloads through aiecs and through raw BullMQ on the same store in one
  * run, with their ratio. The machine may be shared and noisy, so only ratios within one run count.
  *
- *   npm run bench [-- --json] [-- --quick] [-- --only redis,embedded,latency,io,rss,startup,fanout,llm,dashboard,workflow,history]
+ *   npm run bench [-- --json] [-- --quick] [-- --only redis,embedded,latency,io,rss,startup,fanout,llm,dashboard,workflow,history,celery]
  *
  * Tables go to stdout, progress to stderr; with --json the last stdout line is one JSON object.
  * Everything talks to 127.0.0.1 only, and every child process and temp dir is removed at the end,
  * on error, on the watchdog and on Ctrl-C.
  */
+import { celery, celeryProblems } from './celery.js';
 import { upStartup, workerIdleRss } from './children.js';
 import { dashboard, dashboardProblems } from './dashboard.js';
 import { fanout, fanoutProblems } from './fanout.js';
@@ -30,6 +31,7 @@ const SECTIONS = [
   'dashboard',
   'workflow',
   'history',
+  'celery',
 ] as const;
 type Section = (typeof SECTIONS)[number];
 const NEEDS_REDIS: ReadonlySet<Section> = new Set([
@@ -42,6 +44,7 @@ const NEEDS_REDIS: ReadonlySet<Section> = new Set([
   'dashboard',
   'workflow',
   'history',
+  'celery',
 ]);
 
 /** The task history's database for the history section: its own schema per side, dropped after. */
@@ -94,6 +97,9 @@ function sizes(quick: boolean) {
         workflowChain: 20,
         rounds: 2,
         fanoutRounds: 2,
+        celery: 1_000,
+        celeryWarmup: 200,
+        celeryRounds: 1,
       }
     : // Five alternating rounds per side: on a shared machine one slow round in two was common, and
       // the same code's rounds spread by a third (126-199 us/task) within one run.
@@ -109,6 +115,11 @@ function sizes(quick: boolean) {
         workflowChain: 100,
         rounds: 5,
         fanoutRounds: 3,
+        // Issue 17's 5,000 messages; a Celery prefork round takes several seconds, three per side
+        // keep the section within about three minutes.
+        celery: 5_000,
+        celeryWarmup: 500,
+        celeryRounds: 3,
       };
 }
 
@@ -183,6 +194,12 @@ async function run(options: Options): Promise<number> {
         });
         // Its figures are kept for the table, but a task missing from the history fails it.
         const problems = historyProblems(results.history);
+        if (problems.length) throw new Error(problems.join('; '));
+      },
+      celery: async () => {
+        results.celery = await celery(url, n.celery, n.celeryWarmup, n.celeryRounds, progress);
+        // Skipped without a Python with Celery; a result that is not a completed body fails it.
+        const problems = celeryProblems(results.celery);
         if (problems.length) throw new Error(problems.join('; '));
       },
     };

@@ -3,6 +3,7 @@
  * are a contract (CI and the docs quote them); the tables may change freely.
  */
 import { availableParallelism } from 'node:os';
+import type { CeleryResult } from './celery.js';
 import type { RssResult, StartupResult } from './children.js';
 import type { DashboardResult } from './dashboard.js';
 import type { FanoutResult } from './fanout.js';
@@ -30,6 +31,8 @@ export interface Results {
   workflow?: WorkflowResult;
   /** Issue 16: no-op tasks on Redis with the task history on (PostgreSQL) and off, and raw BullMQ. */
   history?: ThroughputResult;
+  /** Issue 17: a Python producer's execute_task messages through aiecs worker --celery and a Celery worker. */
+  celery?: CeleryResult;
 }
 
 /**
@@ -260,7 +263,42 @@ export function renderTables(results: Results): string {
   if (results.dashboard) parts.push(dashboardTable(results.dashboard));
   if (results.workflow) parts.push(workflowTable(results.workflow));
   if (results.history) parts.push(historyTable(results.history));
+  if (results.celery) parts.push(celeryTable(results.celery));
   return parts.join('\n\n');
+}
+
+/** aiecs worker --celery against a Celery prefork worker, the same producer and wait; no goal. */
+function celeryTable(r: CeleryResult): string {
+  const title = 'Celery producer end to end (Python execute_task messages until every result is ready)';
+  if ('skipped' in r) return `${title}\nskipped: ${r.skipped}`;
+  const rate = (side: 'aiecs' | 'celery') => r.runs[side].map((x) => x.tasksPerS);
+  const notCompleted = (side: 'aiecs' | 'celery') => r.runs[side].reduce((n, x) => n + x.notCompleted, 0);
+  return table(
+    `Celery producer end to end (${fmt(r.count)} execute_task messages from one Python producer, until every result is ready;` +
+      ` best of ${r.runs.aiecs.length} rounds, each after ${fmt(r.warmup)} warm-up tasks; aiecs worker --celery vs Celery prefork -c 2; higher is better)`,
+    ['', 'aiecs', 'Celery', 'aiecs/Celery', 'goal', ''],
+    [
+      ['tasks/s', fmt(r.aiecs), fmt(r.celery), fmt(ratio(r.aiecs, r.celery), 2), 'no goal', ''],
+      ['all runs', runList(rate('aiecs')), runList(rate('celery')), '', '', ''],
+      [
+        'paired rounds',
+        '',
+        '',
+        fmt(pairedRatioMedian(rate('aiecs'), rate('celery')), 2),
+        'median, no goal',
+        '',
+      ],
+      ['submit s, best round', fmt(r.submitS.aiecs, 2), fmt(r.submitS.celery, 2), '', '', ''],
+      [
+        'results not completed',
+        fmt(notCompleted('aiecs')),
+        fmt(notCompleted('celery')),
+        '',
+        '0',
+        verdict(notCompleted('aiecs') === 0 && notCompleted('celery') === 0),
+      ],
+    ],
+  );
 }
 
 /** Tasks of a round the history did not hold once it had caught up (every round must hold all). */
@@ -478,6 +516,7 @@ export function figures(results: Results): Record<string, number | string | bool
     dashboard,
     workflow,
     history,
+    celery,
   } = results;
   if (redis) {
     out.redis_aiecs_jobs_s = round(redis.aiecs);
@@ -596,6 +635,17 @@ export function figures(results: Results): Record<string, number | string | bool
       out.history_entries = rounds.map((h) => h.entries).join(',');
       out.history_catch_up_s_max = round(Math.max(...rounds.map((h) => h.catchUpMs)) / 1000, 2);
     }
+  }
+  if (celery && 'skipped' in celery) out.celery_skipped = true;
+  else if (celery) {
+    const rate = (side: 'aiecs' | 'celery') => celery.runs[side].map((x) => x.tasksPerS);
+    out.celery_tasks = celery.count;
+    out.celery_aiecs_tasks_s = round(celery.aiecs);
+    out.celery_celery_tasks_s = round(celery.celery);
+    out.celery_ratio_vs_celery = round(ratio(celery.aiecs, celery.celery), 2);
+    out.celery_paired_ratio_median = round(pairedRatioMedian(rate('aiecs'), rate('celery')), 2);
+    out.celery_aiecs_submit_s = round(celery.submitS.aiecs, 2);
+    out.celery_celery_submit_s = round(celery.submitS.celery, 2);
   }
   out.node = process.version;
   out.cpus = availableParallelism();

@@ -2,30 +2,19 @@
  * The Python interpreter the Celery tests drive: Debian's `/usr/bin/python3` (where
  * `python3-celery` and `python3-redis` are installed by .ci/run) first, then `python3` on PATH
  * (often a pyenv one without them). The first where `import celery, redis` works wins; none is a
- * clear error rather than a test that passes for nothing.
+ * clear error rather than a test that passes for nothing. The search itself is shared with the
+ * bench (bench/celery-python.ts).
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-
-const CANDIDATES = ['/usr/bin/python3', 'python3'];
-
-let found: string | undefined;
+import { CELERY_PYTHON_CANDIDATES, findCeleryPython } from '../../bench/celery-python.js';
 
 /** The path (or name) of a Python 3 with Celery 5 and redis-py importable. */
 export function celeryPython(): string {
+  const found = findCeleryPython();
   if (found) return found;
-  const tried: string[] = [];
-  for (const python of CANDIDATES) {
-    try {
-      execFileSync(python, ['-c', 'import celery, redis'], { stdio: 'ignore', timeout: 30_000 });
-      found = python;
-      return python;
-    } catch {
-      tried.push(python);
-    }
-  }
   throw new Error(
-    `no Python with Celery found (tried ${tried.join(', ')}: "import celery, redis" failed); ` +
+    `no Python with Celery found (tried ${CELERY_PYTHON_CANDIDATES.join(', ')}: "import celery, redis" failed); ` +
       "install Debian's python3-celery and python3-redis (apt-get install python3-celery python3-redis), as .ci/run does",
   );
 }
