@@ -142,4 +142,32 @@ describe('templates on the command line', () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(`invalid templates file ${bad}: summarize@1.task_name`);
   });
+
+  it("aiecs templates lists a file's templates (table or JSON), and refuses a bad file or none", async () => {
+    const listed = await aiecs(['templates', '--templates', good]);
+    expect(listed.code, listed.stderr).toBe(0);
+    const lines = listed.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^TEMPLATE\s+LATEST\s+RUNS\s+QUEUE\s+OPTIONS$/);
+    expect(lines.slice(2)).toEqual([
+      expect.stringMatching(/^summarize@1\s+chat\/text_analyzer\.analyze_text\s+fast_tasks\s+priority=33$/),
+      expect.stringMatching(
+        /^summarize@2\s+yes\s+chat\/text_analyzer\.analyze_text\s+fast_tasks\s+priority=33$/,
+      ),
+    ]);
+
+    const json = await aiecs(['templates', '--json'], { AIECS_TEMPLATES_FILE: good });
+    expect(json.code, json.stderr).toBe(0);
+    const { templates } = JSON.parse(json.stdout) as { templates: Array<{ ref: string; latest: boolean }> };
+    expect(templates.map((t) => [t.ref, t.latest])).toEqual([
+      ['summarize@1', false],
+      ['summarize@2', true],
+    ]);
+
+    const refused = await aiecs(['templates', '--templates', bad]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`invalid templates file ${bad}: summarize@1.task_name`);
+    const none = await aiecs(['templates']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/no templates file: give --templates FILE or set AIECS_TEMPLATES_FILE/);
+  });
 });

@@ -73,6 +73,24 @@ describe('TemplateRegistry', () => {
     expect(list[1]!.options).toEqual({ priority: 7, time_limit: 60 });
   });
 
+  it("fills the input schema's defaults in where the input leaves a field out", () => {
+    const withDefaults = new TemplateRegistry().register({
+      ...echo1,
+      input_schema: {
+        type: 'object',
+        properties: { text: { type: 'string' }, lang: { type: 'string', default: 'en' } },
+        required: ['text'],
+      },
+    });
+    expect(withDefaults.resolve('echo', { input_data: { text: 'a' } }).request.input_data).toEqual({
+      text: 'a',
+      lang: 'en',
+    });
+    expect(
+      withDefaults.resolve('echo', { input_data: { text: 'a', lang: 'de', extra: 1 } }).request.input_data,
+    ).toEqual({ text: 'a', lang: 'de', extra: 1 });
+  });
+
   it('resolves a name to its latest version and name@v to that version', () => {
     expect(registry.resolve('echo', { input_data: { text: 'a' } }).ref).toBe('echo@2');
     expect(registry.resolve('echo@1', { input_data: { n: 1 } }).ref).toBe('echo@1');

@@ -13,6 +13,7 @@ import type { AdminFlags, InspectFlags } from './inspect.js';
 import type { PurgeFlags } from './purge.js';
 import type { JsonFlag } from './status.js';
 import type { SubmitFlags } from './submit.js';
+import type { TemplatesFlags } from './templates.js';
 import type { UpFlags } from './up.js';
 import type { WorkflowSubmitFlags } from './workflow.js';
 
@@ -238,6 +239,17 @@ export function registerAdminCommands(program: Command): void {
 }
 
 /** Periodic tasks: `aiecs beat` (a schedule file) and `aiecs schedule` (one schedule at a time). */
+export function registerTemplatesCommand(program: Command): void {
+  program
+    .command('templates')
+    .description('list the task templates of a templates file, checked as `aiecs up` loads them')
+    .option('--templates <file>', 'the templates file (default: AIECS_TEMPLATES_FILE)')
+    .option('--json', 'print one JSON line, as GET /api/templates answers')
+    .action(async (flags: TemplatesFlags, cmd: Command) =>
+      (await import('./templates.js')).templatesAction(flags, cmd),
+    );
+}
+
 export function registerScheduleCommands(program: Command): void {
   const beat = program
     .command('beat')

@@ -10,6 +10,7 @@ import {
   registerDemoCommand,
   registerGatewayCommands,
   registerScheduleCommands,
+  registerTemplatesCommand,
   registerStatusCommands,
   registerSubmitCommand,
   registerUpCommand,
@@ -67,6 +68,7 @@ export function buildProgram(): Command {
   registerGatewayCommands(program);
   registerAdminCommands(program);
   registerScheduleCommands(program);
+  registerTemplatesCommand(program);
   return program;
 }
 

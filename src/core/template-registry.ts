@@ -219,7 +219,8 @@ export class TemplateRegistry {
    * A template submit as a plain one: the template's service method, its context under the
    * request's, its options under the request's, its queue unless `heavy` is given. The input is
    * checked against the template's schema here, before anything is queued: a bad one is a
-   * ValidationError naming `input_data.<path>` of every failing field.
+   * ValidationError naming `input_data.<path>` of every failing field; a good one goes on as the
+   * schema parsed it, with the schema's defaults (JSON Schema `default`, zod `.default()`) filled in.
    */
   resolve(
     ref: string,
@@ -249,7 +250,8 @@ export class TemplateRegistry {
         task_name: entry.task_name,
         mode: entry.mode,
         service: entry.service,
-        input_data: input,
+        // As the schema parsed it: its `default`s filled in where the input leaves a field out.
+        input_data: checked.success ? checked.data : input,
         context: merged,
       },
       options: { ...entry.options, ...withoutUndefined(options) },
