@@ -90,6 +90,8 @@ export interface ProgressEvent {
   /** A workflow member's root task id and the task waiting for it (docs/design.md §9). */
   root_id?: string;
   parent_id?: string | null;
+  /** The template version a task was submitted by (`summarize@2`), on each of its events. */
+  template?: string;
 }
 
 /** The socket's `stream` payload. */
@@ -315,6 +317,8 @@ export interface EventTask {
   attempt: number;
   /** A workflow member's place, carried by each of its events so a UI can draw the tree. */
   workflow?: { root_id: string; parent_id: string | null };
+  /** The template version it was submitted by, if any. */
+  template?: string;
 }
 
 /** The socket's progress event; `result`, `error` and `error_code` only where the fields have them. */
@@ -334,5 +338,6 @@ export function progressEvent(taskId: string, task: EventTask, fields: ProgressF
     ...(fields.error !== undefined ? { error: fields.error } : {}),
     ...(fields.error_code !== undefined ? { error_code: fields.error_code } : {}),
     ...task.workflow,
+    ...(task.template !== undefined ? { template: task.template } : {}),
   };
 }

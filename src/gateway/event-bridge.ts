@@ -67,6 +67,8 @@ interface Meta extends TaskIdentity {
   step: number;
   /** A workflow member's root and parent, put on each of its progress events. */
   workflow?: { root_id: string; parent_id: string | null };
+  /** The template version it was submitted by, put on each of its progress events. */
+  template?: string;
   attempt: number;
   /** The attempt the record showed when this node first read it, and active events seen since. */
   fetchedAttempt: number;
@@ -254,6 +256,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
       ...(job.data.wf
         ? { workflow: { root_id: job.data.wf.root, parent_id: memberParentId(job.parent?.id) } }
         : {}),
+      ...(job.data.template !== undefined ? { template: job.data.template } : {}),
       attempt,
       fetchedAttempt: attempt,
       activeSeen: 0,
@@ -469,6 +472,7 @@ function metaOf(record: TaskRecord): Meta {
     ...(record.root_id !== undefined
       ? { workflow: { root_id: record.root_id, parent_id: record.parent_id ?? null } }
       : {}),
+    ...(record.template !== undefined ? { template: record.template } : {}),
     attempt: record.attempt,
     fetchedAttempt: record.attempt,
     activeSeen: 0,
