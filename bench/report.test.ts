@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { celeryProblems, type CeleryMeasured } from './celery.js';
 import { figures, historyProblems, metricsCostUs, metricsCpuCostPct, renderTables } from './report.js';
 import type { ThroughputResult } from './workloads.js';
 
@@ -81,5 +82,63 @@ describe('the history section', () => {
     const table = renderTables({ quick: false, history: r });
     expect(table).toMatch(/jobs\/s .* 0\.85 .* MISS/);
     expect(table).toMatch(/tasks in the history, worst round .* 9,999 .* MISS/);
+  });
+});
+
+describe('the celery section', () => {
+  /** aiecs at 1,500 then 1,200 tasks/s, Celery at 1,000 then 800; `bad` results not completed in aiecs's second round. */
+  function celery(bad = 0): CeleryMeasured {
+    return {
+      count: 5_000,
+      warmup: 500,
+      runs: {
+        aiecs: [
+          { tasksPerS: 1_500, submitS: 0.61, notCompleted: 0 },
+          { tasksPerS: 1_200, submitS: 0.7, notCompleted: bad },
+        ],
+        celery: [
+          { tasksPerS: 1_000, submitS: 0.55, notCompleted: 0 },
+          { tasksPerS: 800, submitS: 0.6, notCompleted: 0 },
+        ],
+      },
+      aiecs: 1_500,
+      celery: 1_000,
+      submitS: { aiecs: 0.61, celery: 0.55 },
+    };
+  }
+
+  it('reports both sides, the ratio aiecs/Celery and the submit times', () => {
+    const r = celery();
+    expect(figures({ quick: false, celery: r })).toMatchObject({
+      celery_tasks: 5_000,
+      celery_aiecs_tasks_s: 1_500,
+      celery_celery_tasks_s: 1_000,
+      celery_ratio_vs_celery: 1.5,
+      celery_paired_ratio_median: 1.5,
+      celery_aiecs_submit_s: 0.61,
+      celery_celery_submit_s: 0.55,
+    });
+    const table = renderTables({ quick: false, celery: r });
+    expect(table).toMatch(/tasks\/s +1,500 +1,000 +1\.50/);
+    expect(table).toMatch(/all runs +1,500, 1,200 +1,000, 800/);
+    expect(table).toMatch(/submit s, best round +0\.61 +0\.55/);
+    expect(table).toMatch(/results not completed +0 +0 +0 +PASS/);
+    expect(celeryProblems(r)).toEqual([]);
+  });
+
+  it('fails a round whose results are not all completed bodies', () => {
+    const r = celery(3);
+    expect(celeryProblems(r)).toEqual(['aiecs: 3 results not completed in a round']);
+    expect(renderTables({ quick: false, celery: r })).toMatch(/results not completed +3 +0 +0 +MISS/);
+  });
+
+  it('says it was skipped, with no figures, when no Python has Celery', () => {
+    const skipped = { skipped: 'python3 with celery not found' };
+    expect(renderTables({ quick: false, celery: skipped })).toMatch(
+      /\nskipped: python3 with celery not found$/,
+    );
+    expect(figures({ quick: false, celery: skipped })).toMatchObject({ celery_skipped: true });
+    expect(figures({ quick: false, celery: skipped })).not.toHaveProperty('celery_aiecs_tasks_s');
+    expect(celeryProblems(skipped)).toEqual([]);
   });
 });
