@@ -27,6 +27,8 @@ type Side = 'aiecs' | 'celery';
 export interface CeleryRound {
   tasksPerS: number;
   submitS: number;
+  /** From the first send until every result was ready (submitS of it is the producer's sending). */
+  totalS: number;
   /** Results ready but not a completed body (a FAILURE, or a body whose status is not completed). */
   notCompleted: number;
 }
@@ -41,6 +43,8 @@ export interface CeleryMeasured {
   celery: number;
   /** The producer's send time in each side's best round. */
   submitS: Record<Side, number>;
+  /** In each side's best round: from the last send until every result was ready (the worker's lag). */
+  drainS: Record<Side, number>;
 }
 
 export type CeleryResult = CeleryMeasured | { skipped: string };
@@ -189,8 +193,18 @@ function produce(python: string, url: string, count: number, warmup: number): Pr
       (error, stdout, stderr) => {
         if (error) return reject(new Error(`bench_producer.py: ${error.message} ${stderr.trim()}`));
         const line = stdout.trim().split('\n').pop() ?? '';
-        const out = JSON.parse(line) as { tasks_per_s: number; submit_s: number; not_completed: number };
-        resolve({ tasksPerS: out.tasks_per_s, submitS: out.submit_s, notCompleted: out.not_completed });
+        const out = JSON.parse(line) as {
+          tasks_per_s: number;
+          submit_s: number;
+          total_s: number;
+          not_completed: number;
+        };
+        resolve({
+          tasksPerS: out.tasks_per_s,
+          submitS: out.submit_s,
+          totalS: out.total_s,
+          notCompleted: out.not_completed,
+        });
       },
     );
     child.once('error', reject);
@@ -253,7 +267,8 @@ export async function celery(
   }
   const bestOf = (side: Side) => {
     const top = best(runs[side].map((r) => r.tasksPerS));
-    return { top, submitS: runs[side].find((r) => r.tasksPerS === top)?.submitS ?? NaN };
+    const run = runs[side].find((r) => r.tasksPerS === top);
+    return { top, submitS: run?.submitS ?? NaN, drainS: run ? run.totalS - run.submitS : NaN };
   };
   const a = bestOf('aiecs');
   const c = bestOf('celery');
@@ -264,5 +279,6 @@ export async function celery(
     aiecs: a.top,
     celery: c.top,
     submitS: { aiecs: a.submitS, celery: c.submitS },
+    drainS: { aiecs: a.drainS, celery: c.drainS },
   };
 }

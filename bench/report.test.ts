@@ -93,17 +93,18 @@ describe('the celery section', () => {
       warmup: 500,
       runs: {
         aiecs: [
-          { tasksPerS: 1_500, submitS: 0.61, notCompleted: 0 },
-          { tasksPerS: 1_200, submitS: 0.7, notCompleted: bad },
+          { tasksPerS: 1_500, submitS: 0.61, totalS: 3.33, notCompleted: 0 },
+          { tasksPerS: 1_200, submitS: 0.7, totalS: 4.17, notCompleted: bad },
         ],
         celery: [
-          { tasksPerS: 1_000, submitS: 0.55, notCompleted: 0 },
-          { tasksPerS: 800, submitS: 0.6, notCompleted: 0 },
+          { tasksPerS: 1_000, submitS: 0.55, totalS: 5, notCompleted: 0 },
+          { tasksPerS: 800, submitS: 0.6, totalS: 6.25, notCompleted: 0 },
         ],
       },
       aiecs: 1_500,
       celery: 1_000,
       submitS: { aiecs: 0.61, celery: 0.55 },
+      drainS: { aiecs: 2.72, celery: 4.45 },
     };
   }
 
@@ -117,11 +118,14 @@ describe('the celery section', () => {
       celery_paired_ratio_median: 1.5,
       celery_aiecs_submit_s: 0.61,
       celery_celery_submit_s: 0.55,
+      celery_aiecs_drain_s: 2.72,
+      celery_celery_drain_s: 4.45,
     });
     const table = renderTables({ quick: false, celery: r });
     expect(table).toMatch(/tasks\/s +1,500 +1,000 +1\.50/);
     expect(table).toMatch(/all runs +1,500, 1,200 +1,000, 800/);
     expect(table).toMatch(/submit s, best round +0\.61 +0\.55/);
+    expect(table).toMatch(/then until all ready, s +2\.72 +4\.45/);
     expect(table).toMatch(/results not completed +0 +0 +0 +PASS/);
     expect(celeryProblems(r)).toEqual([]);
   });

@@ -289,6 +289,7 @@ function celeryTable(r: CeleryResult): string {
         '',
       ],
       ['submit s, best round', fmt(r.submitS.aiecs, 2), fmt(r.submitS.celery, 2), '', '', ''],
+      ['  then until all ready, s', fmt(r.drainS.aiecs, 2), fmt(r.drainS.celery, 2), '', 'worker lag', ''],
       [
         'results not completed',
         fmt(notCompleted('aiecs')),
@@ -646,6 +647,8 @@ export function figures(results: Results): Record<string, number | string | bool
     out.celery_paired_ratio_median = round(pairedRatioMedian(rate('aiecs'), rate('celery')), 2);
     out.celery_aiecs_submit_s = round(celery.submitS.aiecs, 2);
     out.celery_celery_submit_s = round(celery.submitS.celery, 2);
+    out.celery_aiecs_drain_s = round(celery.drainS.aiecs, 2);
+    out.celery_celery_drain_s = round(celery.drainS.celery, 2);
   }
   out.node = process.version;
   out.cpus = availableParallelism();
