@@ -24,18 +24,14 @@ function assemble(shape: InputShape, values: Map<string, unknown>): unknown {
   return typeof shape === 'string' ? values.get(shape) : shape.map((s) => assemble(s, values));
 }
 
+type Processed = Record<string, ResultEnvelope | LinkValues> | undefined;
+type Ignored = Record<string, string> | undefined;
+
 /**
- * What a job's children gave: each completed task's result and each other end's reason, by task
- * id. A hidden link child (core/workflow-links.ts) stands for the tasks it awaited: its values, or
- * the awaited task that did not complete and why.
+ * Each completed child's result by task id. A hidden link child (core/workflow-links.ts) stands
+ * for the tasks it awaited: its values.
  */
-export async function readChildren(
-  job: TaskJob,
-): Promise<{ values: Map<string, unknown>; failures: Map<string, string> }> {
-  const [processed, ignored] = await Promise.all([
-    job.getChildrenValues() as Promise<Record<string, ResultEnvelope | LinkValues> | undefined>,
-    job.getIgnoredChildrenFailures() as Promise<Record<string, string> | undefined>,
-  ]);
+function valuesOf(processed: Processed): Map<string, unknown> {
   const values = new Map<string, unknown>();
   for (const [key, value] of Object.entries(processed ?? {})) {
     const id = idOfKey(key);
@@ -43,6 +39,11 @@ export async function readChildren(
     if (linked) for (const [task, result] of Object.entries(linked)) values.set(task, result);
     else values.set(id, (value as ResultEnvelope | undefined)?.result);
   }
+  return values;
+}
+
+/** Each other end's reason by task id; a failed link child names the awaited task that did not complete. */
+function failuresOf(ignored: Ignored): Map<string, string> {
   const failures = new Map<string, string>();
   for (const [key, reason] of Object.entries(ignored ?? {})) {
     const id = idOfKey(key);
@@ -50,7 +51,18 @@ export async function readChildren(
     if (linked) failures.set(linked.task_id, linked.error);
     else failures.set(id, String(reason));
   }
-  return { values, failures };
+  return failures;
+}
+
+/** What a job's children gave: each completed task's result and each other end's reason, by task id. */
+export async function readChildren(
+  job: TaskJob,
+): Promise<{ values: Map<string, unknown>; failures: Map<string, string> }> {
+  const [processed, ignored] = await Promise.all([
+    job.getChildrenValues() as Promise<Processed>,
+    job.getIgnoredChildrenFailures() as Promise<Ignored>,
+  ]);
+  return { values: valuesOf(processed), failures: failuresOf(ignored) };
 }
 
 export async function gatherInputs(
@@ -58,12 +70,16 @@ export async function gatherInputs(
   data: TaskJobData,
   wanted: NonNullable<StoredWorkflow['in']>,
 ): Promise<GatheredInputs> {
-  const { values, failures } = await readChildren(job);
+  // The results first, and the failures only when one is missing: a step whose inputs all
+  // completed (every step of a workflow that goes well) costs one read, as a raw BullMQ chain step
+  // does. The parent was released once every child ended, so the two reads see the same ends.
+  const values = valuesOf((await job.getChildrenValues()) as Processed);
 
   // The first member, in submission order, that did not complete names the cause. A failed link
   // child hands on only that cause, not the results before it: a recorded failure comes first.
   const missing = flattenShape(wanted.from).filter((id) => !values.has(id));
   if (missing.length > 0) {
+    const failures = failuresOf((await job.getIgnoredChildrenFailures()) as Ignored);
     const id = missing.find((m) => failures.has(m)) ?? missing[0]!;
     const upstream = { task_id: id, error: failures.get(id) ?? 'its result is gone' };
     const error =
