@@ -13,8 +13,9 @@ import type { TaskRecord } from '../src/core/task.js';
 import type { AiecsApp } from '../src/engine/app.js';
 import { silentLogger } from '../src/core/logger.js';
 import { KombuIntake } from '../src/worker/celery/kombu-intake.js';
-import { PROBE_SERVICES, TEST_ENV, TestEnv, killNow, until } from './harness.js';
+import { TEST_ENV, TestEnv, killNow, until } from './harness.js';
 import { celeryPython, runPython } from './celery/python.js';
+import { startCeleryWorker, type CeleryWorker } from './celery/celery-worker.js';
 
 const MAIN = resolve(fileURLToPath(import.meta.url), '../../dist/cli/main.js');
 const FAST = 'aiecs.tasks.worker.execute_task';
@@ -28,49 +29,16 @@ let redis: Redis;
 let dir: string;
 const procs: ChildProcess[] = [];
 
-interface Bridge {
-  proc: ChildProcess;
-  output: () => string;
-  errors: () => string;
-}
-
-/** `aiecs worker --celery` in its own process; resolves once its ready lines are out. */
-async function startBridge(args: string[] = [], extraEnv: Record<string, string> = {}): Promise<Bridge> {
-  const proc = spawn(
-    process.execPath,
-    [
-      MAIN,
-      '--broker',
-      env.brokerUrl,
-      '--namespace',
-      env.namespace,
-      'worker',
-      '--celery',
-      '--celery-broker',
-      celeryUrl,
-      '--services',
-      PROBE_SERVICES,
-      ...args,
-    ],
-    {
-      env: { ...process.env, ...TEST_ENV, AIECS_HISTORY: 'off', AIECS_LOG_LEVEL: 'warn', ...extraEnv },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  procs.push(proc);
-  let out = '';
-  let err = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  await until(
-    async () => {
-      if (proc.exitCode !== null) throw new Error(`bridge exited ${proc.exitCode}: ${err}`);
-      return /celery: .*queues/.test(out);
-    },
-    30_000,
-    'the bridge to start',
-  );
-  return { proc, output: () => out, errors: () => err };
+/** `aiecs worker --celery` in its own process; resolves once its ready line is out. */
+function startBridge(args: string[] = [], extraEnv: Record<string, string> = {}): Promise<CeleryWorker> {
+  return startCeleryWorker({
+    brokerUrl: env.brokerUrl,
+    namespace: env.namespace,
+    celeryUrl,
+    args,
+    env: extraEnv,
+    procs,
+  });
 }
 
 async function produce(calls: unknown[]): Promise<string[]> {

@@ -3,18 +3,16 @@
 // the seed's producers do: `execute_task.delay(...)` then `.get(timeout=30)`, `.state`/`.info`
 // while a task runs, and `revoke(terminate=True)`. Celery's lists and results live in Redis db 13
 // of the test run's server (flushed before each test; no other test file uses it).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { TaskRecord } from '../src/core/task.js';
 import type { AiecsApp } from '../src/engine/app.js';
-import { PROBE_SERVICES, TEST_ENV, TestEnv, killNow, until } from './harness.js';
+import { TestEnv, killNow, until } from './harness.js';
 import { celeryPython, runPython } from './celery/python.js';
+import { startCeleryWorker } from './celery/celery-worker.js';
 
-const MAIN = resolve(fileURLToPath(import.meta.url), '../../dist/cli/main.js');
 const FAST = 'aiecs.tasks.worker.execute_task';
 const HEAVY = 'aiecs.tasks.worker.execute_heavy_task';
 const CELERY_DB = 13;
@@ -27,41 +25,15 @@ const procs: ChildProcess[] = [];
 
 /** `aiecs worker --celery` (bridge + relay) in its own process; resolves once both are up. */
 async function startWorker(args: string[] = []): Promise<ChildProcess> {
-  const proc = spawn(
-    process.execPath,
-    [
-      MAIN,
-      '--broker',
-      env.brokerUrl,
-      '--namespace',
-      env.namespace,
-      'worker',
-      '--celery',
-      '--celery-broker',
-      celeryUrl,
-      '--services',
-      PROBE_SERVICES,
-      ...args,
-    ],
-    {
-      env: { ...process.env, ...TEST_ENV, AIECS_HISTORY: 'off', AIECS_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  procs.push(proc);
-  let out = '';
-  let err = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  await until(
-    async () => {
-      if (proc.exitCode !== null) throw new Error(`worker exited ${proc.exitCode}: ${err}`);
-      return /celery: .*queues/.test(out) && /celery results: /.test(out);
-    },
-    30_000,
-    'the worker to start',
-  );
-  return proc;
+  const worker = await startCeleryWorker({
+    brokerUrl: env.brokerUrl,
+    namespace: env.namespace,
+    celeryUrl,
+    args,
+    ready: [/celery: .*queues/, /celery results: /],
+    procs,
+  });
+  return worker.proc;
 }
 
 interface Got {

@@ -3,10 +3,8 @@
  * Python's own `AsyncResult` on the Redis result backend (Debian's python3-celery), and the
  * relay's reliability: catching up after being down, and one write per result with two relays.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../src/core/logger.js';
@@ -15,12 +13,12 @@ import type { AiecsApp } from '../src/engine/app.js';
 import { openStore } from '../src/engine/open-store.js';
 import type { Store } from '../src/engine/store.js';
 import { startCeleryResults, type CeleryResults } from '../src/worker/celery/celery-results.js';
-import { PROBE_SERVICES, TEST_ENV, TestEnv, killNow, until } from './harness.js';
+import { TestEnv, killAll, until } from './harness.js';
 import { runPython } from './celery/python.js';
+import { startCeleryWorker } from './celery/celery-worker.js';
 
 /** This file's own Redis database for Celery's keys (Celery's keys are not namespaced). */
 const BACKEND_DB = 12;
-const MAIN = resolve(fileURLToPath(import.meta.url), '../../dist/cli/main.js');
 
 interface PyGet {
   result?: Record<string, unknown>;
@@ -277,33 +275,17 @@ describe('Celery results relay', () => {
   it('through `aiecs worker --celery --celery-raise-failures`: a Python producer .get()s results and failures raise', async () => {
     // Celery's lists and results in this file's database, as a Celery app with one URL has them.
     await backend.flushdb();
-    const proc: ChildProcess = spawn(
-      process.execPath,
-      [
-        MAIN,
-        '--broker',
-        env.brokerUrl,
-        '--namespace',
-        env.namespace,
-        'worker',
-        '--celery',
-        '--celery-broker',
-        backendUrl,
-        '--celery-result-expires',
-        '120',
-        '--celery-raise-failures',
-        '--services',
-        PROBE_SERVICES,
-      ],
-      {
-        env: { ...process.env, ...TEST_ENV, AIECS_HISTORY: 'off', AIECS_LOG_LEVEL: 'warn' },
-        stdio: ['ignore', 'pipe', 'ignore'],
-      },
-    );
-    let out = '';
-    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const procs: ChildProcess[] = [];
     try {
-      await until(async () => /celery results: /.test(out), 30_000, 'the worker to start');
+      const worker = await startCeleryWorker({
+        brokerUrl: env.brokerUrl,
+        namespace: env.namespace,
+        celeryUrl: backendUrl,
+        args: ['--celery-result-expires', '120', '--celery-raise-failures'],
+        ready: [/celery results: /],
+        procs,
+      });
+      const out = worker.output();
       expect(out).toMatch(/celery results: redis:\/\/.*\/12 \(kept 120 s, failures raise\)/);
       const call = (taskName: string, input: Record<string, unknown>) => ({
         name: 'aiecs.tasks.worker.execute_task',
@@ -322,7 +304,7 @@ describe('Celery results relay', () => {
       expect(ttl).toBeGreaterThan(0);
       expect(ttl).toBeLessThanOrEqual(120);
     } finally {
-      if (proc.exitCode === null && proc.signalCode === null) await killNow(proc);
+      await killAll(procs);
     }
   });
 });
