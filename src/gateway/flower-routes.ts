@@ -40,7 +40,7 @@ import { isScheduledTaskId } from '../engine/schedules-fired.js';
 import type { Store } from '../engine/store.js';
 import type { ServiceRegistry } from '../registry/registry.js';
 import { ServiceCatalog } from '../registry/service-catalog.js';
-import { bearer, type Principal, type Verifier } from './auth.js';
+import type { Principal, Verifier } from './auth.js';
 import {
   celeryNameOf,
   celeryResult,
@@ -62,8 +62,9 @@ import {
   flowerWorkersQuerySchema,
   type FlowerApplyBody,
 } from './flower-schema.js';
-import { registerUserRateLimit, type UserRateLimit } from './rate-limit.js';
+import type { UserRateLimit } from './rate-limit.js';
 import { parseOrThrow } from './schemas.js';
+import { principal, publicRecord, secureApiScope } from './api-scope.js';
 
 export interface FlowerRouteDeps {
   app: AiecsApp;
@@ -80,18 +81,6 @@ const TASK_NAMES = [CELERY_FAST_TASK, CELERY_HEAVY_TASK];
 export const FLOWER_SORT_WINDOW = 1000;
 /** Index pages read for one listing at most (200 tasks each), however sparse the filter. */
 const MAX_PAGES = 25;
-
-function principal(request: FastifyRequest): Principal {
-  if (!request.principal) throw new Error('route is missing its auth hook');
-  return request.principal;
-}
-
-/** A record as clients see it: never a stack trace. */
-function publicRecord(record: TaskRecord): TaskRecord {
-  if (!record.error?.stack) return record;
-  const { stack: _stack, ...error } = record.error;
-  return { ...record, error };
-}
 
 export function registerFlowerRoutes(fastify: FastifyInstance, deps: FlowerRouteDeps): void {
   const { app, store, verify } = deps;
@@ -117,17 +106,7 @@ export function registerFlowerRoutes(fastify: FastifyInstance, deps: FlowerRoute
           }
         },
       );
-      api.addHook('onError', async (_request, reply, error) => {
-        const e = error as { code?: unknown; details?: { retry_after_s?: unknown } };
-        if (e.code === 'STORE_UNAVAILABLE') {
-          const after = e.details?.retry_after_s;
-          void reply.header('retry-after', String(typeof after === 'number' ? after : app.retryAfterS));
-        }
-      });
-      api.addHook('onRequest', async (request) => {
-        request.principal = await verify(bearer(request.headers.authorization));
-      });
-      await registerUserRateLimit(api, deps.rateLimit, (request) => principal(request).userId);
+      await secureApiScope(api, { verify, rateLimit: deps.rateLimit, retryAfterS: () => app.retryAfterS });
 
       const requireAdmin = (request: FastifyRequest, what: string) => {
         if (!principal(request).admin) throw new ForbiddenError(`only admins may ${what}`);

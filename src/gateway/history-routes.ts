@@ -6,7 +6,7 @@
  * Registered inside the `/api` plugin, whose hook has verified the token. Where the history is
  * off every route answers 501 HISTORY_DISABLED.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ForbiddenError } from '../core/errors.js';
 import { storableText } from '../core/submission.js';
@@ -16,6 +16,7 @@ import type { AiecsApp } from '../engine/app.js';
 import { HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT } from '../engine/history/task-history.js';
 import type { Principal } from './auth.js';
 import { errors, parseOrThrow, reply } from './schemas.js';
+import { principal } from './api-scope.js';
 
 export interface HistoryRouteDeps {
   app: AiecsApp;
@@ -43,11 +44,6 @@ export const historyQuerySchema = z.strictObject({
 export const historyEraseSchema = z.strictObject({
   user: user.describe('the user whose history is erased'),
 });
-
-const principal = (request: FastifyRequest): Principal => {
-  if (!request.principal) throw new Error('route is missing its auth hook');
-  return request.principal;
-};
 
 export function registerHistoryRoutes(api: FastifyInstance, deps: HistoryRouteDeps): void {
   const { app } = deps;

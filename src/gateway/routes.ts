@@ -17,13 +17,13 @@ import type { Store } from '../engine/store.js';
 import type { ServiceRegistry } from '../registry/registry.js';
 import { ServiceCatalog } from '../registry/service-catalog.js';
 import type { Principal, Verifier } from './auth.js';
-import { bearer } from './auth.js';
 import type { EventBridge } from './event-bridge.js';
-import { registerUserRateLimit, type UserRateLimit } from './rate-limit.js';
+import type { UserRateLimit } from './rate-limit.js';
 import { registerScheduleRoutes } from './schedule-routes.js';
 import { registerWorkflowRoutes } from './workflow-routes.js';
 import { registerHistoryRoutes } from './history-routes.js';
 import { registerFlowerRoutes } from './flower-routes.js';
+import { principal, publicRecord, secureApiScope } from './api-scope.js';
 import type { WireSubmission } from '../engine/submit.js';
 import {
   httpTemplateTaskSchema,
@@ -64,17 +64,6 @@ export interface RouteDeps {
   registry?: ServiceRegistry;
 }
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    principal?: Principal;
-  }
-}
-
-function principal(request: FastifyRequest): Principal {
-  if (!request.principal) throw new Error('route is missing its auth hook');
-  return request.principal;
-}
-
 /**
  * The engine names submit options `options.eta`; over HTTP they are fields of the task itself
  * (`eta`, `tasks[3].eta`): errors name them where the body has them.
@@ -83,13 +72,6 @@ function asHttpFields(error: unknown): never {
   if (error instanceof ValidationError)
     throw error.renamed((field) => field.replace(/^((?:tasks\[\d+\]\.)?)options\./, '$1'));
   throw error;
-}
-
-/** A record as clients see it: never a stack trace (it shows the server's code and paths). */
-function publicRecord(record: TaskRecord): TaskRecord {
-  if (!record.error?.stack) return record;
-  const { stack: _stack, ...error } = record.error;
-  return { ...record, error };
 }
 
 export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void {
@@ -140,19 +122,7 @@ export function registerRoutes(fastify: FastifyInstance, deps: RouteDeps): void 
 
   fastify.register(
     async (api) => {
-      // A 503 for an unreachable store says when to try again, as a 429 does.
-      api.addHook('onError', async (_request, reply, error) => {
-        const e = error as { code?: unknown; details?: { retry_after_s?: unknown } };
-        if (e.code === 'STORE_UNAVAILABLE') {
-          const after = e.details?.retry_after_s;
-          void reply.header('retry-after', String(typeof after === 'number' ? after : app.retryAfterS));
-        }
-      });
-      api.addHook('onRequest', async (request) => {
-        request.principal = await verify(bearer(request.headers.authorization));
-      });
-      // Its hook runs on each route after the one above: it counts the authenticated user.
-      await registerUserRateLimit(api, deps.rateLimit, (request) => principal(request).userId);
+      await secureApiScope(api, { verify, rateLimit: deps.rateLimit, retryAfterS: () => app.retryAfterS });
 
       /** Who may submit it: a user submits as themselves; an admin as anyone. */
       const authorize = (task: { user_id?: string | undefined }, who: Principal, prefix?: string) => {

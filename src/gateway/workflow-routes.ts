@@ -19,6 +19,7 @@ import {
   wireTree,
   workflowLimits,
 } from './workflow-schema.js';
+import { principal } from './api-scope.js';
 
 export interface WorkflowRouteDeps {
   app: AiecsApp;
@@ -32,10 +33,6 @@ export interface WorkflowRouteDeps {
   publicRecord: (record: TaskRecord) => TaskRecord;
 }
 
-const principal = (request: FastifyRequest): Principal => {
-  if (!request.principal) throw new Error('route is missing its auth hook');
-  return request.principal;
-};
 const idOf = (request: FastifyRequest) => (request.params as { id: string }).id;
 
 export function registerWorkflowRoutes(api: FastifyInstance, deps: WorkflowRouteDeps): void {
