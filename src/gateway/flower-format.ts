@@ -22,7 +22,7 @@
  */
 import type { LiveWorker } from '../engine/admin.js';
 import { CELERY_FAST_TASK, CELERY_HEAVY_TASK, CELERY_TASK_QUEUES } from '../core/celery-call.js';
-import type { QueueKind, TaskRecord } from '../core/task.js';
+import type { QueueKind, TaskRecord, TaskSummary } from '../core/task.js';
 import { FAST_QUEUE, HEAVY_QUEUE, TaskStatus } from '../core/task.js';
 
 export type CeleryTaskState = 'PENDING' | 'RETRY' | 'STARTED' | 'SUCCESS' | 'FAILURE' | 'REVOKED';
@@ -172,13 +172,7 @@ export function flowerTask(record: TaskRecord): Record<string, unknown> {
 }
 
 /** A worker's `active` entry from `inspect active` (Celery's Request.info(safe=True)). */
-export interface RunningTask {
-  task_id: string;
-  task_name: string;
-  mode: string;
-  service: string;
-  user_id: string;
-  queue: QueueKind;
+export interface RunningTask extends TaskSummary {
   attempt: number;
   started_at: string;
 }
