@@ -75,22 +75,20 @@ const expiresSeconds = z.number().min(0, 'must be >= 0').max(MAX_DELAY_S, `must 
 export const wireExpiresSchema = z.union([expiresSeconds, isoDateTimeSchema], { error: EXPIRES_EXPECTED });
 
 /** Per-submission options; all optional. Seconds, as in Celery. */
+/** A hard or soft time limit in seconds: at most a week. */
+export const timeLimitSeconds = z
+  .number()
+  .positive()
+  .max(7 * 86400);
+
 export const submitOptionsSchema = z.strictObject({
   priority: z.number().int().min(1).max(MAX_PRIORITY).optional(),
   countdown: z.number().min(0).max(MAX_DELAY_S, `must be at most ${ONE_YEAR}`).optional(),
   eta: z.union([z.date(), isoDateTimeSchema]).optional(),
   /** Not started by then, the task never runs: it ends cancelled, reason `expired` (Celery's expires). */
   expires: z.union([expiresSeconds, z.date(), isoDateTimeSchema], { error: EXPIRES_EXPECTED }).optional(),
-  time_limit: z
-    .number()
-    .positive()
-    .max(7 * 86400)
-    .optional(),
-  soft_time_limit: z
-    .number()
-    .positive()
-    .max(7 * 86400)
-    .optional(),
+  time_limit: timeLimitSeconds.optional(),
+  soft_time_limit: timeLimitSeconds.optional(),
   attempts: z.number().int().min(1).max(100).optional(),
 });
 export type WireSubmitOptions = z.input<typeof submitOptionsSchema>;

@@ -6,7 +6,7 @@
  * read as UTC) or ISO 8601 with an offset.
  */
 import { z } from 'zod';
-import { taskIdSchema } from '../core/submission.js';
+import { taskIdSchema, timeLimitSeconds } from '../core/submission.js';
 import { MAX_DELAY_S } from '../core/task.js';
 import { CELERY_STATES } from './flower-format.js';
 import { errors, reply } from './schemas.js';
@@ -143,16 +143,8 @@ export const flowerApplyBodySchema = z.strictObject({
     .optional()
     .describe('seconds from now, or a date: not started by then, it ends REVOKED'),
   priority: z.number().int().min(0).max(255).optional().describe('higher runs first; clamped to 1-100'),
-  time_limit: z
-    .number()
-    .positive()
-    .max(7 * 86400)
-    .optional(),
-  soft_time_limit: z
-    .number()
-    .positive()
-    .max(7 * 86400)
-    .optional(),
+  time_limit: timeLimitSeconds.optional(),
+  soft_time_limit: timeLimitSeconds.optional(),
 });
 export type FlowerApplyBody = z.output<typeof flowerApplyBodySchema>;
 
