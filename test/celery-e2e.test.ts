@@ -167,6 +167,11 @@ describe('Celery end to end: Python producer -> aiecs worker --celery -> Python 
     expect(c).toMatchObject({ status: 'completed', queue: 'fast_tasks', user_id: 'user-3' });
     expect(d).toMatchObject({ status: 'failed', queue: 'heavy_tasks', celery_id: got[3]!.id });
     expect(await app.getTask(got[1]!.id)).toBeUndefined();
+    // The store knows the seed's task_id by its Celery id (what Flower clients ask with); a task
+    // whose id is its Celery id needs no alias.
+    const store = await app.store();
+    expect(await store.taskIdForCelery(got[1]!.id)).toBe(chosen);
+    expect(await store.taskIdForCelery(got[0]!.id)).toBeUndefined();
     // Everything taken was acked.
     expect(await redis.hlen('unacked')).toBe(0);
   });

@@ -83,6 +83,43 @@ describe.each(STORE_KINDS)('retention on %s', (kind) => {
     expect(await all('carol | the "admin"')).toEqual(expected);
     expect(await all()).toEqual(expected);
   });
+
+  it("keeps a bridged task's Celery id as an alias of its task id for as long as its index entry", async () => {
+    env = await TestEnv.create(kind);
+    const store = await env.app().store();
+    const now = Date.now();
+    const entry = (taskId: string, createdAt: number, celeryId?: string): IndexedTask => ({
+      task_id: taskId,
+      user_id: 'dave',
+      queue: 'fast_tasks',
+      created_at: createdAt,
+      ...(celeryId !== undefined ? { celery_id: celeryId } : {}),
+    });
+    await store.indexTasks([
+      entry('seed-old', now - 10_000, 'celery-old'),
+      entry('plain', now - 9_000),
+      entry('seed-new', now, 'celery-new'),
+    ]);
+    // A batch of another user's, aliased too (the several-users path on Redis).
+    await store.indexTasks([entry('seed-x', now, 'celery-x'), { ...entry('y', now), user_id: 'erin' }]);
+    expect(await store.taskIdForCelery('celery-old')).toBe('seed-old');
+    expect(await store.taskIdForCelery('celery-new')).toBe('seed-new');
+    expect(await store.taskIdForCelery('celery-x')).toBe('seed-x');
+    expect(await store.taskIdForCelery('plain')).toBeUndefined();
+    expect(await store.taskIdForCelery('seed-new')).toBeUndefined();
+    // The list is unchanged by the aliases.
+    expect((await store.listTasks('dave', 10)).items.map((i) => i.task_id)).toEqual([
+      'seed-x',
+      'seed-new',
+      'plain',
+      'seed-old',
+    ]);
+
+    await store.trimIndex(now - 5_000);
+    expect(await store.taskIdForCelery('celery-old')).toBeUndefined();
+    expect(await store.taskIdForCelery('celery-new')).toBe('seed-new');
+    expect(await store.taskIdForCelery('celery-x')).toBe('seed-x');
+  });
 });
 
 // The Redis index is a list per key with a trimmed count: positions, cursors and trims have edge

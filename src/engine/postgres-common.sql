@@ -20,12 +20,20 @@ SELECT :"schema".aiecs_acquire_lease($1, $2, $3, $4, $5) AS ok;
 DELETE FROM :"schema".aiecs_lease WHERE key = $1 AND holder = $2;
 
 -- name: index_tasks
-INSERT INTO :"schema".aiecs_task_index (task_id, user_id, queue, created_at_ms, task_name, mode, service)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
+INSERT INTO :"schema".aiecs_task_index
+  (task_id, user_id, queue, created_at_ms, task_name, mode, service, celery_id)
+SELECT * FROM unnest(
+  $1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[]
+)
 ON CONFLICT (task_id) DO NOTHING;
 
 -- name: trim_index
 DELETE FROM :"schema".aiecs_task_index WHERE created_at_ms < $1;
+
+-- name: task_for_celery
+-- A Celery id's alias (the partial index on celery_id serves it), the newest row when several.
+SELECT task_id FROM :"schema".aiecs_task_index WHERE celery_id = $1
+ORDER BY created_at_ms DESC LIMIT 1;
 
 -- name: list_tasks
 -- $2 the user (NULL: everyone's), $3 and $4 the cursor (NULL: the newest page). The statement is

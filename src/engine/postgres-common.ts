@@ -58,6 +58,7 @@ const QUERIES = readQueries('./postgres-common.sql', import.meta.url, [
   'release_lease',
   'index_tasks',
   'trim_index',
+  'task_for_celery',
   'list_tasks',
   'request_cancel',
   'drop_expired_cancels',
@@ -151,10 +152,15 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
         tasks.map((t) => t.task_name ?? null),
         tasks.map((t) => t.mode ?? null),
         tasks.map((t) => t.service ?? null),
+        tasks.map((t) => t.celery_id ?? null),
       ]);
     },
     async trimIndex(cutoffMs) {
       await pool.query(sql.trim_index, [cutoffMs]);
+    },
+    async taskIdForCelery(celeryId) {
+      const { rows } = await pool.query(sql.task_for_celery, [celeryId]);
+      return rows.length ? String(rows[0]!.task_id) : undefined;
     },
     async listTasks(userId, limit, cursor, filter = {}) {
       const after = cursor ? decodeCursor(cursor) : undefined;

@@ -2,7 +2,9 @@
  * The task index on Redis: per namespace a list of every task (`tasks:all`) and one per user
  * (`tasks:user:<id>`), oldest first, appended at submit, trimmed from the head by retention and
  * listed newest first with cursor paging. Positions in a list shift as its head is trimmed, so a
- * counter beside each list (`tasks-trimmed:<name>`) keeps the positions in cursors absolute. The
+ * counter beside each list (`tasks-trimmed:<name>`) keeps the positions in cursors absolute.
+ * Celery aliases (IndexedTask.celery_id) are a hash (`celery-tasks`: Celery id → task id) with a
+ * sorted set of their creation times beside it (`celery-tasks-at`), trimmed with the lists. The
  * scripts live in ./lua.
  */
 import type { Redis as RedisClient } from 'ioredis';
@@ -16,6 +18,7 @@ const LIST_TASKS = readScript('./lua/list-tasks.lua', import.meta.url);
 const TRIM_INDEX = readScript('./lua/trim-index.lua', import.meta.url);
 const INDEX_TASKS = readScript('./lua/index-tasks.lua', import.meta.url);
 const LIST_FILTERED = readScript('./lua/list-filtered.lua', import.meta.url);
+const TRIM_CELERY_ALIASES = readScript('./lua/trim-celery-aliases.lua', import.meta.url);
 
 /** Index entries per RPUSH or script call: bounds one command for a huge batch (and Lua's unpack). */
 const INDEX_CHUNK = 1_000;
@@ -29,9 +32,10 @@ type IndexScripts = {
   aiecsIndexTasks(all: string, own: string, ...entries: string[]): Promise<number>;
   aiecsListTasks(list: string, trimmed: string, limit: number, at: string): Promise<[number, string[]]>;
   aiecsTrimIndex(list: string, trimmed: string, cutoffMs: number, rounds: number): Promise<number>;
+  aiecsTrimCeleryAliases(aliases: string, times: string, cutoffMs: number, limit: number): Promise<number>;
 };
 
-export type TaskIndex = Pick<Store, 'indexTasks' | 'trimIndex' | 'listTasks'>;
+export type TaskIndex = Pick<Store, 'indexTasks' | 'trimIndex' | 'listTasks' | 'taskIdForCelery'>;
 
 /** The index of `namespace` on `command` (a non-blocking connection), for the Redis store. */
 export function redisTaskIndex(command: RedisClient, namespace: string): TaskIndex {
@@ -39,12 +43,15 @@ export function redisTaskIndex(command: RedisClient, namespace: string): TaskInd
   const tasksPrefix = `${namespace}:aiecs:tasks:`;
   // Not under `tasks:`, so the SCAN for `tasks:user:*` finds lists only.
   const trimmedPrefix = `${namespace}:aiecs:tasks-trimmed:`;
+  const aliasKey = `${namespace}:aiecs:celery-tasks`;
+  const aliasTimesKey = `${namespace}:aiecs:celery-tasks-at`;
 
   // EVALSHA after the first call: the scripts are not sent with every call.
   command.defineCommand('aiecsListTasks', { numberOfKeys: 2, lua: LIST_TASKS });
   command.defineCommand('aiecsTrimIndex', { numberOfKeys: 2, lua: TRIM_INDEX });
   command.defineCommand('aiecsIndexTasks', { numberOfKeys: 2, lua: INDEX_TASKS });
   command.defineCommand('aiecsListFiltered', { numberOfKeys: 2, lua: LIST_FILTERED });
+  command.defineCommand('aiecsTrimCeleryAliases', { numberOfKeys: 2, lua: TRIM_CELERY_ALIASES });
   const scripts = command as unknown as IndexScripts;
   /** A pipeline that also takes the index scripts (ioredis types defined commands on no client). */
   const indexPipeline = () =>
@@ -97,44 +104,66 @@ export function redisTaskIndex(command: RedisClient, namespace: string): TaskInd
     }
   }
 
+  /** Writes the Celery aliases of these tasks (each has one), hash and times together. */
+  async function aliasCeleryIds(aliased: IndexedTask[]): Promise<void> {
+    const multi = command.multi();
+    for (let i = 0; i < aliased.length; i += INDEX_CHUNK) {
+      const chunk = aliased.slice(i, i + INDEX_CHUNK);
+      multi.hset(aliasKey, ...chunk.flatMap((t) => [t.celery_id!, t.task_id]));
+      multi.zadd(aliasTimesKey, ...chunk.flatMap((t) => [t.created_at, t.celery_id!]));
+    }
+    execResults(await multi.exec());
+  }
+
+  /** Appends the entries to the list of all tasks and to each user's. */
+  async function appendEntries(tasks: IndexedTask[]): Promise<void> {
+    const entries = tasks.map(indexEntry);
+    const owner = tasks[0]!.user_id;
+    const oneUser = tasks.every((t) => t.user_id === owner);
+    const all = `${tasksPrefix}all`;
+    // A pipeline object copies every script defined on the connection (BullMQ's, some 65):
+    // a lone call, every single submit's, goes without one.
+    if (entries.length <= INDEX_CHUNK && oneUser) {
+      await scripts.aiecsIndexTasks(all, `${tasksPrefix}user:${owner}`, ...entries);
+      return;
+    }
+    const pipeline = indexPipeline();
+    if (oneUser) {
+      // One user (every single submit, most batches): each entry crosses the wire once, and the
+      // script appends it to both lists.
+      for (let i = 0; i < entries.length; i += INDEX_CHUNK)
+        pipeline.aiecsIndexTasks(all, `${tasksPrefix}user:${owner}`, ...entries.slice(i, i + INDEX_CHUNK));
+    } else {
+      // Appended in arrival order, one variadic RPUSH per key (and chunk), all in one round trip.
+      const byUser = new Map<string, string[]>();
+      for (const [i, t] of tasks.entries()) {
+        let own = byUser.get(t.user_id);
+        if (!own) byUser.set(t.user_id, (own = []));
+        own.push(entries[i]!);
+      }
+      const push = (key: string, list: string[]) => {
+        for (let i = 0; i < list.length; i += INDEX_CHUNK)
+          pipeline.rpush(key, ...list.slice(i, i + INDEX_CHUNK));
+      };
+      push(all, entries);
+      for (const [user, own] of byUser) push(`${tasksPrefix}user:${user}`, own);
+    }
+    execResults(await pipeline.exec());
+  }
+
   return {
     async indexTasks(tasks) {
       if (tasks.length === 0) return;
-      const entries = tasks.map(indexEntry);
-      const owner = tasks[0]!.user_id;
-      const oneUser = tasks.every((t) => t.user_id === owner);
-      const all = `${tasksPrefix}all`;
-      // A pipeline object copies every script defined on the connection (BullMQ's, some 65):
-      // a lone call, every single submit's, goes without one.
-      if (entries.length <= INDEX_CHUNK && oneUser) {
-        await scripts.aiecsIndexTasks(all, `${tasksPrefix}user:${owner}`, ...entries);
-        return;
-      }
-      const pipeline = indexPipeline();
-      if (oneUser) {
-        // One user (every single submit, most batches): each entry crosses the wire once, and the
-        // script appends it to both lists.
-        for (let i = 0; i < entries.length; i += INDEX_CHUNK)
-          pipeline.aiecsIndexTasks(all, `${tasksPrefix}user:${owner}`, ...entries.slice(i, i + INDEX_CHUNK));
-      } else {
-        // Appended in arrival order, one variadic RPUSH per key (and chunk), all in one round trip.
-        const byUser = new Map<string, string[]>();
-        for (const [i, t] of tasks.entries()) {
-          let own = byUser.get(t.user_id);
-          if (!own) byUser.set(t.user_id, (own = []));
-          own.push(entries[i]!);
-        }
-        const push = (key: string, list: string[]) => {
-          for (let i = 0; i < list.length; i += INDEX_CHUNK)
-            pipeline.rpush(key, ...list.slice(i, i + INDEX_CHUNK));
-        };
-        push(all, entries);
-        for (const [user, own] of byUser) push(`${tasksPrefix}user:${user}`, own);
-      }
-      execResults(await pipeline.exec());
+      // Only bridged tasks under another id have an alias: every other submit appends alone.
+      const aliased = tasks.filter((t) => t.celery_id !== undefined);
+      if (aliased.length === 0) return appendEntries(tasks);
+      await Promise.all([appendEntries(tasks), aliasCeleryIds(aliased)]);
     },
     async trimIndex(cutoffMs) {
       await trimLists(['all'], cutoffMs);
+      let more = 1;
+      while (more === 1)
+        more = await scripts.aiecsTrimCeleryAliases(aliasKey, aliasTimesKey, cutoffMs, INDEX_CHUNK);
       // Users' own lists too: SCAN walks them in pages without blocking Redis.
       let cursor = '0';
       do {
@@ -146,6 +175,9 @@ export function redisTaskIndex(command: RedisClient, namespace: string): TaskInd
             cutoffMs,
           );
       } while (cursor !== '0');
+    },
+    async taskIdForCelery(celeryId) {
+      return (await command.hget(aliasKey, celeryId)) ?? undefined;
     },
     async listTasks(userId, limit, cursor, filter) {
       const name = userId === undefined ? 'all' : `user:${userId}`;

@@ -62,6 +62,12 @@ export interface IndexedTask {
   task_name?: string;
   mode?: string;
   service?: string;
+  /**
+   * A bridged task's Celery id when it is not the task id (the seed's task_id argument chose
+   * another): indexTasks keeps it as an alias (taskIdForCelery) for as long as the entry.
+   * Written only; lists do not return it.
+   */
+  celery_id?: string;
 }
 
 /** What a list may be narrowed to from the index alone (the task's record is not read for it). */
@@ -177,8 +183,16 @@ export interface Store {
 
   /** Records tasks under their user, newest first, so a user's tasks can be listed. */
   indexTasks(tasks: IndexedTask[]): Promise<void>;
-  /** Drops index entries of tasks created before `cutoffMs` (their records are gone by then). */
+  /**
+   * Drops index entries (and Celery aliases) of tasks created before `cutoffMs` (their records
+   * are gone by then).
+   */
   trimIndex(cutoffMs: number): Promise<void>;
+  /**
+   * The task id a Celery id was indexed under as an alias (IndexedTask.celery_id); the newest
+   * when several were. Flower clients know a bridged task by its Celery id only.
+   */
+  taskIdForCelery(celeryId: string): Promise<string | undefined>;
   /**
    * One page of a user's tasks (or everyone's, without a user), newest first, narrowed by
    * `filter`. A store that has to scan for a filter reads at most INDEX_SCAN_BUDGET entries and

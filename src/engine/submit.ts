@@ -18,7 +18,14 @@ import {
 } from '../core/errors.js';
 import type { CeleryMarker, QueueKind, StoredTaskData, StoredWorkflow, TaskJobData } from '../core/task.js';
 import type { WorkflowIds } from '../core/workflow.js';
-import { HEAVY_QUEUE, QUEUE_KINDS, requestFingerprint, toBullPriority, toStoredData } from '../core/task.js';
+import {
+  HEAVY_QUEUE,
+  QUEUE_KINDS,
+  TASK_ID_MAX_LENGTH,
+  requestFingerprint,
+  toBullPriority,
+  toStoredData,
+} from '../core/task.js';
 import type { TemplateRegistry } from '../core/template-registry.js';
 import type { WireSubmitOptions } from '../core/submission.js';
 import { prepareSubmission } from '../core/submission.js';
@@ -288,5 +295,19 @@ function uncertainSubmit(error: StoreUnavailableError, ids: string[]): StoreUnav
 
 function indexEntry(kind: QueueKind, data: TaskJobData): IndexedTask {
   const { task_id, user_id, task_name, mode, service } = data;
-  return { task_id, user_id, queue: kind, created_at: data.submitted_at, task_name, mode, service };
+  const entry: IndexedTask = {
+    task_id,
+    user_id,
+    queue: kind,
+    created_at: data.submitted_at,
+    task_name,
+    mode,
+    service,
+  };
+  // A bridged task under another id (the seed's task_id argument) is found by its Celery id too.
+  // Bounded as task ids are: a longer id is none a client asks with, and index keys have a limit.
+  const celeryId = data.celery?.id;
+  if (celeryId !== undefined && celeryId !== task_id && celeryId.length <= TASK_ID_MAX_LENGTH)
+    entry.celery_id = celeryId;
+  return entry;
 }
