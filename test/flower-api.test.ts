@@ -2,7 +2,9 @@
 // worker: every endpoint's reply has the keys Flower 2.0 documents (flower/api/*.py examples,
 // Celery's Task.as_dict()), behind aiecs's auth (401 without a token, 403 for admin-only routes,
 // another user's task looks missing), bad input is refused naming the parameter, async-apply then
-// info/result reads the task, and revoke stops a running task only with terminate=true.
+// info/result reads the task, and revoke stops a running task only with terminate=true; a task
+// the Celery bridge made under a seed task_id is found by its Celery id too.
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GATEWAY_KINDS, GatewayEnv, request, uid, until, type Api, type Loose } from './gateway-harness.js';
 
@@ -335,6 +337,57 @@ describe.each(GATEWAY_KINDS)('Flower API on %s', (kind) => {
     const bad = await ann.post(`/flower/api/task/revoke/${laterId}?terminate=maybe`);
     expect(bad.status).toBe(400);
     expect(bad.body.error.details.issues[0].field).toBe('terminate');
+  });
+
+  it('info, result and revoke find a task bridged under a seed task_id by its Celery id; not for another user', async () => {
+    /** What the Celery bridge submits for a message whose task_id argument differs from its id. */
+    const bridged = async (method: string, input: Record<string, unknown>) => {
+      const taskId = uid('seed');
+      const celeryId = randomUUID();
+      const request = { task_name: method, user_id: user, task_id: taskId, mode: 'test', service: 'probe' };
+      await ge.main.app.submitWire({
+        queue: 'fast_tasks',
+        request: { ...request, input_data: input },
+        celery: { id: celeryId },
+      });
+      return { taskId, celeryId };
+    };
+    const done = await bridged('echo', { n: 7 });
+    const result = await ann.get(`/flower/api/task/result/${done.celeryId}?timeout=20`);
+    expect(result.status).toBe(200);
+    expect(result.body).toMatchObject({ 'task-id': done.celeryId, state: 'SUCCESS' });
+    expect(result.body.result).toMatchObject({ status: 'completed', result: { echo: { n: 7 } } });
+    const info = await ann.get(`/flower/api/task/info/${done.celeryId}`);
+    expect(info.status).toBe(200);
+    expect(Object.keys(info.body).sort()).toEqual(INFO_KEYS);
+    // Flower names the task by the Celery id it was asked with.
+    expect(info.body).toMatchObject({
+      uuid: done.celeryId,
+      'task-id': done.celeryId,
+      name: FAST,
+      state: 'SUCCESS',
+    });
+    expect((await ann.get(`/flower/api/task/info/${done.taskId}`)).body).toMatchObject({
+      uuid: done.taskId,
+      'task-id': done.taskId,
+    });
+    expect((await root.get(`/flower/api/task/info/${done.celeryId}`)).status).toBe(200);
+    // Another user's Celery id answers as a missing task, as its task id does.
+    expect((await bob.get(`/flower/api/task/info/${done.celeryId}`)).status).toBe(404);
+    expect((await bob.get(`/flower/api/task/result/${done.celeryId}`)).body).toEqual({
+      'task-id': done.celeryId,
+      state: 'PENDING',
+    });
+
+    const running = await bridged('sleep', { ms: 60_000 });
+    await stateOf(ann, running.celeryId, ['STARTED']);
+    expect((await bob.post(`/flower/api/task/revoke/${running.celeryId}?terminate=true`)).status).toBe(404);
+    expect((await ann.task(running.taskId)).body.status).toBe('running');
+    const revoke = await ann.post(`/flower/api/task/revoke/${running.celeryId}?terminate=true`);
+    expect(revoke.status).toBe(200);
+    expect(revoke.body).toEqual({ message: `Revoked '${running.celeryId}'` });
+    expect((await stateOf(ann, running.celeryId, ['REVOKED', 'SUCCESS', 'FAILURE'])).state).toBe('REVOKED');
+    expect((await ann.task(running.taskId)).body.status).toBe('cancelled');
   });
 
   it("workers: each live worker in Flower's shape, its running task in active; status and workername", async () => {

@@ -14,6 +14,10 @@
  * | POST /api/task/revoke/:id             | AiecsApp.cancel                                 | owner or admin        |
  * | GET  /api/queues/length               | Admin.queues (waiting)                          | admins (/api/queues)  |
  * | GET  /api/task/types                  | the seed's two task names                       | any user              |
+ *
+ * `<id>` is a task id or the Celery id of a task bridged under another id (the seed's task_id
+ * argument): Flower clients know a task by its Celery id (AsyncResult.id), found through the
+ * index's alias (Store.taskIdForCelery), and the reply names the task by the id asked with.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
@@ -32,7 +36,7 @@ import {
 } from '../core/celery-call.js';
 import { taskIdSchema, taskRequestSchema, type WireSubmitOptions } from '../core/submission.js';
 import type { TaskRecord } from '../core/task.js';
-import { MAX_PRIORITY, isTerminal, TaskStatus } from '../core/task.js';
+import { MAX_PRIORITY, TASK_ID_MAX_LENGTH, isTerminal, TaskStatus } from '../core/task.js';
 import { zodIssues } from '../core/zod-issues.js';
 import { Admin } from '../engine/admin.js';
 import type { AiecsApp, ListTasksOptions } from '../engine/app.js';
@@ -111,11 +115,22 @@ export function registerFlowerRoutes(fastify: FastifyInstance, deps: FlowerRoute
       const requireAdmin = (request: FastifyRequest, what: string) => {
         if (!principal(request).admin) throw new ForbiddenError(`only admins may ${what}`);
       };
-      /** The task if it exists and is the caller's (or the caller is an admin); another user's looks missing. */
+      /**
+       * The task `id` names (its task id, else the Celery id it was bridged under) if it is the
+       * caller's (or the caller is an admin); another user's looks missing.
+       */
       const visible = async (id: string, who: Principal): Promise<TaskRecord | undefined> => {
-        if (!taskIdSchema.safeParse(id).success && !isScheduledTaskId(id)) return undefined;
-        const record = await app.getTask(id);
+        const record = (await byTaskId(id)) ?? (await byCeleryId(id));
         return record && (record.user_id === who.userId || who.admin) ? publicRecord(record) : undefined;
+      };
+      const byTaskId = async (id: string) =>
+        taskIdSchema.safeParse(id).success || isScheduledTaskId(id) ? app.getTask(id) : undefined;
+      const byCeleryId = async (id: string) => {
+        if (id.length > TASK_ID_MAX_LENGTH) return undefined; // never aliased (engine/submit.ts)
+        const taskId = await app.bounded('read the task', () => store.taskIdForCelery(id));
+        const record = taskId === undefined ? undefined : await app.getTask(taskId);
+        // Only the task bridged from this Celery id: defence in depth for the alias.
+        return record?.celery_id === id ? record : undefined;
       };
       const visibleOr404 = async (id: string, who: Principal): Promise<TaskRecord> => {
         const record = await visible(id, who);
@@ -208,9 +223,11 @@ export function registerFlowerRoutes(fastify: FastifyInstance, deps: FlowerRoute
       });
 
       api.get('/task/info/:id', { schema: schemas.info }, async (request) => {
-        const record = await visibleOr404(idOf(request), principal(request));
-        // Flower's documented example names the id `task-id`; Celery's as_dict() gives `uuid`: both.
-        return { ...flowerTask(record), 'task-id': record.task_id };
+        const id = idOf(request);
+        const record = await visibleOr404(id, principal(request));
+        // Flower's documented example names the id `task-id`; Celery's as_dict() gives `uuid`: both,
+        // the id asked with (a Celery id names its task so in Flower).
+        return { ...flowerTask(record), uuid: id, 'task-id': id };
       });
 
       api.get('/task/result/:id', { schema: schemas.result }, async (request) => {

@@ -154,7 +154,7 @@ const json = (schema: z.ZodType) =>
 const tags = ['flower'];
 const taskIdParam = {
   type: 'object',
-  properties: { id: { type: 'string', description: 'the task id' } },
+  properties: { id: { type: 'string', description: 'the task id, or the Celery id of a bridged task' } },
   required: ['id'],
 };
 const flowerTask = {
