@@ -262,16 +262,22 @@ describe('Celery bridge', () => {
     expect(bridge.errors()).toMatch(/Celery message refused/);
   });
 
-  it('revoke(terminate=True) cancels a running task; revoke() a queued one and one still in the list', async () => {
+  it('revoke(terminate=True) cancels a running task (also one under a seed task_id); revoke() a queued one and one still in the list', async () => {
     await startBridge();
-    const [running, waiting] = await produce([
+    const seeded = `seeded-${randomBytes(4).toString('hex')}`;
+    const [running, waiting, seededCelery] = await produce([
       { name: FAST, args: seedArgs('sleep', { ms: 60_000 }) },
       { name: FAST, args: seedArgs('echo', {}), countdown: 60 },
+      { name: FAST, args: seedArgs('sleep', { ms: 60_000 }, seeded) },
     ]);
     await record(running!, (r) => r.status === 'running');
     await record(waiting!, (r) => r.status === 'pending');
+    await record(seeded, (r) => r.status === 'running' && r.celery_id === seededCelery);
     await runPython('revoke.py', [celeryUrl, '--terminate', running!]);
     expect((await record(running!)).status).toBe('cancelled');
+    // Python knows only the Celery id (AsyncResult.id): the bridge finds the seed's task id by it.
+    await runPython('revoke.py', [celeryUrl, '--terminate', seededCelery!]);
+    expect((await record(seeded)).status).toBe('cancelled');
     // Without terminate: a task that has not started is dropped.
     await runPython('revoke.py', [celeryUrl, waiting!]);
     const dropped = await record(waiting!);
