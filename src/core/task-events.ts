@@ -61,6 +61,29 @@ export interface ResultEnvelope {
   attempt: number;
   /** See ProgressPayload; left out when 0. */
   redeliveries?: number;
+  /**
+   * When the attempt started (the job's processedOn) and ended (ms), and the worker that ran it:
+   * with them the completed event alone makes the task's record, so `get()` needs no read after it
+   * (toTaskRecord prefers them to the job's own fields, so both ways give the same record).
+   * Absent from envelopes written before they were added.
+   */
+  started?: number;
+  finished?: number;
+  worker?: string;
+  /** Earlier runs kept in the job's data (a task retried by hand); left out when none. */
+  reruns?: number;
+}
+
+/** A completed event's return value as BullMQ hands it over (JSON text or parsed): its envelope. */
+export function envelopeOf(raw: unknown): ResultEnvelope | undefined {
+  if (typeof raw === 'string') {
+    try {
+      raw = JSON.parse(raw);
+    } catch {
+      return undefined;
+    }
+  }
+  return typeof raw === 'object' && raw !== null ? (raw as ResultEnvelope) : undefined;
 }
 
 /** The `stream` event a worker publishes to the store's event stream, with its output delta. */

@@ -38,7 +38,7 @@ import { TemplateRegistry } from '../core/template-registry.js';
 import { loadTemplateFile } from '../core/template-file.js';
 import { retryTask, type RetryResult } from './task-retry.js';
 import { CANCELLED_BEFORE_RUN, cancelMarker } from '../core/task-events.js';
-import type { BullState, ResultEnvelope, TaskJob } from './task-record.js';
+import type { BullState, ResultEnvelope, SubmittedTask, TaskJob } from './task-record.js';
 import { toTaskRecord } from './task-record.js';
 import { TaskHistory } from './history/task-history.js';
 
@@ -261,8 +261,8 @@ export class AiecsApp {
     return cursor ? { tasks, next_cursor: cursor } : { tasks };
   }
 
-  handle(taskId: string, kind: QueueKind, created = true): TaskHandle {
-    return new Handle(this, taskId, kind, created);
+  handle(taskId: string, kind: QueueKind, created = true, submitted?: SubmittedTask): TaskHandle {
+    return new Handle(this, taskId, kind, created, submitted);
   }
 
   /** The record of a task by id, from whichever queue holds it. */
@@ -310,7 +310,13 @@ export class AiecsApp {
     return undefined;
   }
 
-  async waitFor(taskId: string, kind: QueueKind, options: WaitOptions = {}): Promise<TaskRecord> {
+  /** `submitted`: the task as this process's submit made it (its completed event is its record). */
+  async waitFor(
+    taskId: string,
+    kind: QueueKind,
+    options: WaitOptions = {},
+    submitted?: SubmittedTask,
+  ): Promise<TaskRecord> {
     const timeoutS = options.timeout;
     if (timeoutS !== undefined && !(timeoutS >= 0)) {
       throw new ValidationError([{ field: 'timeout', message: 'must be a number of seconds >= 0' }]);
@@ -320,6 +326,7 @@ export class AiecsApp {
       taskId,
       timeoutS === undefined ? Infinity : timeoutS * 1000,
       () => new WaitTimeoutError(taskId, timeoutS ?? 0),
+      submitted,
     );
     return settleRecord(record);
   }

@@ -3,12 +3,15 @@ import { TaskNotFoundError } from '../core/errors.js';
 import { isCancelMarker } from '../core/task-events.js';
 import type { TaskRecord } from '../core/task.js';
 import { isTerminal } from '../core/task.js';
+import { completedFromEvent, type SubmittedTask } from './task-record.js';
 
 type Settle = (record: TaskRecord) => void;
 
 interface Waiter {
   settle: Settle;
   fail: (error: unknown) => void;
+  /** Known to this process from its submit: its completed event alone makes its record. */
+  submitted: SubmittedTask | undefined;
 }
 
 /**
@@ -24,9 +27,10 @@ export class ResultWaiter {
     /** A safety net for an event lost between subscribing and reading: a rare re-read, not the mechanism. */
     private readonly recheckMs = 5_000,
   ) {
-    const onFinished = ({ jobId }: { jobId: string }) => this.check(jobId);
-    events.on('completed', onFinished);
-    events.on('failed', onFinished);
+    events.on('completed', ({ jobId, returnvalue }: { jobId: string; returnvalue: unknown }) =>
+      this.completed(jobId, returnvalue),
+    );
+    events.on('failed', ({ jobId }: { jobId: string }) => this.check(jobId));
     events.on('progress', ({ jobId, data }: { jobId: string; data: unknown }) => {
       // A pending task cancelled by any process ends with the caller's marker, not with a move
       // of its job; a worker's final word is followed by the move, heard above.
@@ -38,8 +42,16 @@ export class ResultWaiter {
     return this.waiters.size;
   }
 
-  /** Resolves with the terminal record, or rejects after `timeoutMs`. */
-  wait(taskId: string, timeoutMs: number, onTimeout: () => Error): Promise<TaskRecord> {
+  /**
+   * Resolves with the terminal record, or rejects after `timeoutMs`. A task this process submitted
+   * (`submitted`) resolves from its completed event, without reading the job again.
+   */
+  wait(
+    taskId: string,
+    timeoutMs: number,
+    onTimeout: () => Error,
+    submitted?: SubmittedTask,
+  ): Promise<TaskRecord> {
     return new Promise<TaskRecord>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const recheck = setInterval(() => this.check(taskId), this.recheckMs);
@@ -53,6 +65,7 @@ export class ResultWaiter {
           done();
           reject(error);
         },
+        submitted,
       };
       const done = () => {
         clearTimeout(timer);
@@ -73,6 +86,18 @@ export class ResultWaiter {
   /** Rejects every waiter (on close). */
   abortAll(error: Error): void {
     for (const set of [...this.waiters.values()]) for (const w of [...set]) w.fail(error);
+  }
+
+  private completed(taskId: string, returnvalue: unknown): void {
+    const set = this.waiters.get(taskId);
+    if (!set || set.size === 0) return;
+    let readAgain = false;
+    for (const w of [...set]) {
+      const record = w.submitted && completedFromEvent(w.submitted, returnvalue);
+      if (record) w.settle(record);
+      else readAgain = true;
+    }
+    if (readAgain) this.check(taskId);
   }
 
   private check(taskId: string): void {

@@ -31,7 +31,7 @@ import type { WireSubmitOptions } from '../core/submission.js';
 import { prepareSubmission } from '../core/submission.js';
 import type { IndexedTask, Store } from './store.js';
 import type { GuardedCall } from './store-guard.js';
-import type { ResultEnvelope } from './task-record.js';
+import type { ResultEnvelope, SubmittedTask } from './task-record.js';
 import { jobTaskData } from './task-record.js';
 
 export type TaskQueue = Queue<StoredTaskData, ResultEnvelope>;
@@ -59,7 +59,7 @@ export interface SubmitDeps<H> {
   store(): Promise<Store>;
   queue(kind: QueueKind): Promise<TaskQueue>;
   /** The caller's handle on a submitted task; `created` is false when the id already named it. */
-  handle(taskId: string, kind: QueueKind, created: boolean): H;
+  handle(taskId: string, kind: QueueKind, created: boolean, submitted?: SubmittedTask): H;
   /** What template submits resolve against. */
   readonly templates: TemplateRegistry;
 }
@@ -175,25 +175,34 @@ async function addPrepared<H>(
   if (call.givenUp) throw new Error('submit given up before its add');
   adding.started = true;
   const maxAttempts = app.config.maxAttempts;
+  // What each add made, as its handle's get() needs it (SubmittedTask).
+  const submitted = new Map<string, SubmittedTask>();
+  const made = (kind: QueueKind, p: Prepared, job: { data: StoredTaskData; timestamp: number }) =>
+    submitted.set(p.data.task_id, {
+      id: p.data.task_id,
+      queue: kind,
+      data: job.data,
+      timestamp: job.timestamp,
+      attempts: p.attempts ?? maxAttempts,
+    });
   await Promise.all([
     ...QUEUE_KINDS.map(async (kind) => {
       const mine = fresh.filter((p) => p.queue === kind);
       if (mine.length === 0) return;
       const queue = await app.queue(kind);
-      if (mine.length === 1)
-        await queue.add(
-          mine[0]!.data.task_name,
-          stored(kind, mine[0]!.data),
-          jobOptions(mine[0]!, maxAttempts),
-        );
-      else
-        await queue.addBulk(
+      if (mine.length === 1) {
+        const p = mine[0]!;
+        made(kind, p, await queue.add(p.data.task_name, stored(kind, p.data), jobOptions(p, maxAttempts)));
+      } else {
+        const jobs = await queue.addBulk(
           mine.map((p) => ({
             name: p.data.task_name,
             data: stored(kind, p.data),
             opts: jobOptions(p, maxAttempts),
           })),
         );
+        mine.forEach((p, i) => made(kind, p, jobs[i]!));
+      }
     }),
     store.indexTasks(generated.map((p) => indexEntry(p.queue, p.data))),
   ]);
@@ -216,13 +225,11 @@ async function addPrepared<H>(
   const lost = checks.find((c): c is PromiseRejectedResult => c.status === 'rejected');
   if (lost) throw lost.reason;
   // A generated id is new by construction; a chosen one is new if this submit's add made it.
-  return ready.map((p) =>
-    app.handle(
-      p.data.task_id,
-      p.queue,
-      !p.chosen || (!existing.has(p.data.task_id) && created.get(p.data.task_id) !== false),
-    ),
-  );
+  return ready.map((p) => {
+    const id = p.data.task_id;
+    const isNew = !p.chosen || (!existing.has(id) && created.get(id) !== false);
+    return app.handle(id, p.queue, isNew, isNew ? submitted.get(id) : undefined);
+  });
 }
 
 /**

@@ -1,6 +1,7 @@
 /** The caller's handle on one submitted task: wait for it, read it, cancel it. */
 import { TaskNotFoundError } from '../core/errors.js';
 import type { QueueKind, TaskRecord, TaskStatus } from '../core/task.js';
+import type { SubmittedTask } from './task-record.js';
 
 export interface WaitOptions {
   /** Seconds to wait; default: forever. */
@@ -28,7 +29,12 @@ export interface TaskHandle {
 
 /** What a handle needs of the app (the app itself; an interface keeps the two modules apart). */
 export interface HandleDeps {
-  waitFor(taskId: string, kind: QueueKind, options?: WaitOptions): Promise<TaskRecord>;
+  waitFor(
+    taskId: string,
+    kind: QueueKind,
+    options?: WaitOptions,
+    submitted?: SubmittedTask,
+  ): Promise<TaskRecord>;
   getTask(taskId: string, kind?: QueueKind): Promise<TaskRecord | undefined>;
   cancel(taskId: string): Promise<CancelResult>;
 }
@@ -40,10 +46,12 @@ export class Handle implements TaskHandle {
     readonly id: string,
     readonly queue: QueueKind,
     readonly created: boolean,
+    /** Set when this submit made the task: get() then resolves from its completed event alone. */
+    private readonly submitted?: SubmittedTask,
   ) {}
 
   get(options?: WaitOptions): Promise<TaskRecord> {
-    return this.app.waitFor(this.id, this.queue, options);
+    return this.app.waitFor(this.id, this.queue, options, this.submitted);
   }
 
   async status(): Promise<TaskRecord> {

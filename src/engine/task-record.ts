@@ -1,7 +1,7 @@
 import type { Job } from 'bullmq';
 import type { TaskErrorInfo } from '../core/errors.js';
 import type { ProgressPayload, ResultEnvelope } from '../core/task-events.js';
-import { asProgressPayload, dropsOnStart, isCancelMarker } from '../core/task-events.js';
+import { asProgressPayload, dropsOnStart, envelopeOf, isCancelMarker } from '../core/task-events.js';
 import type { QueueKind, StoredTaskData, TaskJobData, TaskRecord } from '../core/task.js';
 import { fromStoredData } from '../core/task.js';
 import { TaskStatus, fullResources } from '../core/task.js';
@@ -72,7 +72,26 @@ const NOT_RUN_REASONS: ReadonlySet<string | undefined> = new Set([
   'expired',
 ]);
 
-export function toTaskRecord(job: TaskJob, state: BullState | string, queue: QueueKind): TaskRecord {
+/** What toTaskRecord reads of a job: a stored job, or one made from a completed event (task-from-event.ts). */
+export type JobFields = Pick<
+  TaskJob,
+  | 'id'
+  | 'data'
+  | 'timestamp'
+  | 'opts'
+  | 'returnvalue'
+  | 'progress'
+  | 'processedOn'
+  | 'finishedOn'
+  | 'processedBy'
+  | 'attemptsStarted'
+  | 'attemptsMade'
+  | 'stalledCounter'
+  | 'failedReason'
+  | 'stacktrace'
+> & { parent?: { id?: string | undefined } | undefined };
+
+export function toTaskRecord(job: JobFields, state: BullState | string, queue: QueueKind): TaskRecord {
   const data = fromStoredData(queue, job.data, job.id ?? '', job.timestamp);
   const progress = progressPayload(job);
   const status = deriveStatus(state, progress);
@@ -119,8 +138,10 @@ export function toTaskRecord(job: TaskJob, state: BullState | string, queue: Que
   }
 
   const stored = envelope?.resources ?? progress?.resources;
-  const startedAt = neverRan ? null : (job.processedOn ?? null);
-  const finishedAt = finished ? (job.finishedOn ?? progress?.timestamp ?? null) : null;
+  // The worker's own times when its envelope has them: a record made from the completed event
+  // (get()'s) and one read from the store then agree to the millisecond.
+  const startedAt = neverRan ? null : (envelope?.started ?? job.processedOn ?? null);
+  const finishedAt = finished ? (envelope?.finished ?? job.finishedOn ?? progress?.timestamp ?? null) : null;
   return {
     task_id: data.task_id,
     task_name: data.task_name,
@@ -145,11 +166,54 @@ export function toTaskRecord(job: TaskJob, state: BullState | string, queue: Que
     result: envelope ? envelope.result : null,
     error,
     resources: stored ? fullResources(stored) : null,
-    worker: envelope ? (job.processedBy ?? null) : (progress?.worker ?? job.processedBy ?? null),
+    worker: envelope
+      ? (envelope.worker ?? job.processedBy ?? null)
+      : (progress?.worker ?? job.processedBy ?? null),
     runs: job.data.runs ?? [],
     ...(job.data.wf ? { root_id: job.data.wf.root, parent_id: memberParentId(job.parent?.id) } : {}),
     ...(job.data.schedule !== undefined ? { schedule: job.data.schedule } : {}),
     ...(job.data.template !== undefined ? { template: job.data.template } : {}),
     ...(job.data.celery !== undefined ? { celery_id: job.data.celery.id } : {}),
   };
+}
+
+/** A task as its submitter knows it: enough, with the completed event's envelope, for its record. */
+export interface SubmittedTask {
+  readonly id: string;
+  readonly queue: QueueKind;
+  /** The job's data as stored; a workflow member's (with `wf`) is never made from its event. */
+  readonly data: StoredTaskData;
+  /** The job's timestamp (its submit time). */
+  readonly timestamp: number;
+  readonly attempts: number;
+}
+
+/**
+ * The completed record of a submitted task, from the completed event's envelope alone; undefined
+ * when the envelope lacks what the record needs (an older worker's, or a task retried by hand,
+ * whose earlier runs only the store holds): the caller reads the record then.
+ */
+export function completedFromEvent(task: SubmittedTask, raw: unknown): TaskRecord | undefined {
+  if (task.data.wf) return undefined;
+  const envelope = envelopeOf(raw);
+  if (!envelope || envelope.reruns) return undefined;
+  if (envelope.started === undefined || envelope.finished === undefined || envelope.worker === undefined)
+    return undefined;
+  const job: JobFields = {
+    id: task.id,
+    data: task.data,
+    timestamp: task.timestamp,
+    opts: { attempts: task.attempts },
+    returnvalue: envelope,
+    progress: 0,
+    processedOn: envelope.started,
+    finishedOn: envelope.finished,
+    processedBy: envelope.worker,
+    attemptsStarted: envelope.attempt + (envelope.redeliveries ?? 0),
+    attemptsMade: envelope.attempt,
+    stalledCounter: 0,
+    failedReason: '',
+    stacktrace: [],
+  };
+  return toTaskRecord(job, 'completed', task.queue);
 }

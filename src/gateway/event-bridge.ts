@@ -19,6 +19,7 @@ import {
   asProgressPayload,
   awaitsMove,
   completedFields,
+  envelopeOf,
   finalSeq,
   isFinal,
   payloadFields,
@@ -354,7 +355,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
 
   private onCompleted(taskId: string, meta: Meta, raw: unknown): void {
     if (meta.terminalSent) return;
-    const envelope = (typeof raw === 'string' ? safeJson(raw) : raw) as ResultEnvelope | undefined;
+    const envelope = envelopeOf(raw);
     const usage = envelope?.resources?.totals;
     if (usage) meta.labels.usage = usage;
     this.emitProgress(taskId, meta, completedFields(envelope, meta.attempt));
@@ -479,12 +480,4 @@ function metaOf(record: TaskRecord): Meta {
     progress: record.progress,
     terminalSent: false,
   };
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

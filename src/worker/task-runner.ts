@@ -348,6 +348,14 @@ class TaskRun implements ProgressSink, Cancellable, Deadlined {
       ? { result, resources, seq: reporter.nextSeq(), attempt: this.attempt }
       : { result, resources, attempt: this.attempt };
     if (this.redeliveries > 0) envelope.redeliveries = this.redeliveries;
+    // What the record needs beyond the submitted task (see ResultEnvelope): get() then makes it
+    // from the completed event without reading the job.
+    const { processedOn, processedBy } = this.job;
+    if (processedOn !== undefined) envelope.started = processedOn;
+    envelope.finished = Date.now();
+    if (processedBy !== undefined) envelope.worker = processedBy;
+    const reruns = this.job.data.runs?.length;
+    if (reruns) envelope.reruns = reruns;
     return envelope;
   }
 

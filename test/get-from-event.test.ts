@@ -1,0 +1,69 @@
+/**
+ * A handle from this process's submit resolves get() from the task's completed event alone
+ * (engine/task-record.ts completedFromEvent): the record must be the one a read of the store gives,
+ * field for field, on every store, and a task whose record needs more than the event (retried by
+ * hand: its earlier runs) is read instead.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { TaskFailedError } from '../src/core/errors.js';
+import type { TaskRecord } from '../src/core/task.js';
+import type { TaskHandle } from '../src/engine/task-handle.js';
+import { STORE_KINDS, TestEnv, probe } from './harness.js';
+
+describe.each(STORE_KINDS)('get() from the completed event on %s', (kind) => {
+  let env: TestEnv;
+  afterEach(async () => env?.cleanup());
+
+  it('gives the record a read gives, and reads nothing after the event', async () => {
+    env = await TestEnv.create(kind);
+    const app = env.app();
+    const reads = vi.spyOn(app, 'getTask');
+    const handles: TaskHandle[] = [
+      await app.executeTask.delay(probe('echo', { text: 'plain' })),
+      await app.executeTask.delay(
+        probe('echo', { text: 'chosen' }, { taskId: `chosen-${kind}`, step: 3, context: { language: 'de' } }),
+        { priority: 42, timeLimit: 30, softTimeLimit: 20, attempts: 2 },
+      ),
+      await app.executeHeavyTask.delay(probe('echo', { text: 'heavy' })),
+      // A retry on the way: the record's attempt comes from the envelope.
+      await app.executeTask.delay(probe('flaky', { fail_times: 1 })),
+      // One bulk add.
+      ...(await app.submitWire([1, 2, 3].map((n) => ({ queue: 'fast_tasks' as const, request: wire(n) })))),
+    ];
+    await env.worker();
+    const got = await Promise.all(handles.map((h) => h.get({ timeout: 20 })));
+    const readsDuringGet = new Map<string, number>();
+    for (const [id] of reads.mock.calls) readsDuringGet.set(id, (readsDuringGet.get(id) ?? 0) + 1);
+
+    const stored = await Promise.all(handles.map((h) => h.status()));
+    expect(got).toEqual(stored);
+    expect(got.map((r) => r.status)).toEqual(handles.map(() => 'completed'));
+    expect(got[1]).toMatchObject({ task_id: `chosen-${kind}`, step: 3, priority: 42, max_attempts: 2 });
+    expect(got[3]).toMatchObject({ attempt: 2, result: { attempt: 2 } });
+    expect(got.every((r) => r.worker && r.started_at && r.finished_at)).toBe(true);
+    // Each get() read its task once, when it began waiting (the task might have ended before),
+    // and never after the completed event; the retried task may also be read on its failed try.
+    for (const [i, h] of handles.entries()) {
+      if (i === 3) continue;
+      expect({ id: h.id, reads: readsDuringGet.get(h.id) }).toEqual({ id: h.id, reads: 1 });
+    }
+  });
+
+  it('reads the record of a task retried by hand, which holds its earlier run', async () => {
+    env = await TestEnv.create(kind);
+    const app = env.app();
+    // One attempt: the first run fails for good; the hand-made retry is its second, which succeeds.
+    const handle = await app.executeTask.delay(probe('flaky', { fail_times: 1 }), { attempts: 1 });
+    await env.worker();
+    await expect(handle.get({ timeout: 20 })).rejects.toBeInstanceOf(TaskFailedError);
+    await app.retry(handle.id);
+    const record: TaskRecord = await handle.get({ timeout: 20 });
+    expect(record.status).toBe('completed');
+    expect(record.runs).toHaveLength(1);
+    expect(record).toEqual(await handle.status());
+  });
+});
+
+function wire(n: number) {
+  return { task_name: 'echo', user_id: 'user-2', mode: 'test', service: 'probe', input_data: { n } };
+}
