@@ -339,7 +339,7 @@ describe.each(GATEWAY_KINDS)('Flower API on %s', (kind) => {
     expect(bad.body.error.details.issues[0].field).toBe('terminate');
   });
 
-  it('info, result and revoke find a task bridged under a seed task_id by its Celery id; not for another user', async () => {
+  it('info, result, revoke and the task list find a task bridged under a seed task_id by its Celery id; not for another user', async () => {
     /** What the Celery bridge submits for a message whose task_id argument differs from its id. */
     const bridged = async (method: string, input: Record<string, unknown>) => {
       const taskId = uid('seed');
@@ -372,6 +372,10 @@ describe.each(GATEWAY_KINDS)('Flower API on %s', (kind) => {
       'task-id': done.taskId,
     });
     expect((await root.get(`/flower/api/task/info/${done.celeryId}`)).status).toBe(200);
+    // The task list keys it by its Celery id too, as Flower does.
+    const listed = (await ann.get('/flower/api/tasks?limit=100')).body as Loose;
+    expect(listed[done.celeryId]).toMatchObject({ uuid: done.celeryId, root_id: done.celeryId });
+    expect(listed[done.taskId]).toBeUndefined();
     // Another user's Celery id answers as a missing task, as its task id does.
     expect((await bob.get(`/flower/api/task/info/${done.celeryId}`)).status).toBe(404);
     expect((await bob.get(`/flower/api/task/result/${done.celeryId}`)).body).toEqual({

@@ -125,6 +125,14 @@ export function celeryArgs(record: TaskRecord): unknown[] {
 const seconds = (iso: string | null): number | null => (iso ? Date.parse(iso) / 1000 : null);
 
 /**
+ * The id a Flower client knows a task by: a bridged task's Celery message id (AsyncResult.id),
+ * which differs from its task id when the seed's `task_id` argument chose that; else the task id.
+ */
+export function flowerId(record: TaskRecord): string {
+  return record.celery_id ?? record.task_id;
+}
+
+/**
  * A task as Flower lists it (`/api/tasks` values, `/api/task/info`): every key of Celery 5's
  * `Task.as_dict()`, with what aiecs knows and `null` for what it does not keep (Flower's own
  * examples are full of nulls: `sent`, `exchange`, `client`). `received` is the submit time (the
@@ -133,10 +141,11 @@ const seconds = (iso: string | null): number | null => (iso ? Date.parse(iso) / 
 export function flowerTask(record: TaskRecord): Record<string, unknown> {
   const state = celeryState(record);
   const finished = seconds(record.finished_at);
-  const root = record.root_id ?? record.task_id;
+  const uuid = flowerId(record);
+  const root = record.root_id ?? uuid;
   const parent = record.parent_id ?? null;
   return {
-    uuid: record.task_id,
+    uuid,
     name: celeryNameOf(record.queue),
     state,
     received: seconds(record.created_at),

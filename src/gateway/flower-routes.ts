@@ -47,6 +47,7 @@ import { ServiceCatalog } from '../registry/service-catalog.js';
 import type { Principal, Verifier } from './auth.js';
 import {
   celeryNameOf,
+  flowerId,
   celeryResult,
   celeryState,
   celeryTraceback,
@@ -211,7 +212,7 @@ export function registerFlowerRoutes(fastify: FastifyInstance, deps: FlowerRoute
         let listed = found.slice(0, wanted);
         if (query.sort_by) listed = sortTasks(listed, query.sort_by);
         listed = listed.slice(query.offset, query.offset + query.limit);
-        return Object.fromEntries(listed.map((r) => [r.task_id, flowerTask(publicRecord(r))]));
+        return Object.fromEntries(listed.map((r) => [flowerId(r), flowerTask(publicRecord(r))]));
       });
 
       api.get('/task/types', { schema: schemas.types }, async () => ({ 'task-types': TASK_NAMES }));
