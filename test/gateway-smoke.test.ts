@@ -45,14 +45,14 @@ describe.each(['embedded', 'redis'] as const)('gateway smoke on %s', (kind) => {
     const { task_id } = (await res.json()) as { task_id: string };
     for (let i = 0; i < 100 && !events.some((e) => e.status === 'completed'); i++)
       await new Promise((r) => setTimeout(r, 50));
-    expect(events.map((e) => e.status)).toEqual([
-      'pending',
-      'running',
-      'running',
-      'running',
-      'running',
-      'completed',
-    ]);
+    // pending, running (taken), up to three steps, completed: a step reported while the one before
+    // is still being written may be replaced by it (task-reporter.ts), as CI's load showed.
+    const statuses = events.map((e) => e.status);
+    expect(statuses[0]).toBe('pending');
+    expect(statuses.at(-1)).toBe('completed');
+    expect(statuses.slice(1, -1)).toEqual(Array.from({ length: statuses.length - 2 }, () => 'running'));
+    expect(statuses.length).toBeGreaterThanOrEqual(4);
+    expect(statuses.length).toBeLessThanOrEqual(6);
     const seqs = events.map((e) => e.seq);
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     const get = await fetch(`${url}/api/tasks/${task_id}`, { headers: { authorization: `Bearer ${token}` } });
