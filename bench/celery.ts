@@ -62,7 +62,7 @@ const INDEX_URL = new URL('../src/index.js', import.meta.url).href;
  * bench/py, found from the compiled bench (dist-bench/bench) or from the sources: the Python files
  * are not copied into dist-bench.
  */
-function pyDir(): string {
+export function pyDir(): string {
   for (const rel of ['./py/', '../../bench/py/']) {
     const dir = fileURLToPath(new URL(rel, import.meta.url));
     if (existsSync(join(dir, 'bench_producer.py'))) return dir;
@@ -77,9 +77,9 @@ registerService('bench', 'bench', { noop() { return { ok: true }; } });
 `;
 }
 
-const dbUrl = (url: string, db: number) => `${url.replace(/\/\d*$/, '')}/${db}`;
+export const dbUrl = (url: string, db: number) => `${url.replace(/\/\d*$/, '')}/${db}`;
 
-async function flushDb(url: string): Promise<void> {
+export async function flushDb(url: string): Promise<void> {
   const client = new Redis(url, { maxRetriesPerRequest: 1 });
   try {
     await client.flushdb();
@@ -89,7 +89,7 @@ async function flushDb(url: string): Promise<void> {
 }
 
 /** Python's environment: no bytecode written into bench/py. */
-const pyEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
+export const pyEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
   ...process.env,
   PYTHONDONTWRITEBYTECODE: '1',
   ...extra,
@@ -120,11 +120,20 @@ async function startAiecs(url: string, namespace: string, services: string): Pro
   };
 }
 
+/** A Celery worker pool: prefork processes, or gevent greenlets (for I/O-bound tasks). */
+export type CeleryPool = { kind: 'prefork' | 'gevent'; concurrency: number };
+
 /**
- * A Celery 5 worker (prefork, two processes: this machine's cores) in its own process group, so
- * that stopping it reaches its pool's processes too, even when we are about to exit.
+ * A Celery 5 worker (by default prefork, two processes: this machine's cores) on `url`'s db
+ * `db`, in its own process group, so that stopping it reaches its pool's processes too, even when
+ * we are about to exit.
  */
-async function startCelery(python: string, url: string): Promise<() => Promise<void>> {
+export async function startCelery(
+  python: string,
+  url: string,
+  db = DB.celery,
+  pool: CeleryPool = { kind: 'prefork', concurrency: 2 },
+): Promise<() => Promise<void>> {
   const child: ChildProcess = spawnTracked(
     python,
     [
@@ -134,9 +143,9 @@ async function startCelery(python: string, url: string): Promise<() => Promise<v
       'bench_worker',
       'worker',
       '-P',
-      'prefork',
+      pool.kind,
       '-c',
-      '2',
+      String(pool.concurrency),
       '-Q',
       'fast_tasks,heavy_tasks,celery',
       '-l',
@@ -150,7 +159,7 @@ async function startCelery(python: string, url: string): Promise<() => Promise<v
     ],
     {
       cwd: pyDir(),
-      env: pyEnv({ AIECS_BENCH_CELERY_URL: dbUrl(url, DB.celery) }),
+      env: pyEnv({ AIECS_BENCH_CELERY_URL: dbUrl(url, db) }),
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     },
@@ -184,7 +193,7 @@ async function startCelery(python: string, url: string): Promise<() => Promise<v
 }
 
 /** Runs the producer against `url`'s db; its JSON line. */
-function produce(python: string, url: string, count: number, warmup: number): Promise<CeleryRound> {
+export function produce(python: string, url: string, count: number, warmup: number): Promise<CeleryRound> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       python,

@@ -8,11 +8,14 @@ import type { RssResult, StartupResult } from './children.js';
 import type { DashboardResult } from './dashboard.js';
 import type { FanoutResult } from './fanout.js';
 import type { LlmResult } from './llm.js';
+import { HEADER, compareRow, fmt, runList, table, verdict, type Cell } from './report-format.js';
+import { scaleFigures, scaleTables, type ScaleSections } from './report-scale.js';
 import { meets, pairedRatioMedian, ratio, round } from './stats.js';
 import type { WorkflowResult } from './workflow.js';
 import type { IoResult, LatencyResult, ThroughputResult } from './workloads.js';
 
-export interface Results {
+/** Issue 18's sections (postgres, backlog, scaleout, celery_direct) are in report-scale.ts. */
+export interface Results extends ScaleSections {
   quick: boolean;
   redis?: ThroughputResult;
   embedded?: ThroughputResult;
@@ -57,47 +60,6 @@ export const GOALS = {
   // Issue 16: keeping the task history may cost at most a tenth of the throughput.
   historyRatio: { atLeast: 0.9 },
 } as const;
-
-type Cell = string | number | undefined;
-
-const fmt = (value: number | undefined, digits = 0): string =>
-  value === undefined
-    ? '-'
-    : value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-
-const verdict = (ok: boolean | undefined): string => (ok === undefined ? '' : ok ? 'PASS' : 'MISS');
-
-function table(title: string, header: string[], rows: Cell[][]): string {
-  const cells = [header, ...rows.map((r) => r.map((c) => (c === undefined ? '-' : String(c))))];
-  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) =>
-    r
-      .map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
-      .join('  ')
-      .trimEnd();
-  const rule = widths
-    .map((w) => '-'.repeat(w))
-    .join('  ')
-    .trimEnd();
-  return [title, line(cells[0] ?? []), rule, ...cells.slice(1).map(line)].join('\n');
-}
-
-const HEADER = ['', 'aiecs', 'BullMQ', 'aiecs/BullMQ', 'goal', ''];
-
-/** A HEADER row: both figures with `digits` decimals, their ratio, and the goal with its verdict. */
-function compareRow(
-  label: string,
-  aiecs: number | undefined,
-  bullmq: number | undefined,
-  digits = 0,
-  goal = '',
-  judged = '',
-): Cell[] {
-  return [label, fmt(aiecs, digits), fmt(bullmq, digits), fmt(ratio(aiecs, bullmq), 2), goal, judged];
-}
-
-/** Every run's figure, as the "all runs" rows list them. */
-const runList = (xs: readonly number[] | undefined): string => (xs ?? []).map((x) => fmt(x)).join(', ');
 
 function throughputTable(title: string, r: ThroughputResult): string {
   const q = ratio(r.aiecs, r.bullmq);
@@ -264,6 +226,7 @@ export function renderTables(results: Results): string {
   if (results.workflow) parts.push(workflowTable(results.workflow));
   if (results.history) parts.push(historyTable(results.history));
   if (results.celery) parts.push(celeryTable(results.celery));
+  parts.push(...scaleTables(results, results));
   return parts.join('\n\n');
 }
 
@@ -501,9 +464,12 @@ function fanoutTable(f: FanoutResult, burst: FanoutResult | undefined): string {
   );
 }
 
-/** The named figures, rounded to what the noise allows; sections that did not run are left out. */
-export function figures(results: Results): Record<string, number | string | boolean> {
-  const out: Record<string, number | string | boolean | undefined> = {};
+/**
+ * The named figures, rounded to what the noise allows; sections that did not run are left out,
+ * and the figures of one that could not (issue 18's, skipped) are null.
+ */
+export function figures(results: Results): Record<string, number | string | boolean | null> {
+  const out: Record<string, number | string | boolean | null | undefined> = {};
   const {
     redis,
     embedded,
@@ -650,6 +616,7 @@ export function figures(results: Results): Record<string, number | string | bool
     out.celery_aiecs_drain_s = round(celery.drainS.aiecs, 2);
     out.celery_celery_drain_s = round(celery.drainS.celery, 2);
   }
+  Object.assign(out, scaleFigures(results, results));
   out.node = process.version;
   out.cpus = availableParallelism();
   out.date = new Date().toISOString();
@@ -657,6 +624,6 @@ export function figures(results: Results): Record<string, number | string | bool
   out.quick = results.quick;
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as Record<
     string,
-    number | string | boolean
+    number | string | boolean | null
   >;
 }

@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { best, meets, pairedRatioMedian, perSecond, percentile, ratio, round, summarize } from './stats.js';
+import {
+  best,
+  drainProfile,
+  meets,
+  pairedRatioMedian,
+  perSecond,
+  percentile,
+  ratio,
+  round,
+  summarize,
+  timeAt,
+} from './stats.js';
 
 describe('percentile', () => {
   it('interpolates between the nearest ranks', () => {
@@ -75,5 +86,53 @@ describe('meets', () => {
     expect(meets(80, { atMost: 80 })).toBe(true);
     expect(meets(80.1, { atMost: 80 })).toBe(false);
     expect(meets(undefined, { atMost: 80 })).toBeUndefined();
+  });
+});
+
+describe('the drain profile of a backlog', () => {
+  /** Polls 10 ms apart of a drain that completes `perPoll[i]` tasks between polls i and i + 1. */
+  function polls(perPoll: number[], idlePolls = 2) {
+    const samples = Array.from({ length: idlePolls }, (_, i) => ({ ms: i * 10, completed: 0 }));
+    let completed = 0;
+    for (const [i, n] of perPoll.entries()) {
+      completed += n;
+      samples.push({ ms: (idlePolls + i) * 10, completed });
+    }
+    return samples;
+  }
+
+  it('interpolates when a level was reached between two polls', () => {
+    const samples = [
+      { ms: 0, completed: 0 },
+      { ms: 10, completed: 100 },
+      { ms: 20, completed: 300 },
+    ];
+    expect(timeAt(samples, 100)).toBe(10);
+    expect(timeAt(samples, 200)).toBe(15);
+    expect(timeAt(samples, 50)).toBe(5);
+    expect(() => timeAt(samples, 301)).toThrow(RangeError);
+  });
+
+  it('reads a steady drain as flat, from the last poll that saw nothing completed', () => {
+    // 100 tasks per 10 ms after 10 ms of start-up: 10,000 tasks/s throughout.
+    const p = drainProfile(polls(Array<number>(100).fill(100)), 10_000);
+    expect(p.perS).toBeCloseTo(10_000, 6);
+    expect(p.firstTenthPerS).toBeCloseTo(10_000, 6);
+    expect(p.lastTenthPerS).toBeCloseTo(10_000, 6);
+    expect(p.flatness).toBeCloseTo(1, 10);
+  });
+
+  it('reads a drain that halves its rate for the last tenth as flatness 0.5', () => {
+    // 9,000 tasks at 100 per poll, then 1,000 at 50 per poll.
+    const p = drainProfile(polls([...Array<number>(90).fill(100), ...Array<number>(20).fill(50)]), 10_000);
+    expect(p.firstTenthPerS).toBeCloseTo(10_000, 6);
+    expect(p.lastTenthPerS).toBeCloseTo(5_000, 6);
+    expect(p.flatness).toBeCloseTo(0.5, 10);
+    expect(p.perS).toBeCloseTo(10_000 / 1.1, 6);
+  });
+
+  it('refuses a drain that never completed, and one too small for tenths', () => {
+    expect(() => drainProfile(polls([100, 100]), 1_000)).toThrow(RangeError);
+    expect(() => drainProfile(polls([5]), 5)).toThrow(RangeError);
   });
 });

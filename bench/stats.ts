@@ -88,3 +88,56 @@ export function meets(
   if (goal.atMost !== undefined && !(value <= goal.atMost)) return false;
   return true;
 }
+
+/** A poll of a draining queue: milliseconds since the worker started, and the tasks completed by then. */
+export interface DrainSample {
+  ms: number;
+  completed: number;
+}
+
+/**
+ * When `level` completions were reached: linearly interpolated between the last sample below it
+ * and the first at or above it (the polls are some milliseconds apart).
+ */
+export function timeAt(samples: readonly DrainSample[], level: number): number {
+  const i = samples.findIndex((s) => s.completed >= level);
+  if (i < 0) throw new RangeError(`the samples never reach ${level} completions`);
+  const cur = samples[i] as DrainSample;
+  const prev = samples[i - 1];
+  if (!prev) return cur.ms;
+  return prev.ms + ((level - prev.completed) / (cur.completed - prev.completed)) * (cur.ms - prev.ms);
+}
+
+export interface DrainProfile {
+  /** All `count` tasks over the drain, which starts at the last poll that saw none completed. */
+  perS: number;
+  /** The first tenth of the tasks, from the drain's start. */
+  firstTenthPerS: number;
+  /** The last tenth, from the 90 % mark to the last. */
+  lastTenthPerS: number;
+  /** lastTenthPerS / firstTenthPerS: 1 is a flat drain, below 1 a drain that slows as it goes. */
+  flatness: number;
+}
+
+/**
+ * The rates of a backlog's drain from polls of its completed count. The drain starts at the last
+ * poll with nothing completed, so that the worker's own start-up is not counted against the
+ * first tenth (which would read as a drain speeding up).
+ */
+export function drainProfile(samples: readonly DrainSample[], count: number): DrainProfile {
+  if (!(count >= 10)) throw new RangeError(`a drain profile needs at least 10 tasks, got ${count}`);
+  const idle = samples.filter((s) => s.completed === 0);
+  const start = idle.length ? (idle[idle.length - 1] as DrainSample).ms : (samples[0]?.ms ?? 0);
+  const end = timeAt(samples, count);
+  const tenth = count / 10;
+  const first = timeAt(samples, tenth) - start;
+  const last = end - timeAt(samples, count - tenth);
+  const firstTenthPerS = perSecond(tenth, first);
+  const lastTenthPerS = perSecond(tenth, last);
+  return {
+    perS: perSecond(count, end - start),
+    firstTenthPerS,
+    lastTenthPerS,
+    flatness: lastTenthPerS / firstTenthPerS,
+  };
+}

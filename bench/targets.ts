@@ -50,10 +50,25 @@ export interface Target {
   counts(): Promise<{ completed: number; failed: number }>;
   /** With the task history on: what it holds (every entry, and the tasks it saw complete). */
   history?(): Promise<{ entries: number; completed: number }>;
+  /** With `deferWorker`: starts the worker (before that, tasks only pile up). */
+  startWorker?(): Promise<void>;
   close(): Promise<void>;
 }
 
-export type StoreChoice = { kind: 'redis'; url: string; namespace: string } | { kind: 'embedded' };
+/**
+ * How a target's worker runs: `deferWorker` leaves it unstarted until `startWorker()` (a backlog
+ * submitted before any worker); `noWorker` has none at all (a producer for worker processes).
+ */
+export interface WorkerPlan {
+  deferWorker?: boolean;
+  noWorker?: boolean;
+}
+
+export type StoreChoice =
+  | { kind: 'redis'; url: string; namespace: string }
+  | { kind: 'embedded' }
+  /** A real PostgreSQL server: aiecs's PostgreSQL store, or raw BullMQ's PostgreSQL backend, in `schema`. */
+  | { kind: 'postgres'; url: string; schema: string };
 
 /** The bench services, run in the target's process: the async pool (fast queue) calls them in-process. */
 export function registerBenchServices(registry: ServiceRegistry): ServiceRegistry {
@@ -92,7 +107,7 @@ export interface BenchHistory {
 export async function aiecsTarget(
   store: StoreChoice,
   concurrency: number,
-  options: { metrics?: boolean; history?: BenchHistory } = {},
+  options: { metrics?: boolean; history?: BenchHistory } & WorkerPlan = {},
 ): Promise<Target & { app: AiecsApp }> {
   // The history's schema is named after the Redis namespace, which each target has of its own.
   if (options.history && store.kind !== 'redis') throw new Error('the bench runs the history on Redis only');
@@ -120,6 +135,9 @@ export async function aiecsTarget(
     dir = makeTempDir('aiecs');
     shared = await openStore(`embedded:${dir}`, { logger, role: 'worker' });
     where = workerWhere = { store: shared };
+  } else if (store.kind === 'postgres') {
+    // As on Redis: app and worker open their own connections (and pools).
+    where = workerWhere = { broker: store.url, namespace: store.schema };
   } else {
     // Redis: app and worker open their own connections, as a producer and a worker process would.
     where = workerWhere = { broker: store.url, namespace: store.namespace };
@@ -143,10 +161,15 @@ export async function aiecsTarget(
   const worker = new AiecsWorker({ ...workerWhere, config, logger, worker: settings, registry });
   const app = createApp({ ...where, config, logger });
   let history: Awaited<ReturnType<typeof runHistory>> | undefined;
+  let started = false;
+  const startWorker = async () => {
+    started = true;
+    await worker.start();
+  };
   const close = async () => {
     clearInterval(scrapes);
     if (options.metrics) disableMetrics();
-    await worker.close(5);
+    if (started) await worker.close(5);
     await history?.close();
     await app.close();
     await shared?.close();
@@ -155,7 +178,7 @@ export async function aiecsTarget(
   };
   let queue: Awaited<ReturnType<typeof app.queue>>;
   try {
-    await worker.start();
+    if (!options.deferWorker && !options.noWorker) await startWorker();
     if (historyDb && shared) history = await runHistory(config, shared, logger);
     queue = await app.queue(FAST_QUEUE);
     await queue.waitUntilReady();
@@ -183,6 +206,7 @@ export async function aiecsTarget(
       return { completed: c.completed ?? 0, failed: c.failed ?? 0 };
     },
     ...(historyDb ? { history: () => historyDb.count() } : {}),
+    ...(options.deferWorker ? { startWorker } : {}),
     close,
   };
 }
@@ -241,11 +265,12 @@ export async function bullmqTarget(
   store: StoreChoice,
   concurrency: number,
   shape: BullmqShape = { withTaskOptions: false },
+  plan: WorkerPlan = {},
 ): Promise<Target> {
   // The queue aiecs's fast tasks use: every key, and so every command, carries the same name.
   const name = FAST_QUEUE;
   let queue: Queue<BullData>;
-  let worker: Worker<BullData>;
+  let makeWorker: () => Worker<BullData>;
   let makeEvents: () => QueueEvents;
   let closeStore = async () => {};
 
@@ -263,36 +288,53 @@ export async function bullmqTarget(
     const connection = { host: hostname, port: Number(port), maxRetriesPerRequest: null };
     const prefix = store.namespace;
     queue = new Queue<BullData>(name, { connection, prefix });
-    worker = new Worker<BullData>(name, bullProcessor, { connection, prefix, concurrency, ...workerName });
+    makeWorker = () =>
+      new Worker<BullData>(name, bullProcessor, { connection, prefix, concurrency, ...workerName });
     makeEvents = () => new QueueEvents(name, { connection, prefix });
   } else {
-    // The same adapter the embedded store uses, on its own fresh dir, without anything of aiecs on top.
-    const dir = makeTempDir('bullmq');
-    const { db, pool } = await openMigratedPglite(join(dir, 'pgdata'));
+    // Embedded: the same adapter the embedded store uses, on its own fresh dir. PostgreSQL: the
+    // connection config our PostgreSQL store gives BullMQ (store-postgres.ts), on its own schema.
+    // Either way without anything of aiecs on top.
+    let connection: unknown;
+    if (store.kind === 'embedded') {
+      const dir = makeTempDir('bullmq');
+      const { db, pool } = await openMigratedPglite(join(dir, 'pgdata'));
+      connection = pool;
+      closeStore = async () => {
+        await pool.end();
+        await db.close();
+        removeTempDir(dir);
+      };
+    } else connection = { connectionString: store.url, schema: store.schema, migrate: true, max: 4 };
     // BullMQ's constructors are typed for Redis by default; the backend factory makes them PostgreSQL.
     const factory = createPostgresBackend as never;
-    queue = new Queue<BullData>(name, { connection: pool } as never, factory);
-    worker = new Worker<BullData>(
-      name,
-      bullProcessor,
-      { connection: pool, concurrency, ...workerName } as never,
-      factory,
-    );
-    makeEvents = () => new QueueEvents(name, { connection: pool } as never, factory);
-    closeStore = async () => {
-      await pool.end();
-      await db.close();
-      removeTempDir(dir);
-    };
+    queue = new Queue<BullData>(name, { connection } as never, factory);
+    makeWorker = () =>
+      new Worker<BullData>(name, bullProcessor, { connection, concurrency, ...workerName } as never, factory);
+    makeEvents = () => new QueueEvents(name, { connection } as never, factory);
   }
   let events: QueueEvents | undefined;
+  let worker: Worker<BullData> | undefined;
   const close = async () => {
-    await worker.close();
+    await worker?.close();
     await events?.close();
     await queue.close();
     await closeStore();
   };
-  await startParts([worker, queue], [queue, worker], close);
+  const startWorker = async () => {
+    const started = makeWorker();
+    worker = started;
+    await startParts([started], [started], async () => undefined);
+  };
+  await startParts([queue], [queue], close);
+  if (!plan.deferWorker && !plan.noWorker) {
+    try {
+      await startWorker();
+    } catch (error) {
+      await close().catch(() => undefined);
+      throw error;
+    }
+  }
 
   return {
     async addBulk(count, task) {
@@ -315,6 +357,7 @@ export async function bullmqTarget(
       const c = await queue.getJobCounts('completed', 'failed');
       return { completed: c.completed ?? 0, failed: c.failed ?? 0 };
     },
+    ...(plan.deferWorker ? { startWorker } : {}),
     close,
   };
 }

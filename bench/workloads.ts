@@ -3,6 +3,7 @@
  * one loop on them and closes them again, so no run sees another's leftovers.
  */
 import { sleep, within } from './lifecycle.js';
+import { dropSchema } from './postgres-server.js';
 import { dropNamespace } from './redis-server.js';
 import { best, perSecond, summarize, type Summary } from './stats.js';
 import { countingMetrics, disableMetrics, enableMetrics } from '../src/core/metrics.js';
@@ -38,18 +39,22 @@ function prefix(side: ThroughputSide): string {
   return `bench_${side}_${process.pid}_${serial}`;
 }
 
-function storeFor(side: ThroughputSide, redisUrl: string | undefined): StoreChoice {
-  return redisUrl ? { kind: 'redis', url: redisUrl, namespace: prefix(side) } : { kind: 'embedded' };
+/** Redis or PostgreSQL at `storeUrl` (a prefix or schema of the side's own), else embedded. */
+function storeFor(side: ThroughputSide, storeUrl: string | undefined): StoreChoice {
+  if (!storeUrl) return { kind: 'embedded' };
+  return /^postgres(ql)?:/.test(storeUrl)
+    ? { kind: 'postgres', url: storeUrl, schema: prefix(side) }
+    : { kind: 'redis', url: storeUrl, namespace: prefix(side) };
 }
 
 async function withTarget<T>(
   side: ThroughputSide,
-  redisUrl: string | undefined,
+  storeUrl: string | undefined,
   concurrency: number,
   run: (target: Target) => Promise<T>,
   history?: BenchHistory,
 ): Promise<T> {
-  const store = storeFor(side, redisUrl);
+  const store = storeFor(side, storeUrl);
   const target = await within(
     side === 'aiecs' || side === 'aiecs_metrics' || side === 'aiecs_history'
       ? aiecsTarget(store, concurrency, {
@@ -66,29 +71,35 @@ async function withTarget<T>(
     await within(target.close(), CALL_TIMEOUT_MS, `closing ${side}`);
     if (store.kind === 'redis')
       await within(dropNamespace(store.url, store.namespace), CALL_TIMEOUT_MS, `removing ${side}'s keys`);
+    if (store.kind === 'postgres')
+      await within(dropSchema(store.url, store.schema), CALL_TIMEOUT_MS, `removing ${side}'s schema`);
   }
 }
 
-/** Polls until `count` tasks have completed; the time is taken when the poll that saw them returns. */
-async function untilCompleted(target: Target, count: number, deadline: number): Promise<number> {
+/** Polls until `count` tasks beyond `base` have completed; the time is the poll's that saw them. */
+async function untilCompleted(target: Target, count: number, deadline: number, base = 0): Promise<number> {
   for (;;) {
     const { completed, failed } = await within(target.counts(), CALL_TIMEOUT_MS, 'counting jobs');
     const now = performance.now();
     if (failed > 0) throw new Error(`${failed} task(s) failed during the benchmark`);
-    if (completed >= count) return now;
-    if (now > deadline) throw new Error(`only ${completed} of ${count} tasks completed in time`);
+    if (completed - base >= count) return now;
+    if (now > deadline) throw new Error(`only ${completed - base} of ${count} tasks completed in time`);
     await sleep(POLL_MS);
   }
 }
 
-/** Milliseconds from the first add until all `count` tasks have completed. */
-async function timedBatch(target: Target, count: number, task: BenchTask, budgetMs: number): Promise<number> {
-  const start = performance.now();
-  const deadline = start + budgetMs;
+/** Adds `count` tasks in chunks of CHUNK, one bulk call each, as every workload does. */
+export async function addInChunks(target: Target, count: number, task: BenchTask): Promise<void> {
   for (let added = 0; added < count; added += CHUNK) {
     await within(target.addBulk(Math.min(CHUNK, count - added), task), CALL_TIMEOUT_MS, 'adding tasks');
   }
-  return (await untilCompleted(target, count, deadline)) - start;
+}
+
+/** Milliseconds from the first add until `count` tasks have completed (beyond `base` before). */
+export async function timedBatch(target: Target, count: number, task: BenchTask, budgetMs: number, base = 0) {
+  const start = performance.now();
+  await addInChunks(target, count, task);
+  return (await untilCompleted(target, count, start + budgetMs, base)) - start;
 }
 
 export interface ThroughputResult {
@@ -201,7 +212,7 @@ export async function metricsCost(): Promise<MetricsCost> {
  * BullMQ so that a noisy neighbour hurts both alike; the best run of each side counts.
  */
 export async function throughput(
-  redisUrl: string | undefined,
+  storeUrl: string | undefined,
   count: number,
   rounds: number,
   log: (line: string) => void,
@@ -248,7 +259,7 @@ export async function throughput(
     for (const side of order(round)) {
       await withTarget(
         side,
-        redisUrl,
+        storeUrl,
         100,
         async (t) => {
           await timedBatch(t, count, { kind: 'noop' }, budgetMs);
@@ -263,7 +274,7 @@ export async function throughput(
     for (const side of order(round)) {
       const { ms, cpuUs, held } = await withTarget(
         side,
-        redisUrl,
+        storeUrl,
         100,
         async (t) => {
           const before = process.cpuUsage();
