@@ -10,6 +10,7 @@ import { quoteSchemaName } from '../bullmq.js';
 import { loadMigrations, migrate, type Migration } from '../migrate.js';
 import type { SqlPool } from '../store.js';
 import { decodeCursor, encodeCursor, redactUrl } from '../store.js';
+import { copyIn, copyJson, copyString, copyValue, type CopyClient } from './copy-in.js';
 
 export const HISTORY_MIGRATIONS_TABLE = 'aiecs_history_migrations';
 
@@ -22,6 +23,7 @@ export function historyMigrations(): Migration[] {
 }
 
 const QUERIES = readQueries('./history.sql', import.meta.url, [
+  'copy_entries',
   'insert_entries',
   'save_positions',
   'positions',
@@ -118,6 +120,8 @@ export class HistoryDb {
     /** Where it is, for logs: the store's database or the history URL (password hidden). */
     readonly where: string,
     private readonly end: (() => Promise<void>) | undefined,
+    /** Its sessions are node-postgres clients, which run COPY (PGlite's are not). */
+    private readonly copies: boolean,
   ) {
     this.sql = inSchema(QUERIES, quoteSchemaName(schema));
   }
@@ -127,12 +131,12 @@ export class HistoryDb {
     const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: connectTimeoutMs });
     // A dropped idle connection: the next query gets another. Reported by the queries that fail.
     pool.on('error', () => undefined);
-    return new HistoryDb(pool as unknown as SqlPool, schema, redactUrl(url), () => pool.end());
+    return new HistoryDb(pool as unknown as SqlPool, schema, redactUrl(url), () => pool.end(), true);
   }
 
   /** The history beside the embedded store, on its PGlite pool (the store closes it). */
   static onPool(pool: SqlPool, schema: string, where: string): HistoryDb {
-    return new HistoryDb(pool, schema, where, undefined);
+    return new HistoryDb(pool, schema, where, undefined, false);
   }
 
   /** Migrates the history's tables once (tried again after a failure). */
@@ -156,15 +160,35 @@ export class HistoryDb {
     return new Map(rows.map((r) => [String(r.queue), String(r.event_id)]));
   }
 
-  /** Writes a batch and the positions it reaches in one transaction on `session`. */
+  /**
+   * Writes a batch and the positions it reaches in one transaction on `session`. The rows go in
+   * by COPY where the session can; a row written before (a batch read again) fails a COPY, and
+   * the batch is then written again by an INSERT that skips the rows already there.
+   */
   async write(
     session: Session,
     rows: readonly HistoryRow[],
     positions: Record<string, string>,
   ): Promise<void> {
+    const copy = this.copies && rows.length > 0;
+    try {
+      await this.transaction(session, rows, positions, copy);
+    } catch (error) {
+      if (!copy || (error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
+      await this.transaction(session, rows, positions, false);
+    }
+  }
+
+  private async transaction(
+    session: Session,
+    rows: readonly HistoryRow[],
+    positions: Record<string, string>,
+    copy: boolean,
+  ): Promise<void> {
     await session.query('BEGIN');
     try {
-      if (rows.length > 0) await session.query(this.sql.insert_entries, [JSON.stringify(rows)]);
+      if (copy) await copyIn(session as unknown as CopyClient, this.sql.copy_entries, copyText(rows));
+      else if (rows.length > 0) await session.query(this.sql.insert_entries, columnArrays(rows));
       await session.query(this.sql.save_positions, [JSON.stringify(positions)]);
       await session.query('COMMIT');
     } catch (error) {
@@ -222,6 +246,84 @@ export class HistoryDb {
   async close(): Promise<void> {
     await this.end?.();
   }
+}
+
+const UNIQUE_VIOLATION = '23505';
+
+/** The fields every row of a task repeats (read from its job once). */
+const FIXED_COLUMNS = [
+  'task_id',
+  'user_id',
+  'task_name',
+  'mode',
+  'service',
+  'step',
+  'root_id',
+  'parent_id',
+  'schedule',
+  'created_at_ms',
+] as const satisfies ReadonlyArray<keyof HistoryRow>;
+
+/** Every column a batch writes, as history.sql lists them: the task's fixed fields first. */
+const COLUMNS = [
+  ...FIXED_COLUMNS,
+  'queue',
+  'event_id',
+  'kind',
+  'status',
+  'seq',
+  'attempt',
+  'progress',
+  'message',
+  'result',
+  'error_code',
+  'error_message',
+  'worker',
+  'at_ms',
+] as const satisfies ReadonlyArray<keyof HistoryRow>;
+
+/**
+ * The rows in COPY's text format (COLUMNS' order), one line each. The fixed fields' text is made
+ * once per task of the batch: its rows carry the same values.
+ */
+function copyText(rows: readonly HistoryRow[]): string {
+  const fixed = new Map<string, { row: HistoryRow; text: string }>();
+  let out = '';
+  for (const row of rows) {
+    let known = fixed.get(row.task_id);
+    if (!known || !sameTask(known.row, row)) {
+      let text = '';
+      for (const column of FIXED_COLUMNS) text += `${copyValue(row[column])}\t`;
+      known = { row, text };
+      fixed.set(row.task_id, known);
+    }
+    out +=
+      known.text +
+      `${copyString(row.queue)}\t${copyString(row.event_id)}\t${copyString(row.kind)}\t` +
+      `${copyValue(row.status)}\t${copyValue(row.seq)}\t${copyValue(row.attempt)}\t` +
+      `${copyValue(row.progress)}\t${copyValue(row.message)}\t${copyJson(row.result)}\t` +
+      `${copyValue(row.error_code)}\t${copyValue(row.error_message)}\t${copyValue(row.worker)}\t` +
+      `${copyValue(row.at_ms)}\n`;
+  }
+  return out;
+}
+
+function sameTask(a: HistoryRow, b: HistoryRow): boolean {
+  for (const column of FIXED_COLUMNS) if (a[column] !== b[column]) return false;
+  return true;
+}
+
+/** The rows as one array per column (COLUMNS' order) for insert_entries; results as JSON text. */
+function columnArrays(rows: readonly HistoryRow[]): unknown[][] {
+  return COLUMNS.map((column) =>
+    rows.map((row) => {
+      const value = row[column];
+      if (column === 'result') return value === null || value === undefined ? null : JSON.stringify(value);
+      // As JSON.stringify writes them: a number that is not finite is null.
+      if (typeof value === 'number') return Number.isFinite(value) ? value : null;
+      return value ?? null;
+    }),
+  );
 }
 
 /** A cursor `list` can read (the HTTP edge checks it before the query). */

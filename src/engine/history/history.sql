@@ -1,19 +1,23 @@
 -- The task history's statements (history-db.ts). :"schema" stands for the history's schema.
 
+-- name: copy_entries
+-- A batch's rows in COPY's text format (history-db.ts: copyText, in this column order): the
+-- cheapest way in. A row written before fails it; the batch then goes in by insert_entries.
+COPY :"schema".aiecs_history (task_id, user_id, task_name, mode, service, step, root_id,
+  parent_id, schedule, created_at_ms, queue, event_id, kind, status, seq, attempt, progress,
+  message, result, error_code, error_message, worker, at_ms) FROM STDIN;
+
 -- name: insert_entries
--- One statement per batch: the rows come as one JSON array. A row already written (the same
--- event of the same queue) is skipped, so a batch read again is harmless.
-INSERT INTO :"schema".aiecs_history (queue, event_id, task_id, user_id, task_name, mode, service,
-  step, kind, status, seq, attempt, progress, message, result, error_code, error_message, worker,
-  root_id, parent_id, schedule, at_ms, created_at_ms)
-SELECT queue, event_id, task_id, user_id, task_name, mode, service, step, kind, status, seq,
-  attempt, progress, message, result, error_code, error_message, worker, root_id, parent_id,
-  schedule, at_ms, created_at_ms
-FROM jsonb_to_recordset($1::jsonb) AS x(queue text, event_id text, task_id text, user_id text,
-  task_name text, mode text, service text, step integer, kind text, status text,
-  seq double precision, attempt integer, progress real, message text, result jsonb,
-  error_code text, error_message text, worker text, root_id text, parent_id text, schedule text,
-  at_ms bigint, created_at_ms bigint)
+-- A batch as one array per column (history-db.ts: columnArrays), where COPY is not at hand
+-- (PGlite) or a row of the batch is there already: a row already written (the same event of the
+-- same queue) is skipped, so a batch read again is harmless.
+INSERT INTO :"schema".aiecs_history (task_id, user_id, task_name, mode, service, step, root_id,
+  parent_id, schedule, created_at_ms, queue, event_id, kind, status, seq, attempt, progress,
+  message, result, error_code, error_message, worker, at_ms)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[],
+  $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[], $13::text[],
+  $14::text[], $15::double precision[], $16::integer[], $17::real[], $18::text[], $19::jsonb[],
+  $20::text[], $21::text[], $22::text[], $23::bigint[])
 ON CONFLICT (queue, event_id) DO NOTHING;
 
 -- name: save_positions
