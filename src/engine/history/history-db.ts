@@ -28,6 +28,7 @@ const QUERIES = readQueries('./history.sql', import.meta.url, [
   'save_positions',
   'positions',
   'list',
+  'list_all',
   'task',
   'erase_user',
   'sweep',
@@ -201,15 +202,17 @@ export class HistoryDb {
   async list(filter: HistoryFilter, limit: number, cursor?: string): Promise<HistoryPage> {
     await this.ready();
     const after = cursor === undefined ? undefined : decodeCursor(cursor);
-    const { rows } = await this.pool.query(this.sql.list, [
-      limit + 1,
-      filter.user ?? null,
-      filter.status ?? null,
-      filter.since ?? null,
-      filter.until ?? null,
-      after?.[0] ?? null,
-      after?.[1] ?? null,
-    ]);
+    const range = [filter.since ?? null, filter.until ?? null, after?.[0] ?? null, after?.[1] ?? null];
+    // Everyone's rows have no index of their own (at_ms alone): list_all reads them by status.
+    const { rows } =
+      filter.user === undefined && filter.status === undefined
+        ? await this.pool.query(this.sql.list_all, [limit + 1, ...range])
+        : await this.pool.query(this.sql.list, [
+            limit + 1,
+            filter.user ?? null,
+            filter.status ?? null,
+            ...range,
+          ]);
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     const items = page.map(toEntry);

@@ -29,8 +29,8 @@ ON CONFLICT (queue) DO UPDATE SET event_id = EXCLUDED.event_id, updated_at = now
 SELECT queue, event_id FROM :"schema".aiecs_history_position;
 
 -- name: list
--- Newest first; the cursor is the last row's (at_ms, id), so rows added meanwhile (newer) never
--- shift a page.
+-- Newest first, a user's (their index) or a status's; the cursor is the last row's (at_ms, id),
+-- so rows added meanwhile (newer) never shift a page.
 SELECT * FROM :"schema".aiecs_history
 WHERE ($2::text IS NULL OR user_id = $2)
   AND ($3::text IS NULL OR status = $3)
@@ -38,6 +38,28 @@ WHERE ($2::text IS NULL OR user_id = $2)
   AND ($5::bigint IS NULL OR at_ms <= $5)
   AND ($6::bigint IS NULL OR (at_ms, id) < ($6, $7::bigint))
 ORDER BY at_ms DESC, id DESC
+LIMIT $1;
+
+-- name: list_all
+-- Everyone's, newest first (list's page and cursor): each status's newest from the per-status
+-- index, merged. The statuses present are found by skipping through that index, one probe each.
+WITH RECURSIVE present AS (
+  (SELECT status FROM :"schema".aiecs_history ORDER BY status LIMIT 1)
+  UNION ALL
+  SELECT (SELECT h.status FROM :"schema".aiecs_history h WHERE h.status > p.status
+          ORDER BY h.status LIMIT 1)
+  FROM present p WHERE p.status IS NOT NULL
+)
+SELECT h.* FROM present p CROSS JOIN LATERAL (
+  SELECT * FROM :"schema".aiecs_history
+  WHERE status = p.status
+    AND ($2::bigint IS NULL OR at_ms >= $2)
+    AND ($3::bigint IS NULL OR at_ms <= $3)
+    AND ($4::bigint IS NULL OR (at_ms, id) < ($4, $5::bigint))
+  ORDER BY at_ms DESC, id DESC
+  LIMIT $1
+) h
+ORDER BY h.at_ms DESC, h.id DESC
 LIMIT $1;
 
 -- name: task
@@ -48,10 +70,20 @@ WITH gone AS (DELETE FROM :"schema".aiecs_history WHERE user_id = $1 RETURNING 1
 SELECT count(*)::int AS n FROM gone;
 
 -- name: sweep
--- In chunks: a large first sweep never holds one long transaction.
-WITH gone AS (
-  DELETE FROM :"schema".aiecs_history
-  WHERE id IN (SELECT id FROM :"schema".aiecs_history WHERE at_ms < $1 LIMIT $2)
-  RETURNING 1
+-- In chunks: a large first sweep never holds one long transaction. The old rows are found from
+-- the per-status index, one status at a time (as list_all finds them).
+WITH RECURSIVE present AS (
+  (SELECT status FROM :"schema".aiecs_history ORDER BY status LIMIT 1)
+  UNION ALL
+  SELECT (SELECT h.status FROM :"schema".aiecs_history h WHERE h.status > p.status
+          ORDER BY h.status LIMIT 1)
+  FROM present p WHERE p.status IS NOT NULL
+), old AS (
+  SELECT o.ctid FROM present p CROSS JOIN LATERAL (
+    SELECT ctid FROM :"schema".aiecs_history WHERE status = p.status AND at_ms < $1 LIMIT $2
+  ) o
+  LIMIT $2
+), gone AS (
+  DELETE FROM :"schema".aiecs_history WHERE ctid = ANY (ARRAY(SELECT ctid FROM old)) RETURNING 1
 )
 SELECT count(*)::int AS n FROM gone;
