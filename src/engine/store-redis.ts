@@ -20,6 +20,7 @@ import {
 // Our scripts, in ./lua: read once, when the store module loads.
 const ACQUIRE_LEASE = readScript('./lua/acquire-lease.lua', import.meta.url);
 const TRY_HIT = readScript('./lua/try-hit.lua', import.meta.url);
+const READ_JOB_SUMMARIES = readScript('./lua/read-job-summaries.lua', import.meta.url);
 
 /**
  * Workers wait for Redis forever; producers are told at once that it is down. A producer's
@@ -182,15 +183,16 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
     },
     async readJobSummaries(name, ids) {
       if (ids.length === 0) return [];
-      const pipeline = command.pipeline();
-      // BullMQ's job hash fields: ats is attemptsStarted, pb processedBy, parent {id, queueKey}.
-      for (const id of ids)
-        pipeline.hmget(`${namespace}:${name}:${id}`, 'data', 'timestamp', 'ats', 'pb', 'parent');
-      const replies = (await pipeline.exec()) ?? [];
+      // One script call for the batch, not an HMGET each: a command's cost in ioredis (about 4 µs
+      // per task for the history) is more than the script adds on the server (about 1 µs).
+      const replies = (await command.eval(
+        READ_JOB_SUMMARIES,
+        ids.length,
+        ...ids.map((id) => `${namespace}:${name}:${id}`),
+      )) as Array<Array<string | null>>;
       return ids.map((id, i) => {
-        const [error, fields] = replies[i] ?? [];
-        if (error) throw error;
-        const [data, timestamp, ats, pb, parent] = (fields ?? []) as Array<string | null>;
+        // BullMQ's job hash fields: ats is attemptsStarted, pb processedBy, parent {id, queueKey}.
+        const [data, timestamp, ats, pb, parent] = replies[i] ?? [];
         if (data === null || data === undefined) return undefined;
         const parentId = parent ? (JSON.parse(parent) as { id?: string }).id : undefined;
         return {
