@@ -114,10 +114,8 @@ export async function aiecsTarget(
   // An empty environment: the figures must not depend on whoever runs the benchmark.
   const config = loadConfig({
     AIECS_LOG_LEVEL: 'silent',
-    // The history's consumer opens its own connections to the broker (history-thread.ts).
-    ...(options.history && store.kind === 'redis'
-      ? { AIECS_HISTORY_URL: options.history.url, AIECS_BROKER_URL: store.url }
-      : {}),
+    // The history's consumer runs on the worker's store (run-history.ts).
+    ...(options.history && store.kind === 'redis' ? { AIECS_HISTORY_URL: options.history.url } : {}),
   });
   const logger = silentLogger;
   const settings: Partial<WorkerSettings> = {

@@ -1,14 +1,15 @@
 /**
  * What `aiecs up` and `aiecs worker` run for the task history: a consumer where the history is
  * on (every such process runs one; one of them is active, the others stand by), and the words
- * their start lines say about it.
+ * their start lines say about it. The consumer runs on the process's own thread, on its store:
+ * a worker thread of its own (its own isolate, connections and heap) cost more CPU per task than
+ * it took off the tasks' thread (docs/design.md §12).
  */
 import type { AiecsConfig } from '../../core/config.js';
 import type { Logger } from '../../core/logger.js';
 import type { Store } from '../store.js';
 import { startHistoryConsumer, type HistoryConsumer } from './history-consumer.js';
 import { describeHistory, historyOffReason, historyTarget } from './history-target.js';
-import { historyThreadAvailable, startHistoryThread } from './history-thread.js';
 
 export interface RunningHistory {
   /** The start line's words when the history is off (with the hint), else undefined. */
@@ -21,11 +22,6 @@ export interface RunningHistory {
 export async function runHistory(config: AiecsConfig, store: Store, logger: Logger): Promise<RunningHistory> {
   if (historyOffReason(config, store.kind) !== undefined)
     return { offLine: describeHistory(config, store.kind), close: async () => undefined };
-  // Off the worker's thread where the store can be opened twice (not PGlite): history-thread.ts.
-  if (store.kind !== 'embedded' && historyThreadAvailable()) {
-    const thread = await startHistoryThread(config, store.namespace, logger);
-    return { close: () => thread.close() };
-  }
   const target = await historyTarget(config, store);
   if (!target.enabled) return { offLine: describeHistory(config, store.kind), close: async () => undefined };
   try {

@@ -1,7 +1,7 @@
-// The task history's consumer in its own thread (src/engine/history/history-thread.ts): an
-// `aiecs worker` on Redis with AIECS_HISTORY_URL records its tasks from that thread, relays the
-// thread's log lines as its own, stops it on SIGTERM, and refuses to
-// start, with one clear line, on a history schema newer than it knows.
+// The task history's consumer in an `aiecs worker` process (src/engine/history/run-history.ts): a
+// worker on Redis with AIECS_HISTORY_URL records its tasks, logs the consumer's lines as its own,
+// stops it on SIGTERM, and refuses to start, with one clear line, on a history schema newer than
+// it knows.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,7 +62,7 @@ const logLines = (text: string) =>
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 
-describe('the task history consumer in its own thread', () => {
+describe('the task history consumer in an aiecs worker on Redis', () => {
   it('records a worker’s tasks, logs as the worker, and stops with it', async () => {
     const env = await redisWithHistory();
     const { child, out, exited } = startWorker(env);
@@ -93,7 +93,7 @@ describe('the task history consumer in its own thread', () => {
       expect([kinds[0], kinds[1], kinds.at(-1)]).toEqual(['queued', 'running', 'completed']);
     }
 
-    // The thread's line, relayed through the worker's logger: the worker process's line, its format.
+    // The consumer's line, by the worker's logger: the worker process's line, its format.
     const active = logLines(out.stderr).find((l) => l.msg === 'task history consumer active');
     expect(active).toBeDefined();
     expect(active!.pid).toBe(child.pid);
