@@ -47,6 +47,14 @@ describe.each(STORE_KINDS)('get() from the completed event on %s', (kind) => {
       if (i === 3) continue;
       expect({ id: h.id, reads: readsDuringGet.get(h.id) }).toEqual({ id: h.id, reads: 1 });
     }
+
+    // Added while this process listens for results: its end cannot pass unheard, so get() reads
+    // nothing at all.
+    reads.mockClear();
+    const later = await app.executeTask.delay(probe('echo', { text: 'later' }));
+    const record = await later.get({ timeout: 20 });
+    expect(reads).not.toHaveBeenCalled();
+    expect(record).toEqual(await later.status());
   });
 
   it('reads the record of a task retried by hand, which holds its earlier run', async () => {

@@ -97,6 +97,8 @@ export class AiecsApp {
   private readonly ownsStore: boolean;
   private readonly queues = new Map<QueueKind, TaskQueue>();
   private readonly waiters = new Map<QueueKind, Promise<{ events: QueueEvents; waiter: ResultWaiter }>>();
+  /** Queues whose result listener is subscribed: a task added after that has its end heard. */
+  private readonly listening = new Set<QueueKind>();
   private closed = false;
   private taskHistory: TaskHistory | undefined;
 
@@ -261,6 +263,11 @@ export class AiecsApp {
     return cursor ? { tasks, next_cursor: cursor } : { tasks };
   }
 
+  /** True once get()'s listener on the queue is subscribed (see SubmittedTask.heard). */
+  isListening(kind: QueueKind): boolean {
+    return this.listening.has(kind);
+  }
+
   handle(taskId: string, kind: QueueKind, created = true, submitted?: SubmittedTask): TaskHandle {
     return new Handle(this, taskId, kind, created, submitted);
   }
@@ -341,6 +348,7 @@ export class AiecsApp {
           this.logger.warn({ err: error.message, queue: kind }, 'queue events error'),
         );
         await events.waitUntilReady();
+        this.listening.add(kind);
         return { events, waiter: new ResultWaiter(events, (id) => this.getTask(id, kind)) };
       })();
       this.waiters.set(kind, entry);

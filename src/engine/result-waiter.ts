@@ -79,7 +79,9 @@ export class ResultWaiter {
       set.add(waiter);
       if (Number.isFinite(timeoutMs)) timer = setTimeout(() => waiter.fail(onTimeout()), timeoutMs);
       // Subscribed first, then read: a task that finished before we subscribed is seen here.
-      this.check(taskId);
+      // One added while we listened cannot have: its end comes as an event (the periodic
+      // re-read stays the safety net for an event lost on the way).
+      if (!submitted?.heard) this.check(taskId);
     });
   }
 

@@ -19,6 +19,7 @@ import {
 import type { CeleryMarker, QueueKind, StoredTaskData, StoredWorkflow, TaskJobData } from '../core/task.js';
 import type { WorkflowIds } from '../core/workflow.js';
 import {
+  FAST_QUEUE,
   HEAVY_QUEUE,
   QUEUE_KINDS,
   TASK_ID_MAX_LENGTH,
@@ -60,6 +61,8 @@ export interface SubmitDeps<H> {
   queue(kind: QueueKind): Promise<TaskQueue>;
   /** The caller's handle on a submitted task; `created` is false when the id already named it. */
   handle(taskId: string, kind: QueueKind, created: boolean, submitted?: SubmittedTask): H;
+  /** Whether get()'s listener on the queue is subscribed already. */
+  isListening(kind: QueueKind): boolean;
   /** What template submits resolve against. */
   readonly templates: TemplateRegistry;
 }
@@ -175,7 +178,8 @@ async function addPrepared<H>(
   if (call.givenUp) throw new Error('submit given up before its add');
   adding.started = true;
   const maxAttempts = app.config.maxAttempts;
-  // What each add made, as its handle's get() needs it (SubmittedTask).
+  // What each add made, as its handle's get() needs it (SubmittedTask); read before the adds.
+  const heard = { [FAST_QUEUE]: app.isListening(FAST_QUEUE), [HEAVY_QUEUE]: app.isListening(HEAVY_QUEUE) };
   const submitted = new Map<string, SubmittedTask>();
   const made = (kind: QueueKind, p: Prepared, job: { data: StoredTaskData; timestamp: number }) =>
     submitted.set(p.data.task_id, {
@@ -184,6 +188,7 @@ async function addPrepared<H>(
       data: job.data,
       timestamp: job.timestamp,
       attempts: p.attempts ?? maxAttempts,
+      heard: heard[kind],
     });
   await Promise.all([
     ...QUEUE_KINDS.map(async (kind) => {

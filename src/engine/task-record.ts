@@ -186,6 +186,11 @@ export interface SubmittedTask {
   /** The job's timestamp (its submit time). */
   readonly timestamp: number;
   readonly attempts: number;
+  /**
+   * Added after this process's result listener on its queue was subscribed: its end cannot have
+   * passed unheard, so get() need not read it once first.
+   */
+  readonly heard: boolean;
 }
 
 /**
