@@ -134,6 +134,19 @@ describe('embedded store files', () => {
     expect(shared(dir)).toEqual([]);
   }, 240_000);
 
+  it('of a new store are made whole beside it, then moved in: a start cut short leaves nothing half-made', async () => {
+    const dir = join(tempDir('aiecs-new-'), 'store');
+    // What a first start killed while it made the directory leaves behind, and an empty pgdata.
+    mkdirSync(join(dir, 'pgdata.new', 'base'), { recursive: true, mode: 0o700 });
+    mkdirSync(join(dir, 'pgdata'), { mode: 0o700 });
+    const store = await openStore(`embedded:${dir}`, { logger: silentLogger });
+    await store.close();
+    expect(readdirSync(dir).filter((name) => name.startsWith('pgdata'))).toEqual(['pgdata']);
+    expect(readFileSync(join(dir, 'pgdata', 'PG_VERSION'), 'utf8').trim()).toMatch(/^\d+$/);
+    expect(count(join(dir, 'pgdata'))).toBeGreaterThan(900);
+    expect(shared(dir)).toEqual([]);
+  }, 120_000);
+
   it('of a store written by an older aiecs (0666 files, 0777 directories) are made private on open', async () => {
     const dir = storeCopy();
     const loosen = (path: string): void => {

@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events';
-import { chmod, lstat, mkdir, readdir } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { OwnerOnlyNodeFS } from '../shims/pglite-owner-only-fs.js';
 import { DEFAULT_SCHEMA, runMigrations } from './bullmq.js';
+import { initDataDirInChild, pgliteStartParams } from './pglite-start.js';
 import { POOL_MAX_LISTENERS } from './store.js';
 
 /**
@@ -151,13 +152,35 @@ export async function restrictToOwner(dir: string): Promise<string[]> {
 }
 
 /**
+ * A new data directory is made in a child process (pglite-start.ts says why), under another name
+ * beside `dataDir` and renamed when whole: a start cut short leaves no half-made directory behind.
+ * A `dataDir` with anything in it is left to PGlite, as before.
+ */
+async function initIfNew(dataDir: string): Promise<void> {
+  const entries = await readdir(dataDir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (entries !== undefined && entries.length > 0) return;
+  const making = `${dataDir}.new`;
+  await rm(making, { recursive: true, force: true });
+  await initDataDirInChild(making);
+  // Made by PGlite's plain NodeFS (files 0666 whatever the umask), inside the owner's private
+  // store directory: every file is walked, as the directory's own mode says nothing of them.
+  await restrictTree(making, []);
+  if (entries !== undefined) await rmdir(dataDir);
+  await rename(making, dataDir);
+}
+
+/**
  * PGlite in `dataDir` with BullMQ's schema migrated and on the search path: BullMQ does neither
  * for a caller-supplied pool. The caller ends the pool and closes the database. What PGlite
  * creates is the owner's only (0700/0600), whatever the umask; see restrictToOwner for what was there.
  */
 export async function openMigratedPglite(dataDir: string): Promise<{ db: PGlite; pool: PglitePool }> {
+  await initIfNew(dataDir);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const db = await PGlite.create({ fs: new OwnerOnlyNodeFS(dataDir) });
+  const db = await PGlite.create({ fs: new OwnerOnlyNodeFS(dataDir), startParams: pgliteStartParams() });
   try {
     const pool = createPglitePool(db);
     const client = await pool.connect();
