@@ -35,6 +35,11 @@ export interface FollowRound {
   flushAt: number;
   /** The longest wait before what has arrived is written (and `check` runs). */
   waitMs: number;
+  /**
+   * The longest wait while nothing has arrived (the first event ends it, then `waitMs` gathers a
+   * batch). Default `waitMs`. An idle follower wakes this often, not every `waitMs`.
+   */
+  idleMs?: number;
   /** The debug line for a reader's error. */
   readerError: string;
   /** Throws when the lead is lost. */
@@ -208,6 +213,9 @@ export abstract class EventFollower<Lead> extends EventEmitter<{ state: [Followe
     const { store, logger } = this.base;
     this.builder.reset();
     const pending: RawEvent[] = [];
+    // While idle the first event wakes the loop; otherwise a full batch does.
+    const idleMs = r.idleMs ?? r.waitMs;
+    let idle = false;
     let readers: QueueEvents[] = [];
     const open = () => {
       readers = QUEUE_KINDS.map((queue) => {
@@ -219,7 +227,7 @@ export abstract class EventFollower<Lead> extends EventEmitter<{ state: [Followe
             event as 'added',
             ((args: RawEvent['args'], id: string) => {
               pending.push({ queue, event, id, args });
-              if (pending.length >= r.flushAt) this.wake?.();
+              if (pending.length >= r.flushAt || idle) this.wake?.();
             }) as never,
           );
         }
@@ -234,7 +242,12 @@ export abstract class EventFollower<Lead> extends EventEmitter<{ state: [Followe
     open();
     try {
       while (!this.closed) {
-        if (pending.length < r.flushAt) await this.sleep(r.waitMs);
+        if (pending.length === 0 && idleMs > r.waitMs) {
+          idle = true;
+          await this.sleep(idleMs);
+          idle = false;
+          if (pending.length > 0 && pending.length < r.flushAt) await this.sleep(r.waitMs);
+        } else if (pending.length < r.flushAt) await this.sleep(r.waitMs);
         r.check();
         if (pending.length > HIGH_WATER && readers.length > 0) await closeReaders();
         if (pending.length > 0) await r.write(pending.splice(0, r.batchSize));

@@ -35,6 +35,8 @@ export interface PglitePool extends EventEmitter {
   connect(): Promise<PglitePoolClient>;
   end(): Promise<void>;
   readonly db: PGlite;
+  /** What BullMQ reads of a caller's pg.Pool options. */
+  readonly options: { keepAlive: boolean };
 }
 
 export interface PglitePoolClient extends EventEmitter {
@@ -94,6 +96,9 @@ export function createPglitePool(db: PGlite): PglitePool {
   const poolOwner: Owner = {};
   const pool = Object.assign(new EventEmitter(), {
     db,
+    // BullMQ caps a worker's wait for a delayed job at 10 s unless its LISTEN connection has TCP
+    // keepalive, which would notice a silent drop; a session in this process cannot drop.
+    options: { keepAlive: true },
     query: ((text: string, params?: readonly unknown[]) => run(poolOwner, text, params)) as Query,
     async connect(): Promise<PglitePoolClient> {
       if (ended) throw new Error('the embedded store is closed');

@@ -237,11 +237,22 @@ export async function pgExtras(pool: PgLike, schema: string): Promise<ExtrasPart
   };
 }
 
+/** How long BullMQ's waits may last on an idle store; without them, the defaults (PostgreSQL's). */
+export interface IdleWaits {
+  /** Longest wait between two reads of an idle event stream, ms; also QueueEvents' blocking timeout. */
+  eventPollMs: number;
+  /** The event readers wake on the jobs channel too (where add_jobs_bulk announces its events). */
+  wakeOnJobs: boolean;
+  /** A worker's longest wait for a job on an empty queue, s (BullMQ's drainDelay; default 5). */
+  drainDelayS: number;
+}
+
 /** The BullMQ half of a PostgreSQL-backed store, given what to pass as `connection`. */
 export function bullOnPostgres(
   connection: unknown,
   /** AIECS_EVENTS_MAX_LEN: kept in each queue's meta, where BullMQ's functions read it to trim. */
   eventsMaxLen = DEFAULT_EVENTS_MAX_LEN,
+  waits?: IdleWaits,
 ): Pick<
   Store,
   'createQueue' | 'createWorker' | 'createQueueEvents' | 'createEventsProducer' | 'createFlowProducer'
@@ -254,16 +265,19 @@ export function bullOnPostgres(
       readEventsInOrder(createPostgresBackend(name, opts, factoryOpts) as unknown as PgEventBackend, {
         queues: QUEUE_KINDS,
         ...(from !== undefined ? { from } : {}),
+        ...(waits ? { idlePollMs: waits.eventPollMs, wakeOnJobs: waits.wakeOnJobs } : {}),
       })) as never;
+  const blocking = waits ? { blockingTimeout: waits.eventPollMs } : {};
+  const drain = waits ? { drainDelay: waits.drainDelayS } : {};
   return {
     createQueue: (name) =>
       new Queue(name, { connection, streams: { events: { maxLen: eventsMaxLen } } } as never, factory),
     createWorker: (name, processor, workerOpts) =>
-      new Worker(name, processor, { ...workerOpts, connection } as never, factory),
+      new Worker(name, processor, { ...drain, ...workerOpts, connection } as never, factory),
     createQueueEvents: (name, eventsOpts = {}) =>
       new QueueEvents(
         name,
-        { connection, autorun: true } as never,
+        { connection, autorun: true, ...blocking } as never,
         eventsFactory(eventsOpts.from === undefined ? undefined : Number(eventsOpts.from)),
       ),
     createEventsProducer: (name) => new QueueEventsProducer(name, opts, factory),

@@ -13,6 +13,18 @@ export { StoreLockedError } from './store-lock.js';
 const PGDATA = 'pgdata';
 
 /**
+ * BullMQ's waits on an idle embedded store. On PostgreSQL the event readers poll every 250 ms, as a
+ * publisher there may skip its NOTIFY (bullmq-pg-event-reader.ts), and a worker asks for a job
+ * every 5 s. Here every change is announced (one session: the backend's NOTIFY try-lock is always
+ * free; add_jobs_bulk announces its events on the jobs channel, which the readers also hear; every
+ * function that makes a job claimable or delayed notifies the workers), so these waits only guard
+ * against the unforeseen. An idle `aiecs up` has four event readers (gateway and history, two
+ * queues each) and two workers: at PostgreSQL's waits they woke it 18 times and ran 34 queries a
+ * second (docs/design.md, "Embedded weight").
+ */
+const IDLE_WAITS = { eventPollMs: 30_000, wakeOnJobs: true, drainDelayS: 30 };
+
+/**
  * The store's directory and everything in it are the owner's only: the data, the lock, and the
  * secret `aiecs up` keeps there. Stores made before aiecs did this are made private here.
  */
@@ -57,7 +69,7 @@ export async function openEmbeddedStore(dirInput: string, options: ResolvedStore
       'embedded',
       `embedded:${dir}`,
       DEFAULT_SCHEMA,
-      bullOnPostgres(pool, options.eventsMaxLen),
+      bullOnPostgres(pool, options.eventsMaxLen, IDLE_WAITS),
       extras,
       async () => {
         await pool.end();

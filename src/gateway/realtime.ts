@@ -49,7 +49,8 @@ const taskRoom = (taskId: string) => `task:${taskId}`;
  */
 export class Realtime {
   readonly io: Server;
-  private readonly sweep: NodeJS.Timeout;
+  /** Runs while sockets are connected: an idle gateway has no timer waking it (4 a second). */
+  private sweep: NodeJS.Timeout | undefined;
   private readonly onEvent: (event: BridgeEvent) => void;
   private readonly metrics: Metrics = enableMetrics();
   private readonly uncountSockets = countSockets(() => this.connections);
@@ -115,11 +116,13 @@ export class Realtime {
       if (sent > 0) this.metrics.eventsSent(event.kind, sent);
     };
     bridge.on('event', this.onEvent);
-    this.sweep = setInterval(() => this.dropSlowClients(), 250);
-    this.sweep.unref();
   }
 
   private onConnection(socket: Socket): void {
+    if (!this.sweep) {
+      this.sweep = setInterval(() => this.dropSlowClients(), 250);
+      this.sweep.unref();
+    }
     const data = socket.data as SocketData;
     void socket.join(userRoom(data.principal.userId));
     if (data.principal.expiresAt !== undefined) this.expireAt(socket, data.principal.expiresAt);
@@ -214,6 +217,11 @@ export class Realtime {
 
   /** A client that stops reading must not grow our memory: past the cap it is let go. */
   private dropSlowClients(): void {
+    if (this.io.sockets.sockets.size === 0) {
+      clearInterval(this.sweep);
+      this.sweep = undefined;
+      return;
+    }
     for (const socket of this.io.sockets.sockets.values()) {
       const { packets, bytes } = backlogOf(socket);
       if (packets > this.options.maxBufferedPackets || bytes > this.options.maxBufferedBytes) {
@@ -233,6 +241,7 @@ export class Realtime {
 
   async close(): Promise<void> {
     clearInterval(this.sweep);
+    this.sweep = undefined;
     this.uncountSockets();
     this.bridge.off('event', this.onEvent);
     this.io.disconnectSockets(true);

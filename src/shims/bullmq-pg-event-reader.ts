@@ -2,7 +2,8 @@
  * In-order, lossless event reading for BullMQ's PostgreSQL backend.
  *
  * Written against bullmq 6.7.0 (postgres/postgres-queue-backend.js: readEvents, fetchEvents,
- * waitForEvent, waitUntilReady, query; the `event` table and publish_event of its migrations
+ * waitUntilReady, query, ensureListeningEvents, ensureListening, cancelEventWait as disconnect,
+ * close and a rebuilt LISTEN client call it; the `event` table and publish_event of its migrations
  * 0001/0002). It replaces the backend's `readEvents`, which loses events: docs/upstream.md, "QueueEvents
  * never delivers an event committed after a later one". A correctness fix, kept whatever it
  * costs; src/shims/bullmq-pg-event-reader.test.ts pins the backend code and SQL it replaces.
@@ -20,7 +21,13 @@
  * after a fresh gap are held back (for `holdMs`) so that they still come out in id order, and a
  * gap is looked for (for `recoverMs`) even after the hold ends, so a late event comes late rather
  * than never. It polls briefly while gaps are open or events have just arrived, and at least every
- * `idlePollMs` otherwise, so a skipped or missed NOTIFY costs milliseconds, not the blocking timeout.
+ * `idlePollMs` otherwise, so a skipped NOTIFY costs milliseconds, not the blocking timeout.
+ *
+ * It waits on its own listener, attached once, rather than BullMQ's waitForEvent, which listens
+ * only while it waits: a NOTIFY that arrives while the reader reads is counted and ends the next
+ * wait at once, so none is missed between two reads. Where no NOTIFY is ever skipped (the embedded
+ * store: one session, so the backend's try-lock is always free) the idle poll can then be long:
+ * docs/design.md, "Embedded weight".
  */
 
 import { readQueries } from '../core/script-files.js';
@@ -30,6 +37,21 @@ const SQL = readQueries('./bullmq-pg-event-reader.sql', import.meta.url, [
   'events_by_id',
   'events_after',
 ]);
+
+/** BullMQ's channels (PostgresQueueBackend.EVENTS_CHANNEL, NOTIFY_CHANNEL); the payload is the queue. */
+const EVENTS_CHANNEL = 'bullmq_events';
+const JOBS_CHANNEL = 'bullmq_jobs';
+
+interface Notification {
+  channel: string;
+  payload?: string;
+}
+
+/** The backend's LISTEN client: pg's Client, or the embedded store's pool client. */
+interface ListenClient {
+  on(event: 'notification', listener: (message: Notification) => void): unknown;
+  removeListener(event: 'notification', listener: (message: Notification) => void): unknown;
+}
 
 interface EventRow {
   id: string | number;
@@ -45,9 +67,14 @@ export interface PgEventBackend {
   readonly closing?: boolean;
   readonly connection: { readonly isClosing: boolean };
   query(text: string, params: unknown[]): Promise<{ rows: EventRow[] }>;
-  waitForEvent(blockTimeout: number): Promise<void>;
   readEvents(id: string, blockTimeout?: number): Promise<unknown>;
   waitUntilReady(): Promise<unknown>;
+  /** LISTENs on the events channel (once per client); the LISTEN client. */
+  ensureListeningEvents(): Promise<ListenClient>;
+  /** The same for the jobs channel. */
+  ensureListening(): Promise<ListenClient>;
+  /** What close(), disconnect() and a rebuilt LISTEN client call to end the current wait. */
+  cancelEventWait?: (() => void) | undefined;
 }
 
 export interface EventReaderOptions {
@@ -58,10 +85,16 @@ export interface EventReaderOptions {
   /** How long a gap is looked for before it counts as a rolled-back id. Default 10 s. */
   recoverMs?: number;
   /**
-   * Longest wait between reads when nothing is pending. Default 250 ms: a NOTIFY sent while the
-   * reader was not waiting (between two reads) wakes nobody, so this bounds such an event's delay.
+   * Longest wait between reads when nothing is pending. Default 250 ms: on PostgreSQL the backend's
+   * try-lock lets only one of several concurrent publishers NOTIFY, so this bounds the delay of an
+   * event whose commit was not announced.
    */
   idlePollMs?: number;
+  /**
+   * Also wake on the jobs channel: BullMQ's add_jobs_bulk writes its `added` and `waiting` events
+   * but announces them there only. Needed where `idlePollMs` is long.
+   */
+  wakeOnJobs?: boolean;
   /** An event id handed out before: read the events after it instead of from now on. */
   from?: number;
 }
@@ -98,7 +131,18 @@ export class GapAwareReader {
   private readonly holdMs: number;
   private readonly recoverMs: number;
   private readonly idlePollMs: number;
+  private readonly wakeOnJobs: boolean;
   private readonly queues: string[];
+  /** Notifications for this queue so far: one that came during a read ends the next wait. */
+  private notified = 0;
+  private listenClient: ListenClient | undefined;
+  private waiting: (() => void) | undefined;
+  private readonly onNotification = (message: Notification): void => {
+    if (message.payload !== this.backend.queueName) return;
+    if (message.channel !== EVENTS_CHANNEL && !(this.wakeOnJobs && message.channel === JOBS_CHANNEL)) return;
+    this.notified += 1;
+    this.waiting?.();
+  };
 
   constructor(
     private readonly backend: PgEventBackend,
@@ -107,6 +151,7 @@ export class GapAwareReader {
     this.holdMs = options.holdMs ?? 250;
     this.recoverMs = options.recoverMs ?? 10_000;
     this.idlePollMs = options.idlePollMs ?? 250;
+    this.wakeOnJobs = options.wakeOnJobs ?? false;
     this.queues = [...new Set([...options.queues, backend.queueName])];
     if (options.from !== undefined) this.cursor = options.from;
   }
@@ -130,16 +175,55 @@ export class GapAwareReader {
   }
 
   async read(blockTimeout: number): Promise<XReadReply | null> {
-    if (this.closing) return null;
+    if (this.closing) return this.stopListening();
     if (this.cursor === undefined) await this.start();
+    await this.listen();
+    const seen = this.notified;
     let ready = await this.fetch();
     if (ready.length === 0) {
-      await this.backend.waitForEvent(this.nextWaitMs(blockTimeout));
-      if (this.closing) return null;
+      await this.wait(this.nextWaitMs(blockTimeout), seen);
+      if (this.closing) return this.stopListening();
       ready = await this.fetch();
     }
     if (ready.length === 0) return null;
     return [['events', ready.map(({ id, row }) => [String(id), fieldsOf(row)])]];
+  }
+
+  /**
+   * LISTENs through the backend (which does it once per client) and keeps one listener on its
+   * client. A new client (the backend rebuilt a dropped one) may have missed a NOTIFY: the next
+   * wait is skipped.
+   */
+  private async listen(): Promise<void> {
+    const client = await this.backend.ensureListeningEvents();
+    if (this.wakeOnJobs) await this.backend.ensureListening();
+    if (client === this.listenClient) return;
+    this.listenClient?.removeListener('notification', this.onNotification);
+    client.on('notification', this.onNotification);
+    this.listenClient = client;
+    this.notified += 1;
+  }
+
+  private stopListening(): null {
+    this.listenClient?.removeListener('notification', this.onNotification);
+    this.listenClient = undefined;
+    return null;
+  }
+
+  /** Until a NOTIFY for this queue (at once if one came since `seen`), `ms`, or the backend's cancel. */
+  private wait(ms: number, seen: number): Promise<void> {
+    if (this.notified !== seen) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiting = undefined;
+        if (this.backend.cancelEventWait === done) this.backend.cancelEventWait = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiting = done;
+      this.backend.cancelEventWait = done;
+    });
   }
 
   private nextWaitMs(blockTimeout: number): number {

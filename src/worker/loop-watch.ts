@@ -51,13 +51,26 @@ export class LoopWatch implements LiveRuns {
     this.intervalMs = Math.max(10, Math.min(250, Math.floor(options.reportMs / 2)));
   }
 
+  /**
+   * With the watchdog thread the loop stamps its tick always (the thread reads a missing stamp as a
+   * blocked loop); without it the timer runs only while tasks are in the loop, since a block is
+   * reported for the tasks it held up: an idle worker has no timer waking it (was 4 a second).
+   */
   start(): void {
+    if (this.options.exitS > 0) {
+      this.startTimer();
+      this.startThread();
+    }
+  }
+
+  private startTimer(): void {
+    if (this.timer) return;
     this.lastTick = clock();
     this.timer = setInterval(() => this.tick(), this.intervalMs).unref();
-    if (this.options.exitS > 0) this.startThread();
   }
 
   enter(run: LiveRun): void {
+    this.startTimer();
     this.live.add(run);
     if (this.recent.length < NAMES) this.recent.push(run.taskId);
     this.shared?.enter(run);
@@ -83,6 +96,11 @@ export class LoopWatch implements LiveRuns {
     this.lastLive = this.liveNames();
     this.recent.length = 0;
     this.shared?.stamp(now);
+    // This tick has seen the last task leave (and reported a block it caused): nothing to watch.
+    if (this.live.size === 0 && !this.thread) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
   }
 
   private liveNames(): string[] {
@@ -131,6 +149,7 @@ export class LoopWatch implements LiveRuns {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
+    this.timer = undefined;
     await this.thread?.terminate();
     this.thread = undefined;
   }

@@ -53,6 +53,11 @@ type Session = Awaited<ReturnType<SqlPool['connect']>> & {
 };
 
 const IDLE_CHECK_MS = 2_000;
+/**
+ * An idle consumer on the embedded store's own database has no session to check: it wakes only
+ * for the retention sweep's turn (hourly), which this delays by at most this long.
+ */
+const IN_PROCESS_IDLE_MS = 60_000;
 
 /** The lead: a session holding the advisory lock (event-follower.ts runs the loop). */
 export class HistoryConsumer extends EventFollower<Session> {
@@ -160,6 +165,8 @@ export class HistoryConsumer extends EventFollower<Session> {
         batchSize: this.batchSize,
         flushAt: this.batchSize,
         waitMs: this.options.flushMs ?? 200,
+        // Idle, it wakes only to check its session (was every flushMs: 5 times a second).
+        idleMs: db.inProcess ? Math.min(IN_PROCESS_IDLE_MS, this.sweepIntervalMs) : IDLE_CHECK_MS,
         readerError: 'history events error',
         check: () => {
           if (broken) throw broken;
@@ -169,7 +176,7 @@ export class HistoryConsumer extends EventFollower<Session> {
           idleSince = Date.now();
         },
         idle: async () => {
-          if (Date.now() - idleSince <= IDLE_CHECK_MS) return;
+          if (db.inProcess || Date.now() - idleSince <= IDLE_CHECK_MS) return;
           // Nothing to write: a dead connection (and a lost lock) shows here.
           await session.query('SELECT 1');
           idleSince = Date.now();
@@ -180,6 +187,10 @@ export class HistoryConsumer extends EventFollower<Session> {
       session.removeListener?.('error', onBroken);
       session.removeListener?.('end', onBroken);
     }
+  }
+
+  private get sweepIntervalMs(): number {
+    return this.options.sweepIntervalMs ?? 3_600_000;
   }
 
   private get batchSize(): number {
@@ -213,7 +224,7 @@ export class HistoryConsumer extends EventFollower<Session> {
   private async sweepIfDue(): Promise<void> {
     const { retentionDays, db, logger } = this.options;
     const now = Date.now();
-    if (retentionDays <= 0 || now - this.lastSweep < (this.options.sweepIntervalMs ?? 3_600_000)) return;
+    if (retentionDays <= 0 || now - this.lastSweep < this.sweepIntervalMs) return;
     this.lastSweep = now;
     const deleted = await db.sweep(now - retentionDays * 86_400_000);
     if (deleted > 0) logger.info({ deleted, retention_days: retentionDays }, 'task history swept');

@@ -3,7 +3,8 @@
  * migrations (src/engine/history/migrations, recorded in `aiecs_history_migrations`, apart from the
  * queue's own: the history may be another database), and every statement on them.
  */
-import pg from 'pg';
+import { createRequire } from 'node:module';
+import type pg from 'pg';
 import { inSchema, readQueries } from '../../core/script-files.js';
 import type { TaskStatus } from '../../core/task.js';
 import { quoteSchemaName } from '../bullmq.js';
@@ -127,9 +128,16 @@ export class HistoryDb {
     this.sql = inSchema(QUERIES, quoteSchemaName(schema));
   }
 
+  /** In this process (the embedded store's PGlite): its sessions cannot drop, nor their locks. */
+  get inProcess(): boolean {
+    return this.end === undefined;
+  }
+
   /** The history in a database of its own (AIECS_HISTORY_URL), or in a PostgreSQL store's. */
   static atUrl(url: string, schema: string, connectTimeoutMs: number): HistoryDb {
-    const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: connectTimeoutMs });
+    // Loaded here: beside the embedded store (onPool) node-postgres is never needed (2 MB of heap).
+    const { Pool } = createRequire(import.meta.url)('pg') as typeof pg;
+    const pool = new Pool({ connectionString: url, max: 4, connectionTimeoutMillis: connectTimeoutMs });
     // A dropped idle connection: the next query gets another. Reported by the queries that fail.
     pool.on('error', () => undefined);
     return new HistoryDb(pool as unknown as SqlPool, schema, redactUrl(url), () => pool.end(), true);
