@@ -146,3 +146,37 @@ describe('the celery section', () => {
     expect(celeryProblems(skipped)).toEqual([]);
   });
 });
+
+describe('the idle `aiecs up` rows (issue 18)', () => {
+  const startup = (rssMb: number, cpuPct: number) => ({
+    firstMs: 3_000,
+    secondMs: 1_200,
+    idle: {
+      rssMb,
+      processes: [{ pid: 42, command: 'main.js up --broker embedded:/tmp/x', rssMb }],
+      cpuPct,
+      wakeupsPerS: 3.4,
+      settleS: 30,
+      windowS: 30,
+    },
+  });
+
+  it('reports the tree RSS and CPU against their goals, and the JSON keys', () => {
+    const r = { quick: false, startup: startup(149.96, 0.3) };
+    expect(figures(r)).toMatchObject({
+      up_idle_rss_mb: 150,
+      up_idle_cpu_pct: 0.3,
+      up_idle_wakeups_per_s: 3.4,
+    });
+    const text = renderTables(r);
+    expect(text).toMatch(/RSS MB, process tree, end of window +150\.0 .* <= 150 +PASS/);
+    expect(text).toMatch(/pid 42 main\.js up --broker embedded:\/tmp\/x +150\.0/);
+    expect(text).toMatch(/CPU % of one core, window +0\.30 .* <= 0\.3 +PASS/);
+  });
+
+  it('misses above 150 MB or 0.3 %', () => {
+    const text = renderTables({ quick: false, startup: startup(150.1, 0.31) });
+    expect(text).toMatch(/RSS MB, process tree, end of window +150\.1 .* MISS/);
+    expect(text).toMatch(/CPU % of one core, window +0\.31 .* MISS/);
+  });
+});

@@ -59,6 +59,9 @@ export const GOALS = {
   llmWallS: { below: 5 },
   // Issue 16: keeping the task history may cost at most a tenth of the throughput.
   historyRatio: { atLeast: 0.9 },
+  // Issue 18: an idle `aiecs up` on the embedded store, its whole process tree.
+  upIdleRssMb: { atMost: 150 },
+  upIdleCpuPct: { atMost: 0.3 },
 } as const;
 
 function throughputTable(title: string, r: ThroughputResult): string {
@@ -213,11 +216,44 @@ export function renderTables(results: Results): string {
   }
   const s = results.startup;
   if (s) {
+    const idle = s.idle;
     parts.push(
       table('`aiecs up` start-up on the embedded store (spawn to ready line)', HEADER, [
         ['first start ms', fmt(s.firstMs), '-', '-', '', ''],
         ['second start ms', fmt(s.secondMs), '-', '-', '', ''],
       ]),
+      table(
+        `Idle \`aiecs up\` on a new embedded store (after one no-op task: ${fmt(idle.settleS)} s settle, ` +
+          `then a ${fmt(idle.windowS)} s window; lower is better)`,
+        HEADER,
+        [
+          [
+            'RSS MB, process tree, end of window',
+            fmt(idle.rssMb, 1),
+            '-',
+            '-',
+            '<= 150',
+            verdict(meets(round(idle.rssMb, 1), GOALS.upIdleRssMb)),
+          ],
+          ...idle.processes.map((p): Cell[] => [
+            `  pid ${p.pid} ${p.command}`,
+            fmt(p.rssMb, 1),
+            '-',
+            '-',
+            '',
+            '',
+          ]),
+          [
+            'CPU % of one core, window',
+            fmt(idle.cpuPct, 2),
+            '-',
+            '-',
+            '<= 0.3',
+            verdict(meets(round(idle.cpuPct, 2), GOALS.upIdleCpuPct)),
+          ],
+          ['context switches/s, window', fmt(idle.wakeupsPerS, 1), '-', '-', 'reported', ''],
+        ],
+      ),
     );
   }
   if (results.fanout) parts.push(fanoutTable(results.fanout, results.fanoutBurst));
@@ -529,6 +565,9 @@ export function figures(results: Results): Record<string, number | string | bool
   if (startup) {
     out.up_startup_ms = round(startup.secondMs);
     out.up_first_start_ms = round(startup.firstMs);
+    out.up_idle_rss_mb = round(startup.idle.rssMb, 1);
+    out.up_idle_cpu_pct = round(startup.idle.cpuPct, 2);
+    out.up_idle_wakeups_per_s = round(startup.idle.wakeupsPerS, 1);
   }
   if (fanout) {
     out.fanout_clients = fanout.clients;
