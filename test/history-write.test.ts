@@ -44,7 +44,7 @@ async function historyDb(kind: (typeof KINDS)[number]): Promise<HistoryDb> {
 async function write(db: HistoryDb, rows: HistoryRow[], positions: Record<string, string> = {}) {
   const session = await db.pool.connect();
   try {
-    await db.write(session, rows, positions);
+    return await db.write(session, rows, positions);
   } finally {
     session.release();
   }
@@ -168,6 +168,47 @@ describe.each(KINDS)('history batches on %s', (kind) => {
       result: { text: odd, list: [1, 'two\\', null], nested: { quote: '"\\"' } },
     });
     expect(await positions(db)).toEqual(new Map([['fast_tasks', '1-2']]));
+  });
+
+  it('write text PostgreSQL refuses (a NUL, an unpaired surrogate) as U+FFFD', async () => {
+    const db = await historyDb(kind);
+    const bad = 'nul \u0000 lone \ud800 pair \ud83d\ude00 tab\t';
+    const fine = 'nul \ufffd lone \ufffd pair \ud83d\ude00 tab\t';
+    await write(
+      db,
+      [
+        row('t1', '1-0', { message: bad, error_code: 'E003', error_message: bad, worker: bad }),
+        row('t1', '1-1', {
+          kind: 'completed',
+          status: TaskStatus.COMPLETED,
+          result: { text: bad, [bad]: [bad], escaped: 'a backslash, then u0000: \\u0000' },
+        }),
+      ],
+      { fast_tasks: '1-1' },
+    );
+    const [first, second] = await db.task('t1', 10);
+    expect(first).toMatchObject({ message: fine, worker: fine, error: { code: 'E003', message: fine } });
+    expect(second!.result).toEqual({
+      text: fine,
+      [fine]: [fine],
+      escaped: 'a backslash, then u0000: \\u0000',
+    });
+  });
+
+  it('leave out a row the database refuses as data, write the rest and the positions, and say which', async () => {
+    const db = await historyDb(kind);
+    // step is an integer column: 3e9 is out of its range (SQLSTATE 22003), as any value it cannot store.
+    const refusedRow = row('b', '1-1', { step: 3e9 });
+    const refused = await write(db, [row('a', '1-0'), refusedRow, row('c', '1-2')], { fast_tasks: '1-2' });
+    expect(refused).toEqual([refusedRow]);
+    const items = (await db.list({}, 100)).items;
+    expect(items.map((e) => e.task_id).sort()).toEqual(['a', 'c']);
+    expect(await positions(db)).toEqual(new Map([['fast_tasks', '1-2']]));
+    // Read again (the positions saved before a restart): nothing twice, the refused row again out.
+    expect(await write(db, [row('a', '1-0'), refusedRow, row('c', '1-2')], { fast_tasks: '1-2' })).toEqual([
+      refusedRow,
+    ]);
+    expect((await db.list({}, 100)).items).toHaveLength(2);
   });
 
   it('adds nothing for a batch written again, and only the new rows of one that overlaps', async () => {

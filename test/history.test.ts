@@ -164,6 +164,34 @@ describe.each(STORE_KINDS)('task history on %s', (kind) => {
     const completed = await app.history.list({ status: TaskStatus.COMPLETED });
     expect(completed.items.map((e) => e.task_id).sort()).toEqual([flaky.id, steps.id].sort());
   });
+
+  it('keeps an error message PostgreSQL cannot store (a NUL, an unpaired surrogate) and goes on', async () => {
+    const { env, app, store } = await deployment(kind);
+    const db = await historyDb(env, store);
+    consumer(store, db);
+    await env.worker();
+
+    // A service's own error text: not checked at submit, and PostgreSQL refuses a NUL in text.
+    const odd = await app.executeTask.delay(probe('fail', { message_json: '"bad\\u0000byte \\ud800 end"' }));
+    await expect(odd.get({ timeout: 20_000 })).rejects.toThrow();
+    expect((await app.getTask(odd.id))?.status).toBe(TaskStatus.FAILED);
+    const after = await app.executeTask.delay(probe('echo'));
+    await after.get({ timeout: 20_000 });
+
+    // Both histories whole: the odd row did not stop the consumer (it retried its batch forever).
+    const last = (id: string) =>
+      until(
+        async () => {
+          const entries = await app.history.task(id);
+          const end = entries[entries.length - 1];
+          return end && end.status !== TaskStatus.PENDING && end.status !== TaskStatus.RUNNING && end;
+        },
+        20_000,
+        `history of ${id}`,
+      );
+    expect((await last(odd.id)).error).toEqual({ code: 'E003', message: 'bad\ufffdbyte \ufffd end' });
+    expect((await last(after.id)).status).toBe(TaskStatus.COMPLETED);
+  });
 });
 
 describe('task history beside Redis', () => {

@@ -31,6 +31,7 @@ export const METRIC = {
   providerCost: 'aiecs_provider_cost_usd_total',
   historyEntries: 'aiecs_history_entries_total',
   historyGaps: 'aiecs_history_gaps_total',
+  historyRefused: 'aiecs_history_refused_total',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];
@@ -247,6 +248,7 @@ export class Metrics {
   private progressSent = 0;
   private readonly historyEntries: Prom.Counter<'queue'>;
   private readonly historyGaps: Prom.Counter<'queue'>;
+  private readonly historyRefused: Prom.Counter<'queue'>;
 
   constructor() {
     const p = promClient();
@@ -337,6 +339,12 @@ export class Metrics {
       labelNames: ['queue'],
       registers,
     });
+    this.historyRefused = new p.Counter({
+      name: METRIC.historyRefused,
+      help: 'Task history entries the history database refused (a value it cannot store), left out',
+      labelNames: ['queue'],
+      registers,
+    });
     p.collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: LAG_SAMPLE_MS });
     // Gauges named like counters fail `promtool check metrics`; the per-type gauges beside them
     // (nodejs_active_handles{type}, …) hold the same figures.
@@ -377,9 +385,10 @@ export class Metrics {
     else this.progressSent += count;
   }
 
-  /** The task history: `count` entries of `queue` written, or a gap in its event stream found. */
-  history(queue: string, figure: { entries: number } | 'gap'): void {
+  /** The task history: `count` entries of `queue` written, a gap in its event stream, an entry refused. */
+  history(queue: string, figure: { entries: number } | 'gap' | 'refused'): void {
     if (figure === 'gap') this.historyGaps.inc({ queue });
+    else if (figure === 'refused') this.historyRefused.inc({ queue });
     else this.historyEntries.inc({ queue }, figure.entries);
   }
 

@@ -102,3 +102,25 @@ function hasSuspectEscape(json: string): boolean {
   }
   return false;
 }
+
+/**
+ * A JSON value with every string and key made storable (storableText), for text that was never
+ * checked at submit (an error's details); the value itself when nothing needs it.
+ */
+export function storableJson(value: unknown): unknown {
+  return findTextProblem(value, '') === undefined ? value : storableCopy(value);
+}
+
+function storableCopy(value: unknown): unknown {
+  if (typeof value === 'string') return storableText(value);
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map(storableCopy);
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) out[storableText(key)] = storableCopy(item);
+  return out;
+}
+
+/** JSON text (JSON.stringify's) PostgreSQL's jsonb accepts: one scan, a rewrite only when needed. */
+export function storableJsonText(json: string): string {
+  return hasSuspectEscape(json) ? JSON.stringify(storableJson(JSON.parse(json))) : json;
+}

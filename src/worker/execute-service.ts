@@ -1,7 +1,7 @@
 import type { TaskErrorInfo } from '../core/errors.js';
 import { errorInfo, isRetryable } from '../core/errors.js';
 import type { FileTouch, ModelUsage, TaskJobData, StoredResources } from '../core/task.js';
-import { storableText } from '../core/storable-text.js';
+import { storableJson, storableText } from '../core/storable-text.js';
 import { toJsonSafe } from '../engine/json-safe.js';
 import type { ProviderSettings } from '../providers/types.js';
 import type { ServiceRegistry } from '../registry/registry.js';
@@ -32,6 +32,12 @@ export type ExecOutcome =
 
 export function failureInfo(error: unknown): FailureInfo {
   const info: FailureInfo = { ...errorInfo(error), retryable: isRetryable(error) };
+  // A service's own text, never checked at submit: made storable as progress messages are, so a
+  // NUL in it cannot fail the task's end on PostgreSQL nor stop the history.
+  info.type = storableText(info.type);
+  info.message = storableText(info.message);
+  if (info.stack !== undefined) info.stack = storableText(info.stack);
+  if (info.details !== undefined) info.details = storableJson(info.details) as Record<string, unknown>;
   const retryAfter = (error as { retryAfterMs?: unknown } | null)?.retryAfterMs;
   if (typeof retryAfter === 'number') info.retryAfterMs = retryAfter;
   return info;

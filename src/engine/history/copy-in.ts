@@ -5,6 +5,7 @@
  * runs any object with a `submit(connection)` method as a query (its "submittable" API, which
  * pg-copy-streams uses as well); this one sends one prepared chunk, so no stream is needed.
  */
+import { storableJsonText, storableText } from '../../core/storable-text.js';
 
 /** The part of node-postgres's connection a COPY uses (pg/lib/connection.js). */
 interface CopyConnection {
@@ -77,13 +78,16 @@ export function copyIn(client: CopyClient, text: string, data: string): Promise<
   });
 }
 
-const SPECIAL = /[\\\n\r\t]/;
+const SPECIAL = /[\\\n\r\t\0\ud800-\udfff]/;
 const SPECIALS = /[\\\n\r\t]/g;
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
-/** A text value in COPY's text format: backslash, newline, carriage return and tab escaped. */
+/**
+ * A text value in COPY's text format: backslash, newline, carriage return and tab escaped; a NUL
+ * or an unpaired surrogate (text PostgreSQL refuses, which would fail the whole batch) as U+FFFD.
+ */
 export function copyString(value: string): string {
-  return SPECIAL.test(value) ? value.replace(SPECIALS, (c) => ESCAPES[c]!) : value;
+  return SPECIAL.test(value) ? storableText(value).replace(SPECIALS, (c) => ESCAPES[c]!) : value;
 }
 
 /**
@@ -99,5 +103,5 @@ export function copyValue(value: unknown): string {
 
 /** A jsonb column's value in COPY's text format (`\N` for null). */
 export function copyJson(value: unknown): string {
-  return value === null || value === undefined ? '\\N' : copyString(JSON.stringify(value));
+  return value === null || value === undefined ? '\\N' : copyString(storableJsonText(JSON.stringify(value)));
 }

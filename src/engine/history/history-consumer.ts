@@ -43,7 +43,7 @@ export interface HistoryConsumerOptions {
 }
 
 /** The consumer's figures: entries written, or a gap found, per queue. */
-export type HistoryFigures = (queue: string, figure: { entries: number } | 'gap') => void;
+export type HistoryFigures = (queue: string, figure: { entries: number } | 'gap' | 'refused') => void;
 
 const processFigures: HistoryFigures = (queue, figure) => countingMetrics()?.history(queue, figure);
 
@@ -209,10 +209,18 @@ export class HistoryConsumer extends EventFollower<Session> {
     for (const e of batch) reached.set(e.queue, e.id);
     const saved: Record<string, string> = {};
     for (const [queue, id] of reached) saved[queue] = withEpoch(epochs.get(queue) ?? 0, id);
-    await this.options.db.write(session, rows, saved);
+    const refused = await this.options.db.write(session, rows, saved);
     for (const [queue, id] of reached) positions.set(queue, id);
     const perQueue = new Map<string, number>();
     for (const r of rows) perQueue.set(r.queue, (perQueue.get(r.queue) ?? 0) + 1);
+    for (const r of refused) {
+      perQueue.set(r.queue, (perQueue.get(r.queue) ?? 0) - 1);
+      this.figures(r.queue, 'refused');
+      this.options.logger.error(
+        { queue: r.queue, event_id: r.event_id, task_id: r.task_id, kind: r.kind },
+        'task history entry refused by the database (a value it cannot store); left out, the history goes on',
+      );
+    }
     for (const [queue, entries] of perQueue) this.figures(queue, { entries });
   }
 

@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import type pg from 'pg';
 import { inSchema, readQueries } from '../../core/script-files.js';
+import { storableJsonText, storableText } from '../../core/storable-text.js';
 import type { TaskStatus } from '../../core/task.js';
 import { quoteSchemaName } from '../bullmq.js';
 import { loadMigrations, migrate, type Migration } from '../migrate.js';
@@ -170,21 +171,60 @@ export class HistoryDb {
   }
 
   /**
-   * Writes a batch and the positions it reaches in one transaction on `session`. The rows go in
-   * by COPY where the session can; a row written before (a batch read again) fails a COPY, and
-   * the batch is then written again by an INSERT that skips the rows already there.
+   * One batch and the positions it reached, in one transaction: by COPY where the session can; a
+   * row written before (a batch read again) fails a COPY, and the batch is then written again by
+   * an INSERT that skips the rows already there. A row the database refuses as data (a value out
+   * of range: SQLSTATE class 22 or 54) would fail its batch on every retry and stop the history:
+   * the batch then goes in row by row, and the rows refused are left out and returned.
    */
   async write(
     session: Session,
     rows: readonly HistoryRow[],
     positions: Record<string, string>,
-  ): Promise<void> {
+  ): Promise<HistoryRow[]> {
     const copy = this.copies && rows.length > 0;
     try {
       await this.transaction(session, rows, positions, copy);
+      return [];
     } catch (error) {
-      if (!copy || (error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
-      await this.transaction(session, rows, positions, false);
+      if (copy && isDuplicate(error)) {
+        try {
+          await this.transaction(session, rows, positions, false);
+          return [];
+        } catch (again) {
+          if (!isRowError(again)) throw again;
+        }
+      } else if (!isRowError(error)) throw error;
+    }
+    return this.rowByRow(session, rows, positions);
+  }
+
+  /** Each row under a savepoint of one transaction; the rows refused are rolled back and returned. */
+  private async rowByRow(
+    session: Session,
+    rows: readonly HistoryRow[],
+    positions: Record<string, string>,
+  ): Promise<HistoryRow[]> {
+    const refused: HistoryRow[] = [];
+    await session.query('BEGIN');
+    try {
+      for (const row of rows) {
+        await session.query('SAVEPOINT history_row');
+        try {
+          await session.query(this.sql.insert_entries, columnArrays([row]));
+          await session.query('RELEASE SAVEPOINT history_row');
+        } catch (error) {
+          if (!isRowError(error)) throw error;
+          await session.query('ROLLBACK TO SAVEPOINT history_row');
+          refused.push(row);
+        }
+      }
+      await session.query(this.sql.save_positions, [JSON.stringify(positions)]);
+      await session.query('COMMIT');
+      return refused;
+    } catch (error) {
+      await session.query('ROLLBACK').catch(() => undefined);
+      throw error;
     }
   }
 
@@ -261,6 +301,15 @@ export class HistoryDb {
 
 const UNIQUE_VIOLATION = '23505';
 
+const sqlState = (error: unknown) => (error as { code?: unknown } | null)?.code;
+const isDuplicate = (error: unknown) => sqlState(error) === UNIQUE_VIOLATION;
+
+/** The database refused a value (data exception, class 22; program limit, class 54), not the session. */
+function isRowError(error: unknown): boolean {
+  const code = sqlState(error);
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('54'));
+}
+
 /** The fields every row of a task repeats (read from its job once). */
 const FIXED_COLUMNS = [
   'task_id',
@@ -329,9 +378,12 @@ function columnArrays(rows: readonly HistoryRow[]): unknown[][] {
   return COLUMNS.map((column) =>
     rows.map((row) => {
       const value = row[column];
-      if (column === 'result') return value === null || value === undefined ? null : JSON.stringify(value);
+      if (column === 'result')
+        return value === null || value === undefined ? null : storableJsonText(JSON.stringify(value));
       // As JSON.stringify writes them: a number that is not finite is null.
       if (typeof value === 'number') return Number.isFinite(value) ? value : null;
+      // As copyString does: text PostgreSQL refuses (a NUL) would fail the whole batch.
+      if (typeof value === 'string') return storableText(value);
       return value ?? null;
     }),
   );
