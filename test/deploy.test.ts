@@ -107,6 +107,7 @@ const AIECS_METRICS: Record<string, MetricSpec> = {
   aiecs_provider_cost_usd_total: { type: 'counter', labels: ['provider', 'model'] },
   aiecs_history_entries_total: { type: 'counter', labels: ['queue'] },
   aiecs_history_gaps_total: { type: 'counter', labels: ['queue'] },
+  aiecs_history_refused_total: { type: 'counter', labels: ['queue'] },
 };
 
 const LABEL_VALUES: Record<string, string[]> = {
