@@ -13,6 +13,7 @@ import {
 } from './bullmq.js';
 import { QUEUE_KINDS } from '../core/task.js';
 import { readEventsInOrder, type PgEventBackend } from '../shims/bullmq-pg-event-reader.js';
+import { LeanQueue, LeanWorker, isTaskQueue } from '../shims/bullmq-lean-job.js';
 import { inSchema, readQueries } from '../core/script-files.js';
 import { migrate } from './migrate.js';
 import type { Channel, ControlHandler, Store, StoreKind, WorkerHeartbeat } from './store.js';
@@ -270,10 +271,19 @@ export function bullOnPostgres(
   const blocking = waits ? { blockingTimeout: waits.eventPollMs } : {};
   const drain = waits ? { drainDelay: waits.drainDelayS } : {};
   return {
-    createQueue: (name) =>
-      new Queue(name, { connection, streams: { events: { maxLen: eventsMaxLen } } } as never, factory),
-    createWorker: (name, processor, workerOpts) =>
-      new Worker(name, processor, { ...drain, ...workerOpts, connection } as never, factory),
+    createQueue: (name) => {
+      const queueOpts = { connection, streams: { events: { maxLen: eventsMaxLen } } } as never;
+      // A task queue's jobs are stored lean (shims/bullmq-lean-job.ts).
+      return isTaskQueue(name)
+        ? new LeanQueue(name, queueOpts, factory)
+        : new Queue(name, queueOpts, factory);
+    },
+    createWorker: (name, processor, workerOpts) => {
+      const all = { ...drain, ...workerOpts, connection } as never;
+      return isTaskQueue(name)
+        ? new LeanWorker(name, processor, all, factory)
+        : new Worker(name, processor, all, factory);
+    },
     createQueueEvents: (name, eventsOpts = {}) =>
       new QueueEvents(
         name,

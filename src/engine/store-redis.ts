@@ -5,6 +5,7 @@ import { StoreUnavailableError } from '../core/errors.js';
 import { coalesceWrites } from '../shims/ioredis-coalesced-writes.js';
 import { RedisEventBatch } from '../shims/bullmq-redis-event-batch.js';
 import { startAtStreamEnd } from '../shims/bullmq-queue-events-start.js';
+import { LeanQueue, LeanWorker, isTaskQueue, withTaskName } from '../shims/bullmq-lean-job.js';
 import { readScript } from '../core/script-files.js';
 import { checkRedisSchema } from './redis-schema.js';
 import { redisTaskIndex } from './redis-task-index.js';
@@ -151,9 +152,15 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
     kind: 'redis',
     displayUrl: redactUrl(url),
     namespace,
-    createQueue: (name) => new Queue(name, { ...bull, streams: { events: { maxLen: eventsMaxLen } } }),
-    createWorker: (name, processor, opts) =>
-      new Worker(name, processor, { ...opts, ...blockingConnection() }),
+    createQueue: (name) => {
+      const opts = { ...bull, streams: { events: { maxLen: eventsMaxLen } } };
+      // A task queue's jobs are stored lean (shims/bullmq-lean-job.ts).
+      return isTaskQueue(name) ? new LeanQueue(name, opts) : new Queue(name, opts);
+    },
+    createWorker: (name, processor, opts) => {
+      const all = { ...opts, ...blockingConnection() };
+      return isTaskQueue(name) ? new LeanWorker(name, processor, all) : new Worker(name, processor, all);
+    },
     createQueueEvents: (name, opts = {}) =>
       opts.from === undefined
         ? startAtStreamEnd(new QueueEvents(name, { ...blockingConnection(), autorun: false }), command)
@@ -191,13 +198,14 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
         ...ids.map((id) => `${namespace}:${name}:${id}`),
       )) as Array<Array<string | null>>;
       return ids.map((id, i) => {
-        // BullMQ's job hash fields: ats is attemptsStarted, pb processedBy, parent {id, queueKey}.
-        const [data, timestamp, ats, pb, parent] = replies[i] ?? [];
+        // BullMQ's job hash fields: ats is attemptsStarted, pb processedBy, parent {id, queueKey};
+        // a task's name is its job's (bullmq-lean-job.ts).
+        const [data, timestamp, ats, pb, parent, jobName] = replies[i] ?? [];
         if (data === null || data === undefined) return undefined;
         const parentId = parent ? (JSON.parse(parent) as { id?: string }).id : undefined;
         return {
           id,
-          data: JSON.parse(data) as unknown,
+          data: withTaskName(JSON.parse(data), jobName ?? ''),
           timestamp: Number(timestamp),
           attemptsStarted: Number(ats ?? 0),
           ...(pb ? { processedBy: pb } : {}),
