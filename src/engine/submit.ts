@@ -305,7 +305,8 @@ function uncertainSubmit(error: StoreUnavailableError, ids: string[]): StoreUnav
   );
 }
 
-function indexEntry(kind: QueueKind, data: TaskJobData): IndexedTask {
+/** A submitted task's entry in the task index. */
+export function indexEntry(kind: QueueKind, data: TaskJobData): IndexedTask {
   const { task_id, user_id, task_name, mode, service } = data;
   const entry: IndexedTask = {
     task_id,

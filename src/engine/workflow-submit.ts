@@ -7,6 +7,7 @@ import { StoreUnavailableError, TaskConflictError } from '../core/errors.js';
 import { QUEUE_KINDS } from '../core/task.js';
 import type { WorkflowNode } from '../core/workflow.js';
 import { DEFAULT_WORKFLOW_MAX_DEPTH, DEFAULT_WORKFLOW_MAX_TASKS } from '../core/workflow.js';
+import { indexEntry } from './submit.js';
 import { compileWorkflow } from './workflow-tree.js';
 import { WorkflowHandle, type WorkflowDeps } from './workflow-handle.js';
 
@@ -58,19 +59,13 @@ export async function submitWorkflow(app: WorkflowDeps, tree: WorkflowNode): Pro
       const [store, producer] = await Promise.all([app.store(), producerFor(app)]);
       if (call.givenUp) throw new Error('workflow submit given up before its add');
       adding.started = true;
-      if (compiled.flows.length === 1) await producer.add(compiled.flows[0]!);
-      else await producer.addBulk(compiled.flows);
-      await store.indexTasks(
-        compiled.members.map(({ queue, data }) => ({
-          task_id: data.task_id,
-          user_id: data.user_id,
-          queue,
-          created_at: data.submitted_at,
-          task_name: data.task_name,
-          mode: data.mode,
-          service: data.service,
-        })),
-      );
+      // As a plain submit: generated ids are new by construction, so they are indexed beside the
+      // add (one round trip less, and the store does both at once); chosen ones once it is made.
+      await Promise.all([
+        compiled.flows.length === 1 ? producer.add(compiled.flows[0]!) : producer.addBulk(compiled.flows),
+        store.indexTasks(compiled.members.filter((m) => !m.chosen).map((m) => indexEntry(m.queue, m.data))),
+      ]);
+      if (chosen.length > 0) await store.indexTasks(chosen.map((m) => indexEntry(m.queue, m.data)));
     });
   } catch (error) {
     if (error instanceof StoreUnavailableError && adding.started)
