@@ -5,10 +5,10 @@
  * hand: its earlier runs) is read instead.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { TaskFailedError } from '../src/core/errors.js';
+import { TaskFailedError, TaskNotFoundError } from '../src/core/errors.js';
 import type { TaskRecord } from '../src/core/task.js';
 import type { TaskHandle } from '../src/engine/task-handle.js';
-import { STORE_KINDS, TestEnv, probe } from './harness.js';
+import { STORE_KINDS, TestEnv, probe, until } from './harness.js';
 
 describe.each(STORE_KINDS)('get() from the completed event on %s', (kind) => {
   let env: TestEnv;
@@ -55,6 +55,30 @@ describe.each(STORE_KINDS)('get() from the completed event on %s', (kind) => {
     const record = await later.get({ timeout: 20 });
     expect(reads).not.toHaveBeenCalled();
     expect(record).toEqual(await later.status());
+  });
+
+  it('reads the record of a task whose end its listener heard before get() began', async () => {
+    env = await TestEnv.create(kind);
+    const app = env.app();
+    await env.worker();
+    // A wait for a task that does not exist subscribes the listener before the task is added.
+    await expect(app.waitFor('no-such-task', 'fast_tasks')).rejects.toThrow(TaskNotFoundError);
+    const handle = await app.executeTask.delay(probe('echo', { text: 'ended' }));
+    await until(async () => (await handle.status()).status === 'completed', 20_000, 'the task ended');
+    // A later task's end follows on the event stream: once it is heard, so was this one's.
+    await (await app.executeTask.delay(probe('echo', { text: 'next' }))).get({ timeout: 20 });
+    const reads = vi.spyOn(app, 'getTask');
+    // Only its first read can settle it: the periodic re-read, the safety net, never comes.
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    let record: TaskRecord;
+    try {
+      record = await handle.get({ timeout: 20 });
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(reads.mock.calls.map(([id]) => id)).toEqual([handle.id]);
+    expect(record).toEqual(await handle.status());
+    expect(record.status).toBe('completed');
   });
 
   it('reads the record of a task retried by hand, which holds its earlier run', async () => {

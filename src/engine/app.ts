@@ -97,8 +97,8 @@ export class AiecsApp {
   private readonly ownsStore: boolean;
   private readonly queues = new Map<QueueKind, TaskQueue>();
   private readonly waiters = new Map<QueueKind, Promise<{ events: QueueEvents; waiter: ResultWaiter }>>();
-  /** Queues whose result listener is subscribed: a task added after that has its end heard. */
-  private readonly listening = new Set<QueueKind>();
+  /** Result listeners once subscribed: a task added after that has its end heard. */
+  private readonly listening = new Map<QueueKind, ResultWaiter>();
   private closed = false;
   private taskHistory: TaskHistory | undefined;
 
@@ -263,9 +263,9 @@ export class AiecsApp {
     return cursor ? { tasks, next_cursor: cursor } : { tasks };
   }
 
-  /** True once get()'s listener on the queue is subscribed (see SubmittedTask.heard). */
-  isListening(kind: QueueKind): boolean {
-    return this.listening.has(kind);
+  /** The task ends get()'s listener on the queue has heard, once it is subscribed (see SubmittedTask). */
+  endsHeard(kind: QueueKind): number | undefined {
+    return this.listening.get(kind)?.endsHeard;
   }
 
   handle(taskId: string, kind: QueueKind, created = true, submitted?: SubmittedTask): TaskHandle {
@@ -348,8 +348,9 @@ export class AiecsApp {
           this.logger.warn({ err: error.message, queue: kind }, 'queue events error'),
         );
         await events.waitUntilReady();
-        this.listening.add(kind);
-        return { events, waiter: new ResultWaiter(events, (id) => this.getTask(id, kind)) };
+        const waiter = new ResultWaiter(events, (id) => this.getTask(id, kind));
+        this.listening.set(kind, waiter);
+        return { events, waiter };
       })();
       this.waiters.set(kind, entry);
     }

@@ -7,6 +7,12 @@ import { completedFromEvent, type SubmittedTask } from './task-record.js';
 
 type Settle = (record: TaskRecord) => void;
 
+/**
+ * Task ends this listener remembers (their ids, the newest): a task added while it listened is read
+ * by get() only if its end is among them, or if more ends than this have been heard since its add.
+ */
+export const REMEMBERED_ENDS = 1024;
+
 interface Waiter {
   settle: Settle;
   fail: (error: unknown) => void;
@@ -20,6 +26,9 @@ interface Waiter {
  */
 export class ResultWaiter {
   private readonly waiters = new Map<string, Set<Waiter>>();
+  /** Task ends heard (terminal events), and the ids of the last REMEMBERED_ENDS, oldest first. */
+  private ends = 0;
+  private readonly ended = new Set<string>();
 
   constructor(
     events: QueueEvents,
@@ -27,19 +36,46 @@ export class ResultWaiter {
     /** A safety net for an event lost between subscribing and reading: a rare re-read, not the mechanism. */
     private readonly recheckMs = 5_000,
   ) {
-    events.on('completed', ({ jobId, returnvalue }: { jobId: string; returnvalue: unknown }) =>
-      this.completed(jobId, returnvalue),
-    );
-    events.on('failed', ({ jobId }: { jobId: string }) => this.check(jobId));
+    events.on('completed', ({ jobId, returnvalue }: { jobId: string; returnvalue: unknown }) => {
+      this.heardEnd(jobId);
+      this.completed(jobId, returnvalue);
+    });
+    events.on('failed', ({ jobId }: { jobId: string }) => {
+      this.heardEnd(jobId);
+      this.check(jobId);
+    });
     events.on('progress', ({ jobId, data }: { jobId: string; data: unknown }) => {
       // A pending task cancelled by any process ends with the caller's marker, not with a move
       // of its job; a worker's final word is followed by the move, heard above.
-      if (isCancelMarker(data)) this.check(jobId);
+      if (!isCancelMarker(data)) return;
+      this.heardEnd(jobId);
+      this.check(jobId);
     });
   }
 
   get pending(): number {
     return this.waiters.size;
+  }
+
+  /** Task ends heard so far: a submit notes it (SubmittedTask.endsHeard) for its get(). */
+  get endsHeard(): number {
+    return this.ends;
+  }
+
+  private heardEnd(taskId: string): void {
+    this.ends++;
+    // Re-added, so that it counts as the newest.
+    this.ended.delete(taskId);
+    this.ended.add(taskId);
+    if (this.ended.size > REMEMBERED_ENDS) this.ended.delete(this.ended.values().next().value!);
+  }
+
+  /**
+   * Whether a task added when `endsHeard` ends had been heard may have ended unseen by its waiter:
+   * its id is among the ends remembered, or too many ended since to tell.
+   */
+  private mayHaveEnded(taskId: string, endsHeard: number): boolean {
+    return this.ended.has(taskId) || this.ends - endsHeard > REMEMBERED_ENDS;
   }
 
   /**
@@ -79,9 +115,10 @@ export class ResultWaiter {
       set.add(waiter);
       if (Number.isFinite(timeoutMs)) timer = setTimeout(() => waiter.fail(onTimeout()), timeoutMs);
       // Subscribed first, then read: a task that finished before we subscribed is seen here.
-      // One added while we listened cannot have: its end comes as an event (the periodic
-      // re-read stays the safety net for an event lost on the way).
-      if (!submitted?.heard) this.check(taskId);
+      // One added while we listened is read only if its end was heard before this wait began (the
+      // periodic re-read stays the safety net for an event lost on the way).
+      const since = submitted?.endsHeard;
+      if (since === undefined || this.mayHaveEnded(taskId, since)) this.check(taskId);
     });
   }
 

@@ -61,8 +61,8 @@ export interface SubmitDeps<H> {
   queue(kind: QueueKind): Promise<TaskQueue>;
   /** The caller's handle on a submitted task; `created` is false when the id already named it. */
   handle(taskId: string, kind: QueueKind, created: boolean, submitted?: SubmittedTask): H;
-  /** Whether get()'s listener on the queue is subscribed already. */
-  isListening(kind: QueueKind): boolean;
+  /** The task ends get()'s listener on the queue has heard; undefined before it is subscribed. */
+  endsHeard(kind: QueueKind): number | undefined;
   /** What template submits resolve against. */
   readonly templates: TemplateRegistry;
 }
@@ -179,7 +179,7 @@ async function addPrepared<H>(
   adding.started = true;
   const maxAttempts = app.config.maxAttempts;
   // What each add made, as its handle's get() needs it (SubmittedTask); read before the adds.
-  const heard = { [FAST_QUEUE]: app.isListening(FAST_QUEUE), [HEAVY_QUEUE]: app.isListening(HEAVY_QUEUE) };
+  const endsHeard = { [FAST_QUEUE]: app.endsHeard(FAST_QUEUE), [HEAVY_QUEUE]: app.endsHeard(HEAVY_QUEUE) };
   const submitted = new Map<string, SubmittedTask>();
   const made = (kind: QueueKind, p: Prepared, job: { data: StoredTaskData; timestamp: number }) =>
     submitted.set(p.data.task_id, {
@@ -188,7 +188,7 @@ async function addPrepared<H>(
       data: job.data,
       timestamp: job.timestamp,
       attempts: p.attempts ?? maxAttempts,
-      heard: heard[kind],
+      endsHeard: endsHeard[kind],
     });
   await Promise.all([
     ...QUEUE_KINDS.map(async (kind) => {

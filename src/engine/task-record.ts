@@ -187,10 +187,11 @@ export interface SubmittedTask {
   readonly timestamp: number;
   readonly attempts: number;
   /**
-   * Added after this process's result listener on its queue was subscribed: its end cannot have
-   * passed unheard, so get() need not read it once first.
+   * Set when added while this process's result listener on its queue was subscribed: the task ends
+   * it had heard then (ResultWaiter.endsHeard). Its end cannot pass unheard, so get() reads it
+   * first only if that end came before get() began waiting.
    */
-  readonly heard: boolean;
+  readonly endsHeard: number | undefined;
 }
 
 /**
