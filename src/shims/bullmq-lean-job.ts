@@ -15,7 +15,7 @@
  * Redis's compact listpack encoding only while every field is at most hash-max-listpack-value
  * (64) bytes; a no-op task's data was 70 and its opts 75 ({"jobId":"<uuid>",…}), which made each
  * waiting job a hashtable: 740 bytes of used_memory a job, 285 once both fit (10,000 jobs). A
- * larger task (its input_data over 64 bytes) stays a hashtable and saves the ~60 bytes.
+ * larger task (its input_data over 64 bytes) stays a hashtable and saves about 50 bytes.
  * bullmq-lean-job.test.ts pins the internals this relies on.
  */
 import type { Job as BullJob, JobJson } from 'bullmq';
