@@ -180,3 +180,26 @@ describe('the idle `aiecs up` rows (issue 18)', () => {
     expect(text).toMatch(/CPU % of one core, window +0\.31 .* MISS/);
   });
 });
+
+describe('the latency section', () => {
+  const latency = {
+    count: 500,
+    warmup: 2_000,
+    aiecs: { n: 500, p50: 0.9, p99: 5, mean: 1.1 },
+    bullmq: { n: 500, p50: 0.75, p99: 4.5, mean: 1 },
+    bullmqTaskOptions: { n: 500, p50: 0.8, p99: 4.8, mean: 1 },
+  };
+
+  it("sets raw BullMQ with aiecs's job options beside plain BullMQ", () => {
+    expect(figures({ quick: false, latency })).toMatchObject({
+      redis_latency_p50_ms: 0.9,
+      bullmq_latency_p50_ms: 0.75,
+      bullmq_task_options_latency_p50_ms: 0.8,
+      bullmq_task_options_latency_p99_ms: 4.8,
+    });
+    const table = renderTables({ quick: false, latency });
+    expect(table).toMatch(/500 sequential tasks a side after 2,000 unmeasured/);
+    expect(table).toMatch(/p50 ms, BullMQ with aiecs's job options +0\.90 +0\.80 +1\.13/);
+    expect(table).toMatch(/options alone, p50 .* 1\.07 +vs plain BullMQ/);
+  });
+});

@@ -3,6 +3,7 @@
  * one loop on them and closes them again, so no run sees another's leftovers.
  */
 import { sleep, within } from './lifecycle.js';
+import { takeTurns } from './turns.js';
 import { dropSchema } from './postgres-server.js';
 import { dropNamespace } from './redis-server.js';
 import { best, perSecond, summarize, type Summary } from './stats.js';
@@ -327,41 +328,65 @@ export async function throughput(
 
 export interface LatencyResult {
   count: number;
+  /** Unmeasured tasks each side ran first (LATENCY_WARMUP). */
+  warmup: number;
   aiecs: Summary;
   bullmq: Summary;
+  /** Raw BullMQ given the job options aiecs sets (see BullmqShape): what they cost BullMQ itself. */
+  bullmqTaskOptions: Summary;
 }
 
-const WARMUP = 10;
+/**
+ * Unmeasured tasks per side before the latency samples. Each side starts cold, and V8 compiles its
+ * hot paths over the first thousand-odd tasks: on the 2-core machine, loaded, aiecs's p50 per 100
+ * tasks fell from 1.7 to about 0.75 ms over its first 1,500 tasks, raw BullMQ's from 0.9 to about
+ * 0.65 over 900. With 10, as before, the section measured mostly that compilation, more of aiecs's
+ * (more code runs per task), and raw BullMQ, run second, found BullMQ's and ioredis's code
+ * compiled already by aiecs's run.
+ */
+export const LATENCY_WARMUP = 2_000;
+/** Tasks a side runs in one turn (see takeTurns). */
+const LATENCY_BLOCK = 50;
 
-/** One task at a time, submit to result; a few unmeasured tasks first warm up code and connections. */
-async function sequential(target: Target, count: number): Promise<number[]> {
-  const timeoutMs = 30_000;
-  for (let i = 0; i < WARMUP; i++) await target.runOne({ kind: 'noop' }, timeoutMs);
-  const samples: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const start = performance.now();
-    await target.runOne({ kind: 'noop' }, timeoutMs);
-    samples.push(performance.now() - start);
-  }
-  return samples;
-}
-
+/**
+ * One task at a time, submit to result, on aiecs, raw BullMQ and raw BullMQ with aiecs's job
+ * options, all started at once and taking turns (bench/turns.ts), after LATENCY_WARMUP tasks each.
+ */
 export async function latency(
   redisUrl: string,
   count: number,
   log: (line: string) => void,
 ): Promise<LatencyResult> {
-  const budgetMs = 60_000 + count * 200;
-  const result: Partial<Record<Side, Summary>> = {};
-  for (const side of ['aiecs', 'bullmq'] as const) {
-    const samples = await withTarget(side, redisUrl, 100, (t) =>
-      within(sequential(t, count), budgetMs, `${side} latency`),
-    );
-    const summary = summarize(samples);
-    result[side] = summary;
-    log(`  ${side}: p50 ${summary.p50.toFixed(2)} ms, p99 ${summary.p99.toFixed(2)} ms over ${count} tasks`);
-  }
-  return { count, aiecs: result.aiecs as Summary, bullmq: result.bullmq as Summary };
+  const budgetMs = 60_000 + 3 * (LATENCY_WARMUP + count) * 20;
+  const timeoutMs = 30_000;
+  const noop = (t: Target) => () => t.runOne({ kind: 'noop' }, timeoutMs);
+  const samples = await withTarget('aiecs', redisUrl, 100, (aiecs) =>
+    withTarget('bullmq', redisUrl, 100, (bullmq) =>
+      withTarget('bullmq_opts', redisUrl, 100, (bullmqOpts) =>
+        within(
+          takeTurns(
+            { aiecs: noop(aiecs), bullmq: noop(bullmq), bullmqTaskOptions: noop(bullmqOpts) },
+            { count, warmup: LATENCY_WARMUP, block: LATENCY_BLOCK },
+          ),
+          budgetMs,
+          'latency',
+        ),
+      ),
+    ),
+  );
+  const result = {
+    count,
+    warmup: LATENCY_WARMUP,
+    aiecs: summarize(samples.aiecs),
+    bullmq: summarize(samples.bullmq),
+    bullmqTaskOptions: summarize(samples.bullmqTaskOptions),
+  };
+  const line = (name: string, s: Summary) =>
+    log(`  ${name}: p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms over ${count} tasks`);
+  line('aiecs', result.aiecs);
+  line('bullmq', result.bullmq);
+  line("bullmq with aiecs's job options", result.bullmqTaskOptions);
+  return result;
 }
 
 export interface IoResult {
