@@ -13,12 +13,13 @@ import type { Queue } from 'bullmq';
 import type { TaskErrorInfo } from '../../core/errors.js';
 import type { QueueKind, StoredTaskData } from '../../core/task.js';
 import { TaskStatus } from '../../core/task.js';
-import type { ProgressFields, ProgressPayload, ResultEnvelope } from '../../core/task-events.js';
+import type { ProgressFields, ProgressPayload } from '../../core/task-events.js';
 import {
   QUEUED_SEQ,
   asProgressPayload,
   awaitsMove,
   completedFields,
+  envelopeOf,
   isFinal,
   payloadFields,
   recordFields,
@@ -228,9 +229,7 @@ export class EntryBuilder {
       case 'completed': {
         if (meta.ended) return undefined;
         meta.ended = true;
-        const raw = e.args.returnvalue;
-        const envelope = (typeof raw === 'string' ? safeJson(raw) : raw) as ResultEnvelope | undefined;
-        return row(e, meta, at, completedFields(envelope, meta.attempt));
+        return row(e, meta, at, completedFields(envelopeOf(e.args.returnvalue), meta.attempt));
       }
       case 'failed': {
         if (meta.ended) return undefined;
@@ -344,12 +343,4 @@ function row(
     created_at_ms: meta.createdAt,
   };
   return error ? { row, error } : { row };
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
