@@ -43,8 +43,8 @@ export function compareRow(
 }
 
 /** Every run's figure, as the "all runs" rows list them. */
-export const runList = (xs: readonly number[] | undefined): string =>
-  (xs ?? []).map((x) => fmt(x)).join(', ');
+export const runList = (xs: readonly number[] | undefined, digits = 0): string =>
+  (xs ?? []).map((x) => fmt(x, digits)).join(', ');
 
 /** The table of a section that could not run: its title and why. */
 export const skippedTable = (title: string, why: string): string => `${title}\nskipped: ${why}`;

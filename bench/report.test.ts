@@ -203,3 +203,33 @@ describe('the latency section', () => {
     expect(table).toMatch(/options alone, p50 .* 1\.07 +vs plain BullMQ/);
   });
 });
+
+describe('the I/O row', () => {
+  const io = (aiecs: number[], bullmq: number[]) => ({
+    count: 2_000,
+    waitMs: 500,
+    warmupRounds: 1,
+    aiecsS: [...aiecs].sort((a, b) => a - b)[1] as number,
+    bullmqS: [...bullmq].sort((a, b) => a - b)[1] as number,
+    runs: { aiecs, bullmq },
+  });
+
+  it('passes within 5 % of raw BullMQ and lists every batch', () => {
+    const r = io([0.97, 1.02, 1.0], [0.96, 0.95, 1.1]);
+    expect(figures({ quick: false, io: r })).toMatchObject({
+      io_2000x500ms_wall_s: 1,
+      io_2000x500ms_bullmq_wall_s: 0.96,
+      io_ratio_vs_bullmq: 1.04,
+    });
+    const tables = renderTables({ quick: false, io: r });
+    expect(tables).toMatch(/median of 3 batches a side taking turns after 1 warm-up/);
+    expect(tables).toMatch(/wall s .* 1\.04 .* PASS/);
+    expect(tables).toMatch(/all runs +0\.97, 1\.02, 1\.00 +0\.96, 0\.95, 1\.10/);
+  });
+
+  it('misses beyond 5 % of raw BullMQ, though under 3 s', () => {
+    const r = io([1.1, 1.12, 1.2], [1.0, 0.98, 1.02]);
+    expect(figures({ quick: false, io: r })).toMatchObject({ io_ratio_vs_bullmq: 1.12 });
+    expect(renderTables({ quick: false, io: r })).toMatch(/wall s .* 1\.12 .* MISS/);
+  });
+});
