@@ -6,11 +6,14 @@
  * Settings. PGlite starts PostgreSQL with a server's defaults, sized for many connections and a
  * large shared cache. Here one session runs in this process, and what PostgreSQL allocates at
  * start is resident for good (PostgreSQL zeroes it; WebAssembly memory never shrinks):
- * - shared_buffers 8MB (default 128MB): resident WebAssembly heap 151 MB with the default, 29 MB
- *   at 16MB, 21 MB at 8MB, 17 MB at 4MB. `aiecs up` ran 4,000 tasks at the same rate at 4, 8 and
- *   16MB (372-536 tasks/s each, the machine's noise): the queues' hot pages are few. 1,024 pages.
+ * - shared_buffers 4MB (default 128MB): resident WebAssembly heap 151 MB with the default, 29 MB
+ *   at 16MB, 21 MB at 8MB, 17 MB at 4MB (13.3 against 17.3 at 8MB with max_connections 10, after
+ *   2,000 inserts). `aiecs up` ran 4,000 tasks at the same rate at 4, 8 and 16MB (372-536 tasks/s
+ *   each, the machine's noise): the queues' hot pages are few. 512 pages.
  * - max_connections 10 (default 100): the process slots and lock tables are sized by it;
- *   21 -> 17 MB. The lock table still holds 64 x (10 + 16 autovacuum + 10 WAL sender slots) locks.
+ *   21 -> 17 MB. Fewer slots beyond it (autovacuum_worker_slots 1, max_wal_senders 0,
+ *   max_connections 5, max_pred_locks_per_transaction 10) moved the resident heap by nothing
+ *   measurable: the tables are sized but their pages never touched. The lock table still holds 64 x (10 + 16 autovacuum + 10 WAL sender slots) locks.
  *
  * A new data directory. PGlite's initdb runs a second PGlite and an initdb module beside the
  * first, and copies the new directory through memory: the process peaked at 610 MB and, after
@@ -26,7 +29,7 @@ import { StorageError } from '../core/errors.js';
 
 /** See the module comment for each setting's figures. */
 export const PGLITE_SETTINGS: Readonly<Record<string, string>> = {
-  shared_buffers: '8MB',
+  shared_buffers: '4MB',
   max_connections: '10',
 };
 
