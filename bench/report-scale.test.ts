@@ -149,7 +149,14 @@ describe('the celery_direct section', () => {
       bullmq: { n: 500, p50: 0.5, p99: 4, mean: 0.7 },
       bullmqTaskOptions: { n: 500, p50: 0.6, p99: 4.5, mean: 0.8 },
     },
-    io: { count: 2_000, waitMs: 500, warmupRounds: 1, aiecsS: 1, bullmqS: 0.9, runs: { aiecs: [1], bullmq: [0.9] } },
+    io: {
+      count: 2_000,
+      waitMs: 500,
+      warmupRounds: 1,
+      aiecsS: 1,
+      bullmqS: 0.9,
+      runs: { aiecs: [1], bullmq: [0.9] },
+    },
   };
 
   it('sets Celery beside aiecs: throughput aiecs/Celery, I/O Celery/aiecs, both > 1 when aiecs is faster', () => {
