@@ -4,6 +4,7 @@
  * field for field, on every store, and a task whose record needs more than the event (retried by
  * hand: its earlier runs) is read instead.
  */
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { TaskFailedError, TaskNotFoundError } from '../src/core/errors.js';
 import type { TaskRecord } from '../src/core/task.js';
@@ -93,6 +94,34 @@ describe.each(STORE_KINDS)('get() from the completed event on %s', (kind) => {
     expect(record.status).toBe('completed');
     expect(record.runs).toHaveLength(1);
     expect(record).toEqual(await handle.status());
+  });
+});
+
+describe('a submit on Redis', () => {
+  let env: TestEnv;
+  afterEach(async () => env?.cleanup());
+
+  it("sends the task's add before its index entry, which is off the task's path", async () => {
+    env = await TestEnv.create('redis');
+    const app = env.app();
+    // The first submit makes the queue and loads the scripts; the second is the one watched.
+    await app.executeTask.delay(probe('echo', { text: 'first' }));
+    const monitor = await new Redis(env.brokerUrl).monitor();
+    const scripts: string[][] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (/^eval/i.test(args[0] ?? '') && args.some((a) => a.startsWith(`${env.namespace}:`)))
+        scripts.push(args);
+    });
+    try {
+      const handle = await app.executeTask.delay(probe('echo', { text: 'watched' }));
+      const isAdd = (args: string[]) => args.includes(`${env.namespace}:fast_tasks:marker`);
+      const isIndex = (args: string[]) => args.includes(`${env.namespace}:aiecs:tasks:all`);
+      await until(async () => scripts.some(isAdd) && scripts.some(isIndex));
+      expect(scripts.findIndex(isAdd)).toBeLessThan(scripts.findIndex(isIndex));
+      expect(scripts.find(isIndex)?.join(' ')).toContain(handle.id);
+    } finally {
+      monitor.disconnect();
+    }
   });
 });
 
