@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { encodeEvent } from './socketio-write-packet.js';
 import { installedVersion, packageDir, sha256, sourceHash } from './test-pins.js';
@@ -38,5 +40,35 @@ describe('the socket.io write-packet shim pins socket.io', () => {
     expect(sourceHash(EngineSocket.prototype.write)).toBe(
       'bff2c3fe2d0393298129a4c291926ed5a94f6ccb9b4d9fa58c58abea76db84dc',
     );
+  });
+});
+
+describe('encodeEvent', () => {
+  it('returns a flat string: a kept packet costs its characters, not the parts JSON.stringify joined', () => {
+    // The heap's figures after a full collection (Node's documented way to reach gc at run time).
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const count = 20_000;
+    const payload = (i: number) => ({
+      task_id: `0f9c2a4e-1b2d-4c3e-8f00-${String(i).padStart(12, '0')}`,
+      seq: i,
+      status: 'running',
+      progress: i % 100,
+      message: `step ${i % 20} of 20: reading the next part of the document`,
+    });
+    const heapPerPacket = (encode: (i: number) => string) => {
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      const kept = Array.from({ length: count }, (_, i) => encode(i));
+      gc();
+      const bytes = (process.memoryUsage().heapUsed - before) / count;
+      return { bytes, length: kept[0]!.length };
+    };
+    const joined = heapPerPacket((i) => `2${JSON.stringify(['progress', payload(i)])}`);
+    const flat = heapPerPacket((i) => encodeEvent('progress', payload(i)));
+    expect(flat.length).toBe(joined.length);
+    // Flat: the characters, a string header and the array's slot; joined: some 130 bytes more.
+    expect(flat.bytes).toBeLessThan(flat.length + 48);
+    expect(joined.bytes).toBeGreaterThan(flat.bytes + 64);
   });
 });

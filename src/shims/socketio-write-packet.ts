@@ -15,9 +15,18 @@
  */
 import type { Socket } from 'socket.io';
 
-/** A socket.io EVENT packet on the main namespace (protocol v5), without binary data. */
+/**
+ * A socket.io EVENT packet on the main namespace (protocol v5), without binary data, as one flat
+ * string. JSON.stringify builds a string of more than a few dozen characters from parts joined
+ * in a tree (V8's ConsString), and the gateway's replay buffer keeps each packet for as long as
+ * its task's history: a 211-character progress packet held as that tree costs 421 bytes of heap,
+ * flat 294 (100,000 kept, after GC). Sending does not flatten the kept packet: engine.io sends
+ * `"4" + packet`, a new string that ws flattens in its place. Decoding the UTF-8 once gives a
+ * new flat string (about 0.4 µs an event); the fan-out bench's paced gateway heap had 442,000
+ * such parts alive, 14 MB of joins alone.
+ */
 export function encodeEvent(name: string, payload: unknown): string {
-  return `2${JSON.stringify([name, payload])}`;
+  return Buffer.from(`2${JSON.stringify([name, payload])}`).toString();
 }
 
 /**
