@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { celeryProblems, type CeleryMeasured } from './celery.js';
 import { figures, historyProblems, metricsCostUs, metricsCpuCostPct, renderTables } from './report.js';
+import type { FanoutResult } from './fanout.js';
 import type { ThroughputResult } from './workloads.js';
 
 /** A Redis section with metrics on: 100 us of CPU per task without them, 2,000 jobs/s with. */
@@ -231,5 +232,48 @@ describe('the I/O row', () => {
     const r = io([1.1, 1.12, 1.2], [1.0, 0.98, 1.02]);
     expect(figures({ quick: false, io: r })).toMatchObject({ io_ratio_vs_bullmq: 1.12 });
     expect(renderTables({ quick: false, io: r })).toMatch(/wall s .* 1\.12 .* MISS/);
+  });
+});
+
+describe('the fan-out table', () => {
+  /** A paced run of 2,000 clients that meets every goal but, maybe, the gateway's RSS. */
+  const paced = (rssPeakMb: number): FanoutResult => ({
+    pacing: 'paced',
+    clients: 2_000,
+    steps: 20,
+    intervalMs: 160,
+    connectS: 1.7,
+    submitS: 0.25,
+    delivered: 40_000,
+    expected: 40_000,
+    missing: 0,
+    missingSteps: 0,
+    missingTerminal: 0,
+    duplicates: 0,
+    eventsPerS: 12_400,
+    latency: { n: 40_000, p50: 2, p99: 40, mean: 4, max: 55 },
+    rounds: 3,
+    roundsP99: [40, 15, 47],
+    stepP99: Array.from({ length: 20 }, () => 40),
+    stages: undefined,
+    rssIdleMb: 116,
+    rssPeakMb,
+    rssAfterMb: rssPeakMb,
+    isolationViolations: 0,
+    disconnects: 0,
+    unsuccessful: 0,
+    startedBeforeFirstStep: 2_000,
+    slowClientDrops: 0,
+    clientLoopDelayP99Ms: 15,
+    clientLoopDelayMaxMs: 35,
+  });
+
+  it("judges the gateway's peak RSS against issue 18's 250 MB", () => {
+    expect(renderTables({ quick: false, fanout: paced(249.9) })).toMatch(
+      /gateway RSS MB, peak +249\.9 +<= 250 MB +PASS/,
+    );
+    expect(renderTables({ quick: false, fanout: paced(296.2) })).toMatch(
+      /gateway RSS MB, peak +296\.2 +<= 250 MB +MISS/,
+    );
   });
 });

@@ -50,11 +50,12 @@ export const GOALS = {
   // Issue 18: the I/O batch within 5 % of raw BullMQ's wall time.
   ioRatio: { atMost: 1.05 },
   idleRssMb: { atMost: 80 },
-  // Issue 3, judged at 2,000 clients: p99 <= 50 ms while delivering >= 10,000 events/s, RSS <= 300 MB.
+  // Issue 3, judged at 2,000 clients: p99 <= 50 ms while delivering >= 10,000 events/s; the gateway's
+  // RSS <= 250 MB is issue 18's (issue 3 asked 300).
   fanoutClients: 2_000,
   fanoutP99Ms: { atMost: 50 },
   fanoutEventsPerS: { atLeast: 10_000 },
-  fanoutRssMb: { atMost: 300 },
+  fanoutRssMb: { atMost: 250 },
   fanoutMissing: { atMost: 0 },
   // Issue 4, judged at 2,000 tasks: 2,000 llm_chat tasks x 500 ms x 50 streamed tokens in under 5 s.
   llmTasks: 2_000,
@@ -505,7 +506,7 @@ function fanoutTable(f: FanoutResult, burst: FanoutResult | undefined): string {
       row(
         'gateway RSS MB, peak',
         (r) => fmt(rss(r), 1),
-        '<= 300 MB',
+        `<= ${GOALS.fanoutRssMb.atMost} MB`,
         judge(meets(rss(f), GOALS.fanoutRssMb)),
       ),
       row('gateway RSS MB, idle / after', (r) => `${fmt(r.rssIdleMb, 1)} / ${fmt(r.rssAfterMb, 1)}`),
