@@ -2,7 +2,8 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { FlowProducer, Queue } from 'bullmq';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { TaskCancelledError, TaskFailedError } from '../src/core/errors.js';
 import type { TaskRecord } from '../src/core/task.js';
 import { workflowLeaves, type WorkflowTree } from '../src/core/workflow.js';
@@ -95,6 +96,44 @@ describe.each(STORE_KINDS)('workflows on %s', (kind) => {
     expect(members[1]!.error!.message).toContain('member 1 broke');
     expect(h.id).toBe(members[0]!.task_id);
     expect(members.every((r) => r.root_id === h.id)).toBe(true);
+  });
+
+  it("adds a group of tasks on one queue with that queue's bulk add, and any other tree as flows", async () => {
+    const app = await setUp();
+    const flows = vi.spyOn(FlowProducer.prototype, 'addBulk');
+    const bulk = vi.spyOn(Queue.prototype, 'addBulk');
+    try {
+      const flat = await group([
+        app.executeTask.s(probe('echo', { i: 0 })),
+        app.executeTask.s(probe('echo', { i: 1 }), { countdown: 0.2, priority: 50 }),
+        app.executeTask.s(probe('echo', { i: 2 })),
+      ]).delay();
+      expect(flows).not.toHaveBeenCalled();
+      expect(bulk).toHaveBeenCalledTimes(1);
+      const members = (await flat.get({ timeout: 60 })) as TaskRecord[];
+      expect(members.map((r) => [r.status, echoed(r).i, r.root_id])).toEqual(
+        [0, 1, 2].map((i) => ['completed', i, flat.id]),
+      );
+      expect(members[1]).toMatchObject({ priority: 50 });
+      // The delayed member started after the others were queued, at least its countdown later.
+      expect(Date.parse(members[1]!.started_at!) - Date.parse(members[1]!.created_at)).toBeGreaterThanOrEqual(
+        200,
+      );
+
+      // Across both queues: flows, queued whole in one call.
+      const mixed = await group([
+        app.executeTask.s(probe('echo', { i: 0 })),
+        app.executeHeavyTask.s(probe('echo', { i: 1 })),
+      ]).delay();
+      expect(flows).toHaveBeenCalledTimes(1);
+      expect(((await mixed.get({ timeout: 60 })) as TaskRecord[]).map((r) => r.status)).toEqual([
+        'completed',
+        'completed',
+      ]);
+    } finally {
+      flows.mockRestore();
+      bulk.mockRestore();
+    }
   });
 
   it('runs a chord callback on every result in order, and fails it (never runs it) when a member fails', async () => {

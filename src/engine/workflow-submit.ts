@@ -2,9 +2,9 @@
  * Queues a workflow (chain, group, chord, nested) as BullMQ flows: checked and compiled whole
  * (workflow-tree.ts), then added in one FlowProducer call, so it is queued whole or not at all.
  */
-import type { FlowProducer } from 'bullmq';
+import type { FlowJob, FlowProducer } from 'bullmq';
 import { StoreUnavailableError, TaskConflictError } from '../core/errors.js';
-import { QUEUE_KINDS } from '../core/task.js';
+import { QUEUE_KINDS, type QueueKind, type StoredTaskData } from '../core/task.js';
 import type { WorkflowNode } from '../core/workflow.js';
 import { DEFAULT_WORKFLOW_MAX_DEPTH, DEFAULT_WORKFLOW_MAX_TASKS } from '../core/workflow.js';
 import { indexEntry } from './submit.js';
@@ -61,8 +61,13 @@ export async function submitWorkflow(app: WorkflowDeps, tree: WorkflowNode): Pro
       adding.started = true;
       // As a plain submit: generated ids are new by construction, so they are indexed beside the
       // add (one round trip less, and the store does both at once); chosen ones once it is made.
+      const flat = flatQueue(compiled.flows);
       await Promise.all([
-        compiled.flows.length === 1 ? producer.add(compiled.flows[0]!) : producer.addBulk(compiled.flows),
+        flat
+          ? app.queue(flat).then((queue) => queue.addBulk(compiled.flows.map(bulkJob)))
+          : compiled.flows.length === 1
+            ? producer.add(compiled.flows[0]!)
+            : producer.addBulk(compiled.flows),
         store.indexTasks(compiled.members.filter((m) => !m.chosen).map((m) => indexEntry(m.queue, m.data))),
       ]);
       if (chosen.length > 0) await store.indexTasks(chosen.map((m) => indexEntry(m.queue, m.data)));
@@ -77,4 +82,25 @@ export async function submitWorkflow(app: WorkflowDeps, tree: WorkflowNode): Pro
     throw error;
   }
   return new WorkflowHandle(app, compiled.rootId, compiled.ids);
+}
+
+/**
+ * The queue of a workflow whose flows are lone tasks on one queue (a group of tasks), which is then
+ * added by that queue's own bulk add: one transaction, queued whole as FlowProducer's is, without
+ * its work per job (a queue backend made for each, and the job stored in full). A 1,000-member
+ * group's add took 87 ms through FlowProducer, a fifth of it in garbage collection.
+ */
+function flatQueue(flows: FlowJob[]): QueueKind | undefined {
+  const queue = flows[0]?.queueName;
+  const kind = QUEUE_KINDS.find((k) => k === queue);
+  if (!kind) return undefined;
+  return flows.every((f) => f.queueName === kind && !f.children?.length && !f.opts?.parent)
+    ? kind
+    : undefined;
+}
+
+/** A flow's lone task as a bulk add's job (a dependency option means nothing without a parent). */
+function bulkJob(flow: FlowJob) {
+  const { ignoreDependencyOnFailure: _, ...opts } = flow.opts ?? {};
+  return { name: flow.name, data: flow.data as StoredTaskData, opts };
 }
