@@ -152,7 +152,6 @@ export async function openRedisStore(url: string, options: ResolvedStoreOptions)
     kind: 'redis',
     displayUrl: redactUrl(url),
     namespace,
-    indexAfterAdd: true,
     createQueue: (name) => {
       const opts = { ...bull, streams: { events: { maxLen: eventsMaxLen } } };
       // A task queue's jobs are stored lean (shims/bullmq-lean-job.ts).

@@ -184,13 +184,6 @@ export interface Store {
   /** Records tasks under their user, newest first, so a user's tasks can be listed. */
   indexTasks(tasks: IndexedTask[]): Promise<void>;
   /**
-   * Whether a submit issues its tasks' index entries after their add (default: before). On
-   * Redis both share one connection whose first write of a turn goes out at once: the add, on
-   * the task's path, should be it. PostgreSQL and embedded run the entry first, so the submit
-   * returns before its worker's queries, queued behind it, and its get() hears the end.
-   */
-  readonly indexAfterAdd?: boolean;
-  /**
    * Drops index entries (and Celery aliases) of tasks created before `cutoffMs` (their records
    * are gone by then).
    */

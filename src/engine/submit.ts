@@ -190,32 +190,27 @@ async function addPrepared<H>(
       attempts: p.attempts ?? maxAttempts,
       endsHeard: endsHeard[kind],
     });
-  const adds = QUEUE_KINDS.map(async (kind) => {
-    const mine = fresh.filter((p) => p.queue === kind);
-    if (mine.length === 0) return;
-    const queue = await app.queue(kind);
-    if (mine.length === 1) {
-      const p = mine[0]!;
-      made(kind, p, await queue.add(p.data.task_name, stored(kind, p.data), jobOptions(p, maxAttempts)));
-    } else {
-      const jobs = await queue.addBulk(
-        mine.map((p) => ({
-          name: p.data.task_name,
-          data: stored(kind, p.data),
-          opts: jobOptions(p, maxAttempts),
-        })),
-      );
-      mine.forEach((p, i) => made(kind, p, jobs[i]!));
-    }
-  });
-  // On Redis the index entry goes after the add (Store.indexAfterAdd): issued first, it went out
-  // first and the add some 85 µs later (p50 over 1,500 sequential submits). A tick queued now
-  // runs once this turn's promise reactions, the add's way to its write among them, have run.
-  const index = () => store.indexTasks(generated.map((p) => indexEntry(p.queue, p.data)));
-  const indexed = store.indexAfterAdd
-    ? new Promise<void>((resolve, reject) => process.nextTick(() => index().then(resolve, reject)))
-    : index();
-  await Promise.all([...adds, indexed]);
+  await Promise.all([
+    ...QUEUE_KINDS.map(async (kind) => {
+      const mine = fresh.filter((p) => p.queue === kind);
+      if (mine.length === 0) return;
+      const queue = await app.queue(kind);
+      if (mine.length === 1) {
+        const p = mine[0]!;
+        made(kind, p, await queue.add(p.data.task_name, stored(kind, p.data), jobOptions(p, maxAttempts)));
+      } else {
+        const jobs = await queue.addBulk(
+          mine.map((p) => ({
+            name: p.data.task_name,
+            data: stored(kind, p.data),
+            opts: jobOptions(p, maxAttempts),
+          })),
+        );
+        mine.forEach((p, i) => made(kind, p, jobs[i]!));
+      }
+    }),
+    store.indexTasks(generated.map((p) => indexEntry(p.queue, p.data))),
+  ]);
 
   // Another process may have added the same id between our check and our add: the stored job decides.
   const created = new Map<string, boolean>();
