@@ -10,7 +10,8 @@
  * Raw BullMQ is what a BullMQ user would write for the same flows: the group one `addBulk` of
  * independent jobs, the chain one nested flow whose steps each read their child's result
  * (`getChildrenValues`, as a chain hands results on) with `failParentOnFailure` so a failed step
- * stops it.
+ * stops it. An aiecs step whose input its own worker has just completed takes it from memory
+ * instead (docs/design.md §9): that is what a BullMQ user gets from BullMQ, and what aiecs adds.
  */
 import { FlowProducer, Queue, Worker, type FlowJob, type Job } from 'bullmq';
 import { FAST_QUEUE } from '../src/core/task.js';

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FlowProducer, Queue } from 'bullmq';
+import { FlowProducer, Job, Queue } from 'bullmq';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { TaskCancelledError, TaskFailedError } from '../src/core/errors.js';
 import type { TaskRecord } from '../src/core/task.js';
@@ -55,6 +55,32 @@ describe.each(STORE_KINDS)('workflows on %s', (kind) => {
     ]);
     // Any member leads to the same tree.
     expect((await app.readWorkflow(steps[0]!.task_id))?.root_id).toBe(h.id);
+  });
+
+  it("hands a step's input on in-process when this worker ran the step before, and reads the store otherwise", async () => {
+    env = await TestEnv.create(kind);
+    const app = env.app();
+    // Heavy tasks on one worker, fast ones on another: each hand-off is within one of them or not.
+    await env.worker({ worker: { queues: ['heavy_tasks'] } });
+    await env.worker({ worker: { queues: ['fast_tasks'] } });
+    const reads = vi.spyOn(Job.prototype, 'getChildrenValues');
+    try {
+      const h = await chain(
+        app.executeHeavyTask.s(probe('echo', { a: { z: 1, y: [1, 'two', null] } })),
+        app.executeTask.s(probe('echo', { b: 2 })),
+        app.executeTask.s(probe('echo', { c: 3 })),
+      ).delay();
+      const last = (await h.get({ timeout: 60 })) as TaskRecord;
+      expect(echoed(last)).toMatchObject({
+        c: 3,
+        previous: { echo: { b: 2, previous: { echo: { a: { z: 1, y: [1, 'two', null] } } } } },
+      });
+      // The second step's input came from the other worker, through the store; the third's from
+      // the worker that had just run the second.
+      expect(reads).toHaveBeenCalledTimes(1);
+    } finally {
+      reads.mockRestore();
+    }
   });
 
   it('stops a chain at a failing step: the later steps end cancelled (upstream_failed), never pending', async () => {

@@ -37,6 +37,7 @@ import type { ExecOutcome, FailureInfo, ProgressSink } from './execute-service.j
 import type { ServiceCall, Executor } from './executor.js';
 import type { LimitGate, TaskSlots } from './limit-gate.js';
 import { TaskReporter } from './task-reporter.js';
+import type { StepResults } from './step-results.js';
 import { gatherInputs } from './workflow-inputs.js';
 import type { WorkflowLinks } from './workflow-links.js';
 
@@ -59,6 +60,8 @@ export interface RunnerDeps {
   onAbandoned?: (taskId: string, returned: Promise<void>) => void;
   /** Runs the hidden jobs of workflow fan-out (workflow-links.ts); none: the worker has no workflows to link. */
   links?: WorkflowLinks;
+  /** Results of workflow members completed in this process, handed to the steps that wait on them. */
+  handed?: StepResults;
 }
 
 export type StopReason = 'soft_timeout' | 'hard_timeout' | 'cancel' | 'shutdown';
@@ -226,7 +229,7 @@ class TaskRun implements ProgressSink, Cancellable, Deadlined {
     // A workflow step first reads what it waited for: it runs on their results, or not at all.
     const wanted = this.job.data.wf?.in;
     if (!wanted) return this.start(since);
-    return gatherInputs(this.job, data, wanted).then((got) => {
+    return gatherInputs(this.job, data, wanted, deps.handed).then((got) => {
       if (!got.ok) return this.finishFailed(got.status, { ...got.error, retryable: false });
       this.data = got.data;
       return this.start(since);

@@ -31,6 +31,7 @@ import { RetentionSweeper } from './retention-sweeper.js';
 import type { Controllable, QueuePoolStats, TaskRunInfo } from './remote-control.js';
 import { RemoteControl, resizePlan } from './remote-control.js';
 import { createTaskProcessor, retryDelay } from './task-runner.js';
+import { StepResults } from './step-results.js';
 import { WorkflowLinks } from './workflow-links.js';
 
 export { VERSION } from '../core/version.js';
@@ -78,6 +79,7 @@ export class AiecsWorker implements Controllable {
   private stopMemoryLog: (() => void) | undefined;
   private sweeper: RetentionSweeper | undefined;
   private links: WorkflowLinks | undefined;
+  private readonly handed = new StepResults();
   readonly startedAt = Date.now();
   readonly version = VERSION;
   private processed = 0;
@@ -217,6 +219,7 @@ export class AiecsWorker implements Controllable {
       onFinished: (ok) => (ok ? this.processed++ : this.failed++),
       onAbandoned: (taskId, returned) => this.abandoned.get(queue)?.hold(taskId, returned),
       ...(this.links ? { links: this.links } : {}),
+      handed: this.handed,
     });
     const worker = store.createWorker<StoredTaskData, ResultEnvelope>(queue, processor, {
       name: this.id,
@@ -230,8 +233,12 @@ export class AiecsWorker implements Controllable {
     worker.on('error', (error) => this.logger.warn({ err: error.message, queue }, 'worker error'));
     // A schedule's tasks are made inside the store: the worker lists each under its user.
     worker.on('active', (job) => indexFiredTask(store, job, this.logger));
-    // A task (or gather job) that ended wakes the fan-out await jobs that wait for it.
-    worker.on('completed', (job) => this.links?.release(job as never));
+    // A task (or gather job) that ended wakes the fan-out await jobs that wait for it; a member's
+    // result, stored, waits here for its next step, which this worker most often takes next.
+    worker.on('completed', (job, envelope) => {
+      this.links?.release(job as never);
+      this.handed.completed(job, envelope);
+    });
     worker.on('failed', (job) => this.links?.release(job as never));
     this.workers.set(queue, worker);
     this.abandoned.set(queue, new AbandonedTasks(worker, concurrency, queue, this.logger));

@@ -13,6 +13,7 @@ import { TaskStatus } from '../core/task.js';
 import type { LinkValues } from '../core/workflow-links.js';
 import { decodeLinkFailure, flattenShape, isLinkJobId, linkValues } from '../core/workflow-links.js';
 import type { ResultEnvelope, TaskJob } from '../engine/task-record.js';
+import type { StepResults } from './step-results.js';
 
 export type GatheredInputs =
   { ok: true; data: TaskJobData } | { ok: false; status: TaskStatus; error: TaskErrorInfo };
@@ -65,19 +66,25 @@ export async function readChildren(
   return { values: valuesOf(processed), failures: failuresOf(ignored) };
 }
 
+/**
+ * `handed`: results of members that completed in this process (step-results.ts). When it holds
+ * every input, the store is not read; the step was released, so they are all it waits for.
+ */
 export async function gatherInputs(
   job: TaskJob,
   data: TaskJobData,
   wanted: NonNullable<StoredWorkflow['in']>,
+  handed?: StepResults,
 ): Promise<GatheredInputs> {
+  const ids = flattenShape(wanted.from);
   // The results first, and the failures only when one is missing: a step whose inputs all
   // completed (every step of a workflow that goes well) costs one read, as a raw BullMQ chain step
   // does. The parent was released once every child ended, so the two reads see the same ends.
-  const values = valuesOf((await job.getChildrenValues()) as Processed);
+  const values = handed?.take(ids) ?? valuesOf((await job.getChildrenValues()) as Processed);
 
   // The first member, in submission order, that did not complete names the cause. A failed link
   // child hands on only that cause, not the results before it: a recorded failure comes first.
-  const missing = flattenShape(wanted.from).filter((id) => !values.has(id));
+  const missing = ids.filter((id) => !values.has(id));
   if (missing.length > 0) {
     const failures = failuresOf((await job.getIgnoredChildrenFailures()) as Ignored);
     const id = missing.find((m) => failures.has(m)) ?? missing[0]!;
