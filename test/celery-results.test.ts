@@ -257,7 +257,11 @@ describe.each(['redis', 'postgres'] as const)('Celery results relay on a %s stor
           (a.state === 'active' && b.state === 'standby') || (b.state === 'active' && a.state === 'standby'),
       );
       const ids = await Promise.all(Array.from({ length: 20 }, (_, n) => submit('echo', { n })));
+      // The meta key is read on another connection than the subscriber's: its message may come after.
+      const heard = (id: string) => async () =>
+        published.get(`celery-task-meta-${id}`)?.includes('SUCCESS') ?? false;
       await Promise.all(ids.map((id) => until(async () => (await meta(id))?.status === 'SUCCESS')));
+      await Promise.all(ids.map((id) => until(heard(id))));
       for (const id of ids)
         expect(published.get(`celery-task-meta-${id}`)?.filter((s) => s === 'SUCCESS')).toEqual(['SUCCESS']);
 
@@ -266,6 +270,7 @@ describe.each(['redis', 'postgres'] as const)('Celery results relay on a %s stor
       await until(async () => standby.state === 'active', 20_000, 'the standby relay to take over');
       const after = await submit('echo', { n: 'after' });
       expect((await pyGet(backendUrl, after)).result).toMatchObject({ status: 'completed' });
+      await until(heard(after));
       expect(published.get(`celery-task-meta-${after}`)?.filter((s) => s === 'SUCCESS')).toEqual(['SUCCESS']);
       // The takeover read from the saved position: no result before it was published again.
       for (const id of ids)
