@@ -383,7 +383,8 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     const event = fields as BridgeEvent;
     event.packet = encodeEvent(fields.kind, fields.payload);
     // The event is its task's identity: the buffer keeps it apart from an earlier task's.
-    this.replay.add(event.taskId, event, { seq: event.seq, packet: event.packet });
+    const rootId = event.kind === PROGRESS_EVENT ? event.payload.root_id : undefined;
+    this.replay.add(event.taskId, event, { seq: event.seq, packet: event.packet }, rootId ?? undefined);
     this.emit('event', event);
   }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SEQ_PER_ATTEMPT } from '../core/task-events.js';
+import { encodeEvent } from './packet.js';
 import { ReplayBuffer, type ReplayEntry } from './replay-buffer.js';
 
 const alice = { userId: 'alice', createdAt: 1_000 };
@@ -78,5 +79,35 @@ describe('ReplayBuffer', () => {
     buffer.drop('B');
     expect(buffer.bytes).toBe(0);
     expect(buffer.size).toBe(0);
+  });
+
+  it('keeps packets without their ids and replays them byte for byte', () => {
+    const taskId = '3f2b8c1e-9d4a-4e7b-8f00-1a2b3c4d5e6f';
+    const rootId = 'a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d';
+    const user = { userId: 'user-"quoted"-\u00e9-name', createdAt: 1_000 };
+    const packets = [
+      encodeEvent('progress', {
+        status: 'running',
+        message: `step of ${taskId} for ${user.userId}, root ${rootId}`,
+        task_id: taskId,
+        user_id: user.userId,
+        seq: 1,
+        root_id: rootId,
+      }),
+      encodeEvent('stream', { task_id: taskId, seq: 2, delta: '\u0001 \u0002 raw control characters' }),
+      encodeEvent('progress', { status: 'completed', task_id: taskId, user_id: user.userId, seq: 3 }),
+    ];
+    const buffer = new ReplayBuffer(bounds);
+    packets.forEach((packet, i) => buffer.add(taskId, user, entry(i + 1, packet), rootId));
+    expect(buffer.since(taskId, user, 0).events.map((e) => e.packet)).toEqual(packets);
+    // Kept smaller than sent: each id once per task, not once per packet.
+    const sent = packets.reduce((sum, p) => sum + p.length, 0);
+    const alone = new ReplayBuffer(bounds);
+    packets.forEach((packet, i) => alone.add(taskId, user, entry(i + 1, packet)));
+    expect(buffer.bytes).toBeLessThan(alone.bytes);
+    // At least the task id of each packet is gone.
+    expect(alone.bytes - packets.length * 48).toBeLessThanOrEqual(
+      sent - packets.length * (taskId.length - 1),
+    );
   });
 });
