@@ -1,7 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { StepResults } from './step-results.js';
 
 describe('step results handed on in-process', () => {
+  afterEach(() => void vi.useRealTimers());
+
   it('hands on a copy of every input at once, or none', () => {
     const handed = new StepResults();
     const result = { text: 'a', list: [1, { deep: true }] };
@@ -54,5 +56,20 @@ describe('step results handed on in-process', () => {
     handed.remember('e', 'e');
     expect(handed.size).toBe(1);
     expect(handed.take(['e'])?.get('e')).toBe('e');
+  });
+
+  it('lets go of results nobody takes once they are too old, though nothing else is remembered', () => {
+    vi.useFakeTimers();
+    const handed = new StepResults({ maxAgeMs: 100 });
+    handed.remember('a', { big: 'x'.repeat(1_000) });
+    vi.advanceTimersByTime(50);
+    handed.remember('b', 'b');
+    // Swept every maxAgeMs: a result goes within twice that.
+    vi.advanceTimersByTime(150);
+    expect(handed.size).toBe(0);
+    handed.remember('c', 'c');
+    handed.clear();
+    expect(handed.size).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
   });
 });

@@ -20,7 +20,7 @@ import type { TaskJob } from '../engine/task-record.js';
 export interface StepResultsOptions {
   /** Results kept at most; the oldest goes first. Default 64: a chain needs one at a time. */
   maxEntries?: number;
-  /** A result not taken by then is dropped (its step ran elsewhere). Default 10,000 ms. */
+  /** A result not taken by then is not handed on (its step ran elsewhere), and is let go of within twice that. Default 10,000 ms. */
   maxAgeMs?: number;
   /** The clock (tests). Default Date.now. */
   now?: () => number;
@@ -36,6 +36,8 @@ export class StepResults {
   private readonly maxEntries: number;
   private readonly maxAgeMs: number;
   private readonly now: () => number;
+  /** Lets go of results left untaken in a worker gone quiet; unref'd, it keeps no process alive. */
+  private sweep: NodeJS.Timeout | undefined;
 
   constructor(options: StepResultsOptions = {}) {
     this.maxEntries = options.maxEntries ?? 64;
@@ -62,6 +64,24 @@ export class StepResults {
     this.dropStale(at);
     while (this.held.size >= this.maxEntries) this.dropOldest();
     this.held.set(taskId, { result, at });
+    this.sweepLater();
+  }
+
+  /** Drops everything held (the worker closes). */
+  clear(): void {
+    this.held.clear();
+    clearTimeout(this.sweep);
+    this.sweep = undefined;
+  }
+
+  private sweepLater(): void {
+    if (this.sweep) return;
+    this.sweep = setTimeout(() => {
+      this.sweep = undefined;
+      this.dropStale(this.now());
+      if (this.held.size > 0) this.sweepLater();
+    }, this.maxAgeMs);
+    this.sweep.unref();
   }
 
   /**

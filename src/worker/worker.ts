@@ -335,6 +335,7 @@ export class AiecsWorker implements Controllable {
       await this.unsubscribe?.();
       await sweeperStopped;
       await this.links?.close();
+      this.handed.clear();
       await this.store?.removeHeartbeat(this.id).catch(() => undefined);
       this.uncountActive?.();
       await this.metricsServer?.close();
