@@ -384,7 +384,7 @@ export class EventBridge extends EventEmitter<{ event: [BridgeEvent] }> {
     event.packet = encodeEvent(fields.kind, fields.payload);
     // The event is its task's identity: the buffer keeps it apart from an earlier task's.
     const rootId = event.kind === PROGRESS_EVENT ? event.payload.root_id : undefined;
-    this.replay.add(event.taskId, event, { seq: event.seq, packet: event.packet }, rootId ?? undefined);
+    this.replay.add(event.taskId, event, { seq: event.seq, packet: event.packet }, rootId);
     this.emit('event', event);
   }
 
