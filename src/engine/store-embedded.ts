@@ -4,6 +4,7 @@ import type { PGlite } from '@electric-sql/pglite';
 import { DEFAULT_SCHEMA } from './bullmq.js';
 import type { Logger } from '../core/logger.js';
 import { openMigratedPglite, restrictToOwner } from './pglite-pool.js';
+import { PgliteUpkeep } from './pglite-upkeep.js';
 import { lockStoreDir } from './store-lock.js';
 import type { ResolvedStoreOptions, Store } from './store.js';
 import { bullOnPostgres, pgExtras, storeFrom, type PgLike } from './postgres-common.js';
@@ -64,6 +65,8 @@ export async function openEmbeddedStore(dirInput: string, options: ResolvedStore
     const pool = opened.pool;
     const extras = await pgExtras(pool as unknown as PgLike, DEFAULT_SCHEMA);
     const openedDb = db;
+    // No autovacuum or checkpointer in PGlite: without this the store grows as long as it runs.
+    const upkeep = new PgliteUpkeep(pool, { schema: DEFAULT_SCHEMA, logger: options.logger }).start();
     options.logger.debug({ dir }, 'embedded store open');
     return storeFrom(
       'embedded',
@@ -72,6 +75,7 @@ export async function openEmbeddedStore(dirInput: string, options: ResolvedStore
       bullOnPostgres(pool, options.eventsMaxLen, IDLE_WAITS),
       extras,
       async () => {
+        await upkeep.close();
         await pool.end();
         await openedDb.close();
         await unlock();

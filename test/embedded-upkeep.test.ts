@@ -1,0 +1,130 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { PGlite } from '@electric-sql/pglite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../src/core/logger.js';
+import { openMigratedPglite, type PglitePool } from '../src/engine/pglite-pool.js';
+import { PgliteUpkeep, dueFor, type UpkeepPool } from '../src/engine/pglite-upkeep.js';
+import { until } from './harness.js';
+
+const SCHEMA = 'bullmq';
+let dir: string;
+let db: PGlite;
+let pool: PglitePool;
+
+/** The pool, counting the statements that go through it. */
+function counted(): UpkeepPool & { statements: string[] } {
+  const statements: string[] = [];
+  return {
+    statements,
+    query: (text, params) => {
+      statements.push(text);
+      return pool.query(text, params);
+    },
+  };
+}
+
+async function tableStats(table: string) {
+  // This backend's counts reach the statistics at the end of its next transaction, not at once.
+  await pool.query('SELECT pg_stat_force_next_flush()');
+  const { rows } = await pool.query<{ dead: number; last_vacuum: Date | null; last_analyze: Date | null }>(
+    `SELECT n_dead_tup::int AS dead, last_vacuum, last_analyze FROM pg_stat_user_tables
+     WHERE schemaname = $1 AND relname = $2`,
+    [SCHEMA, table],
+  );
+  return rows[0]!;
+}
+
+/** Rows inserted, then most of them deleted: dead row versions only a vacuum reclaims. */
+async function churn(table: string, rows: number, keep: number): Promise<void> {
+  const name = `${SCHEMA}."${table.replaceAll('"', '""')}"`;
+  await pool.query(`CREATE TABLE IF NOT EXISTS ${name} (id int, pad text)`);
+  await pool.query(`INSERT INTO ${name} SELECT g, repeat('x', 100) FROM generate_series(1, $1) g`, [rows]);
+  await pool.query(`DELETE FROM ${name} WHERE id > $1`, [keep]);
+}
+
+async function walSinceCheckpoint(): Promise<number> {
+  const { rows } = await pool.query<{ bytes: number }>(
+    'SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), redo_lsn)::float8 AS bytes FROM pg_control_checkpoint()',
+  );
+  return rows[0]!.bytes;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'aiecs-upkeep-'));
+  ({ db, pool } = await openMigratedPglite(join(dir, 'pgdata')));
+}, 120_000);
+
+afterAll(async () => {
+  await pool?.end();
+  await db?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('dueFor: PostgreSQL autovacuum default thresholds', () => {
+  const table = { relname: 't', live: 1_000, dead: 0, insertedSinceVacuum: 0, changedSinceAnalyze: 0 };
+  it('vacuums past 50 + 20 % dead rows, or 1,000 + 20 % inserted ones', () => {
+    expect(dueFor({ ...table, dead: 250 }).vacuum).toBe(false);
+    expect(dueFor({ ...table, dead: 251 }).vacuum).toBe(true);
+    expect(dueFor({ ...table, insertedSinceVacuum: 1_200 }).vacuum).toBe(false);
+    expect(dueFor({ ...table, insertedSinceVacuum: 1_201 }).vacuum).toBe(true);
+  });
+  it('analyzes past 50 + 10 % changed rows', () => {
+    expect(dueFor({ ...table, changedSinceAnalyze: 150 }).analyze).toBe(false);
+    expect(dueFor({ ...table, changedSinceAnalyze: 151 }).analyze).toBe(true);
+  });
+});
+
+describe('PgliteUpkeep on PGlite', () => {
+  it('vacuums and analyzes a table with dead rows, then an idle pass is one query', async () => {
+    await churn('churned', 5_000, 1_000);
+    expect((await tableStats('churned')).dead).toBeGreaterThanOrEqual(4_000);
+    const counting = counted();
+    const upkeep = new PgliteUpkeep(counting, { schema: SCHEMA, logger: silentLogger });
+    const report = await upkeep.runOnce();
+    expect(report.vacuumed).toContain('churned');
+    expect(report.analyzed).toContain('churned');
+    const after = await tableStats('churned');
+    expect(after.dead).toBe(0);
+    expect(after.last_vacuum).not.toBeNull();
+    expect(after.last_analyze).not.toBeNull();
+
+    // Nothing written since: the log's position alone says so.
+    counting.statements.length = 0;
+    const idle = await upkeep.runOnce();
+    expect(idle).toMatchObject({ vacuumed: [], analyzed: [], steps: [] });
+    expect(idle.checkpointedWalBytes).toBeUndefined();
+    expect(counting.statements).toHaveLength(1);
+    await upkeep.close();
+  });
+
+  it('takes a checkpoint once a WAL segment was written since the last, so the log stops growing', async () => {
+    const upkeep = new PgliteUpkeep(pool, { schema: SCHEMA, logger: silentLogger });
+    await upkeep.runOnce();
+    // About 20 MB of log: rows written, then rewritten.
+    await churn('walled', 60_000, 60_000);
+    await pool.query(`UPDATE ${SCHEMA}.walled SET pad = repeat('y', 100)`);
+    expect(await walSinceCheckpoint()).toBeGreaterThan(16 * 1024 * 1024);
+    const report = await upkeep.runOnce();
+    expect(report.checkpointedWalBytes).toBeGreaterThan(16 * 1024 * 1024);
+    expect(report.vacuumed).toContain('walled');
+    expect(await walSinceCheckpoint()).toBeLessThan(1024 * 1024);
+    await upkeep.close();
+  }, 60_000);
+
+  it('passes on its own every interval until closed, and quotes any table name', async () => {
+    const upkeep = new PgliteUpkeep(pool, { schema: SCHEMA, logger: silentLogger, intervalMs: 20 }).start();
+    await churn('odd "name"', 2_000, 100);
+    await until(
+      async () => ((await tableStats('odd "name"')).dead === 0 ? true : undefined),
+      30_000,
+      'a vacuum',
+    );
+    await upkeep.close();
+    // Closed: no pass runs after, so nothing reclaims these.
+    await churn('after close', 2_000, 100);
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await tableStats('after close')).dead).toBeGreaterThan(1_000);
+  }, 60_000);
+});
