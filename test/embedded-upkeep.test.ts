@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/core/config.js';
 import { silentLogger } from '../src/core/logger.js';
+import { openStore } from '../src/engine/open-store.js';
 import { openMigratedPglite, type PglitePool } from '../src/engine/pglite-pool.js';
 import { PgliteUpkeep, dueFor, type UpkeepPool } from '../src/engine/pglite-upkeep.js';
 import { until } from './harness.js';
@@ -127,4 +129,39 @@ describe('PgliteUpkeep on PGlite', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect((await tableStats('after close')).dead).toBeGreaterThan(1_000);
   }, 60_000);
+});
+
+describe('the embedded store', () => {
+  it('runs the upkeep every AIECS_EMBEDDED_UPKEEP_INTERVAL_S while it is open', async () => {
+    expect(loadConfig({}).embeddedUpkeepIntervalMs).toBe(15_000);
+    expect(loadConfig({ AIECS_EMBEDDED_UPKEEP_INTERVAL_S: '2' }).embeddedUpkeepIntervalMs).toBe(2_000);
+    expect(() => loadConfig({ AIECS_EMBEDDED_UPKEEP_INTERVAL_S: '0' })).toThrow(
+      /AIECS_EMBEDDED_UPKEEP_INTERVAL_S/,
+    );
+    const storeDir = join(dir, 'store');
+    const store = await openStore(`embedded:${storeDir}`, { logger: silentLogger, upkeepIntervalMs: 50 });
+    try {
+      const database = store.database;
+      if (!database || !('pool' in database)) throw new Error('the embedded store has no pool');
+      const sql = database.pool;
+      await sql.query(`CREATE TABLE ${SCHEMA}.kept (id int, pad text)`);
+      await sql.query(
+        `INSERT INTO ${SCHEMA}.kept SELECT g, repeat('x', 100) FROM generate_series(1, 3000) g`,
+      );
+      await sql.query(`DELETE FROM ${SCHEMA}.kept WHERE id > 100`);
+      await until(
+        async () => {
+          const { rows } = await sql.query(
+            `SELECT last_vacuum FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'kept'`,
+            [SCHEMA],
+          );
+          return rows[0]?.last_vacuum ? true : undefined;
+        },
+        30_000,
+        "the store's own vacuum",
+      );
+    } finally {
+      await store.close();
+    }
+  }, 120_000);
 });

@@ -49,6 +49,7 @@ export async function gatewayAction(flags: GatewayFlags, cmd: Command): Promise<
     role: 'producer',
     timeoutMs: config.storeTimeoutMs,
     eventsMaxLen: config.eventsMaxLen,
+    upkeepIntervalMs: config.embeddedUpkeepIntervalMs,
     ...namespace,
   });
   // Loaded here, not at the top: `aiecs token` shares this module and needs neither.

@@ -69,6 +69,7 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
     role: 'worker',
     timeoutMs: config.storeTimeoutMs,
     eventsMaxLen: config.eventsMaxLen,
+    upkeepIntervalMs: config.embeddedUpkeepIntervalMs,
     ...namespace,
   });
   let worker: AiecsWorker | undefined;

@@ -80,6 +80,7 @@ export function registerWorkerCommand(program: Command): void {
       role: 'worker',
       timeoutMs: config.storeTimeoutMs,
       eventsMaxLen: config.eventsMaxLen,
+      upkeepIntervalMs: config.embeddedUpkeepIntervalMs,
       ...namespace,
     });
     let history: RunningHistory | undefined;

@@ -149,6 +149,7 @@ const envSchema = z.object({
   AIECS_STORE_TIMEOUT_MS: positiveInt(5_000, 100),
   AIECS_EVENTS_MAX_LEN: positiveInt(10_000, 100),
   AIECS_EMBEDDED_OPTIMIZE: z.enum(['on', 'off']).default('off'),
+  AIECS_EMBEDDED_UPKEEP_INTERVAL_S: positiveInt(15, 1, 3600),
   AIECS_RETENTION_COMPLETED_S: positiveInt(86_400),
   AIECS_RETENTION_FAILED_S: positiveInt(7 * 86_400),
   AIECS_HISTORY: z.enum(['on', 'off']).default('on'),
@@ -276,6 +277,11 @@ export interface AiecsConfig {
    * WebAssembly (TurboFan) rather than only its baseline compiler: faster under load, ~55 MB larger.
    */
   embeddedOptimize: boolean;
+  /**
+   * AIECS_EMBEDDED_UPKEEP_INTERVAL_S (15): how often the embedded store's owner vacuums, analyzes
+   * and checkpoints its database (PGlite has no autovacuum or checkpointer; engine/pglite-upkeep.ts).
+   */
+  embeddedUpkeepIntervalMs: number;
   retention: { completedS: number; failedS: number };
   /**
    * The durable task history (src/engine/history): AIECS_HISTORY (on: wherever there is a PostgreSQL
@@ -414,6 +420,7 @@ function buildConfig(e: Env): AiecsConfig {
     storeTimeoutMs: e.AIECS_STORE_TIMEOUT_MS,
     eventsMaxLen: e.AIECS_EVENTS_MAX_LEN,
     embeddedOptimize: e.AIECS_EMBEDDED_OPTIMIZE === 'on',
+    embeddedUpkeepIntervalMs: e.AIECS_EMBEDDED_UPKEEP_INTERVAL_S * 1000,
     retention: { completedS: e.AIECS_RETENTION_COMPLETED_S, failedS: e.AIECS_RETENTION_FAILED_S },
     history: {
       enabled: e.AIECS_HISTORY === 'on',

@@ -143,6 +143,7 @@ export class AiecsApp {
       role: 'producer',
       timeoutMs: this.config.storeTimeoutMs,
       eventsMaxLen: this.config.eventsMaxLen,
+      upkeepIntervalMs: this.config.embeddedUpkeepIntervalMs,
       ...(this.options.namespace !== undefined ? { namespace: this.options.namespace } : {}),
     }).then(
       (store) => (this.openedStore = store),

@@ -66,7 +66,11 @@ export async function openEmbeddedStore(dirInput: string, options: ResolvedStore
     const extras = await pgExtras(pool as unknown as PgLike, DEFAULT_SCHEMA);
     const openedDb = db;
     // No autovacuum or checkpointer in PGlite: without this the store grows as long as it runs.
-    const upkeep = new PgliteUpkeep(pool, { schema: DEFAULT_SCHEMA, logger: options.logger }).start();
+    const upkeep = new PgliteUpkeep(pool, {
+      schema: DEFAULT_SCHEMA,
+      logger: options.logger,
+      ...(options.upkeepIntervalMs !== undefined ? { intervalMs: options.upkeepIntervalMs } : {}),
+    }).start();
     options.logger.debug({ dir }, 'embedded store open');
     return storeFrom(
       'embedded',

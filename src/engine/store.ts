@@ -244,6 +244,11 @@ export interface StoreOptions {
    * queue's meta hash, where its scripts read it when they trim). Every process must agree.
    */
   eventsMaxLen?: number;
+  /**
+   * The embedded store only: time between two passes of its upkeep (vacuum, analyze, checkpoint;
+   * AIECS_EMBEDDED_UPKEEP_INTERVAL_S). Default 15 s.
+   */
+  upkeepIntervalMs?: number;
 }
 
 /** AIECS_EVENTS_MAX_LEN's default: BullMQ's. */

@@ -133,6 +133,7 @@ export class AiecsWorker implements Controllable {
         role: 'worker',
         timeoutMs: this.config.storeTimeoutMs,
         eventsMaxLen: this.config.eventsMaxLen,
+        upkeepIntervalMs: this.config.embeddedUpkeepIntervalMs,
         ...(this.options.namespace !== undefined ? { namespace: this.options.namespace } : {}),
       }));
     this.store = store;
