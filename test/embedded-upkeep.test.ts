@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/core/config.js';
-import { silentLogger } from '../src/core/logger.js';
+import { silentLogger, type Logger } from '../src/core/logger.js';
 import { openStore } from '../src/engine/open-store.js';
 import { openMigratedPglite, type PglitePool } from '../src/engine/pglite-pool.js';
 import { PgliteUpkeep, dueFor, type UpkeepPool } from '../src/engine/pglite-upkeep.js';
@@ -75,6 +75,40 @@ describe('dueFor: PostgreSQL autovacuum default thresholds', () => {
   it('analyzes past 50 + 10 % changed rows', () => {
     expect(dueFor({ ...table, changedSinceAnalyze: 150 }).analyze).toBe(false);
     expect(dueFor({ ...table, changedSinceAnalyze: 151 }).analyze).toBe(true);
+  });
+});
+
+describe('PgliteUpkeep when the store fails', () => {
+  it('warns once while passes fail, says when they work again, and keeps passing', async () => {
+    let failing = true;
+    let walQueries = 0;
+    const pool: UpkeepPool = {
+      query: async (text) => {
+        if (failing) throw new Error('store unavailable');
+        if (text.includes('pg_current_wal_insert_lsn')) {
+          walQueries++;
+          return { rows: [{ lsn: '0/1', since_checkpoint: 0, checkpoint_ms: Date.now() }] };
+        }
+        return { rows: [] };
+      },
+    };
+    const logger = { warn: vi.fn(), info: vi.fn(), debug: vi.fn() };
+    const upkeep = new PgliteUpkeep(pool, {
+      schema: SCHEMA,
+      logger: logger as unknown as Logger,
+      intervalMs: 5,
+    }).start();
+    await until(async () => (logger.warn.mock.calls.length > 0 ? true : undefined), 5_000, 'a warning');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(logger.warn).toHaveBeenCalledTimes(1);
+    failing = false;
+    await until(async () => (walQueries >= 3 ? true : undefined), 5_000, 'passes after the failure');
+    expect(logger.info).toHaveBeenCalledWith('embedded store upkeep works again');
+    expect(logger.warn).toHaveBeenCalledTimes(1);
+    await upkeep.close();
+    const after = walQueries;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(walQueries).toBe(after);
   });
 });
 
