@@ -108,6 +108,7 @@ const AIECS_METRICS: Record<string, MetricSpec> = {
   aiecs_history_entries_total: { type: 'counter', labels: ['queue'] },
   aiecs_history_gaps_total: { type: 'counter', labels: ['queue'] },
   aiecs_history_refused_total: { type: 'counter', labels: ['queue'] },
+  aiecs_embedded_upkeep_seconds: { type: 'histogram', labels: ['statement'] },
 };
 
 const LABEL_VALUES: Record<string, string[]> = {
@@ -117,6 +118,7 @@ const LABEL_VALUES: Record<string, string[]> = {
   kind: ['soft', 'hard'],
   direction: ['input', 'output'],
   outcome: ['ok', 'error', 'retry'],
+  statement: ['vacuum', 'analyze', 'checkpoint'],
 };
 
 /** Labels Prometheus adds to every scraped series. */

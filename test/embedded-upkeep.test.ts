@@ -5,6 +5,7 @@ import type { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/core/config.js';
 import { silentLogger, type Logger } from '../src/core/logger.js';
+import { disableMetrics, enableMetrics } from '../src/core/metrics.js';
 import { openStore } from '../src/engine/open-store.js';
 import { openMigratedPglite, type PglitePool } from '../src/engine/pglite-pool.js';
 import { PgliteUpkeep, dueFor, type UpkeepPool } from '../src/engine/pglite-upkeep.js';
@@ -118,9 +119,19 @@ describe('PgliteUpkeep on PGlite', () => {
     expect((await tableStats('churned')).dead).toBeGreaterThanOrEqual(4_000);
     const counting = counted();
     const upkeep = new PgliteUpkeep(counting, { schema: SCHEMA, logger: silentLogger });
-    const report = await upkeep.runOnce();
-    expect(report.vacuumed).toContain('churned');
-    expect(report.analyzed).toContain('churned');
+    const metrics = enableMetrics();
+    let exposition: string;
+    try {
+      const report = await upkeep.runOnce();
+      expect(report.vacuumed).toContain('churned');
+      expect(report.analyzed).toContain('churned');
+      exposition = await metrics.registry.metrics();
+    } finally {
+      disableMetrics();
+    }
+    // Each statement's time, by kind, where the process serves metrics.
+    expect(exposition).toMatch(/^aiecs_embedded_upkeep_seconds_count\{statement="vacuum"\} [1-9]/m);
+    expect(exposition).toMatch(/^aiecs_embedded_upkeep_seconds_count\{statement="analyze"\} [1-9]/m);
     const after = await tableStats('churned');
     expect(after.dead).toBe(0);
     expect(after.last_vacuum).not.toBeNull();

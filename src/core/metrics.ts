@@ -32,6 +32,7 @@ export const METRIC = {
   historyEntries: 'aiecs_history_entries_total',
   historyGaps: 'aiecs_history_gaps_total',
   historyRefused: 'aiecs_history_refused_total',
+  embeddedUpkeep: 'aiecs_embedded_upkeep_seconds',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];
@@ -41,6 +42,10 @@ export const METRIC_NAMES: readonly MetricName[] = Object.values(METRIC);
 export const TASK_DURATION_BUCKETS: readonly number[] = [
   0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800,
 ];
+
+/** Seconds one upkeep statement held the embedded store (engine/pglite-upkeep.ts). */
+export const UPKEEP_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+export type UpkeepStatement = 'vacuum' | 'analyze' | 'checkpoint';
 
 export const QUEUE_STATES = ['waiting', 'delayed', 'active', 'failed'] as const;
 export type QueueState = (typeof QUEUE_STATES)[number];
@@ -249,6 +254,7 @@ export class Metrics {
   private readonly historyEntries: Prom.Counter<'queue'>;
   private readonly historyGaps: Prom.Counter<'queue'>;
   private readonly historyRefused: Prom.Counter<'queue'>;
+  private readonly upkeepSeconds: Prom.Histogram<'statement'>;
 
   constructor() {
     const p = promClient();
@@ -345,6 +351,13 @@ export class Metrics {
       labelNames: ['queue'],
       registers,
     });
+    this.upkeepSeconds = new p.Histogram({
+      name: METRIC.embeddedUpkeep,
+      help: 'Seconds each upkeep statement (vacuum, analyze, checkpoint) held the embedded store',
+      labelNames: ['statement'],
+      buckets: [...UPKEEP_BUCKETS],
+      registers,
+    });
     p.collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: LAG_SAMPLE_MS });
     // Gauges named like counters fail `promtool check metrics`; the per-type gauges beside them
     // (nodejs_active_handles{type}, …) hold the same figures.
@@ -390,6 +403,11 @@ export class Metrics {
     if (figure === 'gap') this.historyGaps.inc({ queue });
     else if (figure === 'refused') this.historyRefused.inc({ queue });
     else this.historyEntries.inc({ queue }, figure.entries);
+  }
+
+  /** One upkeep statement of the embedded store ran for `seconds`, holding its one session. */
+  embeddedUpkeep(statement: UpkeepStatement, seconds: number): void {
+    this.upkeepSeconds.observe({ statement }, seconds);
   }
 
   provider(figures: ProviderFigures): void {

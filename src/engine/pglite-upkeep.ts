@@ -22,9 +22,11 @@
  * no-op load of 500-700 tasks/s (50,000 tasks, 15 s passes): VACUUM 10-70 ms a table, ANALYZE of
  * the job table 50 ms (it was 80-560 ms, growing with the table, before default_statistics_target
  * 10: pglite-start.ts), CHECKPOINT 5-10 ms; no throughput lost that the run's noise showed. A
- * failed pass is logged once and the next one tries again.
+ * failed pass is logged once and the next one tries again. Each statement's time is in the
+ * `aiecs_embedded_upkeep_seconds{statement}` histogram where the process serves metrics.
  */
 import type { Logger } from '../core/logger.js';
+import { countingMetrics, type UpkeepStatement } from '../core/metrics.js';
 
 /** What the upkeep needs of the store's pool. */
 export interface UpkeepPool {
@@ -176,11 +178,11 @@ export class PgliteUpkeep {
       // One statement each, so the store's other queries get in between. Closed meanwhile: the
       // pool is about to end, and the next start does the rest.
       if (due.vacuum && !this.closed) {
-        await this.timed(report, `VACUUM ${name}`);
+        await this.timed(report, 'vacuum', `VACUUM ${name}`);
         report.vacuumed.push(table.relname);
       }
       if (due.analyze && !this.closed) {
-        await this.timed(report, `ANALYZE ${name}`);
+        await this.timed(report, 'analyze', `ANALYZE ${name}`);
         report.analyzed.push(table.relname);
       }
     }
@@ -190,7 +192,7 @@ export class PgliteUpkeep {
       (wal.sinceCheckpoint >= CHECKPOINT_WAL_BYTES ||
         (wal.sinceCheckpoint > 0 && age >= CHECKPOINT_TIMEOUT_MS))
     ) {
-      await this.timed(report, 'CHECKPOINT');
+      await this.timed(report, 'checkpoint', 'CHECKPOINT');
       report.checkpointedWalBytes = wal.sinceCheckpoint;
     }
     // The pass's own writes (vacuum, checkpoint) moved the log: the next pass starts from here.
@@ -199,10 +201,12 @@ export class PgliteUpkeep {
     return report;
   }
 
-  private async timed(report: UpkeepReport, statement: string): Promise<void> {
+  private async timed(report: UpkeepReport, kind: UpkeepStatement, statement: string): Promise<void> {
     const started = performance.now();
     await this.pool.query(statement);
-    report.steps.push({ statement, ms: Math.round(performance.now() - started) });
+    const ms = performance.now() - started;
+    report.steps.push({ statement, ms: Math.round(ms) });
+    countingMetrics()?.embeddedUpkeep(kind, ms / 1000);
   }
 
   private async wal(): Promise<WalState> {
