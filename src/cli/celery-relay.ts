@@ -11,7 +11,7 @@ import type { AiecsConfig } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { parseBrokerUrl, redactUrl, type Store } from '../engine/store.js';
-import { startCeleryResults, type CeleryResults } from '../worker/celery/celery-results.js';
+import type { CeleryResults } from '../worker/celery/celery-results.js';
 
 export interface CeleryResultFlags {
   celeryResultBackend?: string;
@@ -57,14 +57,16 @@ export function celeryResultTarget(
 }
 
 /** Starts the relay; `line` says where results go, for the worker's start lines. */
-export function startCeleryRelay(
+export async function startCeleryRelay(
   flags: CeleryResultFlags,
   config: AiecsConfig,
   store: Store,
   logger: Logger,
   brokerUrl: string,
-): { relay: CeleryResults; line: string } {
+): Promise<{ relay: CeleryResults; line: string }> {
   const target = celeryResultTarget(flags, config, brokerUrl);
+  // Loaded only when a worker relays Celery results, as the bridge is (celery-worker.ts).
+  const { startCeleryResults } = await import('../worker/celery/celery-results.js');
   const raiseFailures = flags.celeryRaiseFailures ?? config.celery.raiseFailures;
   const relay = startCeleryResults({
     store,

@@ -3,7 +3,7 @@
  * to end. Needs `npm run build` first (the test script does that).
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -11,6 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 const MAIN = resolve(fileURLToPath(import.meta.url), '../../../dist/cli/main.js');
+const MODULE_LOG = resolve(fileURLToPath(import.meta.url), '../../../test/fixtures/module-log.mjs');
 const INDEX = pathToFileURL(resolve(fileURLToPath(import.meta.url), '../../../dist/index.js')).href;
 
 interface Run {
@@ -283,6 +284,42 @@ describe('aiecs (built)', () => {
 });
 
 describe('aiecs worker + submit on Redis', () => {
+  it('loads neither the Celery bridge nor the history consumer without --celery or a history', async () => {
+    const log = join(cwd, `modules-${process.pid}.log`);
+    const worker = spawn(
+      process.execPath,
+      [
+        '--import',
+        MODULE_LOG,
+        MAIN,
+        'worker',
+        '--broker',
+        inject('redisUrl'),
+        '--namespace',
+        `mods_${process.pid}`,
+      ],
+      { cwd, env: { ...cleanEnv(), MODULE_LOG: log }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let ready = '';
+    worker.stdout.on('data', (chunk: Buffer) => (ready += chunk.toString()));
+    const exited = new Promise<number | null>((done) => worker.on('exit', (code) => done(code)));
+    try {
+      for (let i = 0; i < 200 && !/^ {2}history: /m.test(ready); i++)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(ready).toMatch(/^ {2}history: task history off/m);
+    } finally {
+      worker.kill('SIGTERM');
+      await exited;
+    }
+    const loaded = readFileSync(log, 'utf8').split('\n');
+    expect(loaded.some((url) => url.endsWith('/dist/worker/worker.js'))).toBe(true);
+    expect(
+      loaded.filter((url) =>
+        /\/worker\/celery\/|\/history-(consumer|entries)\.js$|\/event-follower\.js$/.test(url),
+      ),
+    ).toEqual([]);
+  }, 60_000);
+
   it('runs a submitted task and drains on SIGTERM', async () => {
     const redis = ['--broker', inject('redisUrl'), '--namespace', `cli_${process.pid}`];
     const worker = spawn(

@@ -8,7 +8,7 @@
 import type { AiecsConfig } from '../../core/config.js';
 import type { Logger } from '../../core/logger.js';
 import type { Store } from '../store.js';
-import { startHistoryConsumer, type HistoryConsumer } from './history-consumer.js';
+import type { HistoryConsumer } from './history-consumer.js';
 import { describeHistory, historyOffReason, historyTarget } from './history-target.js';
 
 export interface RunningHistory {
@@ -25,6 +25,8 @@ export async function runHistory(config: AiecsConfig, store: Store, logger: Logg
   const target = await historyTarget(config, store);
   if (!target.enabled) return { offLine: describeHistory(config, store.kind), close: async () => undefined };
   try {
+    // Loaded only where the history is on: a Redis worker without AIECS_HISTORY_URL skips it.
+    const { startHistoryConsumer } = await import('./history-consumer.js');
     const consumer = await startHistoryConsumer({
       store,
       db: target.db,
