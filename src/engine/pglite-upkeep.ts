@@ -195,8 +195,8 @@ export class PgliteUpkeep {
       await this.timed(report, 'checkpoint', 'CHECKPOINT');
       report.checkpointedWalBytes = wal.sinceCheckpoint;
     }
-    // The pass's own writes (vacuum, checkpoint) moved the log: the next pass starts from here.
-    this.lastLsn = (await this.wal()).lsn;
+    // Reading statistics writes no log; a statement run here does, so the next pass starts after it.
+    this.lastLsn = report.steps.length > 0 ? (await this.wal()).lsn : wal.lsn;
     report.ms = performance.now() - started;
     return report;
   }
@@ -224,12 +224,7 @@ export class PgliteUpkeep {
       this.failing = false;
       this.options.logger.info('embedded store upkeep works again');
     }
-    if (
-      report.vacuumed.length === 0 &&
-      report.analyzed.length === 0 &&
-      report.checkpointedWalBytes === undefined
-    )
-      return;
+    if (report.steps.length === 0) return;
     this.options.logger.debug(
       {
         steps: report.steps,
