@@ -1,9 +1,12 @@
 // The gateway under hostile or broken clients: foreign origins, oversized messages, floods of
 // messages, and a client that stops reading while its tasks push a lot.
-import type { Socket as TcpSocket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { connect as tcpConnect, type Socket as TcpSocket } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { socketLimits } from '../src/gateway/socket-limits.js';
 import {
   GATEWAY_KINDS,
   GatewayEnv,
@@ -40,6 +43,40 @@ function tcpOf(client: Client): TcpSocket {
   const tcp = transport.ws?._socket;
   if (!tcp) throw new Error('client is not on a websocket transport');
   return tcp;
+}
+
+/** A raw TCP connection to the gateway; `text` gathers what it answers, `closed` settles when it closes. */
+async function rawConnection(url: string) {
+  const { hostname, port } = new URL(url);
+  const socket = tcpConnect({ host: hostname, port: Number(port) });
+  socket.setNoDelay(true);
+  let text = '';
+  socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.on('error', () => {});
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  const write = (data: string | Buffer) =>
+    new Promise<boolean>((resolve) => {
+      if (socket.destroyed || !socket.writable) return resolve(false);
+      socket.write(data, (error) => resolve(!error));
+    });
+  return {
+    socket,
+    text: () => text,
+    closed,
+    isClosed: () => socket.destroyed || socket.readableEnded,
+    write,
+  };
+}
+
+/** One masked client frame (RFC 6455 §5.2) with this payload length, without its payload. */
+function frameHeader(opcode: number, length: number, mask: Buffer): Buffer {
+  if (length < 126) return Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | length]), mask]);
+  const header = Buffer.from([0x80 | opcode, 0x80 | 126, length >> 8, length & 0xff]);
+  return Buffer.concat([header, mask]);
 }
 
 /** The gateway still serves HTTP and sockets. */
@@ -146,6 +183,101 @@ describe.each(GATEWAY_KINDS)('gateway against hostile clients on %s', (kind) => 
     }
     expect(other.connected).toBe(true);
     expect(await other.emitWithAck('ping')).toBe('pong');
+    await expectAlive(ge);
+  });
+
+  it('closes a WebSocket that sends one unfinished message in tiny fragments, before any token', async () => {
+    const limits = socketLimits(ge.env.config.gateway.wsMaxMessageBytes);
+    const before = retainedBytes();
+    // No auth: engine.io reads frames before socket.io's middleware sees a token.
+    const ws = new WebSocket(`${ge.url.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket`);
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    ws.on('error', () => {});
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    // A message that never ends: 10,000 one-byte fragments, under ws's default limit (16,384),
+    // went unnoticed; a few times the limit close it (1008, policy violation).
+    const fragments = Math.min(10_000, limits.maxFragments * 4);
+    for (let sent = 0; sent < fragments && ws.readyState === WebSocket.OPEN; sent++) {
+      await new Promise<void>((resolve) => ws.send(sent === 0 ? '4' : 'x', { fin: false }, () => resolve()));
+    }
+    const code = await Promise.race([closed, sleep(20_000).then(() => 'still open')]);
+    expect(code).toBe(1008);
+    expect(retainedBytes() - before).toBeLessThan(8 * 1024 * 1024);
+    await expectAlive(ge);
+  });
+
+  it('closes a WebSocket that trickles one frame a byte at a time, before any token', async () => {
+    const limits = socketLimits(ge.env.config.gateway.wsMaxMessageBytes);
+    const c = await rawConnection(ge.url);
+    const key = randomBytes(16).toString('base64');
+    await c.write(
+      `GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n` +
+        `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    await until(async () => c.text().includes('\r\n\r\n'), 10_000, 'the upgrade');
+    expect(c.text()).toMatch(/^HTTP\/1\.1 101 /);
+    // A frame of 4,000 bytes, each its own write (and, 1 ms apart, its own read on the server).
+    const payload = 4_000;
+    const mask = randomBytes(4);
+    await c.write(frameHeader(0x1, payload, mask));
+    let sent = 0;
+    for (; sent < payload && !c.isClosed(); sent++) {
+      if (!(await c.write(Buffer.from([0x78 ^ mask[sent % 4]!])))) break;
+      await sleep(1);
+    }
+    await c.closed;
+    expect(sent).toBeLessThan(payload);
+    expect(sent).toBeGreaterThanOrEqual(limits.maxBufferedChunks - 1);
+    await expectAlive(ge);
+  });
+
+  it('cuts off a WebSocket that floods pings while it reads nothing, before any token', async () => {
+    const c = await rawConnection(ge.url);
+    const key = randomBytes(16).toString('base64');
+    await c.write(
+      `GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n` +
+        `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    await until(async () => c.text().includes('\r\n\r\n'), 10_000, 'the upgrade');
+    expect(c.text()).toMatch(/^HTTP\/1\.1 101 /);
+    // Every ping asks for a pong the client never reads: before ws 8.23 the server queued them
+    // all (memory without bound); now it cuts the peer off past 60 unsent pongs.
+    c.socket.pause();
+    const mask = randomBytes(4);
+    const ping = Buffer.concat([
+      frameHeader(0x9, 125, mask),
+      Buffer.alloc(125, 0x70).map((b, i) => b ^ mask[i % 4]!),
+    ]);
+    const batch = Buffer.concat(Array.from({ length: 100 }, () => ping));
+    let sent = 0;
+    for (; sent < 2_000 && !c.socket.destroyed; sent++) if (!(await c.write(batch))) break;
+    expect(sent).toBeLessThan(2_000);
+    await expectAlive(ge);
+  });
+
+  it('refuses a polling request body sent in more chunks than the limit (413), before any token', async () => {
+    const limits = socketLimits(ge.env.config.gateway.wsMaxMessageBytes);
+    const open = await request(ge.url, '/socket.io/?EIO=4&transport=polling');
+    expect(open.status).toBe(200);
+    const sid = /"sid":"([^"]+)"/.exec(open.text)?.[1];
+    expect(sid).toBeDefined();
+    const c = await rawConnection(ge.url);
+    await c.write(
+      `POST /socket.io/?EIO=4&transport=polling&sid=${sid} HTTP/1.1\r\nHost: x\r\n` +
+        `Content-Type: text/plain;charset=UTF-8\r\nTransfer-Encoding: chunked\r\n\r\n`,
+    );
+    // A body of 1,000 one-byte chunks (a few KiB on the wire, far under the size limit).
+    const chunks = 1_000;
+    let body = '1\r\n4\r\n';
+    for (let i = 1; i < chunks; i++) body += '1\r\nx\r\n';
+    await c.write(body + '0\r\n\r\n');
+    await until(async () => /^HTTP\/1\.1 \d{3}/.test(c.text()), 10_000, 'an answer');
+    expect(c.text()).toMatch(/^HTTP\/1\.1 413 /);
+    expect(chunks).toBeGreaterThan(limits.maxBufferedChunks);
+    c.socket.destroy();
     await expectAlive(ge);
   });
 

@@ -12,6 +12,7 @@ import { originAllowed } from './origin.js';
 import { isStreamPacket, writePacket } from './packet.js';
 import { backlogOf, dropBacklog } from '../shims/engineio-backlog.js';
 import { TokenBucket } from './rate-limit.js';
+import { boundedWsEngine, socketLimits } from './socket-limits.js';
 
 export interface RealtimeOptions {
   corsOrigins: string[];
@@ -63,9 +64,12 @@ export class Realtime {
     private readonly options: RealtimeOptions,
     private readonly logger: Logger,
   ) {
+    const limits = socketLimits(options.maxMessageBytes);
     this.io = new Server(server, {
       cors: { origin: options.corsOrigins, credentials: true },
       maxHttpBufferSize: options.maxMessageBytes,
+      maxBufferedChunks: limits.maxBufferedChunks,
+      wsEngine: boundedWsEngine(limits),
       // Browsers send Origin; a socket from a page on another origin is refused at the handshake.
       allowRequest: (req, callback) => {
         const origin = req.headers.origin;

@@ -18,8 +18,8 @@ const { Socket: EngineSocket } = require('engine.io') as { Socket: { prototype: 
  * delete the shim)? Then update the pins.
  */
 describe('the engine.io backlog shim pins engine.io', () => {
-  it('is written against engine.io 6.6.12 (socket.io 4.8.4)', () => {
-    expect(installedVersion('engine.io')).toBe('6.6.12');
+  it('is written against engine.io 6.6.13 (socket.io 4.8.4)', () => {
+    expect(installedVersion('engine.io')).toBe('6.6.13');
     expect(installedVersion('socket.io')).toBe('4.8.4');
   });
 

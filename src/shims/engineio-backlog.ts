@@ -1,7 +1,7 @@
 /**
  * What an engine.io connection has waiting for a client, and dropping it.
  *
- * Written against engine.io 6.6.12 (socket.io 4.8.4): `Socket.writeBuffer`, a private array of
+ * Written against engine.io 6.6.13 (socket.io 4.8.4): `Socket.writeBuffer`, a private array of
  * packets sendPacket queues and flush hands the transport once it is writable again, and, for the
  * websocket transport, ws's `bufferedAmount` on `transport.socket`.
  *

@@ -20,9 +20,9 @@ const { Socket: EngineSocket } = require('engine.io') as { Socket: { prototype: 
  * back to io.to(room).emit), then update the pins.
  */
 describe('the socket.io write-packet shim pins socket.io', () => {
-  it('is written against socket.io 4.8.4 and engine.io 6.6.12', () => {
+  it('is written against socket.io 4.8.4 and engine.io 6.6.13', () => {
     expect(installedVersion('socket.io')).toBe('4.8.4');
-    expect(installedVersion('engine.io')).toBe('6.6.12');
+    expect(installedVersion('engine.io')).toBe('6.6.13');
   });
 
   it("encodes an event as socket.io-parser's Encoder does", () => {

@@ -1,7 +1,7 @@
 /**
  * socket.io events encoded once and written straight to each socket's engine.io connection.
  *
- * Written against socket.io 4.8.4 (socket.io-parser 4.2.7, engine.io 6.6.12): encodeEvent spells
+ * Written against socket.io 4.8.4 (socket.io-parser 4.2.7, engine.io 6.6.13): encodeEvent spells
  * an EVENT packet on the main namespace as socket.io-parser's Encoder does without binary data,
  * and writePacket hands it to `socket.conn.write` as socket.io's Client.writeToEngine does. It
  * replaces `io.to(room).emit(name, payload)` (the broadcast operator, flags, room union and the
