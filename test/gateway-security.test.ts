@@ -72,6 +72,19 @@ async function rawConnection(url: string) {
   };
 }
 
+/** A raw connection upgraded to an engine.io WebSocket, without a token (nothing checks one yet). */
+async function upgradedConnection(url: string) {
+  const c = await rawConnection(url);
+  const key = randomBytes(16).toString('base64');
+  await c.write(
+    `GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n` +
+      `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
+  await until(async () => c.text().includes('\r\n\r\n'), 10_000, 'the upgrade');
+  expect(c.text()).toMatch(/^HTTP\/1\.1 101 /);
+  return c;
+}
+
 /** One masked client frame (RFC 6455 §5.2) with this payload length, without its payload. */
 function frameHeader(opcode: number, length: number, mask: Buffer): Buffer {
   if (length < 126) return Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | length]), mask]);
@@ -211,14 +224,7 @@ describe.each(GATEWAY_KINDS)('gateway against hostile clients on %s', (kind) => 
 
   it('closes a WebSocket that trickles one frame a byte at a time, before any token', async () => {
     const limits = socketLimits(ge.env.config.gateway.wsMaxMessageBytes);
-    const c = await rawConnection(ge.url);
-    const key = randomBytes(16).toString('base64');
-    await c.write(
-      `GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n` +
-        `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-    );
-    await until(async () => c.text().includes('\r\n\r\n'), 10_000, 'the upgrade');
-    expect(c.text()).toMatch(/^HTTP\/1\.1 101 /);
+    const c = await upgradedConnection(ge.url);
     // A frame of 4,000 bytes, each its own write (and, 1 ms apart, its own read on the server).
     const payload = 4_000;
     const mask = randomBytes(4);
@@ -235,14 +241,7 @@ describe.each(GATEWAY_KINDS)('gateway against hostile clients on %s', (kind) => 
   });
 
   it('cuts off a WebSocket that floods pings while it reads nothing, before any token', async () => {
-    const c = await rawConnection(ge.url);
-    const key = randomBytes(16).toString('base64');
-    await c.write(
-      `GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n` +
-        `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-    );
-    await until(async () => c.text().includes('\r\n\r\n'), 10_000, 'the upgrade');
-    expect(c.text()).toMatch(/^HTTP\/1\.1 101 /);
+    const c = await upgradedConnection(ge.url);
     // Every ping asks for a pong the client never reads: before ws 8.23 the server queued them
     // all (memory without bound); now it cuts the peer off past 60 unsent pongs.
     c.socket.pause();
