@@ -2,7 +2,8 @@
  * Task jobs stored without what BullMQ already keeps beside them: the task's name in `data` (it is
  * the job's name, stored in its own field) and the job id in `opts` (it is the job's key).
  *
- * Written against bullmq 6.7.0 (classes/job.js, queue-base.js, worker.js). BullMQ's Queue and
+ * Written against bullmq 6.7.0, its pins unchanged in 6.7.6 (classes/job.js, queue-base.js,
+ * worker.js). BullMQ's Queue and
  * Worker make their jobs through their protected `Job` getter (its "helper to easily extend Job
  * class calls"): the queue's add and addBulk through Job.create/createBulk, which store what
  * `asJSON()` returns; getJob and getJobs through Job.fromId, and a worker's fetched jobs through

@@ -23,8 +23,8 @@ const { PostgresQueueBackend } = require('bullmq') as { PostgresQueueBackend: { 
 describe('the PostgreSQL event reader shim pins BullMQ', () => {
   const method = (name: string) => (PostgresQueueBackend.prototype as Record<string, unknown>)[name];
 
-  it('is written against bullmq 6.7.0', () => {
-    expect(installedVersion('bullmq')).toBe('6.7.0');
+  it('is written against bullmq 6.7.6', () => {
+    expect(installedVersion('bullmq')).toBe('6.7.6');
   });
 
   it('the methods it replaces, wraps or calls are the ones it was written against', () => {

@@ -1,7 +1,8 @@
 /**
  * In-order, lossless event reading for BullMQ's PostgreSQL backend.
  *
- * Written against bullmq 6.7.0 (postgres/postgres-queue-backend.js: readEvents, fetchEvents,
+ * Written against bullmq 6.7.0, its pins unchanged in 6.7.6 (postgres/postgres-queue-backend.js:
+ * readEvents, fetchEvents,
  * waitUntilReady, query, ensureListeningEvents, ensureListening, cancelEventWait as disconnect,
  * close and a rebuilt LISTEN client call it; the `event` table and publish_event of its migrations
  * 0001/0002). It replaces the backend's `readEvents`, which loses events: docs/upstream.md, "QueueEvents

@@ -9,8 +9,8 @@ import { installedVersion, sourceHash } from './test-pins.js';
  * fixed the start position (docs/upstream.md) and delete the shim, or update the pins.
  */
 describe('the QueueEvents start-position shim pins BullMQ', () => {
-  it('is written against bullmq 6.7.0', () => {
-    expect(installedVersion('bullmq')).toBe('6.7.0');
+  it('is written against bullmq 6.7.6', () => {
+    expect(installedVersion('bullmq')).toBe('6.7.6');
   });
 
   it('consumeEvents takes its starting id from opts.lastEventId, read when it starts', () => {

@@ -1,7 +1,8 @@
 /**
  * QueueEvents on Redis that reads every event published after it said it was ready.
  *
- * Written against bullmq 6.7.0 (QueueEvents.run/consumeEvents, classes/queue-events.js).
+ * Written against bullmq 6.7.0, its pins unchanged in 6.7.6 (QueueEvents.run/consumeEvents,
+ * classes/queue-events.js).
  *
  * Upstream behaviour it replaces: QueueEvents starts reading at `opts.lastEventId || '$'`, and `$`
  * is resolved by Redis at the first XREAD, which happens some time after `waitUntilReady()` has

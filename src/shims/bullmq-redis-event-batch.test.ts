@@ -20,8 +20,8 @@ const { QueueKeys, RedisQueueBackend } = require('bullmq') as {
  * the shim: the worker then writes through job.updateProgress and publishEvent), then update the pins.
  */
 describe('the Redis event batch shim pins BullMQ', () => {
-  it('is written against bullmq 6.7.0', () => {
-    expect(installedVersion('bullmq')).toBe('6.7.0');
+  it('is written against bullmq 6.7.6', () => {
+    expect(installedVersion('bullmq')).toBe('6.7.6');
   });
 
   it('mirrors updateProgress-3.lua and getOrSetMaxEvents as they were', () => {

@@ -1,7 +1,8 @@
 /**
  * A worker's progress writes and custom events on Redis, batched into one script call per turn.
  *
- * Written against bullmq 6.7.0: bullmq-redis-event-batch.lua mirrors commands/updateProgress-3.lua
+ * Written against bullmq 6.7.0, its pins unchanged in 6.7.6: bullmq-redis-event-batch.lua mirrors
+ * commands/updateProgress-3.lua
  * (with its include getOrSetMaxEvents.lua) and the Redis backend's publishEvent (XADD MAXLEN ~),
  * against BullMQ's key layout (<prefix>:<queue>:events, :meta, :<job id>). It replaces
  * job.updateProgress and QueueEventsProducer.publishEvent, one call each, for the Redis store.
