@@ -45,10 +45,15 @@ function tcpOf(client: Client): TcpSocket {
   return tcp;
 }
 
+/** Raw connections still open: a failed test leaves them, and a gateway's close would wait for them. */
+const rawSockets = new Set<TcpSocket>();
+
 /** A raw TCP connection to the gateway; `text` gathers what it answers, `closed` settles when it closes. */
 async function rawConnection(url: string) {
   const { hostname, port } = new URL(url);
   const socket = tcpConnect({ host: hostname, port: Number(port) });
+  rawSockets.add(socket);
+  socket.once('close', () => rawSockets.delete(socket));
   socket.setNoDelay(true);
   let text = '';
   socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
@@ -114,6 +119,7 @@ describe.each(GATEWAY_KINDS)('gateway against hostile clients on %s', (kind) => 
     ge = await GatewayEnv.create(kind, { CORS_ALLOWED_ORIGINS: `${ALLOWED},${ALSO_ALLOWED}` });
   });
   afterAll(async () => {
+    for (const socket of rawSockets) socket.destroy();
     await ge?.cleanup();
   });
 
@@ -278,6 +284,35 @@ describe.each(GATEWAY_KINDS)('gateway against hostile clients on %s', (kind) => 
     expect(chunks).toBeGreaterThan(limits.maxBufferedChunks);
     c.socket.destroy();
     await expectAlive(ge);
+  });
+
+  it('answers 408 to a request whose headers or body never finish (AIECS_HTTP_REQUEST_TIMEOUT_S)', async () => {
+    const g = await ge.addGateway({ CORS_ALLOWED_ORIGINS: ALLOWED, AIECS_HTTP_REQUEST_TIMEOUT_S: '1' });
+    const body = JSON.stringify(probe('echo'));
+    // A signed-in user's (without a token the gateway answers 401 before reading any body).
+    const auth = `Authorization: Bearer ${await token(uid('slow'))}\r\n`;
+    const starts = [
+      // The body: its first bytes, then nothing (Fastify's default, no limit, held it for good).
+      `POST /api/tasks HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\n` +
+        `Content-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`,
+      // The headers: never ended.
+      `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: `,
+    ];
+    for (const start of starts) {
+      const c = await rawConnection(g.url);
+      await c.write(start);
+      await until(
+        async () => /^HTTP\/1\.1 \d{3}/.test(c.text()),
+        15_000,
+        'an answer to the unfinished request',
+      );
+      expect(c.text()).toMatch(/^HTTP\/1\.1 408 /);
+      await c.closed;
+      expect(JSON.parse(c.text().slice(c.text().indexOf('\r\n\r\n') + 4))).toMatchObject({
+        error: { code: 'REQUEST_TIMEOUT' },
+      });
+    }
+    await expectAlive(ge, g.url);
   });
 
   it('rate-limits a flood of subscribe messages, then disconnects the flooder; the server stays up', async () => {

@@ -206,6 +206,8 @@ const envSchema = z.object({
   AIECS_JWT_SECRET: z.string().optional(),
   AIECS_RATE_LIMIT_PER_S: num().min(0).default(50),
   AIECS_RATE_LIMIT_BURST: positiveInt(100),
+  // Node's own default for receiving a request; Fastify turns it off (0) unless told.
+  AIECS_HTTP_REQUEST_TIMEOUT_S: nonNegativeInt(300, 86_400),
   AIECS_WS_MAX_MESSAGE_BYTES: positiveInt(64 * 1024),
   AIECS_WS_MAX_BUFFERED_PACKETS: positiveInt(5_000),
   AIECS_WS_MAX_BUFFERED_BYTES: positiveInt(8 * 1024 * 1024),
@@ -346,6 +348,11 @@ export interface AiecsConfig {
     /** Requests per second per user on one gateway node (0 = no limit). */
     rateLimitPerS: number;
     rateLimitBurst: number;
+    /**
+     * AIECS_HTTP_REQUEST_TIMEOUT_S (300): the longest a client may take to send a whole request,
+     * headers and body; then 408 and the connection closes. 0 = no limit (behind a proxy that has one).
+     */
+    httpRequestTimeoutMs: number;
     wsMaxMessageBytes: number;
     wsMaxBufferedPackets: number;
     wsMaxBufferedBytes: number;
@@ -461,6 +468,7 @@ function buildConfig(e: Env): AiecsConfig {
     gateway: {
       rateLimitPerS: e.AIECS_RATE_LIMIT_PER_S,
       rateLimitBurst: e.AIECS_RATE_LIMIT_BURST,
+      httpRequestTimeoutMs: e.AIECS_HTTP_REQUEST_TIMEOUT_S * 1000,
       wsMaxMessageBytes: e.AIECS_WS_MAX_MESSAGE_BYTES,
       wsMaxBufferedPackets: e.AIECS_WS_MAX_BUFFERED_PACKETS,
       wsMaxBufferedBytes: e.AIECS_WS_MAX_BUFFERED_BYTES,

@@ -75,6 +75,9 @@ export class Gateway {
       loggerInstance: logger.child({ component: 'gateway' }) as unknown as FastifyBaseLogger,
       logController: new LogController({ disableRequestLogging: true }),
       bodyLimit: config.maxInputBytes + 64 * 1024,
+      // A body trickled a byte at a time would otherwise hold its connection for good.
+      requestTimeout: config.gateway.httpRequestTimeoutMs,
+      http: httpServerOptions(config.gateway.httpRequestTimeoutMs),
       ...errorReplyOptions(logger),
     }) as unknown as FastifyInstance;
     // Every error reply in the documented shape, Fastify's own included (before the routes exist).
@@ -165,4 +168,20 @@ export async function startGateway(
   const gateway = new Gateway(options);
   const url = await gateway.listen(options.port, options.host);
   return { gateway, url };
+}
+
+/**
+ * Node's timers for a request timeout of `timeoutMs`. Its headers timeout (60 s) must not exceed
+ * the request timeout: Node then swaps the two, and a body would get 60 s whatever was set. It
+ * looks for late requests every 30 s by default: a tenth of the timeout here, from 1 s up to that.
+ */
+function httpServerOptions(timeoutMs: number): {
+  headersTimeout: number;
+  connectionsCheckingInterval: number;
+} {
+  if (timeoutMs === 0) return { headersTimeout: 60_000, connectionsCheckingInterval: 30_000 };
+  return {
+    headersTimeout: Math.min(60_000, timeoutMs),
+    connectionsCheckingInterval: Math.min(30_000, Math.max(1_000, Math.round(timeoutMs / 10))),
+  };
 }
