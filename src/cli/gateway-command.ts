@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
-import { openStore } from '../engine/open-store.js';
+import { configuredStoreOptions, openStore } from '../engine/open-store.js';
 import { historyOffLine } from '../engine/history/run-history.js';
 import { localSecret } from './local-gateway.js';
 import { checkPort, portError } from './port.js';
@@ -44,14 +44,10 @@ export async function gatewayAction(flags: GatewayFlags, cmd: Command): Promise<
   const registry = registerBuiltinServices(new ServiceRegistry());
   await loadServiceModules(flags.services, registry);
   const namespace = globals.namespace !== undefined ? { namespace: globals.namespace } : {};
-  const store = await openStore(config.brokerUrl, {
-    logger,
-    role: 'producer',
-    timeoutMs: config.storeTimeoutMs,
-    eventsMaxLen: config.eventsMaxLen,
-    upkeepIntervalMs: config.embeddedUpkeepIntervalMs,
-    ...namespace,
-  });
+  const store = await openStore(
+    config.brokerUrl,
+    configuredStoreOptions(config, { logger, role: 'producer', ...namespace }),
+  );
   // Loaded here, not at the top: `aiecs token` shares this module and needs neither.
   const { createApp } = await import('../engine/app.js');
   const { TemplateRegistry } = await import('../core/template-registry.js');

@@ -11,7 +11,7 @@ import { createLogger } from '../core/logger.js';
 import { enableMetrics } from '../core/metrics.js';
 import type { AiecsApp } from '../engine/app.js';
 import type { Store } from '../engine/store.js';
-import { openStore } from '../engine/open-store.js';
+import { configuredStoreOptions, openStore } from '../engine/open-store.js';
 import { parseBrokerUrl } from '../engine/store.js';
 import type { Gateway } from '../gateway/server.js';
 import { ServiceRegistry } from '../registry/registry.js';
@@ -64,14 +64,10 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
       ? undefined
       : { port: options.gateway?.port ?? config.port, host: options.gateway?.host ?? config.host };
   if (listenAt) await checkPort(listenAt.port, listenAt.host, 'another aiecs up?');
-  const store = await openStore(config.brokerUrl, {
-    logger,
-    role: 'worker',
-    timeoutMs: config.storeTimeoutMs,
-    eventsMaxLen: config.eventsMaxLen,
-    upkeepIntervalMs: config.embeddedUpkeepIntervalMs,
-    ...namespace,
-  });
+  const store = await openStore(
+    config.brokerUrl,
+    configuredStoreOptions(config, { logger, role: 'worker', ...namespace }),
+  );
   let worker: AiecsWorker | undefined;
   let app: AiecsApp | undefined;
   let gateway: Gateway | undefined;

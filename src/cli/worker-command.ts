@@ -7,7 +7,7 @@ import { parseBrokerUrl, redactUrl } from '../engine/store.js';
 import { ServiceRegistry } from '../registry/registry.js';
 import { registerBuiltinServices } from '../services/builtin.js';
 import { AiecsWorker } from '../worker/worker.js';
-import { openStore } from '../engine/open-store.js';
+import { configuredStoreOptions, openStore } from '../engine/open-store.js';
 import type { Store } from '../engine/store.js';
 import { runHistory, type RunningHistory } from '../engine/history/run-history.js';
 import type { GlobalOptions, WorkerFlags } from './options.js';
@@ -75,14 +75,10 @@ export function registerWorkerCommand(program: Command): void {
     if (flags.celery) celeryBrokerUrl(flags, config);
     const namespace = globals.namespace !== undefined ? { namespace: globals.namespace } : {};
     // Opened here, not by the worker: the task history's consumer shares it.
-    const store: Store = await openStore(config.brokerUrl, {
-      logger,
-      role: 'worker',
-      timeoutMs: config.storeTimeoutMs,
-      eventsMaxLen: config.eventsMaxLen,
-      upkeepIntervalMs: config.embeddedUpkeepIntervalMs,
-      ...namespace,
-    });
+    const store: Store = await openStore(
+      config.brokerUrl,
+      configuredStoreOptions(config, { logger, role: 'worker', ...namespace }),
+    );
     let history: RunningHistory | undefined;
     let celery: Awaited<ReturnType<typeof startCeleryBridge>>;
     const worker = new AiecsWorker({

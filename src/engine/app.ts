@@ -18,7 +18,7 @@ import { FAST_QUEUE, HEAVY_QUEUE, QUEUE_KINDS, TaskStatus, isTerminal } from '..
 import { encodeControl } from './control.js';
 import { ResultWaiter } from './result-waiter.js';
 import type { IndexFilter, Store, WorkerHeartbeat } from './store.js';
-import { openStore } from './open-store.js';
+import { configuredStoreOptions, openStore } from './open-store.js';
 import { StoreGuard, type GuardedCall } from './store-guard.js';
 import type { WorkflowNode, WorkflowRead } from '../core/workflow.js';
 import { isLinkJobId } from '../core/workflow-links.js';
@@ -138,14 +138,14 @@ export class AiecsApp {
   /** Opens the store (once); every other call does this implicitly. */
   store(): Promise<Store> {
     if (this.closed) return Promise.reject(new Error('the app is closed'));
-    this.storePromise ??= openStore(this.brokerUrl, {
-      logger: this.logger,
-      role: 'producer',
-      timeoutMs: this.config.storeTimeoutMs,
-      eventsMaxLen: this.config.eventsMaxLen,
-      upkeepIntervalMs: this.config.embeddedUpkeepIntervalMs,
-      ...(this.options.namespace !== undefined ? { namespace: this.options.namespace } : {}),
-    }).then(
+    this.storePromise ??= openStore(
+      this.brokerUrl,
+      configuredStoreOptions(this.config, {
+        logger: this.logger,
+        role: 'producer',
+        ...(this.options.namespace !== undefined ? { namespace: this.options.namespace } : {}),
+      }),
+    ).then(
       (store) => (this.openedStore = store),
       (error: unknown) => {
         // Not kept: the next call tries again (the store may be back by then).

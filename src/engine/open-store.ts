@@ -1,3 +1,4 @@
+import type { AiecsConfig } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import type { ResolvedStoreOptions, Store, StoreOptions } from './store.js';
 import { parseBrokerUrl } from './store.js';
@@ -23,4 +24,20 @@ export async function openStore(url: string, input: StoreOptions = {}): Promise<
       return openEmbeddedStore(parsed.dir, options);
     }
   }
+}
+
+/**
+ * The store options a configuration sets, beside the caller's own: every process that opens a
+ * store from the same configuration agrees on them (the events' max length must match).
+ */
+export function configuredStoreOptions(
+  config: Pick<AiecsConfig, 'storeTimeoutMs' | 'eventsMaxLen' | 'embeddedUpkeepIntervalMs'>,
+  own: Pick<StoreOptions, 'logger' | 'role' | 'namespace'>,
+): StoreOptions {
+  return {
+    ...own,
+    timeoutMs: config.storeTimeoutMs,
+    eventsMaxLen: config.eventsMaxLen,
+    upkeepIntervalMs: config.embeddedUpkeepIntervalMs,
+  };
 }

@@ -12,7 +12,7 @@ import type { QueueKind, StoredTaskData } from '../core/task.js';
 import { QUEUE_KINDS } from '../core/task.js';
 import { decodeControl } from '../engine/control.js';
 import type { Store, WorkerHeartbeat } from '../engine/store.js';
-import { openStore } from '../engine/open-store.js';
+import { configuredStoreOptions, openStore } from '../engine/open-store.js';
 import { indexFiredTask } from '../engine/schedules-fired.js';
 import type { ResultEnvelope } from '../engine/task-record.js';
 import { logProviderStatus } from '../providers/index.js';
@@ -128,14 +128,14 @@ export class AiecsWorker implements Controllable {
     await loadServiceModules(absoluteServicePaths(this.settings.services), this.registry);
     const store =
       this.options.store ??
-      (await openStore(this.options.broker ?? this.config.brokerUrl, {
-        logger: this.logger,
-        role: 'worker',
-        timeoutMs: this.config.storeTimeoutMs,
-        eventsMaxLen: this.config.eventsMaxLen,
-        upkeepIntervalMs: this.config.embeddedUpkeepIntervalMs,
-        ...(this.options.namespace !== undefined ? { namespace: this.options.namespace } : {}),
-      }));
+      (await openStore(
+        this.options.broker ?? this.config.brokerUrl,
+        configuredStoreOptions(this.config, {
+          logger: this.logger,
+          role: 'worker',
+          ...(this.options.namespace !== undefined ? { namespace: this.options.namespace } : {}),
+        }),
+      ));
     this.store = store;
     logProviderStatus(this.logger, this.config);
     const remote = new RemoteControl(store, this, this.logger);
