@@ -143,6 +143,19 @@ describe('PgliteUpkeep on PGlite', () => {
     expect(idle).toMatchObject({ vacuumed: [], analyzed: [], steps: [] });
     expect(idle.checkpointedWalBytes).toBeUndefined();
     expect(counting.statements).toHaveLength(1);
+
+    // A little written (an idle `aiecs up`'s heartbeats): still one query, though a small table
+    // is past its threshold; it is vacuumed once 256 KiB of log were written since the full pass.
+    await churn('trickle', 200, 10);
+    counting.statements.length = 0;
+    const small = await upkeep.runOnce();
+    expect(small).toMatchObject({ vacuumed: [], analyzed: [], steps: [] });
+    expect(counting.statements).toHaveLength(1);
+    expect((await tableStats('trickle')).dead).toBeGreaterThan(150);
+    await churn('bulk', 3_000, 3_000);
+    const full = await upkeep.runOnce();
+    expect(full.vacuumed).toContain('trickle');
+    expect((await tableStats('trickle')).dead).toBe(0);
     await upkeep.close();
   });
 

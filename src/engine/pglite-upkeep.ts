@@ -10,7 +10,12 @@
  * first minute and the log at a few segments.
  *
  * What runs, every `intervalMs` (default 15 s; an unref'd timer, so it never keeps a process up):
- * - Nothing more than one query when the log has not moved since the last pass (an idle store).
+ * - Nothing more than one query when the log has not moved since the last pass (an idle store),
+ *   or less than 256 KiB of it was written since the last pass that read the statistics. An idle
+ *   `aiecs up` still writes a little (heartbeats, stalled-job checks: about 8 KB a minute), and
+ *   reading the statistics every pass cost it three queries each time for nothing; 256 KiB is
+ *   about 50 no-op tasks, far below what makes a table worth a vacuum, and a store under load
+ *   writes it within one interval.
  * - VACUUM and ANALYZE of each table of the store's schema past the thresholds PostgreSQL's own
  *   autovacuum uses by default: dead rows over 50 + 20 % of the live ones (or, for tables that
  *   only grow, rows inserted since the last vacuum over 1,000 + 20 %), rows changed since the last
@@ -50,6 +55,8 @@ const INSERT_VACUUM_BASE = 1_000;
 const INSERT_VACUUM_SCALE = 0.2;
 const ANALYZE_BASE = 50;
 const ANALYZE_SCALE = 0.1;
+/** Log written since the last full pass below which a pass reads no statistics. */
+export const UPKEEP_MIN_WAL_BYTES = 256 * 1024;
 /** One WAL segment (PGlite's wal_segment_size). */
 const CHECKPOINT_WAL_BYTES = 16 * 1024 * 1024;
 /** PostgreSQL's checkpoint_timeout. */
@@ -92,14 +99,20 @@ const STATS_SQL = `SELECT relname,
     n_ins_since_vacuum::float8 AS inserted, n_mod_since_analyze::float8 AS changed
   FROM pg_stat_user_tables WHERE schemaname = $1`;
 
-/** The log's position, and how much of it was written since the last checkpoint began, and when. */
+/**
+ * The log's position, how much of it was written since a position ($1) and since the last
+ * checkpoint began, and when that was.
+ */
 const WAL_SQL = `SELECT pg_current_wal_insert_lsn()::text AS lsn,
+    pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::pg_lsn)::float8 AS since_pass,
     pg_wal_lsn_diff(pg_current_wal_insert_lsn(), redo_lsn)::float8 AS since_checkpoint,
     (EXTRACT(EPOCH FROM checkpoint_time) * 1000)::float8 AS checkpoint_ms
   FROM pg_control_checkpoint()`;
 
 interface WalState {
   lsn: string;
+  /** Bytes of log written since the last full pass. */
+  sincePass: number;
   sinceCheckpoint: number;
   checkpointMs: number;
 }
@@ -109,7 +122,9 @@ export class PgliteUpkeep {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
   /** The log's position after the last pass: unchanged means nothing was written since. */
-  private lastLsn: string | undefined;
+  private seenLsn: string | undefined;
+  /** The log's position after the last full pass (one that read the statistics). */
+  private fullPassLsn = '0/0';
   private failing = false;
   private closed = false;
 
@@ -159,7 +174,17 @@ export class PgliteUpkeep {
     const started = performance.now();
     const report: UpkeepReport = { vacuumed: [], analyzed: [], steps: [], ms: 0 };
     const wal = await this.wal();
-    if (wal.lsn === this.lastLsn) return report;
+    if (wal.lsn === this.seenLsn) return this.finished(report, started);
+    const full = wal.sincePass >= UPKEEP_MIN_WAL_BYTES;
+    if (full) await this.vacuumAndAnalyze(report);
+    await this.checkpointIfDue(report, wal);
+    // Reading statistics writes no log; a statement run here does, so the next pass starts after it.
+    this.seenLsn = report.steps.length > 0 ? (await this.wal()).lsn : wal.lsn;
+    if (full) this.fullPassLsn = this.seenLsn;
+    return this.finished(report, started);
+  }
+
+  private async vacuumAndAnalyze(report: UpkeepReport): Promise<void> {
     const schema = this.options.schema;
     // The session's own counts reach the statistics at the end of its next transaction (this one).
     await this.pool.query('SELECT pg_stat_force_next_flush()');
@@ -186,6 +211,14 @@ export class PgliteUpkeep {
         report.analyzed.push(table.relname);
       }
     }
+  }
+
+  private finished(report: UpkeepReport, started: number): UpkeepReport {
+    report.ms = performance.now() - started;
+    return report;
+  }
+
+  private async checkpointIfDue(report: UpkeepReport, wal: WalState): Promise<void> {
     const age = Date.now() - wal.checkpointMs;
     if (
       !this.closed &&
@@ -195,10 +228,6 @@ export class PgliteUpkeep {
       await this.timed(report, 'checkpoint', 'CHECKPOINT');
       report.checkpointedWalBytes = wal.sinceCheckpoint;
     }
-    // Reading statistics writes no log; a statement run here does, so the next pass starts after it.
-    this.lastLsn = report.steps.length > 0 ? (await this.wal()).lsn : wal.lsn;
-    report.ms = performance.now() - started;
-    return report;
   }
 
   private async timed(report: UpkeepReport, kind: UpkeepStatement, statement: string): Promise<void> {
@@ -210,10 +239,11 @@ export class PgliteUpkeep {
   }
 
   private async wal(): Promise<WalState> {
-    const { rows } = await this.pool.query(WAL_SQL);
+    const { rows } = await this.pool.query(WAL_SQL, [this.fullPassLsn]);
     const row = rows[0] ?? {};
     return {
       lsn: String(row.lsn),
+      sincePass: Number(row.since_pass),
       sinceCheckpoint: Number(row.since_checkpoint),
       checkpointMs: Number(row.checkpoint_ms),
     };
