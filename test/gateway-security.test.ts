@@ -6,6 +6,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { MAX_CONNECT_ATTEMPTS } from '../src/gateway/realtime.js';
 import { socketLimits } from '../src/gateway/socket-limits.js';
 import {
   GATEWAY_KINDS,
@@ -243,6 +244,41 @@ describe.each(GATEWAY_KINDS)('gateway against hostile clients on %s', (kind) => 
     await c.closed;
     expect(sent).toBeLessThan(payload);
     expect(sent).toBeGreaterThanOrEqual(limits.maxBufferedChunks - 1);
+    await expectAlive(ge);
+  });
+
+  it('closes a connection that keeps asking to join with refused tokens, after a few tries', async () => {
+    /** An engine.io WebSocket with what it was sent, packet by packet. */
+    const open = async () => {
+      const ws = new WebSocket(`${ge.url.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket`);
+      const got: string[] = [];
+      ws.on('message', (data: Buffer) => got.push(data.toString()));
+      ws.on('error', () => {});
+      const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+      await until(async () => got.some((p) => p.startsWith('0{')), 10_000, 'the open packet');
+      return { ws, got, closed, refusals: () => got.filter((p) => p.startsWith('44')).length };
+    };
+    // A client whose token was refused may send a fresh one on the same connection.
+    const retry = await open();
+    for (let i = 1; i <= 2; i++) {
+      retry.ws.send('40{"token":"not-a-token"}');
+      await until(async () => retry.refusals() === i, 10_000, `refusal ${i}`);
+    }
+    retry.ws.send(`40${JSON.stringify({ token: await token(uid('retrier')) })}`);
+    await until(async () => retry.got.some((p) => p.startsWith('40{"sid"')), 10_000, 'the join');
+    retry.ws.close();
+
+    // One that keeps trying is closed: each try was a token check, as fast as it could send.
+    const flood = await open();
+    const tries = 1_000;
+    for (let i = 0; i < tries && flood.ws.readyState === WebSocket.OPEN; i++)
+      flood.ws.send('40{"token":"x.y.z"}');
+    await Promise.race([flood.closed, sleep(20_000)]);
+    expect(flood.ws.readyState).toBe(WebSocket.CLOSED);
+    // The tries still being checked when it closed are answered no more.
+    expect(flood.refusals()).toBeGreaterThanOrEqual(1);
+    expect(flood.refusals()).toBeLessThanOrEqual(MAX_CONNECT_ATTEMPTS + 1);
+    expect(flood.got.some((p) => p.includes('too many connect attempts'))).toBe(true);
     await expectAlive(ge);
   });
 

@@ -36,6 +36,14 @@ interface SocketData {
   expiry?: NodeJS.Timeout;
 }
 
+/**
+ * Namespace CONNECT packets one connection may send, joined or not. socket.io keeps a
+ * connection whose token was refused open (its client may send a fresh token on it) until
+ * `connectTimeout` (45 s), and each CONNECT costs a token check and a socket; without a bound one
+ * connection could make the gateway check tokens as fast as it sends them. A browser sends one.
+ */
+export const MAX_CONNECT_ATTEMPTS = 5;
+
 /** setTimeout's longest delay (a longer one fires at once); a later expiry is re-armed from there. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -77,7 +85,21 @@ export class Realtime {
       },
       serveClient: false,
     });
+    const attempts = new WeakMap<object, number>();
     this.io.use((socket, next) => {
+      const tries = (attempts.get(socket.conn) ?? 0) + 1;
+      attempts.set(socket.conn, tries);
+      if (tries > MAX_CONNECT_ATTEMPTS) {
+        next(
+          Object.assign(new Error('too many connect attempts on one connection'), {
+            data: { code: 'RATE_LIMITED' },
+          }),
+        );
+        // Right after the refusal, which socket.io writes on the next tick; any later try finds the
+        // connection closing and is dropped unanswered.
+        if (tries === MAX_CONNECT_ATTEMPTS + 1) process.nextTick(() => socket.conn.close());
+        return;
+      }
       const auth = socket.handshake.auth as { token?: unknown };
       const token =
         typeof auth?.token === 'string' ? auth.token : bearer(socket.handshake.headers.authorization);
