@@ -2,7 +2,7 @@
  * `npm run bench`: the same workloads through aiecs and through raw BullMQ on the same store in one
  * run, with their ratio. The machine may be shared and noisy, so only ratios within one run count.
  *
- *   npm run bench [-- --json] [-- --quick] [-- --only redis,embedded,latency,io,rss,startup,fanout,llm,dashboard,workflow,history,celery,postgres,backlog,scaleout,celery_direct]
+ *   npm run bench [-- --json] [-- --quick] [-- --only redis,options,embedded,latency,io,rss,startup,fanout,llm,dashboard,workflow,history,celery,postgres,backlog,scaleout,celery_direct]
  *
  * Tables go to stdout, progress to stderr; with --json the last stdout line is one JSON object.
  * Everything talks to 127.0.0.1 only, and every child process and temp dir is removed at the end,
@@ -19,12 +19,14 @@ import { llm, llmProblems } from './llm.js';
 import { BENCH_POSTGRES_URL, postgresUnavailable, redactPassword } from './postgres-server.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 import { figures, historyProblems, renderTables, type Results } from './report.js';
+import { optionCosts } from './option-costs.js';
 import { scaleout } from './scaleout.js';
 import { workflow } from './workflow.js';
 import { ioWall, latency, throughput } from './workloads.js';
 
 const SECTIONS = [
   'redis',
+  'options',
   'embedded',
   'latency',
   'io',
@@ -44,6 +46,7 @@ const SECTIONS = [
 type Section = (typeof SECTIONS)[number];
 const NEEDS_REDIS: ReadonlySet<Section> = new Set([
   'redis',
+  'options',
   'latency',
   'io',
   'rss',
@@ -95,6 +98,8 @@ function sizes(quick: boolean) {
   return quick
     ? {
         redis: 1_000,
+        options: 1_000,
+        optionRounds: 1,
         embedded: 500,
         latency: 100,
         io: 200,
@@ -118,6 +123,10 @@ function sizes(quick: boolean) {
       // the same code's rounds spread by a third (126-199 us/task) within one run.
       {
         redis: 10_000,
+        options: 10_000,
+        // One round in two or three ran on a machine slowed for a while, by a third or more: eight
+        // rounds give their paired median enough pairs that a slow stretch hurts all four alike.
+        optionRounds: 8,
         embedded: 3_000,
         // A p99 of 500 samples is the fifth-worst one: two runs of 5,000 a side put aiecs's at
         // 2.83 and 3.55 ms where 500-sample runs had read 3.55-5.28; about 4 s a side.
@@ -180,6 +189,8 @@ async function run(options: Options): Promise<number> {
           withTaskOptions: true,
           withMetrics: true,
         })),
+      options: async () =>
+        void (results.options = await optionCosts(url, n.options, n.optionRounds, progress)),
       embedded: async () =>
         void (results.embedded = await throughput(undefined, n.embedded, n.rounds, progress)),
       latency: async () => void (results.latency = await latency(url, n.latency, progress)),

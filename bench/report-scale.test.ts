@@ -197,3 +197,40 @@ describe('the celery_direct section', () => {
     expect(renderTables(noGevent)).toMatch(/I\/O wall s +1\.00 +skipped: python3 without gevent/);
   });
 });
+
+describe('the options section', () => {
+  const r = run({
+    options: {
+      count: 10_000,
+      warmupRounds: 2,
+      runs: {
+        plain: [12_000, 11_000],
+        priority: [11_000, 10_300],
+        job_id: [11_700, 10_600],
+        both: [10_500, 9_600],
+      },
+      cpuRuns: { plain: [60, 62], priority: [68, 70], job_id: [65, 64], both: [74, 73] },
+      best: { plain: 12_000, priority: 11_000, job_id: 11_700, both: 10_500 },
+      ratioVsPlain: { priority: 0.93, job_id: 0.97, both: 0.87 },
+    },
+  });
+
+  it('names the jobs/s of every side and each option against plain BullMQ', () => {
+    expect(figures(r)).toMatchObject({
+      options_plain_jobs_s: 12_000,
+      options_priority_jobs_s: 11_000,
+      options_job_id_jobs_s: 11_700,
+      options_both_jobs_s: 10_500,
+      options_priority_ratio: 0.93,
+      options_job_id_ratio: 0.97,
+      options_both_ratio: 0.87,
+    });
+  });
+
+  it('prints the paired ratios and the lowest CPU per task of each side', () => {
+    const text = renderTables(r);
+    expect(text).toMatch(/What aiecs's job options cost raw BullMQ on Redis \(10,000 no-op tasks/);
+    expect(text).toMatch(/vs plain, paired median +1\.00 +0\.93 +0\.97 +0\.87 +no goal/);
+    expect(text).toMatch(/CPU us\/task, lowest +60 +68 +64 +73/);
+  });
+});

@@ -16,12 +16,15 @@ import {
   verdict,
   type Cell,
 } from './report-format.js';
+import type { OptionCostsResult } from './option-costs.js';
 import type { ScaleoutResult } from './scaleout.js';
 import { meets, pairedRatioMedian, ratio, round } from './stats.js';
 import type { IoResult, LatencyResult, ThroughputResult } from './workloads.js';
 
 /** The sections of this module; report.ts's Results carries them. */
 export interface ScaleSections {
+  /** Raw BullMQ on Redis with none, each and both of the job options aiecs sets: what each costs. */
+  options?: OptionCostsResult;
   /** aiecs's PostgreSQL store against raw BullMQ's PostgreSQL backend, no-op tasks. */
   postgres?: ThroughputResult | { skipped: string };
   backlog?: BacklogResult;
@@ -187,6 +190,27 @@ function celeryDirectTable(r: CeleryDirectResult, aiecs: AiecsRows): string {
   );
 }
 
+function optionsTable(r: OptionCostsResult): string {
+  const sides = ['plain', 'priority', 'job_id', 'both'] as const;
+  return table(
+    `What aiecs's job options cost raw BullMQ on Redis (${fmt(r.count)} no-op tasks, no aiecs code; ` +
+      `${r.runs.plain.length} rounds after ${r.warmupRounds} warm-up, every side once a round; higher is better)`,
+    ['', 'plain', 'priority', 'job id (UUID)', 'both', ''],
+    [
+      ['jobs/s, best', ...sides.map((side) => fmt(r.best[side])), 'no goal'],
+      [
+        'vs plain, paired median',
+        '1.00',
+        fmt(r.ratioVsPlain.priority, 2),
+        fmt(r.ratioVsPlain.job_id, 2),
+        fmt(r.ratioVsPlain.both, 2),
+        'no goal',
+      ],
+      ['CPU us/task, lowest', ...sides.map((side) => fmt(Math.min(...r.cpuRuns[side]))), ''],
+    ],
+  );
+}
+
 /** aiecs's no-op rate over Celery's, and Celery's I/O wall time over aiecs's: > 1 is aiecs ahead. */
 export function celeryRatios(
   r: CeleryDirectResult,
@@ -202,6 +226,7 @@ export function celeryRatios(
 /** This module's tables, in section order, for the sections that ran. */
 export function scaleTables(r: ScaleSections, aiecs: AiecsRows): string[] {
   return [
+    r.options && optionsTable(r.options),
     r.postgres && postgresTable(r.postgres),
     r.backlog && backlogTable(r.backlog),
     r.scaleout && scaleoutTable(r.scaleout),
@@ -230,7 +255,16 @@ export const CELERY_DIRECT_KEYS = [
 /** The named figures of the sections that ran (null for one that could not). */
 export function scaleFigures(r: ScaleSections, aiecs: AiecsRows): Figures {
   const out: Figures = {};
-  const { postgres, backlog, scaleout, celeryDirect } = r;
+  const { options, postgres, backlog, scaleout, celeryDirect } = r;
+  if (options) {
+    out.options_plain_jobs_s = round(options.best.plain);
+    out.options_priority_jobs_s = round(options.best.priority);
+    out.options_job_id_jobs_s = round(options.best.job_id);
+    out.options_both_jobs_s = round(options.best.both);
+    out.options_priority_ratio = round(options.ratioVsPlain.priority, 2);
+    out.options_job_id_ratio = round(options.ratioVsPlain.job_id, 2);
+    out.options_both_ratio = round(options.ratioVsPlain.both, 2);
+  }
   if (postgres && 'skipped' in postgres) Object.assign(out, nulls(POSTGRES_KEYS));
   else if (postgres) {
     out.postgres_aiecs_jobs_s = round(postgres.aiecs);

@@ -257,6 +257,11 @@ function bullData(task: BenchTask): BullData {
  */
 export interface BullmqShape {
   withTaskOptions: boolean;
+  /**
+   * With the task options: only this one of the two that cost BullMQ (the attempts and the named
+   * worker stay), so the option-costs section can tell the priority's share from the job id's.
+   */
+  only?: 'priority' | 'jobId';
 }
 
 export async function bullmqTarget(
@@ -276,8 +281,8 @@ export async function bullmqTarget(
   const config = shape.withTaskOptions ? loadConfig({}) : undefined;
   const jobOptions = config
     ? () => ({
-        jobId: randomUUID(),
-        priority: toBullPriority(DEFAULT_PRIORITY[FAST_QUEUE]),
+        ...(shape.only !== 'priority' ? { jobId: randomUUID() } : {}),
+        ...(shape.only !== 'jobId' ? { priority: toBullPriority(DEFAULT_PRIORITY[FAST_QUEUE]) } : {}),
         attempts: config.maxAttempts,
       })
     : () => undefined;

@@ -14,6 +14,7 @@ import {
   bullmqTarget,
   type BenchHistory,
   type BenchTask,
+  type BullmqShape,
   type StoreChoice,
   type Target,
 } from './targets.js';
@@ -31,7 +32,16 @@ export type Side = 'aiecs' | 'bullmq';
  * The throughput workload's optional sides: raw BullMQ with aiecs's job options, aiecs with its
  * metrics counted and scraped, and aiecs with the task history kept in PostgreSQL.
  */
-type ThroughputSide = Side | 'bullmq_opts' | 'aiecs_metrics' | 'aiecs_history';
+export type ThroughputSide =
+  Side | 'bullmq_opts' | 'bullmq_priority' | 'bullmq_job_id' | 'aiecs_metrics' | 'aiecs_history';
+
+/** Raw BullMQ's shape per side: plain, with aiecs's job options, or with one of them (option-costs.ts). */
+const BULLMQ_SHAPES: Partial<Record<ThroughputSide, BullmqShape>> = {
+  bullmq: { withTaskOptions: false },
+  bullmq_opts: { withTaskOptions: true },
+  bullmq_priority: { withTaskOptions: true, only: 'priority' },
+  bullmq_job_id: { withTaskOptions: true, only: 'jobId' },
+};
 
 let serial = 0;
 /** A Redis key prefix no earlier run used (namespaces must match /^[a-z_][a-z0-9_]{0,40}$/). */
@@ -48,7 +58,7 @@ function storeFor(side: ThroughputSide, storeUrl: string | undefined): StoreChoi
     : { kind: 'redis', url: storeUrl, namespace: prefix(side) };
 }
 
-async function withTarget<T>(
+export async function withTarget<T>(
   side: ThroughputSide,
   storeUrl: string | undefined,
   concurrency: number,
@@ -62,7 +72,7 @@ async function withTarget<T>(
           metrics: side === 'aiecs_metrics',
           ...(side === 'aiecs_history' && history ? { history } : {}),
         })
-      : bullmqTarget(store, concurrency, { withTaskOptions: side === 'bullmq_opts' }),
+      : bullmqTarget(store, concurrency, BULLMQ_SHAPES[side]),
     CALL_TIMEOUT_MS,
     `starting ${side}`,
   );
@@ -237,6 +247,8 @@ export async function throughput(
     aiecs: [],
     bullmq: [],
     bullmq_opts: [],
+    bullmq_priority: [],
+    bullmq_job_id: [],
     aiecs_metrics: [],
     aiecs_history: [],
   });
