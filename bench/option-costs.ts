@@ -6,7 +6,8 @@
  * either). The `redis` row's gap to plain BullMQ splits by these figures into what each option
  * costs BullMQ itself; aiecs's own layer is the `redis` row's ratio to raw BullMQ with both.
  */
-import { best, pairedRatioMedian, perSecond } from './stats.js';
+import { Redis } from 'ioredis';
+import { best, pairedRatioMedian, percentile, perSecond } from './stats.js';
 import { timedBatch, withTarget, type ThroughputSide } from './workloads.js';
 
 export const OPTION_SIDES = ['plain', 'priority', 'job_id', 'both'] as const;
@@ -29,10 +30,24 @@ export interface OptionCostsResult {
   runs: Record<OptionSide, number[]>;
   /** This process's CPU (producer, worker, polling) per task of every measured round. */
   cpuRuns: Record<OptionSide, number[]>;
+  /**
+   * redis-server's own time per task of every measured round (INFO commandstats, reset before the
+   * round): the rounds' rates move by more than the options cost, this far less.
+   */
+  redisRuns: Record<OptionSide, number[]>;
   /** Best jobs/s per side. */
   best: Record<OptionSide, number>;
   /** Median over rounds of the side's jobs/s over plain BullMQ's of the same round. */
   ratioVsPlain: Record<CostedSide, number>;
+  /** Median of redisRuns per side. */
+  redisUsPerTask: Record<OptionSide, number>;
+}
+
+/** The time redis-server spent in commands since its stats were reset, in microseconds. */
+export function commandUsec(info: string): number {
+  let total = 0;
+  for (const match of info.matchAll(/^cmdstat_[^:]+:calls=\d+,usec=(\d+),/gm)) total += Number(match[1]);
+  return total;
 }
 
 /**
@@ -48,39 +63,49 @@ export async function optionCosts(
 ): Promise<OptionCostsResult> {
   const runs = emptySides();
   const cpuRuns = emptySides();
+  const redisRuns = emptySides();
   const budgetMs = 30_000 + count * 30;
   const order = (round: number): OptionSide[] =>
     OPTION_SIDES.map((_, i) => OPTION_SIDES[(i + round) % OPTION_SIDES.length]!);
-  for (let round = -OPTION_WARMUP_ROUNDS; round < rounds; round++) {
-    for (const side of order(round + OPTION_WARMUP_ROUNDS)) {
-      const { ms, cpuUs } = await withTarget(TARGET_SIDE[side], redisUrl, 100, async (target) => {
-        const before = process.cpuUsage();
-        const elapsed = await timedBatch(target, count, { kind: 'noop' }, budgetMs);
-        const used = process.cpuUsage(before);
-        return { ms: elapsed, cpuUs: used.user + used.system };
-      });
-      if (round < 0) continue;
-      const rate = perSecond(count, ms);
-      runs[side].push(rate);
-      cpuRuns[side].push(cpuUs / count);
-      log(
-        `  round ${round + 1}, ${side}: ${rate.toFixed(0)} jobs/s, ${(cpuUs / count).toFixed(0)} us CPU/task`,
-      );
+  const stats = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await stats.connect();
+  try {
+    for (let round = -OPTION_WARMUP_ROUNDS; round < rounds; round++) {
+      for (const side of order(round + OPTION_WARMUP_ROUNDS)) {
+        const measured = await withTarget(TARGET_SIDE[side], redisUrl, 100, async (target) => {
+          await stats.config('RESETSTAT');
+          const before = process.cpuUsage();
+          const ms = await timedBatch(target, count, { kind: 'noop' }, budgetMs);
+          const used = process.cpuUsage(before);
+          const redisUs = commandUsec(await stats.info('commandstats'));
+          return { ms, cpuUs: used.user + used.system, redisUs };
+        });
+        if (round < 0) continue;
+        const rate = perSecond(count, measured.ms);
+        runs[side].push(rate);
+        cpuRuns[side].push(measured.cpuUs / count);
+        redisRuns[side].push(measured.redisUs / count);
+        log(
+          `  round ${round + 1}, ${side}: ${rate.toFixed(0)} jobs/s, ` +
+            `${(measured.cpuUs / count).toFixed(0)} us CPU/task, redis ${(measured.redisUs / count).toFixed(1)} us/task`,
+        );
+      }
     }
+  } finally {
+    stats.disconnect();
   }
   const vsPlain = (side: CostedSide) => pairedRatioMedian(runs[side], runs.plain);
+  const perSide = (of: (side: OptionSide) => number) =>
+    Object.fromEntries(OPTION_SIDES.map((side) => [side, of(side)])) as Record<OptionSide, number>;
   return {
     count,
     warmupRounds: OPTION_WARMUP_ROUNDS,
     runs,
     cpuRuns,
-    best: {
-      plain: best(runs.plain),
-      priority: best(runs.priority),
-      job_id: best(runs.job_id),
-      both: best(runs.both),
-    },
+    redisRuns,
+    best: perSide((side) => best(runs[side])),
     ratioVsPlain: { priority: vsPlain('priority'), job_id: vsPlain('job_id'), both: vsPlain('both') },
+    redisUsPerTask: perSide((side) => percentile(redisRuns[side], 50)),
   };
 }
 

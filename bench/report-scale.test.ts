@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { BacklogResult, BacklogSide } from './backlog.js';
 import type { CeleryDirectMeasured } from './celery-direct.js';
 import { figures, renderTables, type Results } from './report.js';
+import { commandUsec } from './option-costs.js';
 import { CELERY_DIRECT_KEYS, POSTGRES_KEYS } from './report-scale.js';
 import type { ThroughputResult } from './workloads.js';
 
@@ -210,8 +211,10 @@ describe('the options section', () => {
         both: [10_500, 9_600],
       },
       cpuRuns: { plain: [60, 62], priority: [68, 70], job_id: [65, 64], both: [74, 73] },
+      redisRuns: { plain: [76, 77], priority: [88, 89], job_id: [82, 83], both: [89, 90] },
       best: { plain: 12_000, priority: 11_000, job_id: 11_700, both: 10_500 },
       ratioVsPlain: { priority: 0.93, job_id: 0.97, both: 0.87 },
+      redisUsPerTask: { plain: 76.1, priority: 88.2, job_id: 82.4, both: 89.3 },
     },
   });
 
@@ -224,6 +227,10 @@ describe('the options section', () => {
       options_priority_ratio: 0.93,
       options_job_id_ratio: 0.97,
       options_both_ratio: 0.87,
+      options_plain_redis_us_per_task: 76.1,
+      options_priority_redis_us_per_task: 88.2,
+      options_job_id_redis_us_per_task: 82.4,
+      options_both_redis_us_per_task: 89.3,
     });
   });
 
@@ -232,5 +239,14 @@ describe('the options section', () => {
     expect(text).toMatch(/What aiecs's job options cost raw BullMQ on Redis \(10,000 no-op tasks/);
     expect(text).toMatch(/vs plain, paired median +1\.00 +0\.93 +0\.97 +0\.87 +no goal/);
     expect(text).toMatch(/CPU us\/task, lowest +60 +68 +64 +73/);
+    expect(text).toMatch(/redis-server us\/task, median +76\.1 +88\.2 +82\.4 +89\.3/);
+  });
+
+  it('sums the time of every command INFO commandstats lists', () => {
+    const info =
+      '# Commandstats\r\ncmdstat_evalsha:calls=20,usec=1500,usec_per_call=75.00,rejected_calls=0,failed_calls=0\r\n' +
+      'cmdstat_xadd:calls=40,usec=120,usec_per_call=3.00,rejected_calls=0,failed_calls=0\r\n';
+    expect(commandUsec(info)).toBe(1620);
+    expect(commandUsec('# Commandstats\r\n')).toBe(0);
   });
 });

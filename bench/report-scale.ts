@@ -207,6 +207,7 @@ function optionsTable(r: OptionCostsResult): string {
         'no goal',
       ],
       ['CPU us/task, lowest', ...sides.map((side) => fmt(Math.min(...r.cpuRuns[side]))), ''],
+      ['redis-server us/task, median', ...sides.map((side) => fmt(r.redisUsPerTask[side], 1)), ''],
     ],
   );
 }
@@ -264,6 +265,8 @@ export function scaleFigures(r: ScaleSections, aiecs: AiecsRows): Figures {
     out.options_priority_ratio = round(options.ratioVsPlain.priority, 2);
     out.options_job_id_ratio = round(options.ratioVsPlain.job_id, 2);
     out.options_both_ratio = round(options.ratioVsPlain.both, 2);
+    for (const side of ['plain', 'priority', 'job_id', 'both'] as const)
+      out[`options_${side}_redis_us_per_task`] = round(options.redisUsPerTask[side], 1);
   }
   if (postgres && 'skipped' in postgres) Object.assign(out, nulls(POSTGRES_KEYS));
   else if (postgres) {
