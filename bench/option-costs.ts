@@ -21,7 +21,7 @@ const TARGET_SIDE: Record<OptionSide, ThroughputSide> = {
   both: 'bullmq_opts',
 };
 
-export const OPTION_WARMUP_ROUNDS = 2;
+const OPTION_WARMUP_ROUNDS = 2;
 
 export interface OptionCostsResult {
   count: number;

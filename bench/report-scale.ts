@@ -16,7 +16,7 @@ import {
   verdict,
   type Cell,
 } from './report-format.js';
-import type { OptionCostsResult } from './option-costs.js';
+import { OPTION_SIDES, type OptionCostsResult } from './option-costs.js';
 import type { ScaleoutResult } from './scaleout.js';
 import { meets, pairedRatioMedian, ratio, round } from './stats.js';
 import type { IoResult, LatencyResult, ThroughputResult } from './workloads.js';
@@ -191,13 +191,12 @@ function celeryDirectTable(r: CeleryDirectResult, aiecs: AiecsRows): string {
 }
 
 function optionsTable(r: OptionCostsResult): string {
-  const sides = ['plain', 'priority', 'job_id', 'both'] as const;
   return table(
     `What aiecs's job options cost raw BullMQ on Redis (${fmt(r.count)} no-op tasks, no aiecs code; ` +
       `${r.runs.plain.length} rounds after ${r.warmupRounds} warm-up, every side once a round; higher is better)`,
     ['', 'plain', 'priority', 'job id (UUID)', 'both', ''],
     [
-      ['jobs/s, best', ...sides.map((side) => fmt(r.best[side])), 'no goal'],
+      ['jobs/s, best', ...OPTION_SIDES.map((side) => fmt(r.best[side])), 'no goal'],
       [
         'vs plain, paired median',
         '1.00',
@@ -206,8 +205,8 @@ function optionsTable(r: OptionCostsResult): string {
         fmt(r.ratioVsPlain.both, 2),
         'no goal',
       ],
-      ['CPU us/task, lowest', ...sides.map((side) => fmt(Math.min(...r.cpuRuns[side]))), ''],
-      ['redis-server us/task, median', ...sides.map((side) => fmt(r.redisUsPerTask[side], 1)), ''],
+      ['CPU us/task, lowest', ...OPTION_SIDES.map((side) => fmt(Math.min(...r.cpuRuns[side]))), ''],
+      ['redis-server us/task, median', ...OPTION_SIDES.map((side) => fmt(r.redisUsPerTask[side], 1)), ''],
     ],
   );
 }
@@ -265,7 +264,7 @@ export function scaleFigures(r: ScaleSections, aiecs: AiecsRows): Figures {
     out.options_priority_ratio = round(options.ratioVsPlain.priority, 2);
     out.options_job_id_ratio = round(options.ratioVsPlain.job_id, 2);
     out.options_both_ratio = round(options.ratioVsPlain.both, 2);
-    for (const side of ['plain', 'priority', 'job_id', 'both'] as const)
+    for (const side of OPTION_SIDES)
       out[`options_${side}_redis_us_per_task`] = round(options.redisUsPerTask[side], 1);
   }
   if (postgres && 'skipped' in postgres) Object.assign(out, nulls(POSTGRES_KEYS));

@@ -29,8 +29,9 @@ const WARMUP_ROUNDS = 3;
 
 export type Side = 'aiecs' | 'bullmq';
 /**
- * The throughput workload's optional sides: raw BullMQ with aiecs's job options, aiecs with its
- * metrics counted and scraped, and aiecs with the task history kept in PostgreSQL.
+ * The throughput workload's optional sides: raw BullMQ with aiecs's job options (or, for the
+ * option-costs section, with its priority or its job id alone), aiecs with its metrics counted and
+ * scraped, and aiecs with the task history kept in PostgreSQL.
  */
 export type ThroughputSide =
   Side | 'bullmq_opts' | 'bullmq_priority' | 'bullmq_job_id' | 'aiecs_metrics' | 'aiecs_history';
